@@ -1,0 +1,128 @@
+"""Configuration: every setting the bot reads, from environment variables with defaults.
+
+This is the one place that reads the environment. `SETTINGS_TABLE` is also what the README's
+table and the template checks are tested against, so a new setting is added here first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    kind: type
+    default: Any
+    help: str
+    secret: bool = False
+
+
+def _bool(raw: str, env: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{env} must be true or false, not {raw!r}")
+
+
+SETTINGS_TABLE: tuple[Setting, ...] = (
+    # Database
+    Setting("DATABASE_URL", "database_url", str, "", "Postgres URL. Empty: the local runtime starts an embedded Postgres.", secret=True),
+    Setting("DB_STATEMENT_TIMEOUT_MS", "db_statement_timeout_ms", int, 5000, "Statement timeout for every database session, in milliseconds."),
+    Setting("DB_CONNECT_TIMEOUT_S", "db_connect_timeout_s", int, 5, "Seconds to wait for a database connection."),
+    Setting("DB_PREPARE_THRESHOLD", "db_prepare_threshold", int, 5, "psycopg prepare threshold; -1 disables server-side prepared statements (for PgBouncer in transaction mode)."),
+    Setting("DB_POOL_MAX", "db_pool_max", int, 10, "Largest connection pool of the local runtime (Lambda keeps one connection per container)."),
+    # Discord
+    Setting("DISCORD_PUBLIC_KEY", "discord_public_key", str, "", "Hex Ed25519 public key of the Discord application (verifies interactions)."),
+    Setting("DISCORD_APPLICATION_ID", "discord_application_id", str, "", "Discord application id (snowflake)."),
+    Setting("DISCORD_BOT_TOKEN", "discord_bot_token", str, "", "Bot token for Discord's REST API.", secret=True),
+    Setting("DISCORD_API_BASE_URL", "discord_api_base_url", str, "https://discord.com/api/v10", "Base URL of Discord's HTTP API (the local stand-in in development)."),
+    Setting("BOT_URL", "bot_url", str, "https://github.com/pointsbot/pointsbot", "URL in the User-Agent header sent to Discord."),
+    # Ledger limits and switches (guild settings may override each)
+    Setting("POINTS_MAX_CHANGE", "max_change", int, 1_000_000, "Largest single change of a balance (absolute amount)."),
+    Setting("POINTS_DAILY_CAP", "daily_cap", int, 0, "Most points a member may be credited per UTC day (0: no cap). Set, revert and achievement bonuses do not count."),
+    Setting("POINTS_ALLOW_NEGATIVE", "allow_negative", bool, False, "Whether admin deductions may take a balance below zero."),
+    Setting("POINTS_TRANSFERS_ENABLED", "transfers_enabled", bool, True, "Whether members may give points to each other (/give)."),
+    Setting("POINTS_CURRENCY_NAME", "currency_name", str, "points", "What the points are called in messages."),
+    Setting("DM_NOTIFICATIONS", "dm_notifications", bool, True, "Whether members get a DM when their points change (unless silent)."),
+    # Operations
+    Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
+    Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    db_statement_timeout_ms: int
+    db_connect_timeout_s: int
+    db_prepare_threshold: int
+    db_pool_max: int
+    discord_public_key: str
+    discord_application_id: str
+    discord_bot_token: str
+    discord_api_base_url: str
+    bot_url: str
+    max_change: int
+    daily_cap: int
+    allow_negative: bool
+    transfers_enabled: bool
+    currency_name: str
+    dm_notifications: bool
+    log_level: str
+    stage: str
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return Settings(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting once; a bad value raises ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS_TABLE:
+        raw = env.get(setting.env)
+        if raw is None or (raw == "" and setting.kind is not str):
+            values[setting.field] = setting.default
+        elif setting.kind is bool:
+            values[setting.field] = _bool(raw, setting.env)
+        elif setting.kind is int:
+            try:
+                values[setting.field] = int(raw.strip())
+            except ValueError:
+                raise ConfigError(f"{setting.env} must be a whole number, not {raw!r}") from None
+        else:
+            values[setting.field] = raw
+    settings = Settings(**values)
+    if settings.max_change <= 0:
+        raise ConfigError("POINTS_MAX_CHANGE must be above zero")
+    if settings.daily_cap < 0:
+        raise ConfigError("POINTS_DAILY_CAP must be zero (no cap) or above")
+    return settings
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read on first use (not at import, so tests can set the env)."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests that change the environment call this)."""
+    global _cached
+    _cached = None

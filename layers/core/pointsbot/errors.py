@@ -1,0 +1,51 @@
+"""Domain errors. Each carries a message fit to show the member or admin who caused it."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A rule said no. `str(error)` is a plain sentence for the person who asked."""
+
+    code = "refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+
+class ReasonRequired(InvalidInput):
+    code = "reason_required"
+
+
+class LimitExceeded(DomainError):
+    code = "limit_exceeded"
+
+
+class DailyCapReached(LimitExceeded):
+    code = "daily_cap"
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+
+
+class TransfersDisabled(DomainError):
+    code = "transfers_disabled"
+
+
+class IdempotencyConflict(DomainError):
+    """The same idempotency key came back with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class AlreadyReverted(DomainError):
+    code = "already_reverted"

@@ -1,0 +1,110 @@
+"""Guilds and their policy: the configured limits and switches, overridden per guild."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .config import Settings
+from .errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class GuildPolicy:
+    max_change: int
+    daily_cap: int  # 0: no cap
+    allow_negative: bool
+    transfers_enabled: bool
+    dm_notifications: bool
+    currency_name: str
+    admin_role_ids: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["admin_role_ids"] = [str(r) for r in self.admin_role_ids]
+        return data
+
+
+# What a guild may override, and how each override is checked.
+OVERRIDABLE: dict[str, type] = {
+    "max_change": int,
+    "daily_cap": int,
+    "allow_negative": bool,
+    "transfers_enabled": bool,
+    "dm_notifications": bool,
+    "currency_name": str,
+    "admin_role_ids": list,
+}
+
+
+def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPolicy:
+    overrides = overrides or {}
+    roles = tuple(int(r) for r in overrides.get("admin_role_ids", ()) or ())
+    return GuildPolicy(
+        max_change=int(overrides.get("max_change", settings.max_change)),
+        daily_cap=int(overrides.get("daily_cap", settings.daily_cap)),
+        allow_negative=bool(overrides.get("allow_negative", settings.allow_negative)),
+        transfers_enabled=bool(overrides.get("transfers_enabled", settings.transfers_enabled)),
+        dm_notifications=bool(overrides.get("dm_notifications", settings.dm_notifications)),
+        currency_name=str(overrides.get("currency_name", settings.currency_name)),
+        admin_role_ids=roles,
+    )
+
+
+def ensure_guild(conn: psycopg.Connection, guild_id: int, name: str | None = None) -> dict[str, Any]:
+    """The guild's overrides; the guild row is created on first contact."""
+    row = conn.execute("SELECT settings FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
+    if row is not None:
+        if name:
+            conn.execute(
+                "UPDATE guilds SET name = %s WHERE guild_id = %s AND name IS DISTINCT FROM %s",
+                (name, guild_id, name),
+            )
+        return row[0]
+    conn.execute(
+        "INSERT INTO guilds (guild_id, name) VALUES (%s, %s) ON CONFLICT (guild_id) DO NOTHING",
+        (guild_id, name or ""),
+    )
+    return {}
+
+
+def guild_policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> GuildPolicy:
+    return policy_from(settings, ensure_guild(conn, guild_id))
+
+
+def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a settings form before it is stored; raises InvalidInput naming the field."""
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        kind = OVERRIDABLE.get(key)
+        if kind is None:
+            raise InvalidInput(f"unknown guild setting {key!r}")
+        if kind is int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"{key} must be a whole number, zero or above")
+            if key == "max_change" and value == 0:
+                raise InvalidInput("max_change must be above zero")
+        elif kind is bool and not isinstance(value, bool):
+            raise InvalidInput(f"{key} must be true or false")
+        elif kind is str:
+            if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
+                raise InvalidInput(f"{key} must be 1 to 32 characters")
+            value = value.strip()
+        elif kind is list:
+            value = [str(int(v)) for v in value]
+        clean[key] = value
+    return clean
+
+
+def update_guild_settings(conn: psycopg.Connection, guild_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge validated overrides into the guild's settings; returns the stored settings."""
+    ensure_guild(conn, guild_id)
+    clean = validate_overrides(changes)
+    row = conn.execute(
+        "UPDATE guilds SET settings = settings || %s, updated_at = now() WHERE guild_id = %s RETURNING settings",
+        (Jsonb(clean), guild_id),
+    ).fetchone()
+    return row[0]

