@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pointsbot import ledger
 from pointsbot.errors import (
     AlreadyReverted,
@@ -53,7 +52,10 @@ def test_deduct_below_zero_is_refused_and_leaves_no_trace(db, settings, sql):
             ledger.deduct, guild_id=GUILD, user_id=103, amount=6, reason="too much", actor_id=1,
             source="admin_site", idempotency_key="k-3b", settings=settings,
         )  # fmt: skip
-    assert (sql("SELECT count(*) FROM transactions"), sql("SELECT count(*) FROM operations")) == before
+    assert (
+        sql("SELECT count(*) FROM transactions"),
+        sql("SELECT count(*) FROM operations"),
+    ) == before
     assert db.run(ledger.balance, GUILD, 103) == 5
 
 

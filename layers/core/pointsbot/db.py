@@ -58,10 +58,8 @@ def _looks_dead(conn: psycopg.Connection) -> bool:
         readable, _, _ = select.select([conn.fileno()], [], [], 0)
     except (OSError, ValueError):
         return True
-    if not readable:
-        return False
     # We never LISTEN, so an idle connection has nothing legitimate to say.
-    return True
+    return bool(readable)
 
 
 class Database:
@@ -159,10 +157,9 @@ class Database:
             attempt += 1
             body_done = False
             try:
-                with self.connection() as conn:
-                    with conn.transaction():
-                        result = fn(conn, *args, **kwargs)
-                        body_done = True
+                with self.connection() as conn, conn.transaction():
+                    result = fn(conn, *args, **kwargs)
+                    body_done = True
                 return result
             except RETRYABLE:
                 if attempt >= MAX_ATTEMPTS:

@@ -12,7 +12,7 @@ MAX_SNOWFLAKE = 2**63 - 1
 
 def parse_snowflake(value: object, what: str = "id") -> int:
     """Accept a Discord id as a string of digits (or an int); reject floats, signs, junk."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidInput(f"{what} must be a Discord id (digits), not {value!r}")
     if isinstance(value, int):
         number = value

@@ -32,7 +32,16 @@ from .errors import (
 from .guilds import GuildPolicy, guild_policy
 
 SOURCES = ("slash", "admin_site", "achievement", "system")
-KINDS = ("award", "deduct", "set", "transfer_in", "transfer_out", "revert", "achievement", "email_bonus")
+KINDS = (
+    "award",
+    "deduct",
+    "set",
+    "transfer_in",
+    "transfer_out",
+    "revert",
+    "achievement",
+    "email_bonus",
+)
 # Credits that count against the daily cap. Set, revert and bonuses are deliberate acts.
 _CAPPED_KINDS = ("award", "transfer_in")
 MAX_REASON = 500
@@ -342,7 +351,13 @@ def deduct(
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
     policy = guild_policy(conn, settings or get_settings(), guild_id)
     _check_limit(policy, amount)
-    begun = _begin(conn, guild_id, idempotency_key, "deduct", _fingerprint(op="deduct", user=user_id, amount=amount))
+    begun = _begin(
+        conn,
+        guild_id,
+        idempotency_key,
+        "deduct",
+        _fingerprint(op="deduct", user=user_id, amount=amount),
+    )
     if isinstance(begun, OperationResult):
         return begun
     entry = _apply(
@@ -372,13 +387,16 @@ def set_balance(
     policy = guild_policy(conn, settings or get_settings(), guild_id)
     if target < 0 and not policy.allow_negative:
         raise InvalidInput("Balances cannot be set below zero here.")
-    begun = _begin(conn, guild_id, idempotency_key, "set", _fingerprint(op="set", user=user_id, target=target))
+    begun = _begin(
+        conn, guild_id, idempotency_key, "set", _fingerprint(op="set", user=user_id, target=target)
+    )
     if isinstance(begun, OperationResult):
         return begun
     ensure_member(conn, guild_id, user_id)
     # Lock the row so the difference is computed from the balance this entry lands on.
     current = conn.execute(
-        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE", (guild_id, user_id)
+        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE",
+        (guild_id, user_id),
     ).fetchone()[0]
     _check_limit(policy, target - current)
     entry = _apply(
@@ -451,7 +469,8 @@ def revert(
     if isinstance(begun, OperationResult):
         return begun
     original = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s", (guild_id, entry_id)
+        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s",
+        (guild_id, entry_id),
     ).fetchone()
     if original is None:
         raise NotFound(f"There is no entry #{entry_id} in this server.")
@@ -538,7 +557,8 @@ def balance(conn: psycopg.Connection, guild_id: int, user_id: int) -> int:
 
 def get_entry(conn: psycopg.Connection, guild_id: int, entry_id: int) -> LedgerEntry | None:
     row = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s", (guild_id, entry_id)
+        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s",
+        (guild_id, entry_id),
     ).fetchone()
     return _entry(row) if row else None
 
@@ -562,12 +582,15 @@ def history_page(
         (guild_id, user_id, page_size, (page - 1) * page_size),
     ).fetchall()
     total = conn.execute(
-        "SELECT transaction_count FROM user_stats WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
+        "SELECT transaction_count FROM user_stats WHERE guild_id = %s AND user_id = %s",
+        (guild_id, user_id),
     ).fetchone()
     return HistoryPage(tuple(_entry(r) for r in rows), page, page_size, total[0] if total else 0)
 
 
-def leaderboard_page(conn: psycopg.Connection, guild_id: int, page: int = 1, page_size: int = 10) -> LeaderboardPage:
+def leaderboard_page(
+    conn: psycopg.Connection, guild_id: int, page: int = 1, page_size: int = 10
+) -> LeaderboardPage:
     """Members by balance, highest first; ties share a rank and are listed by user id."""
     page, page_size = _page_args(page, page_size)
     rows = conn.execute(
@@ -584,9 +607,13 @@ def leaderboard_page(conn: psycopg.Connection, guild_id: int, page: int = 1, pag
     ranked: list[LeaderboardRow] = []
     if rows:
         # Competition ranking: 1 + how many have strictly more.
-        first_rank = 1 + conn.execute(
-            "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s", (guild_id, rows[0][1])
-        ).fetchone()[0]
+        first_rank = (
+            1
+            + conn.execute(
+                "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
+                (guild_id, rows[0][1]),
+            ).fetchone()[0]
+        )
         offset = (page - 1) * page_size
         rank = first_rank
         for index, (user_id, bal, name) in enumerate(rows):

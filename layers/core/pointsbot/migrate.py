@@ -57,7 +57,9 @@ def discover(directory: Path) -> list[Migration]:
             raise MigrationError(f"{path.name}: migration files are named NNN_name.sql")
         version = int(match.group(1))
         if version in found:
-            raise MigrationError(f"two migrations share number {version}: {found[version].path.name}, {path.name}")
+            raise MigrationError(
+                f"two migrations share number {version}: {found[version].path.name}, {path.name}"
+            )
         found[version] = Migration(version, match.group(2), path)
     return [found[v] for v in sorted(found)]
 
@@ -99,9 +101,11 @@ def migrate(dsn: str, directory: Path | None = None, log=print) -> list[Migratio
             _ensure_table(conn)
             recorded = applied(conn)
             known = {m.version for m in migrations}
-            for version, (name, checksum) in sorted(recorded.items()):
+            for version, (name, _checksum) in sorted(recorded.items()):
                 if version not in known:
-                    raise MigrationError(f"migration {version:03d}_{name}.sql was applied but its file is missing")
+                    raise MigrationError(
+                        f"migration {version:03d}_{name}.sql was applied but its file is missing"
+                    )
             for migration in migrations:
                 if migration.version in recorded:
                     if recorded[migration.version][1] != migration.checksum:

@@ -1,0 +1,91 @@
+"""The local runtime's command line: `python -m pointsbot_local run` (what `make run` does)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import keys, pg
+from .handlers import ROOT
+
+LOCAL_DIR = ROOT / ".local"
+
+
+def prepare_environment(local_dir: Path = LOCAL_DIR) -> dict[str, str]:
+    """Fill in what a local run needs and the operator did not give: a database, a key pair.
+
+    Returns what was chosen, for the start-up banner.
+    """
+    chosen: dict[str, str] = {}
+    if not os.environ.get("DATABASE_URL"):
+        dsn = pg.start_embedded(local_dir / "pgdata")
+        os.environ["DATABASE_URL"] = pg.ensure_database(dsn, "pointsbot")
+        chosen["database"] = f"embedded Postgres in {local_dir / 'pgdata'}"
+    else:
+        chosen["database"] = "DATABASE_URL from the environment"
+    if not os.environ.get("DISCORD_PUBLIC_KEY"):
+        pair = keys.load_or_create(local_dir / "discord-keys.json")
+        os.environ["DISCORD_PUBLIC_KEY"] = pair.public_hex
+        chosen["keys"] = f"local key pair in {local_dir / 'discord-keys.json'}"
+    else:
+        chosen["keys"] = "DISCORD_PUBLIC_KEY from the environment"
+    os.environ.setdefault("DISCORD_APPLICATION_ID", "100000000000000001")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "PointsBotLocal")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    return chosen
+
+
+def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR, verbose: bool = False):
+    """Everything `run` starts, returned so tests can start the same stack in-process."""
+    from pointsbot import runtime
+    from pointsbot.config import get_settings
+    from pointsbot.db import Database
+    from pointsbot.migrate import migrate
+
+    from .server import LocalServer
+
+    chosen = prepare_environment(local_dir)
+    runtime.reset()
+    migrate(os.environ["DATABASE_URL"], log=lambda msg: print(f"  migrate: {msg}"))
+    runtime.set_database(Database.from_settings(get_settings(), pooled=True))
+    server = LocalServer(host, port, verbose=verbose).start()
+    return server, chosen
+
+
+def _run(args: argparse.Namespace) -> int:
+    server, chosen = start(args.host, args.port, verbose=args.verbose)
+    url = server.url
+    print("pointsbot local runtime")
+    print(f"  database       {chosen['database']}")
+    print(f"  discord keys   {chosen['keys']}")
+    print(f"  interactions   POST {url}/interactions")
+    print(f"  health         GET  {url}/health   and   {url}/health/deep")
+    print(f"  admin site     {url}/admin")
+    print("Ctrl-C stops it.", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pointsbot_local")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve the bot on localhost")
+    run.add_argument("--host", default=os.environ.get("LOCAL_HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", "8787")))
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
