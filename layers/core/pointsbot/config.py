@@ -154,6 +154,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "Whether members get a DM when their points change (unless silent).",
     ),
     # Operations
+    Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
     Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
 )
@@ -177,6 +178,7 @@ class Settings:
     transfers_enabled: bool
     currency_name: str
     dm_notifications: bool
+    task_queue_url: str
     log_level: str
     stage: str
 
