@@ -42,18 +42,34 @@ def prepare_environment(local_dir: Path = LOCAL_DIR) -> dict[str, str]:
 
 def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR, verbose: bool = False):
     """Everything `run` starts, returned so tests can start the same stack in-process."""
-    from pointsbot import runtime
+    from pointsbot import runtime, tasks
     from pointsbot.config import get_settings
     from pointsbot.db import Database
     from pointsbot.migrate import migrate
 
-    from .server import LocalServer
+    from . import handlers
+    from .discord_standin import PREFIX, standin
+    from .queue import InProcessTaskQueue
+    from .server import LocalServer, mount
 
     chosen = prepare_environment(local_dir)
+    server = LocalServer(host, port, verbose=verbose)
+    mount("/discord-api", standin)
+    if not os.environ.get("DISCORD_API_BASE_URL"):
+        os.environ["DISCORD_API_BASE_URL"] = server.url + PREFIX
+        chosen["discord"] = f"the local stand-in at {server.url + PREFIX}"
+    else:
+        chosen["discord"] = (
+            f"DISCORD_API_BASE_URL from the environment ({os.environ['DISCORD_API_BASE_URL']})"
+        )
     runtime.reset()
     migrate(os.environ["DATABASE_URL"], log=lambda msg: print(f"  migrate: {msg}"))
     runtime.set_database(Database.from_settings(get_settings(), pooled=True))
-    server = LocalServer(host, port, verbose=verbose).start()
+    if not get_settings().task_queue_url and handlers.available("worker"):
+        # The worker handler is loaded on first task, like a Lambda cold start.
+        tasks.set_task_queue(InProcessTaskQueue(lambda event, ctx: handlers.load("worker")(event, ctx)))
+        chosen["queue"] = "in-process queue feeding functions/worker"
+    server.start()
     return server, chosen
 
 
@@ -66,6 +82,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  interactions   POST {url}/interactions")
     print(f"  health         GET  {url}/health   and   {url}/health/deep")
     print(f"  admin site     {url}/admin")
+    print(f"  discord API    {chosen['discord']}")
+    if "queue" in chosen:
+        print(f"  worker queue   {chosen['queue']}")
     print("Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -62,7 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         path = self.path.split("?", 1)[0]
-        for prefix, app in MOUNTS.items():
+        # Longest prefix first, so a more specific mount wins.
+        for prefix, app in sorted(MOUNTS.items(), key=lambda item: -len(item[0])):
             if path == prefix or path.startswith(prefix + "/"):
                 self._send(app(self.command, self.path, dict(self.headers.items()), body))
                 return
