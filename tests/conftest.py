@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from pointsbot.config import Settings, load_settings
 from pointsbot.db import Database
 from pointsbot.migrate import migrate

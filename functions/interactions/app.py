@@ -7,6 +7,7 @@ import json
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+
 from pointsbot.config import get_settings
 
 _verify_key: VerifyKey | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from pointsbot import ledger
 from pointsbot.errors import (
     AlreadyReverted,

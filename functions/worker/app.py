@@ -1,0 +1,31 @@
+"""SQS-triggered worker: runs deferred interactions and DM deliveries, reporting partial
+batch failures so only the failed messages come back (ReportBatchItemFailures)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from pointsbot.observability import logger
+from pointsbot.tasks import Task
+from pointsbot.worker import UnknownTask, run_task
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _record(record: SQSRecord) -> None:
+    try:
+        task = Task.from_json(record.body)
+    except ValueError:
+        # A message that can never be read is dropped (logged), not retried forever.
+        logger.error("unreadable task dropped", extra={"message_id": record.message_id})
+        return
+    try:
+        run_task(task)
+    except UnknownTask:
+        logger.error("unknown task kind dropped", extra={"kind": task.kind, "message_id": record.message_id})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context: object) -> dict:
+    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)

@@ -1,0 +1,35 @@
+"""The worker's dispatch: each task kind names the function that carries it out.
+
+A task function takes the Task and raises to ask for redelivery; it must be idempotent,
+because SQS delivers at least once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from .tasks import Task
+
+# kind -> (module, function). Imported on first use so a worker that only delivers DMs does
+# not pay for the interaction code on a cold start, and the other way round.
+TASK_HANDLERS: dict[str, tuple[str, str]] = {
+    "interaction": ("pointsbot.deferred", "complete_interaction"),
+    "deliver_dms": ("pointsbot.outbox", "deliver_task"),
+}
+
+
+class UnknownTask(ValueError):
+    pass
+
+
+def handler_for(kind: str) -> Callable[[Task], None]:
+    try:
+        module_name, function = TASK_HANDLERS[kind]
+    except KeyError:
+        raise UnknownTask(f"no handler for task kind {kind!r}") from None
+    return getattr(importlib.import_module(module_name), function)
+
+
+def run_task(task: Task) -> None:
+    handler_for(task.kind)(task)
