@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 
 from .config import Settings, get_settings
 from .errors import (
@@ -489,13 +490,16 @@ def revert(
         raise AlreadyReverted(f"Entry #{already[0]} has already been reverted.")
     entries = []
     for target in sorted(targets, key=lambda t: t.user_id):
-        entries.append(
-            _apply(conn, policy, operation_id=begun, guild_id=guild_id, user_id=target.user_id,
-                   amount=-target.amount, kind="revert", reason=reason, actor_id=actor_id,
-                   source=_check_source(source), silent=silent,
-                   floor=_admin_floor(policy) if target.amount > 0 else None,
-                   counterparty_id=target.counterparty_id, reverts_id=target.id)
-        )  # fmt: skip
+        try:
+            entries.append(
+                _apply(conn, policy, operation_id=begun, guild_id=guild_id, user_id=target.user_id,
+                       amount=-target.amount, kind="revert", reason=reason, actor_id=actor_id,
+                       source=_check_source(source), silent=silent,
+                       floor=_admin_floor(policy) if target.amount > 0 else None,
+                       counterparty_id=target.counterparty_id, reverts_id=target.id)
+            )  # fmt: skip
+        except pg_errors.UniqueViolation as exc:  # a concurrent revert of the same entry won
+            raise AlreadyReverted(f"Entry #{target.id} has already been reverted.") from exc
     entries.sort(key=lambda e: e.id)
     return _finish(conn, OperationResult(begun, tuple(entries), replayed=False), policy)
 
