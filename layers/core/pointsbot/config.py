@@ -157,6 +157,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
     Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
+    # Admin site
+    Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
+    Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
+    Setting("DISCORD_OAUTH_AUTHORIZE_URL", "discord_oauth_authorize_url", str, "https://discord.com/oauth2/authorize", "Discord's OAuth2 authorize page (the local stand-in's in development)."),
+    Setting("ADMIN_SESSION_IDLE_MINUTES", "admin_session_idle_minutes", int, 60, "An admin session ends after this many minutes without a request."),
+    Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
+    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name (and 4x per address) allowed in 15 minutes."),
 )
 
 
@@ -181,6 +188,12 @@ class Settings:
     task_queue_url: str
     log_level: str
     stage: str
+    admin_base_url: str
+    discord_client_secret: str
+    discord_oauth_authorize_url: str
+    admin_session_idle_minutes: int
+    admin_session_max_hours: int
+    admin_login_max_failures: int
 
     def with_overrides(self, **changes: Any) -> Settings:
         return Settings(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
