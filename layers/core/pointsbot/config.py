@@ -73,6 +73,20 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         10,
         "Largest connection pool of the local runtime (Lambda keeps one connection per container).",
     ),
+    Setting(
+        "INTERACTION_DB_STATEMENT_TIMEOUT_MS",
+        "interaction_db_statement_timeout_ms",
+        int,
+        1000,
+        "Statement timeout of the interactions function's inline attempt; slower work is deferred to the worker.",
+    ),
+    Setting(
+        "INTERACTION_DB_CONNECT_TIMEOUT_S",
+        "interaction_db_connect_timeout_s",
+        int,
+        2,
+        "Connect timeout of the interactions function's inline attempt (psycopg's floor is 2 s).",
+    ),
     # Discord
     Setting(
         "DISCORD_PUBLIC_KEY",
@@ -174,6 +188,8 @@ class Settings:
     db_connect_timeout_s: int
     db_prepare_threshold: int
     db_pool_max: int
+    interaction_db_statement_timeout_ms: int
+    interaction_db_connect_timeout_s: int
     discord_public_key: str
     discord_application_id: str
     discord_bot_token: str
