@@ -247,7 +247,10 @@ def get_settings() -> Settings:
     """The process's settings, read on first use (not at import, so tests can set the env)."""
     global _cached
     if _cached is None:
-        _cached = load_settings()
+        # In AWS the secret settings arrive as *_SECRET_ARN references, read here on first use.
+        from .secrets import with_secrets
+
+        _cached = load_settings(with_secrets(os.environ))
     return _cached
 
 

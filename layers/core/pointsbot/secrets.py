@@ -1,0 +1,137 @@
+"""Secret settings from AWS Secrets Manager (or SSM Parameter Store), read once per container.
+
+A secret setting X (a row of config.SETTINGS_TABLE with secret=True) comes from the
+environment variable X when that is set (local runs, tests). Otherwise, when `X_SECRET_ARN`
+names a Secrets Manager secret or an SSM parameter, `config.get_settings()` reads it from
+there on first use - never at import - and the value is kept for the life of the container.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+SUFFIX = "_SECRET_ARN"
+
+_cache: dict[str, str] = {}
+_clients: dict[tuple[str, str], Any] = {}
+_lock = threading.Lock()
+
+
+class SecretUnavailable(RuntimeError):
+    """A secret could not be read; the message names the setting and the reference, never a value."""
+
+
+def reference_variable(env: str) -> str:
+    """The environment variable that holds the ARN of setting `env`'s secret."""
+    return env + SUFFIX
+
+
+def _region_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if arn.startswith("arn:") and len(parts) > 5 and parts[3] else None
+
+
+def _client(service: str, region: str | None) -> Any:
+    key = (service, region or "")
+    if key not in _clients:
+        # Imported here: boto3 costs a noticeable part of a cold start, and local runs never need it.
+        import boto3
+        from botocore.config import Config
+
+        # Short timeouts: the interactions function has 3 s for its first answer, cold start included.
+        config = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
+        _clients[key] = boto3.client(service, region_name=region, config=config)
+    return _clients[key]
+
+
+def fetch_secret_string(reference: str) -> str:
+    """The raw string stored under `reference` (a Secrets Manager ARN or name, or an SSM parameter ARN)."""
+    if ":ssm:" in reference and ":parameter/" in reference:
+        path = reference.split(":parameter", 1)[1]  # "/name" or "/a/b/name"
+        # An ARN drops the leading slash of a path name but not of a plain one ("parameter/token").
+        name = path[1:] if path.count("/") == 1 else path
+        answer = _client("ssm", _region_of(reference)).get_parameter(Name=name, WithDecryption=True)
+        return answer["Parameter"]["Value"]
+    answer = _client("secretsmanager", _region_of(reference)).get_secret_value(SecretId=reference)
+    if "SecretString" not in answer:
+        raise SecretUnavailable(f"{reference} holds a binary secret; store the value as a string")
+    return answer["SecretString"]
+
+
+def _database_url_from_rds(data: Mapping[str, Any]) -> str:
+    """An RDS-style JSON secret (username, password, host, port, dbname) as a Postgres URL."""
+    user = quote(str(data["username"]), safe="")
+    password = quote(str(data["password"]), safe="")
+    port = data.get("port") or 5432
+    dbname = quote(str(data.get("dbname") or "postgres"), safe="")
+    return f"postgresql://{user}:{password}@{data['host']}:{port}/{dbname}?sslmode=require"
+
+
+def secret_value(env: str, raw: str) -> str:
+    """The setting's value from what the secret holds: a plain string, or JSON with the value.
+
+    JSON forms: {"<ENV>": "..."}, {"value": "..."}, and for DATABASE_URL the JSON that RDS
+    and Secrets Manager's database rotation write (username, password, host, port, dbname).
+    """
+    text = raw.strip()
+    if not text.startswith("{"):
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict):
+        return text
+    for key in (env, "value"):
+        if isinstance(data.get(key), str):
+            return data[key]
+    if env == "DATABASE_URL" and {"username", "password", "host"} <= data.keys():
+        return _database_url_from_rds(data)
+    raise SecretUnavailable(f"the secret for {env} is JSON without a {env!r} or 'value' key")
+
+
+def read_secret(env: str, reference: str, fetch: Callable[[str], str] = fetch_secret_string) -> str:
+    """The value of setting `env` from `reference`, fetched once per container."""
+    with _lock:
+        if reference in _cache:
+            return secret_value(env, _cache[reference])
+    try:
+        raw = fetch(reference)
+    except SecretUnavailable:
+        raise
+    except Exception as exc:  # botocore's errors, a timeout: say which setting, hide the details' values
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        raise SecretUnavailable(f"could not read {env} from {reference}: {code}") from exc
+    with _lock:
+        _cache[reference] = raw
+    return secret_value(env, raw)
+
+
+def with_secrets(
+    environ: Mapping[str, str], fetch: Callable[[str], str] = fetch_secret_string
+) -> Mapping[str, str]:
+    """`environ` with every secret setting that is only given by reference filled in."""
+    from .config import SETTINGS_TABLE  # config imports this module lazily, so no cycle at import
+
+    wanted = {
+        setting.env: environ[reference_variable(setting.env)]
+        for setting in SETTINGS_TABLE
+        if setting.secret and not environ.get(setting.env) and environ.get(reference_variable(setting.env))
+    }
+    if not wanted:
+        return environ
+    resolved = dict(environ)
+    for env, reference in wanted.items():
+        resolved[env] = read_secret(env, reference, fetch)
+    return resolved
+
+
+def clear_cache() -> None:
+    """Forget fetched secrets and clients (tests; a rotated secret reaches new containers anyway)."""
+    with _lock:
+        _cache.clear()
+        _clients.clear()
