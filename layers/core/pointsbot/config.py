@@ -167,6 +167,56 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         True,
         "Whether members get a DM when their points change (unless silent).",
     ),
+    # DM delivery and achievements
+    Setting(
+        "DM_RATE_PER_SECOND",
+        "dm_rate_per_second",
+        int,
+        45,
+        "Discord requests per second DM delivery may make, shared by every worker (Discord allows 50 in all).",
+    ),
+    Setting(
+        "DM_MAX_ATTEMPTS",
+        "dm_max_attempts",
+        int,
+        5,
+        "Tries per DM after Discord errors (5xx, network) before it is marked failed.",
+    ),
+    Setting(
+        "DM_RETRY_BASE_S",
+        "dm_retry_base_s",
+        int,
+        15,
+        "First retry delay of a failed DM in seconds; doubles on each further try (at most 15 minutes).",
+    ),
+    Setting(
+        "DM_LEASE_S",
+        "dm_lease_s",
+        int,
+        300,
+        "Seconds a worker may hold a claimed DM; after that another worker may take it over.",
+    ),
+    Setting(
+        "DM_DELIVER_BUDGET_S",
+        "dm_deliver_budget_s",
+        int,
+        60,
+        "Seconds one delivery task runs before it hands the rest on to a new task.",
+    ),
+    Setting(
+        "ACHIEVEMENT_SWEEP_SCHEDULE",
+        "achievement_sweep_schedule",
+        str,
+        "rate(1 hour)",
+        "EventBridge schedule of the achievement sweep (the local runtime understands rate(...) too).",
+    ),
+    Setting(
+        "ACHIEVEMENT_SWEEP_BATCH",
+        "achievement_sweep_batch",
+        int,
+        1000,
+        "Members per batch (one transaction) of the achievement sweep.",
+    ),
     # Operations
     Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
@@ -201,6 +251,13 @@ class Settings:
     transfers_enabled: bool
     currency_name: str
     dm_notifications: bool
+    dm_rate_per_second: int
+    dm_max_attempts: int
+    dm_retry_base_s: int
+    dm_lease_s: int
+    dm_deliver_budget_s: int
+    achievement_sweep_schedule: str
+    achievement_sweep_batch: int
     task_queue_url: str
     log_level: str
     stage: str
@@ -237,6 +294,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("POINTS_MAX_CHANGE must be above zero")
     if settings.daily_cap < 0:
         raise ConfigError("POINTS_DAILY_CAP must be zero (no cap) or above")
+    for env, value, low in (
+        ("DM_RATE_PER_SECOND", settings.dm_rate_per_second, 1),
+        ("DM_MAX_ATTEMPTS", settings.dm_max_attempts, 1),
+        ("DM_RETRY_BASE_S", settings.dm_retry_base_s, 1),
+        ("DM_LEASE_S", settings.dm_lease_s, 30),
+        ("DM_DELIVER_BUDGET_S", settings.dm_deliver_budget_s, 1),
+        ("ACHIEVEMENT_SWEEP_BATCH", settings.achievement_sweep_batch, 1),
+    ):
+        if value < low:
+            raise ConfigError(f"{env} must be at least {low}")
     return settings
 
 
