@@ -267,7 +267,10 @@ def _apply(
             row = conn.execute(_APPLY, params).fetchone()
     if row is None:
         balance, credited_today = _points_state(conn, guild_id, user_id)
-        if floor is not None and balance + amount < floor:
+        # Say which guard refused from which guards were in play, not from a second read of
+        # the balance: a concurrent credit may have committed since the guarded UPDATE ran.
+        # The capped kinds are credits and have no floor, so exactly one guard applied.
+        if not capped:
             raise InsufficientBalance(
                 f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it "
                 f"below {floor:,}."
