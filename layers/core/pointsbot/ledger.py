@@ -235,7 +235,10 @@ def _apply(
     counterparty_id: int | None = None,
     reverts_id: int | None = None,
 ) -> LedgerEntry:
-    capped = kind in _CAPPED_KINDS and amount > 0 and policy.daily_cap > 0
+    # Credits of the capped kinds are always counted, so a cap switched on during the day
+    # (a guild override) still sees what was credited earlier that day.
+    capped = kind in _CAPPED_KINDS and amount > 0
+    cap = policy.daily_cap if capped and policy.daily_cap > 0 else None
     if kind == "revert":
         # Undoing a credit takes it back out of "earned"; undoing a debit out of "spent".
         earned, spent = (amount, 0) if amount < 0 else (0, -amount)
@@ -255,7 +258,7 @@ def _apply(
         "reverts_id": reverts_id,
         "floor": floor,
         "capped": capped,
-        "cap": policy.daily_cap if capped else None,
+        "cap": cap,
         "earned": earned,
         "spent": spent,
     }
@@ -270,7 +273,7 @@ def _apply(
         # Say which guard refused from which guards were in play, not from a second read of
         # the balance: a concurrent credit may have committed since the guarded UPDATE ran.
         # The capped kinds are credits and have no floor, so exactly one guard applied.
-        if not capped:
+        if cap is None:
             raise InsufficientBalance(
                 f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it "
                 f"below {floor:,}."
