@@ -211,6 +211,13 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "EventBridge schedule of the achievement sweep (the local runtime understands rate(...) too).",
     ),
     Setting(
+        "INTERACTIONS_FUNCTION_NAME",
+        "interactions_function_name",
+        str,
+        "",
+        "Name of the interactions Lambda function the keep-alive warms (empty: no warming).",
+    ),
+    Setting(
         "ACHIEVEMENT_SWEEP_BATCH",
         "achievement_sweep_batch",
         int,
@@ -258,6 +265,7 @@ class Settings:
     dm_deliver_budget_s: int
     achievement_sweep_schedule: str
     achievement_sweep_batch: int
+    interactions_function_name: str
     task_queue_url: str
     log_level: str
     stage: str
