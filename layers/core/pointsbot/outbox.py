@@ -6,10 +6,23 @@
 
 from __future__ import annotations
 
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 import psycopg
+from aws_lambda_powertools.metrics import MetricUnit
 
 from .errors import InvalidInput
-from .observability import logger
+from .ids import format_snowflake
+from .observability import logger, metrics
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .tasks import Task
 
 REASONS = ("admin", "points", "email", "achievement")
 # Discord refuses message content over 2000 characters.
@@ -84,3 +97,309 @@ def request_delivery(delay_seconds: int = 0) -> bool:
         logger.warning("could not request DM delivery; the keep-alive will ask again", exc_info=True)
         return False
     return True
+
+
+# -- delivery (the worker's "deliver_dms" task) ------------------------------------------------
+# How it keeps within Discord's limits: every worker reserves request slots from one shared
+# token bucket in the database (dm_pacer, GCRA: a "theoretical arrival time" moved on by
+# n / rate per reservation), so any number of concurrent workers together make at most
+# DM_RATE_PER_SECOND requests per second, evenly spaced; the REST client honours per-route
+# buckets from the X-RateLimit-* headers and waits out a 429's retry_after. A row is claimed
+# by a status change under FOR UPDATE SKIP LOCKED (two workers never take the same row) with a
+# lease: a claimed row whose worker died becomes due again when the lease ends.
+
+# A worker that finds the bucket booked this far ahead leaves the work to the one booking it.
+_BUSY_AHEAD_S = 2.0
+_MAX_RETRY_DELAY_S = 900
+
+
+@dataclass(frozen=True)
+class ClaimedDM:
+    id: int
+    guild_id: int
+    user_id: int
+    content: str
+    reason: str
+    attempts: int
+    claimed_at: datetime  # this claim's token: results are written only while it still holds
+    channel_id: int | None  # the member's DM channel, if known
+    blocked: str | None  # why it must not be sent any more (member erased or opted out)
+
+
+@dataclass
+class DeliveryReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    requests: int = 0
+    stopped: str = ""  # "done", "busy", "budget"
+
+
+_CLAIM = """
+UPDATE direct_messages d
+SET status = 'sending', attempts = d.attempts + 1, claimed_at = clock_timestamp(),
+    next_attempt_at = clock_timestamp() + make_interval(secs => %(lease)s)
+FROM (
+    SELECT id FROM direct_messages
+    WHERE status IN ('queued', 'sending') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE d.id = due.id
+RETURNING d.id, d.guild_id, d.user_id, d.content, d.reason, d.attempts, d.claimed_at,
+    (SELECT c.channel_id FROM dm_channels c WHERE c.user_id = d.user_id),
+    (SELECT CASE WHEN m.erased_at IS NOT NULL THEN 'member erased'
+                 WHEN m.dm_opt_out AND d.reason <> 'admin' THEN 'member opted out of DMs' END
+     FROM members m WHERE m.guild_id = d.guild_id AND m.user_id = d.user_id)
+"""
+
+
+def claim_due(conn: psycopg.Connection, limit: int, lease_s: int) -> list[ClaimedDM]:
+    """Claim up to `limit` due DMs (queued, or sending with an expired lease) for this worker."""
+    rows = conn.execute(_CLAIM, {"limit": limit, "lease": lease_s}).fetchall()
+    return sorted((ClaimedDM(*r) for r in rows), key=lambda dm: dm.id)
+
+
+def reserve_slots(conn: psycopg.Connection, count: int, rate: float) -> tuple[float, float]:
+    """Reserve `count` request slots in the shared bucket.
+
+    Returns (start, now) in database seconds: the k-th request (from 0) may go at
+    start + k / rate. Slots are never handed out faster than `rate`, whoever asks.
+    """
+    row = conn.execute(
+        """
+        WITH clock AS (SELECT clock_timestamp() AS now)
+        UPDATE dm_pacer SET tat = greatest(tat, clock.now) + make_interval(secs => %(n)s / %(rate)s)
+        FROM clock WHERE id = 1
+        RETURNING extract(epoch FROM tat) - %(n)s / %(rate)s, extract(epoch FROM clock.now)
+        """,
+        {"n": float(count), "rate": float(rate)},
+    ).fetchone()
+    return float(row[0]), float(row[1])
+
+
+def booked_ahead_s(conn: psycopg.Connection) -> float:
+    """How far into the future the shared bucket is booked (0 when it is free now)."""
+    row = conn.execute(
+        "SELECT greatest(0, extract(epoch FROM tat - clock_timestamp()))::float8 FROM dm_pacer WHERE id = 1"
+    ).fetchone()
+    return 0.0 if row is None or row[0] is None else float(row[0])
+
+
+class _Slots:
+    """The request slots one batch reserved, turned into local sleeps."""
+
+    def __init__(self, start: float, db_now: float, rate: float, count: int) -> None:
+        self._base = time.monotonic() + (start - db_now)
+        self._interval = 1.0 / rate
+        self._next = 0
+        self._count = count
+
+    def wait(self) -> None:
+        index = min(self._next, self._count - 1) if self._count else self._next
+        self._next += 1
+        delay = self._base + index * self._interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _finish_sql(status: str) -> str:
+    return f"""
+    UPDATE direct_messages SET status = '{status}', last_error = %(error)s, claimed_at = NULL,
+        discord_message_id = coalesce(%(message_id)s, discord_message_id),
+        sent_at = CASE WHEN '{status}' = 'sent' THEN now() ELSE sent_at END
+    WHERE id = %(id)s AND status = 'sending' AND claimed_at = %(token)s
+    """
+
+
+def _mark(
+    database, dm: ClaimedDM, status: str, *, error: str | None = None, message_id: int | None = None
+) -> None:
+    database.run(
+        lambda conn: conn.execute(
+            _finish_sql(status),
+            {"id": dm.id, "token": dm.claimed_at, "error": error, "message_id": message_id},
+        )
+    )
+
+
+def _retry_later(database, dm: ClaimedDM, delay_s: float, error: str, *, count_attempt: bool = True) -> None:
+    database.run(
+        lambda conn: conn.execute(
+            """
+            UPDATE direct_messages SET status = 'queued', last_error = %(error)s, claimed_at = NULL,
+                next_attempt_at = clock_timestamp() + make_interval(secs => %(delay)s),
+                attempts = attempts - %(uncount)s
+            WHERE id = %(id)s AND status = 'sending' AND claimed_at = %(token)s
+            """,
+            {
+                "id": dm.id,
+                "token": dm.claimed_at,
+                "error": error[:500],
+                "delay": float(delay_s),
+                "uncount": 0 if count_attempt else 1,
+            },
+        )
+    )
+
+
+def retry_delay_s(attempts: int, base_s: int) -> float:
+    """Exponential backoff with jitter: base, 2 x base, 4 x base ... at most 15 minutes."""
+    delay = min(_MAX_RETRY_DELAY_S, base_s * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter only
+
+
+def _remember_channel(database, user_id: int, channel_id: int) -> None:
+    database.run(
+        lambda conn: conn.execute(
+            "INSERT INTO dm_channels (user_id, channel_id) VALUES (%s, %s) "
+            "ON CONFLICT (user_id) DO UPDATE SET channel_id = EXCLUDED.channel_id, created_at = now()",
+            (user_id, channel_id),
+        )
+    )
+
+
+def _forget_channel(database, user_id: int) -> None:
+    database.run(lambda conn: conn.execute("DELETE FROM dm_channels WHERE user_id = %s", (user_id,)))
+
+
+def deliver_one(
+    database, client, dm: ClaimedDM, slots: _Slots, settings: Settings, report: DeliveryReport
+) -> str:
+    """Send one claimed DM and record the outcome; returns "sent", "failed" or "retry"."""
+    from .discord_rest import CannotDmUser, DiscordError, DiscordUnavailable, RateLimited
+
+    if dm.blocked:
+        _mark(database, dm, "failed", error=dm.blocked)
+        return "failed"
+    try:
+        channel_id = dm.channel_id
+        if channel_id is None:
+            slots.wait()
+            report.requests += 1
+            channel_id = int(client.create_dm(format_snowflake(dm.user_id)))
+            _remember_channel(database, dm.user_id, channel_id)
+        slots.wait()
+        report.requests += 1
+        message = client.send_message(
+            format_snowflake(channel_id),
+            {
+                "content": dm.content,
+                "allowed_mentions": {"parse": []},
+                # Discord drops a second message with the same nonce from the same author for a
+                # few minutes: a DM re-sent after a lost answer or an expired lease is not doubled.
+                "nonce": f"pbdm{dm.id}"[:25],
+                "enforce_nonce": True,
+            },
+        )
+    except CannotDmUser as exc:
+        _mark(database, dm, "failed", error=f"50007: {exc.message}"[:500])
+        return "failed"
+    except RateLimited as exc:
+        # Not the DM's fault: it does not use up a try.
+        _retry_later(database, dm, max(exc.retry_after, 0.5), str(exc), count_attempt=False)
+        return "retry"
+    except DiscordUnavailable as exc:
+        return _after_transient(database, dm, settings, str(exc))
+    except DiscordError as exc:
+        if exc.code == 10003 and dm.channel_id is not None:
+            # Unknown channel: the remembered DM channel is gone; open a new one next time.
+            _forget_channel(database, dm.user_id)
+            _retry_later(database, dm, 0, str(exc), count_attempt=False)
+            return "retry"
+        # Any other refusal (unknown user, missing access, bad request) will not change by trying again.
+        _mark(database, dm, "failed", error=f"{exc.code or exc.status}: {exc.message}"[:500])
+        return "failed"
+    except Exception as exc:  # a bug or an unforeseen answer: retried, then failed, never lost
+        logger.exception("DM delivery failed unexpectedly", extra={"dm_id": dm.id})
+        return _after_transient(database, dm, settings, f"{type(exc).__name__}: {exc}")
+    message_id = message.get("id") if isinstance(message, dict) else None
+    _mark(database, dm, "sent", message_id=int(message_id) if message_id else None)
+    return "sent"
+
+
+def _after_transient(database, dm: ClaimedDM, settings: Settings, error: str) -> str:
+    if dm.attempts >= settings.dm_max_attempts:
+        _mark(database, dm, "failed", error=f"gave up after {dm.attempts} tries: {error}"[:500])
+        return "failed"
+    _retry_later(database, dm, retry_delay_s(dm.attempts, settings.dm_retry_base_s), error)
+    return "retry"
+
+
+def deliver_due(
+    database, client=None, *, settings: Settings | None = None, budget_s: float | None = None
+) -> DeliveryReport:
+    """Deliver due DMs in batches until none is due, another worker is busy, or the budget is
+    spent. Then, if DMs wait for a later try, ask for a delivery task at that time."""
+    from .config import get_settings
+    from .discord_rest import get_client
+
+    settings = settings or get_settings()
+    client = client or get_client()
+    rate = float(settings.dm_rate_per_second)
+    budget = settings.dm_deliver_budget_s if budget_s is None else budget_s
+    # About one second of requests per batch: short claims, and a dead worker strands few rows.
+    batch = max(1, int(rate // 2))
+    report = DeliveryReport()
+    started = time.monotonic()
+    while True:
+        if time.monotonic() - started >= budget:
+            report.stopped = "budget"
+            break
+        if database.run(booked_ahead_s) > _BUSY_AHEAD_S:
+            # Another worker holds the bucket and claims again after its batch, so it will see
+            # every row that is due now.
+            report.stopped = "busy"
+            break
+        claimed = database.run(claim_due, batch, settings.dm_lease_s)
+        if not claimed:
+            report.stopped = "done"
+            break
+        report.claimed += len(claimed)
+        needed = sum(0 if dm.blocked else (1 if dm.channel_id else 2) for dm in claimed)
+        start, db_now = database.run(reserve_slots, max(needed, 1), rate) if needed else (0.0, 0.0)
+        slots = _Slots(start, db_now, rate, needed)
+        for dm in claimed:
+            outcome = deliver_one(database, client, dm, slots, settings, report)
+            if outcome == "sent":
+                report.sent += 1
+            elif outcome == "failed":
+                report.failed += 1
+            else:
+                report.retried += 1
+    if report.stopped == "budget":
+        request_delivery()
+    elif report.claimed:
+        # Some DMs may wait for a retry later; one delayed task picks them up (SQS delays up
+        # to 15 minutes; the keep-alive asks again for anything later than that).
+        wait = database.run(_seconds_to_next_due)
+        if wait is not None:
+            request_delivery(delay_seconds=min(_MAX_RETRY_DELAY_S, max(0, math.ceil(wait))))
+    metrics.add_metric(name="DmsSent", unit=MetricUnit.Count, value=report.sent)
+    metrics.add_metric(name="DmsFailed", unit=MetricUnit.Count, value=report.failed)
+    logger.info("DM delivery", extra={"report": report.__dict__})
+    return report
+
+
+def _seconds_to_next_due(conn: psycopg.Connection) -> float | None:
+    row = conn.execute(
+        "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM direct_messages "
+        "WHERE status IN ('queued', 'sending')"
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def due_count(conn: psycopg.Connection) -> int:
+    """DMs due now (the keep-alive asks for delivery when some are: a lost task, a dead worker)."""
+    return conn.execute(
+        "SELECT count(*) FROM direct_messages WHERE status IN ('queued', 'sending') AND next_attempt_at <= now()"
+    ).fetchone()[0]
+
+
+def deliver_task(task: Task) -> None:
+    """The worker's "deliver_dms" task. Idempotent: it only delivers what is due and claimed."""
+    from .runtime import get_database
+
+    deliver_due(get_database())

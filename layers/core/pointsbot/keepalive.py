@@ -1,0 +1,115 @@
+"""The keep-alive: warm the interactions function, check the database, ask for stuck DMs.
+
+`KEEPALIVE_EVENT` is what the keep-alive sends the interactions function; that handler answers
+it at once without work (`is_keepalive(event)`). In AWS the warmer is a Lambda invoke; the
+local runtime installs one that calls the handler in-process (`set_warmer`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .db import Database
+
+KEEPALIVE_EVENT: dict[str, Any] = {"keepalive": True}
+
+Warmer = Callable[[dict[str, Any]], Any]
+
+
+def is_keepalive(event: object) -> bool:
+    """Whether an invocation is the keep-alive's ping (answer it without doing any work)."""
+    return isinstance(event, dict) and event.get("keepalive") is True
+
+
+def keepalive_response() -> dict[str, Any]:
+    """What the interactions function answers the ping with."""
+    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": '{"keepalive":"ok"}'}
+
+
+@dataclass(frozen=True)
+class KeepaliveResult:
+    healthy: bool  # the database answered
+    database_ms: float
+    warmed: bool  # the interactions function answered the ping
+    dms_due: int | None
+    delivery_requested: bool
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LambdaWarmer:
+    """Invokes the interactions function with the ping and waits for its answer."""
+
+    def __init__(self, function_name: str, client: Any = None) -> None:
+        self.function_name = function_name
+        self._client = client
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        if self._client is None:
+            import boto3  # in the Lambda runtime already
+
+            self._client = boto3.client("lambda")
+        answer = self._client.invoke(
+            FunctionName=self.function_name,
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode(),
+        )
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"{self.function_name} failed the keep-alive: {answer['FunctionError']}")
+        return json.loads(answer["Payload"].read() or b"null")
+
+
+_warmer: Warmer | None = None
+
+
+def get_warmer() -> Warmer | None:
+    """The installed warmer, or a Lambda invoke of INTERACTIONS_FUNCTION_NAME (None if unset)."""
+    global _warmer
+    if _warmer is None:
+        from .config import get_settings
+
+        name = get_settings().interactions_function_name
+        if name:
+            _warmer = LambdaWarmer(name)
+    return _warmer
+
+
+def set_warmer(warmer: Warmer | None) -> None:
+    """Use this warmer in the process (the local runtime, tests)."""
+    global _warmer
+    _warmer = warmer
+
+
+def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
+    """One keep-alive round. Never raises: each failure is reported in the result."""
+    from . import outbox
+    from .db import DatabaseUnavailable
+
+    warmer = warmer if warmer is not None else get_warmer()
+    warmed = False
+    errors: list[str] = []
+    if warmer is not None:
+        try:
+            warmer(dict(KEEPALIVE_EVENT))
+            warmed = True
+        except Exception as exc:  # reported as a metric and in the log, not raised
+            errors.append(f"warm: {type(exc).__name__}: {exc}"[:200])
+    started = time.perf_counter()
+    dms_due: int | None = None
+    try:
+        dms_due = database.run(outbox.due_count)
+        healthy = True
+    except (DatabaseUnavailable, OSError) as exc:
+        healthy = False
+        errors.append(f"database: {exc}"[:200])
+    database_ms = (time.perf_counter() - started) * 1000
+    requested = bool(dms_due) and outbox.request_delivery()
+    return KeepaliveResult(
+        healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None
+    )
