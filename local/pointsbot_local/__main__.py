@@ -74,7 +74,7 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
 
 
 def _run(args: argparse.Namespace) -> int:
-    server, chosen = start(args.host, args.port, verbose=args.verbose)
+    server, chosen = start(args.host, args.port, local_dir=args.local_dir, verbose=args.verbose)
     url = server.url
     print("pointsbot local runtime")
     print(f"  database       {chosen['database']}")
@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default=os.environ.get("LOCAL_HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", "8787")))
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--local-dir", type=Path, default=Path(os.environ.get("LOCAL_DIR", LOCAL_DIR)),
+        help="where the embedded Postgres and the local key pair live (default .local); --port 0 picks a free port",
+    )  # fmt: skip
     run.set_defaults(func=_run)
     args = parser.parse_args(argv)
     return args.func(args)
