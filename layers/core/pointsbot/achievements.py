@@ -540,9 +540,10 @@ class SweepReport:
     seconds: float
 
 
-def _open_sweep(conn: psycopg.Connection) -> tuple[int, int, int]:
+def _open_sweep(conn: psycopg.Connection, continuing: int | None) -> tuple[int, int, int] | None:
     """The sweep in progress, locked for this batch (a second sweeper waits here, then goes
-    on from the cursor this one leaves); a new one if none is open."""
+    on from the cursor this one leaves); a new one if none is open, unless the caller is
+    `continuing` a sweep (then None once that one is finished)."""
     for _ in range(2):
         row = conn.execute(
             "SELECT id, cursor_guild_id, cursor_user_id FROM achievement_sweeps "
@@ -550,17 +551,27 @@ def _open_sweep(conn: psycopg.Connection) -> tuple[int, int, int]:
         ).fetchone()
         if row is not None:
             sweep_id, g, u = row
+            if continuing is not None and sweep_id != continuing:
+                return None
             return sweep_id, _MIN_KEY if g is None else g, _MIN_KEY if u is None else u
+        if continuing is not None:
+            return None
         conn.execute(
             "INSERT INTO achievement_sweeps DEFAULT VALUES ON CONFLICT ((TRUE)) WHERE finished_at IS NULL DO NOTHING"
         )
     raise RuntimeError("could not open an achievement sweep")
 
 
-def sweep_batch(conn: psycopg.Connection, batch_size: int, settings: Settings) -> BatchResult:
+def sweep_batch(
+    conn: psycopg.Connection, batch_size: int, settings: Settings, continuing: int | None = None
+) -> BatchResult:
     """One batch of the sweep in one transaction: the next `batch_size` members after the
-    cursor, every active achievement they now meet, the cursor moved on."""
-    sweep_id, after_g, after_u = _open_sweep(conn)
+    cursor, every active achievement they now meet, the cursor moved on. With `continuing`,
+    only that sweep is worked on (finished: nothing to do)."""
+    opened = _open_sweep(conn, continuing)
+    if opened is None:
+        return BatchResult(continuing or 0, 0, (), finished=True)
+    sweep_id, after_g, after_u = opened
     end = conn.execute(
         "SELECT guild_id, user_id FROM members WHERE (guild_id, user_id) > (%s, %s) "
         "ORDER BY guild_id, user_id OFFSET %s LIMIT 1",
@@ -657,7 +668,7 @@ def run_sweep(
         if time_left_s is not None and time_left_s() < max(5.0, 3 * slowest):
             break
         t0 = time.monotonic()
-        result = database.run(sweep_batch, size, settings)
+        result = database.run(sweep_batch, size, settings, sweep_id)
         slowest = max(slowest, time.monotonic() - t0)
         batches += 1
         sweep_id, finished = result.sweep_id, result.finished

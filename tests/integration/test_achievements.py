@@ -1,0 +1,440 @@
+"""Achievements on real Postgres: definitions, the check right after a change (paid once, even
+when two changes race), the DMs that go with them, and the sweep (exactly who qualifies,
+resumable without paying anybody twice)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from pointsbot import achievements, ledger, outbox
+from pointsbot.db import Database
+from pointsbot.errors import DomainError, InvalidInput, NotFound
+from pointsbot.guilds import ensure_guild, update_guild_settings
+
+_ids = itertools.count(1)
+
+
+def new_guild(db: Database, **overrides) -> int:
+    guild = 900_000_000_000_000_000 + next(_ids)
+
+    def make(conn: psycopg.Connection) -> None:
+        ensure_guild(conn, guild, f"Guild {guild}")
+        if overrides:
+            update_guild_settings(conn, guild, overrides)
+
+    db.run(make)
+    return guild
+
+
+def award(db: Database, guild: int, user: int, amount: int, settings, **extra) -> ledger.OperationResult:
+    extra.setdefault("idempotency_key", f"t-{next(_ids)}")
+    extra.setdefault("source", "admin_site")
+    extra.setdefault("reason", "test")
+    return db.run(
+        ledger.award, guild_id=guild, user_id=user, amount=amount, actor_id=1, settings=settings, **extra
+    )
+
+
+def define(db: Database, guild: int, **fields) -> achievements.AchievementDefinition:
+    fields.setdefault("name", f"A{next(_ids)}")
+    return db.run(achievements.create_definition, guild, **fields)
+
+
+def one(db: Database, statement: str, params=None):
+    return db.fetchone(statement, params)[0]
+
+
+def assert_ledger_consistent(db: Database, guild: int) -> None:
+    bad = db.fetchall(
+        """
+        SELECT p.user_id FROM points p
+        LEFT JOIN (SELECT user_id, sum(amount) s FROM transactions WHERE guild_id = %s GROUP BY user_id) t
+          USING (user_id)
+        WHERE p.guild_id = %s AND p.balance <> coalesce(t.s, 0)
+        """,
+        (guild, guild),
+    )
+    assert bad == []
+
+
+# -- definitions --------------------------------------------------------------------------
+def test_definitions_are_validated_listed_updated_and_deleted(db: Database) -> None:
+    guild = new_guild(db)
+    rich = define(db, guild, name="Rich", criterion="balance_at_least", threshold=100, bonus_points=10)
+    assert rich.criterion_text == "Balance of at least 100"
+    old = define(db, guild, name="Veteran", criterion="member_days", window_days=30, description=" long ")
+    assert (old.threshold, old.window_days, old.description) == (0, 30, "long")
+
+    with pytest.raises(InvalidInput, match="exists already"):
+        define(db, guild, name="Rich", criterion="top_k", threshold=3)
+    with pytest.raises(InvalidInput, match="criteria"):
+        define(db, guild, criterion="richest")
+    with pytest.raises(InvalidInput, match="balance"):
+        define(db, guild, criterion="balance_at_least", threshold=0)
+    with pytest.raises(InvalidInput, match="days"):
+        define(db, guild, criterion="earned_within_days", threshold=5)
+    with pytest.raises(InvalidInput, match="bonus"):
+        define(db, guild, criterion="email_approved", bonus_points=-1)
+    with pytest.raises(InvalidInput, match="name"):
+        define(db, guild, name="  ", criterion="email_approved")
+
+    updated = db.run(achievements.update_definition, guild, rich.id, threshold=200, active=False)
+    assert (updated.threshold, updated.active, updated.name) == (200, False, "Rich")
+    with pytest.raises(InvalidInput, match="exists already"):
+        db.run(achievements.update_definition, guild, old.id, name="Rich")
+    with pytest.raises(InvalidInput, match="unknown"):
+        db.run(achievements.update_definition, guild, old.id, colour="red")
+    other_guild = new_guild(db)
+    with pytest.raises(NotFound):
+        db.run(achievements.update_definition, other_guild, rich.id, threshold=5)
+
+    assert [d.name for d in db.run(achievements.list_definitions, guild)] == ["Rich", "Veteran"]
+    assert [d.name for d in db.run(achievements.list_definitions, guild, include_inactive=False)] == [
+        "Veteran"
+    ]
+    db.run(achievements.delete_definition, guild, old.id)
+    assert [d.name for d in db.run(achievements.list_definitions, guild)] == ["Rich"]
+
+
+def test_a_held_achievement_cannot_be_deleted_and_shows_its_holders(db: Database, settings) -> None:
+    guild = new_guild(db)
+    first = define(db, guild, name="First", criterion="transactions_at_least", threshold=1, bonus_points=5)
+    award(db, guild, 11, 3, settings)
+    award(db, guild, 12, 3, settings)
+    page = db.run(achievements.holders, guild, first.id)
+    assert page.total == 2 and {h.user_id for h in page.holders} == {11, 12}
+    assert all(h.transaction_id is not None for h in page.holders)
+    with pytest.raises(DomainError, match="deactivate"):
+        db.run(achievements.delete_definition, guild, first.id)
+    assert db.run(achievements.list_definitions, guild)[0].holders == 2
+
+
+# -- checked right after a change --------------------------------------------------------------
+def test_crossing_a_threshold_pays_the_bonus_once_with_a_stable_key_and_a_dm(db: Database, settings) -> None:
+    guild = new_guild(db)
+    rich = define(db, guild, name="Rich", criterion="balance_at_least", threshold=100, bonus_points=25)
+    award(db, guild, 21, 60, settings)
+    assert db.run(achievements.earned_by, guild, 21) == []
+    award(db, guild, 21, 60, settings)
+    earned = db.run(achievements.earned_by, guild, 21)
+    assert [(e.name, e.bonus_points) for e in earned] == [("Rich", 25)]
+    award(db, guild, 21, 60, settings)  # still above: nothing more
+    entries = db.fetchall(
+        "SELECT t.amount, t.kind, t.source, t.silent, o.idempotency_key FROM transactions t "
+        "JOIN operations o ON o.id = t.operation_id WHERE t.guild_id = %s AND t.user_id = 21 ORDER BY t.id",
+        (guild,),
+    )
+    bonus = [e for e in entries if e[1] == "achievement"]
+    assert bonus == [(25, "achievement", "achievement", True, f"achievement:{rich.id}:21")]
+    assert one(db, "SELECT balance FROM points WHERE guild_id = %s AND user_id = 21", (guild,)) == 205
+    dms = db.fetchall(
+        "SELECT reason, dedupe_key, content FROM direct_messages WHERE guild_id = %s AND user_id = 21 ORDER BY id",
+        (guild,),
+    )
+    assert [d[0] for d in dms] == ["points", "points", "achievement", "points"]
+    assert dms[2][1] == f"achievement:{rich.id}:21" and "Rich" in dms[2][2] and "25 points" in dms[2][2]
+    assert "You received **60 points**" in dms[0][2] and "Reason: test" in dms[0][2]
+    assert_ledger_consistent(db, guild)
+
+
+def test_a_bonus_can_earn_the_next_achievement_and_the_chain_ends(db: Database, settings) -> None:
+    guild = new_guild(db)
+    define(db, guild, name="Hundred", criterion="balance_at_least", threshold=100, bonus_points=100)
+    define(db, guild, name="Two hundred", criterion="balance_at_least", threshold=200, bonus_points=100)
+    define(db, guild, name="Earner", criterion="earned_at_least", threshold=300, bonus_points=1)
+    define(db, guild, name="Busy", criterion="transactions_at_least", threshold=3, bonus_points=0)
+    award(db, guild, 31, 100, settings)
+    names = {e.name for e in db.run(achievements.earned_by, guild, 31)}
+    assert names == {"Hundred", "Two hundred", "Earner", "Busy"}
+    assert one(db, "SELECT balance FROM points WHERE guild_id = %s AND user_id = 31", (guild,)) == 301
+    # "Busy" pays no bonus: no ledger entry, but the achievement and its DM exist.
+    assert (
+        one(db, "SELECT count(*) FROM transactions WHERE guild_id = %s AND kind = 'achievement'", (guild,))
+        == 3
+    )
+    assert_ledger_consistent(db, guild)
+
+
+def test_silent_changes_the_guild_switch_and_the_opt_out_decide_the_automatic_dms(
+    db: Database, settings
+) -> None:
+    guild = new_guild(db)
+    award(db, guild, 41, 5, settings, silent=True)
+    assert one(db, "SELECT count(*) FROM direct_messages WHERE guild_id = %s", (guild,)) == 0
+
+    db.run(
+        lambda c: c.execute(
+            "UPDATE members SET dm_opt_out = TRUE WHERE guild_id = %s AND user_id = 41", (guild,)
+        )
+    )
+    award(db, guild, 41, 5, settings)
+    assert one(db, "SELECT count(*) FROM direct_messages WHERE guild_id = %s", (guild,)) == 0
+    # An admin's own DM is not automatic: the opt-out does not cover it.
+    dm_id = db.run(
+        outbox.enqueue_dm, guild_id=guild, user_id=41, content="Hello", reason="admin", created_by=1
+    )
+    assert dm_id is not None
+
+    quiet = new_guild(db, dm_notifications=False)
+    define(db, quiet, criterion="balance_at_least", threshold=1, bonus_points=1)
+    award(db, quiet, 42, 5, settings)
+    assert len(db.run(achievements.earned_by, quiet, 42)) == 1
+    assert one(db, "SELECT count(*) FROM direct_messages WHERE guild_id = %s", (quiet,)) == 0
+
+
+def test_transfers_dm_the_receiver_only_and_check_both_members(db: Database, settings) -> None:
+    guild = new_guild(db)
+    define(db, guild, name="Active", criterion="transactions_at_least", threshold=2, bonus_points=0)
+    award(db, guild, 51, 50, settings)
+    award(db, guild, 52, 50, settings)
+    db.run(
+        ledger.transfer, guild_id=guild, from_user_id=51, to_user_id=52, amount=10, reason="thanks",
+        idempotency_key=f"t-{next(_ids)}", settings=settings,
+    )  # fmt: skip
+    assert {e.name for e in db.run(achievements.earned_by, guild, 51)} == {"Active"}
+    assert {e.name for e in db.run(achievements.earned_by, guild, 52)} == {"Active"}
+    transfer_dms = db.fetchall(
+        "SELECT user_id, content FROM direct_messages WHERE guild_id = %s AND reason = 'points' "
+        "AND content LIKE '%%gave you%%'",
+        (guild,),
+    )
+    assert transfer_dms == [(52, f"<@51> gave you **10 points** in **Guild {guild}**.\nReason: thanks\n"
+                                 "Your balance is now **60 points**.")]  # fmt: skip
+
+
+def test_inactive_and_other_guilds_achievements_are_not_granted(db: Database, settings) -> None:
+    guild, other = new_guild(db), new_guild(db)
+    define(db, guild, criterion="balance_at_least", threshold=1, bonus_points=1, active=False)
+    define(db, other, criterion="balance_at_least", threshold=1, bonus_points=1)
+    award(db, guild, 61, 10, settings)
+    assert db.run(achievements.earned_by, guild, 61) == []
+
+
+def test_two_changes_at_the_same_moment_pay_the_achievement_once(db: Database, settings) -> None:
+    guild = new_guild(db)
+    rich = define(db, guild, name="Racer", criterion="balance_at_least", threshold=10, bonus_points=7)
+    members = list(range(1000, 1012))
+    for user in members:
+        award(db, guild, user, 1, settings)
+    barrier = threading.Barrier(len(members) * 2)
+    errors: list[BaseException] = []
+
+    def change(user: int) -> None:
+        try:
+            barrier.wait()
+            award(db, guild, user, 10, settings)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=change, args=(u,)) for u in members for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = db.fetchall(
+        "SELECT user_id, count(*) FROM member_achievements WHERE achievement_id = %s GROUP BY user_id",
+        (rich.id,),
+    )
+    assert sorted(rows) == [(u, 1) for u in members]
+    bonuses = db.fetchall(
+        "SELECT user_id, count(*), sum(amount) FROM transactions WHERE guild_id = %s AND kind = 'achievement' "
+        "GROUP BY user_id",
+        (guild,),
+    )
+    assert sorted(bonuses) == [(u, 1, 7) for u in members]
+    assert (
+        one(
+            db,
+            "SELECT count(*) FROM direct_messages WHERE guild_id = %s AND reason = 'achievement'",
+            (guild,),
+        )
+        == 12
+    )
+    assert_ledger_consistent(db, guild)
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_db(make_database: Callable[[], str]) -> Iterator[Database]:
+    """A database of its own: the sweep walks every guild's members."""
+    database = Database(make_database(), pooled=True, pool_max=8)
+    yield database
+    database.close()
+
+
+def _backdate(db: Database, guild: int, user: int, days: int) -> None:
+    """Move a member's join date and ledger entries into the past (tests only: the ledger's
+    append-only trigger is lifted for the moment)."""
+
+    def run(conn: psycopg.Connection) -> None:
+        conn.execute(
+            "UPDATE members SET joined_at = now() - make_interval(days => %s) WHERE guild_id = %s AND user_id = %s",
+            (days, guild, user),
+        )
+        conn.execute("ALTER TABLE transactions DISABLE TRIGGER transactions_no_update_or_delete")
+        conn.execute(
+            "UPDATE transactions SET created_at = created_at - make_interval(days => %s) "
+            "WHERE guild_id = %s AND user_id = %s",
+            (days, guild, user),
+        )
+        conn.execute("ALTER TABLE transactions ENABLE TRIGGER transactions_no_update_or_delete")
+
+    db.run(run)
+
+
+def test_the_sweep_finds_exactly_the_members_who_qualify(fresh_db: Database, settings) -> None:
+    db = fresh_db
+    guild, other = new_guild(db), new_guild(db)
+    # 1: an old member with old earnings; 2 and 3 tie for second place and earned 300 this
+    # week; 4 earned 60 this week; 5 has an approved email; 6 is one short of the week's 50
+    # and was rejected; 7 never had a change.
+    award(db, guild, 1, 500, settings)
+    _backdate(db, guild, 1, 40)
+    award(db, guild, 2, 300, settings)
+    award(db, guild, 3, 300, settings)
+    award(db, guild, 4, 30, settings)
+    award(db, guild, 4, 30, settings)
+    award(db, guild, 5, 10, settings)
+    award(db, guild, 6, 49, settings)
+    db.run(lambda c: c.execute("INSERT INTO members (guild_id, user_id) VALUES (%s, 7)", (guild,)))
+    db.run(
+        lambda c: c.execute(
+            "INSERT INTO email_submissions (guild_id, user_id, email, status) VALUES "
+            "(%s, 5, 'five@example.org', 'approved'), (%s, 6, 'six@example.org', 'rejected'), "
+            "(%s, 2, 'two@example.org', 'pending')",
+            (guild, guild, guild),
+        )
+    )
+    # Another guild whose member would qualify for everything, but it has no achievements.
+    award(db, other, 1, 5000, settings)
+    _backdate(db, other, 1, 400)
+    # Defined after the changes, so only the sweep can find who qualifies.
+    veteran = define(db, guild, name="Veteran", criterion="member_days", window_days=30, bonus_points=3)
+    top = define(db, guild, name="Top 2", criterion="top_k", threshold=2, bonus_points=0)
+    mail = define(db, guild, name="Mail", criterion="email_approved", bonus_points=2)
+    week = define(db, guild, name="Good week", criterion="earned_within_days", threshold=50, window_days=7)
+    big = define(db, guild, name="Big", criterion="balance_at_least", threshold=1000, bonus_points=0)
+    define(db, guild, name="Off", criterion="member_days", window_days=1, active=False)
+
+    report = achievements.run_sweep(db, batch_size=3, settings=settings)
+    assert report.finished and report.members_checked == 8
+    got = set(
+        db.fetchall("SELECT user_id, achievement_id FROM member_achievements WHERE guild_id = %s", (guild,))
+    )
+    assert got == {
+        (1, veteran.id),
+        (1, top.id),
+        (2, top.id),
+        (3, top.id),
+        (5, mail.id),
+        (2, week.id),
+        (3, week.id),
+        (4, week.id),
+    }
+    assert big.id not in {a for _, a in got}
+    assert one(db, "SELECT count(*) FROM member_achievements WHERE guild_id = %s", (other,)) == 0
+    assert report.awards == 8
+    assert sorted(db.fetchall("SELECT user_id, amount FROM transactions WHERE kind = 'achievement'")) == [
+        (1, 3),
+        (5, 2),
+    ]
+    assert_ledger_consistent(db, guild)
+
+    # A second sweep finds nothing new.
+    again = achievements.run_sweep(db, batch_size=100, settings=settings)
+    assert again.finished and again.awards == 0 and again.sweep_id != report.sweep_id
+
+
+def test_a_sweep_stopped_half_way_continues_and_pays_nobody_twice(
+    fresh_db: Database, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = fresh_db
+    guild = new_guild(db)
+    veteran = define(db, guild, name="Veteran", criterion="member_days", window_days=10, bonus_points=5)
+    members = list(range(100, 130))
+    for user in members:
+        award(db, guild, user, 1, settings, silent=True)
+        _backdate(db, guild, user, 11)
+
+    first = achievements.run_sweep(db, batch_size=7, settings=settings, max_batches=2)
+    assert not first.finished and first.members_checked == 14 and first.awards == 14
+
+    # The next batch dies half way (a crash after some grants): its transaction is rolled back.
+    real_grant = achievements.grant
+    calls = {"n": 0}
+
+    def dying_grant(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RuntimeError("killed")
+        return real_grant(*args, **kwargs)
+
+    monkeypatch.setattr(achievements, "grant", dying_grant)
+    with pytest.raises(RuntimeError, match="killed"):
+        achievements.run_sweep(db, batch_size=7, settings=settings)
+    monkeypatch.setattr(achievements, "grant", real_grant)
+    assert one(db, "SELECT count(*) FROM member_achievements WHERE achievement_id = %s", (veteran.id,)) == 14
+
+    rest = achievements.run_sweep(db, batch_size=7, settings=settings)
+    assert rest.finished and rest.sweep_id == first.sweep_id and rest.awards == 16
+    held = db.fetchall(
+        "SELECT user_id, count(*) FROM member_achievements WHERE achievement_id = %s GROUP BY user_id",
+        (veteran.id,),
+    )
+    assert sorted(held) == [(u, 1) for u in members]
+    paid = db.fetchall(
+        "SELECT user_id, count(*) FROM transactions WHERE kind = 'achievement' GROUP BY user_id ORDER BY user_id"
+    )
+    assert paid == [(u, 1) for u in members]
+    sweep = db.fetchone("SELECT members_checked, awards, finished_at IS NOT NULL FROM achievement_sweeps")
+    assert sweep == (30, 30, True)
+    assert_ledger_consistent(db, guild)
+
+
+def test_two_sweepers_at_once_share_the_work_and_pay_once(fresh_db: Database, settings) -> None:
+    db = fresh_db
+    guild = new_guild(db)
+    define(db, guild, name="Veteran", criterion="member_days", window_days=1, bonus_points=2)
+    members = list(range(200, 240))
+    for user in members:
+        db.run(ledger.ensure_member, guild, user)
+    db.run(
+        lambda c: c.execute(
+            "UPDATE members SET joined_at = now() - interval '2 days' WHERE guild_id = %s", (guild,)
+        )
+    )
+    reports = []
+    threads = [
+        threading.Thread(
+            target=lambda: reports.append(achievements.run_sweep(db, batch_size=4, settings=settings))
+        )
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reports) == 2
+    assert sum(r.awards for r in reports) == 40
+    paid = db.fetchall(
+        "SELECT user_id, count(*) FROM transactions WHERE kind = 'achievement' GROUP BY user_id"
+    )
+    assert sorted(paid) == [(u, 1) for u in members]
+
+
+def test_the_sweep_stops_in_time_and_the_next_run_continues(fresh_db: Database, settings) -> None:
+    db = fresh_db
+    guild = new_guild(db)
+    for user in range(300, 320):
+        db.run(ledger.ensure_member, guild, user)
+    left = iter([60.0, 60.0, 60.0, 1.0])
+    first = achievements.run_sweep(db, batch_size=5, settings=settings, time_left_s=lambda: next(left))
+    assert (first.batches, first.members_checked, first.finished) == (3, 15, False)
+    second = achievements.run_sweep(db, batch_size=5, settings=settings, time_left_s=lambda: 60.0)
+    assert second.sweep_id == first.sweep_id and second.finished and second.members_checked == 5
