@@ -92,11 +92,14 @@ def load_definitions() -> list[dict[str, Any]]:
 class Hooks:
     """The hooks' collaborators, replaceable in tests."""
 
-    definitions: Callable[[], list[dict[str, Any]]] = load_definitions
+    definitions: Callable[[], list[dict[str, Any]]] | None = None
     discord: Callable[[], Any] | None = None  # -> a DiscordClient
     store: Callable[[], HashStore] | None = None
     migrate: Callable[[], list[Any]] | None = None
     schema_version: Callable[[], int | None] | None = None
+
+    def command_definitions(self) -> list[dict[str, Any]]:
+        return self.definitions() if self.definitions is not None else load_definitions()
 
     def discord_client(self) -> Any:
         if self.discord is not None:
@@ -164,7 +167,7 @@ def commands_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
         return HookResult(SUCCESS, physical_id, "commands cleared")
     if not application_id.isdigit():
         return HookResult(FAILED, physical_id, "ApplicationId must be the numeric Discord application id")
-    definitions = hooks.definitions()
+    definitions = hooks.command_definitions()
     digest = definitions_hash(definitions)
     marker = f"{application_id}:{digest}"
     store = hooks.hash_store()
