@@ -1,47 +1,41 @@
-"""POST /interactions: Discord's interactions endpoint (API Gateway HTTP API, payload 2.0)."""
+"""POST /interactions: Discord's interactions endpoint (API Gateway HTTP API, payload 2.0).
+
+Thin: the flow lives in pointsbot.endpoint; this adds logging, a metric per command and
+outcome, and tracing when it is switched on (its SDK is imported only then).
+"""
 
 from __future__ import annotations
 
-import base64
-import json
+import os
 
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from aws_lambda_powertools.metrics import MetricUnit
 
-from pointsbot.config import get_settings
-
-_verify_key: VerifyKey | None = None
+from pointsbot import endpoint
+from pointsbot.observability import logger, metrics
 
 
-def _key() -> VerifyKey:
-    global _verify_key
-    if _verify_key is None:
-        _verify_key = VerifyKey(bytes.fromhex(get_settings().discord_public_key))
-    return _verify_key
+def _handle(event: dict, context: object) -> dict:
+    answer = endpoint.handle(event)
+    metrics.add_dimension(name="command", value=answer.command)
+    metrics.add_dimension(name="outcome", value=answer.outcome)
+    metrics.add_metric(name="Interactions", unit=MetricUnit.Count, value=1)
+    if answer.status != 200:
+        logger.warning("request refused", extra={"status": answer.status, "reason": answer.body.get("error")})
+    else:
+        logger.info("interaction answered", extra={"command": answer.command, "outcome": answer.outcome,
+                                                   "type": answer.body.get("type")})  # fmt: skip
+    return answer.as_http()
 
 
-def _answer(status: int, body: dict) -> dict:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body),
-    }
+_tracing = "AWS_LAMBDA_FUNCTION_NAME" in os.environ and os.environ.get(
+    "POWERTOOLS_TRACE_DISABLED", ""
+).lower() not in (
+    "1",
+    "true",
+)
+if _tracing:
+    from pointsbot.observability import tracer
 
+    _handle = tracer.capture_lambda_handler(_handle)
 
-def lambda_handler(event: dict, context: object) -> dict:
-    raw = event.get("body") or ""
-    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    signature = headers.get("x-signature-ed25519", "")
-    timestamp = headers.get("x-signature-timestamp", "")
-    try:
-        _key().verify(timestamp.encode() + body, bytes.fromhex(signature))
-    except (BadSignatureError, ValueError):
-        return _answer(401, {"error": "invalid request signature"})
-    try:
-        interaction = json.loads(body)
-    except ValueError:
-        return _answer(400, {"error": "malformed JSON"})
-    if interaction.get("type") == 1:
-        return _answer(200, {"type": 1})
-    return _answer(200, {"type": 4, "data": {"content": "This command is not available yet.", "flags": 64}})
+lambda_handler = metrics.log_metrics(logger.inject_lambda_context(_handle, clear_state=True))

@@ -55,6 +55,9 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
     chosen = prepare_environment(local_dir)
     server = LocalServer(host, port, verbose=verbose)
     mount("/discord-api", standin)
+    from . import discord_standin_rest  # the REST endpoints register themselves on `standin`
+
+    mount(discord_standin_rest.INSPECT_PREFIX, discord_standin_rest.inspect_app)
     if not os.environ.get("DISCORD_API_BASE_URL"):
         os.environ["DISCORD_API_BASE_URL"] = server.url + PREFIX
         chosen["discord"] = f"the local stand-in at {server.url + PREFIX}"

@@ -1,0 +1,162 @@
+"""Every slash command the bot registers, in one place, and a stable hash of them.
+
+Admin commands carry `default_member_permissions` (Manage Server) so Discord hides them from
+members by default; the server still checks rights on every use (see dispatch.is_admin),
+because a guild can change who sees a command.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER = 1, 3, 4, 5, 6
+CHAT_INPUT = 1
+GUILD_CONTEXT = 0  # InteractionContextType.GUILD: never in DMs, the bot's data is per guild
+GUILD_INSTALL = 0  # ApplicationIntegrationType.GUILD_INSTALL
+MANAGE_GUILD = str(1 << 5)
+# Discord sends integers as JSON numbers; keep amounts well inside what a double holds exactly.
+MAX_AMOUNT = 1_000_000_000
+
+
+def _option(kind: int, name: str, description: str, required: bool = False, **extra: Any) -> dict[str, Any]:
+    option: dict[str, Any] = {"type": kind, "name": name, "description": description}
+    if required:
+        option["required"] = True
+    option.update(extra)
+    return option
+
+
+def _sub(name: str, description: str, *options: dict[str, Any]) -> dict[str, Any]:
+    return {"type": SUB_COMMAND, "name": name, "description": description, "options": list(options)}
+
+
+def _command(name: str, description: str, *options: dict[str, Any], admin: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": CHAT_INPUT,
+        "description": description,
+        "options": list(options),
+        "default_member_permissions": MANAGE_GUILD if admin else None,
+        "contexts": [GUILD_CONTEXT],
+        "integration_types": [GUILD_INSTALL],
+        "nsfw": False,
+    }
+
+
+def _member(description: str = "The member", required: bool = True) -> dict[str, Any]:
+    return _option(USER, "member", description, required)
+
+
+def _amount(description: str, minimum: int = 1) -> dict[str, Any]:
+    return _option(INTEGER, "amount", description, True, min_value=minimum, max_value=MAX_AMOUNT)
+
+
+def _page() -> dict[str, Any]:
+    return _option(INTEGER, "page", "Page number (1 is the first)", min_value=1, max_value=100_000)
+
+
+_REASON = _option(STRING, "reason", "Why (shown in the member's history)", True, max_length=500)
+_SILENT = _option(BOOLEAN, "silent", "Do not DM the member about this change")
+
+COMMANDS: tuple[dict[str, Any], ...] = (
+    # -- members --------------------------------------------------------------------------
+    _command("balance", "Show a balance", _member("Whose balance (yours if empty)", required=False)),
+    _command("leaderboard", "The members with the most points", _page()),
+    _command(
+        "rank", "Show a place on the leaderboard", _member("Whose rank (yours if empty)", required=False)
+    ),
+    _command("history", "Your latest point changes", _page()),
+    _command(
+        "achievements", "Achievements earned", _member("Whose achievements (yours if empty)", required=False)
+    ),
+    _command(
+        "email",
+        "Your email address",
+        _sub(
+            "submit",
+            "Submit your email address for an admin to approve",
+            _option(STRING, "address", "Your email address", True, max_length=254),
+        ),
+    ),
+    _command(
+        "give",
+        "Give some of your points to another member",
+        _member("Who gets them"),
+        _amount("How many"),
+        _option(STRING, "reason", "Why (optional)", max_length=500),
+    ),
+    # -- admins ---------------------------------------------------------------------------
+    _command(
+        "points",
+        "Change a member's points",
+        _sub("add", "Add points to a member", _member(), _amount("How many to add"), _REASON, _SILENT),
+        _sub("remove", "Take points from a member", _member(), _amount("How many to take"), _REASON, _SILENT),
+        _sub(
+            "set",
+            "Set a member's balance",
+            _member(),
+            _option(INTEGER, "amount", "The new balance", True, min_value=-MAX_AMOUNT, max_value=MAX_AMOUNT),
+            _REASON,
+            _SILENT,
+        ),
+        _sub(
+            "revert",
+            "Reverse a ledger entry with a new one",
+            _option(INTEGER, "entry", "The entry number (#) to reverse", True, min_value=1),
+            _option(STRING, "reason", "Why (optional)", max_length=500),
+            _SILENT,
+        ),
+        admin=True,
+    ),
+    _command(
+        "emails",
+        "Review email submissions",
+        _sub("pending", "Submissions waiting for review", _page()),
+        _sub(
+            "approve",
+            "Approve a member's pending email address",
+            _member(),
+            _option(STRING, "note", "A note for the member", max_length=500),
+            _option(INTEGER, "bonus", "Points to award with the approval", min_value=0, max_value=MAX_AMOUNT),
+        ),
+        _sub(
+            "reject",
+            "Reject a member's pending email address",
+            _member(),
+            _option(STRING, "note", "Why (sent to the member)", max_length=500),
+        ),
+        admin=True,
+    ),
+    _command(
+        "member", "Look up a member", _sub("info", "A member's profile and points", _member()), admin=True
+    ),
+)
+
+ADMIN_COMMANDS = frozenset(c["name"] for c in COMMANDS if c["default_member_permissions"] is not None)
+# Answers only the asker sees: personal data, and everything an admin does.
+EPHEMERAL_COMMANDS = frozenset({"history", "email", *ADMIN_COMMANDS})
+
+
+def is_admin_command(path: str) -> bool:
+    return path.split(" ", 1)[0] in ADMIN_COMMANDS
+
+
+def is_ephemeral(path: str) -> bool:
+    return path.split(" ", 1)[0] in EPHEMERAL_COMMANDS
+
+
+def definitions() -> list[dict[str, Any]]:
+    """A copy of the definitions, in the shape of Discord's bulk-overwrite body."""
+    return copy.deepcopy(list(COMMANDS))
+
+
+def canonical_json(commands: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> str:
+    return json.dumps(list(commands), sort_keys=True, separators=(",", ":"))
+
+
+def definitions_hash() -> str:
+    """SHA-256 of the definitions; the deploy-time custom resource re-registers when it changes."""
+    return hashlib.sha256(canonical_json(COMMANDS).encode()).hexdigest()

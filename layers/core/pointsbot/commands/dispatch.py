@@ -1,0 +1,239 @@
+"""Running one interaction's command: rights, one transaction, the answer, exactly once.
+
+The same `execute` serves the interactions function (inline, with a short database budget)
+and the worker (a deferred interaction). A command that writes claims its interaction id in
+`interaction_replies` in the same transaction as its change and stores its answer there, so a
+second delivery replays the first answer and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .. import members
+from ..config import Settings, get_settings
+from ..db import Database
+from ..errors import DomainError, InvalidInput
+from ..guilds import GuildPolicy, policy_from
+from ..ids import parse_snowflake
+from ..interactions import MANAGE_GUILD, Interaction, Reply
+from .definitions import is_admin_command, is_ephemeral
+
+CommandFn = Callable[["Context", psycopg.Connection], Reply]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    path: str
+    fn: CommandFn
+    writes: bool
+
+
+_REGISTRY: dict[str, CommandSpec] = {}
+
+
+def command(path: str, *, writes: bool = False) -> Callable[[CommandFn], CommandFn]:
+    """Register the function that answers `/path` ("balance", "points add", ...)."""
+
+    def register(fn: CommandFn) -> CommandFn:
+        _REGISTRY[path] = CommandSpec(path, fn, writes)
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    """One command's inputs: who asks, where, with which options, under which policy."""
+
+    interaction: Interaction
+    path: str
+    options: dict[str, Any]
+    guild_id: int
+    user_id: int
+    settings: Settings
+    policy: GuildPolicy
+    update: bool = False  # a button asked: the answer replaces the message it was on
+    queued_dms: bool = field(default=False)
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.interaction.id
+
+    @property
+    def actor_name(self) -> str:
+        return self.interaction.username or self.interaction.user_id
+
+    def member(self, name: str = "member") -> int | None:
+        value = self.options.get(name)
+        return None if value is None else parse_snowflake(value, name)
+
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        value = self.options.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"The {name} must be a whole number.")
+        return value
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.options.get(name, default)
+        return value if isinstance(value, str) else default
+
+    def flag(self, name: str) -> bool:
+        return self.options.get(name) is True
+
+    def points(self, amount: int) -> str:
+        return f"**{amount:,} {self.policy.currency_name}**"
+
+    def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
+        """Keep the names Discord resolved for a member named in an option."""
+        resolved = self.interaction.users.get(str(user_id))
+        members.remember(conn, self.guild_id, user_id,
+                         resolved.username if resolved else None, resolved.display_name if resolved else None)  # fmt: skip
+
+    def is_bot(self, user_id: int) -> bool:
+        raw = ((self.interaction.raw.get("data") or {}).get("resolved") or {}).get("users") or {}
+        return bool((raw.get(str(user_id)) or {}).get("bot"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer and how it went: ok, refused (a rule said no), denied (no rights), replayed."""
+
+    reply: Reply
+    command: str
+    status: str
+    queued_dms: bool = False
+
+
+def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
+    """Decided here from what Discord sent with this interaction, never from registration."""
+    if interaction.has_permission(MANAGE_GUILD):
+        return True
+    admin_roles = {str(r) for r in policy.admin_role_ids}
+    return bool(admin_roles.intersection(interaction.roles))
+
+
+def _load_commands() -> None:
+    if not _REGISTRY:
+        from . import admin, member  # noqa: F401 - they register themselves
+
+
+def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
+    """Command path, options and whether the answer updates a message (buttons)."""
+    if interaction.is_component:
+        kind, _, rest = (interaction.custom_id or "").partition(":")
+        if kind == "leaderboard" and rest.split(":", 1)[0].isdigit():
+            return "leaderboard", {"page": int(rest.split(":", 1)[0])}, True
+        return "", {}, True
+    return interaction.command, dict(interaction.options), False
+
+
+def _policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> GuildPolicy:
+    """The guild's policy without writing anything (a refusal must leave no trace)."""
+    row = conn.execute("SELECT settings FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
+    return policy_from(settings, row[0] if row else None)
+
+
+def _claim(conn: psycopg.Connection, ctx: Context) -> Reply | None:
+    """Claim the interaction id; a second delivery gets the first answer back.
+
+    A concurrent twin waits on the INSERT until the first commits, then finds its answer.
+    """
+    claimed = conn.execute(
+        "INSERT INTO interaction_replies (interaction_id, guild_id, user_id, command) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id",
+        (int(ctx.interaction.id), ctx.guild_id, ctx.user_id, ctx.path),
+    ).fetchone()
+    if claimed is not None:
+        return None
+    row = conn.execute(
+        "SELECT reply FROM interaction_replies WHERE interaction_id = %s", (int(ctx.interaction.id),)
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise DomainError("This command is already being handled.")
+    return Reply.from_json(row[0])
+
+
+def _queued_dms_now(conn: psycopg.Connection, guild_id: int) -> bool:
+    """Whether this transaction queued a DM (rows made in it carry its start time, now())."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM direct_messages WHERE guild_id = %s AND status = 'queued' "
+        "AND created_at = now())",
+        (guild_id,),
+    ).fetchone()
+    return bool(row[0])
+
+
+def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
+    ctx.policy = _policy(conn, ctx.settings, ctx.guild_id)
+    if is_admin_command(ctx.path) and not is_admin(ctx.interaction, ctx.policy):
+        top = ctx.path.split(" ", 1)[0]
+        return Outcome(
+            Reply(f"Only admins can use /{top} (Manage Server, Administrator, or an admin role of this server).",
+                  ephemeral=True),
+            ctx.path, "denied",
+        )  # fmt: skip
+    if spec.writes:
+        replay = _claim(conn, ctx)
+        if replay is not None:
+            return Outcome(replay, ctx.path, "replayed")
+    members.remember(conn, ctx.guild_id, ctx.user_id, ctx.interaction.username, ctx.interaction.display_name)
+    reply = spec.fn(ctx, conn)
+    if ctx.update:
+        reply = Reply(reply.content, components=reply.components, update=True)
+    queued = False
+    if spec.writes:
+        conn.execute(
+            "UPDATE interaction_replies SET reply = %s WHERE interaction_id = %s",
+            (Jsonb(reply.to_json()), int(ctx.interaction.id)),
+        )
+        queued = _queued_dms_now(conn, ctx.guild_id)
+    return Outcome(reply, ctx.path, "ok", queued)
+
+
+def execute(database: Database, interaction: Interaction, settings: Settings | None = None) -> Outcome:
+    """Answer one command or button. DatabaseUnavailable propagates: the caller defers or retries.
+
+    A rule that says no (DomainError) rolls the transaction back and becomes a private answer.
+    """
+    _load_commands()
+    settings = settings or get_settings()
+    path, options, update = _route(interaction)
+    if interaction.guild_id is None:
+        return Outcome(Reply("Use this command in a server.", ephemeral=True), path, "refused")
+    spec = _REGISTRY.get(path)
+    if spec is None:
+        return Outcome(
+            Reply("This command is not known (any more).", ephemeral=True), path or "component", "refused"
+        )
+    ctx = Context(
+        interaction=interaction,
+        path=path,
+        options=options,
+        guild_id=parse_snowflake(interaction.guild_id, "guild_id"),
+        user_id=parse_snowflake(interaction.user_id, "user_id"),
+        settings=settings,
+        policy=policy_from(settings, None),
+        update=update,
+    )
+    try:
+        outcome = database.run(_run, spec, ctx)
+    except DomainError as refusal:
+        return Outcome(Reply(refusal.message, ephemeral=True), path, "refused")
+    if outcome.queued_dms:
+        from .. import outbox
+
+        outbox.request_delivery()
+    return outcome
+
+
+def answers_privately(interaction: Interaction) -> bool:
+    """Whether a deferred answer should be visible to the asker only."""
+    return not interaction.is_component and is_ephemeral(interaction.command)

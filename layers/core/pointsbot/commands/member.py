@@ -1,0 +1,158 @@
+"""Member commands: /balance, /leaderboard, /rank, /history, /achievements, /email submit, /give.
+
+Each reads or writes only the guild the interaction came from (ctx.guild_id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from .. import emails, ledger
+from ..errors import InvalidInput
+from ..interactions import Reply
+from .dispatch import Context, command
+
+LEADERBOARD_PAGE_SIZE = 10
+HISTORY_PAGE_SIZE = 10
+
+_KIND_LABELS = {
+    "award": "added",
+    "deduct": "removed",
+    "set": "set",
+    "transfer_in": "gift from",
+    "transfer_out": "gift to",
+    "revert": "reverted",
+    "achievement": "achievement",
+    "email_bonus": "email bonus",
+}
+
+
+def mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def _whose(ctx: Context, user_id: int, mine: str, theirs: str) -> str:
+    return mine if user_id == ctx.user_id else theirs.format(who=mention(user_id))
+
+
+def _signed(amount: int) -> str:
+    return f"+{amount:,}" if amount > 0 else f"{amount:,}"
+
+
+@command("balance")
+def balance(ctx: Context, conn: psycopg.Connection) -> Reply:
+    target = ctx.member() or ctx.user_id
+    amount = ledger.balance(conn, ctx.guild_id, target)
+    who = _whose(ctx, target, "You have", "{who} has")
+    return Reply(f"{who} {ctx.points(amount)}.")
+
+
+def leaderboard_buttons(page: int, pages: int) -> tuple[dict[str, Any], ...]:
+    """Previous/Next; each names the page it leads to (custom ids must differ within a message)."""
+    return (
+        {
+            "type": 1,
+            "components": [
+                {"type": 2, "style": 2, "label": "Previous", "custom_id": f"leaderboard:{max(page - 1, 1)}:prev",
+                 "disabled": page <= 1},
+                {"type": 2, "style": 2, "label": "Next", "custom_id": f"leaderboard:{min(page + 1, pages)}:next",
+                 "disabled": page >= pages},
+            ],
+        },
+    )  # fmt: skip
+
+
+@command("leaderboard")
+def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
+    page = ctx.integer("page", 1) or 1
+    if page < 1:
+        raise InvalidInput("Pages start at 1.")
+    board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE)
+    if page > board.pages:  # past the end (members left, or a stale button): show the last page
+        board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
+    if not board.rows:
+        return Reply(f"Nobody has any {ctx.policy.currency_name} here yet.")
+    lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
+    for row in board.rows:
+        lines.append(f"{row.rank}. {mention(row.user_id)} {row.balance:,} {ctx.policy.currency_name}")
+    return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages))
+
+
+@command("rank")
+def rank(ctx: Context, conn: psycopg.Connection) -> Reply:
+    target = ctx.member() or ctx.user_id
+    info = ledger.rank_of(conn, ctx.guild_id, target)
+    who = _whose(ctx, target, "You are", "{who} is")
+    return Reply(
+        f"{who} ranked **#{info.rank:,}** of {max(info.total_members, 1):,} with {ctx.points(info.balance)}."
+    )
+
+
+@command("history")
+def history(ctx: Context, conn: psycopg.Connection) -> Reply:
+    page = ctx.integer("page", 1) or 1
+    result = ledger.history_page(conn, ctx.guild_id, ctx.user_id, page, HISTORY_PAGE_SIZE)
+    if not result.entries:
+        if result.total:
+            return Reply(f"There are only {result.pages} pages of history.", ephemeral=True)
+        return Reply(f"You have no {ctx.policy.currency_name} history yet.", ephemeral=True)
+    lines = [f"**Your history** (page {result.page} of {result.pages})"]
+    for entry in result.entries:
+        label = _KIND_LABELS.get(entry.kind, entry.kind)
+        if entry.counterparty_id and entry.kind.startswith("transfer"):
+            label = f"{label} {mention(entry.counterparty_id)}"
+        reason = f" - {entry.reason}" if entry.reason else ""
+        when = f"<t:{int(entry.created_at.timestamp())}:R>"
+        lines.append(
+            f"`#{entry.id}` **{_signed(entry.amount)}** {label}{reason} ({when}), balance {entry.balance_after:,}"
+        )
+    return Reply("\n".join(lines), ephemeral=True)
+
+
+@command("achievements")
+def achievements(ctx: Context, conn: psycopg.Connection) -> Reply:
+    from .. import achievements as achievement_rules  # the achievements engineer's module
+
+    target = ctx.member() or ctx.user_id
+    earned = achievement_rules.earned_by(conn, ctx.guild_id, target)
+    if not earned:
+        return Reply(_whose(ctx, target, "You have no achievements yet.", "{who} has no achievements yet."))
+    lines = [_whose(ctx, target, "**Your achievements**", "**Achievements of {who}**")]
+    for item in earned:
+        bonus = f" (+{item.bonus_points:,})" if item.bonus_points else ""
+        about = f" - {item.description}" if item.description else ""
+        lines.append(f"- **{item.name}**{bonus}{about} (<t:{int(item.earned_at.timestamp())}:d>)")
+    return Reply("\n".join(lines))
+
+
+@command("email submit", writes=True)
+def email_submit(ctx: Context, conn: psycopg.Connection) -> Reply:
+    submission = emails.submit(conn, ctx.guild_id, ctx.user_id, ctx.text("address"))
+    return Reply(
+        f"Thanks! {submission.email} is waiting for an admin to review it. You will get a DM when it is.",
+        ephemeral=True,
+    )
+
+
+@command("give", writes=True)
+def give(ctx: Context, conn: psycopg.Connection) -> Reply:
+    target = ctx.member()
+    amount = ctx.integer("amount")
+    if target is None or amount is None:
+        raise InvalidInput("Say who gets the points and how many.")
+    if ctx.is_bot(target):
+        raise InvalidInput("Bots cannot hold points.")
+    ctx.remember_option_member(conn, target)
+    result = ledger.transfer(
+        conn, guild_id=ctx.guild_id, from_user_id=ctx.user_id, to_user_id=target, amount=amount,
+        reason=ctx.text("reason"), idempotency_key=ctx.idempotency_key, source="slash", settings=ctx.settings,
+    )  # fmt: skip
+    reason = ctx.text("reason").strip()
+    left = result.entry_for(ctx.user_id).balance_after
+    return Reply(
+        f"{mention(ctx.user_id)} gave {ctx.points(amount)} to {mention(target)}"
+        + (f": {reason}" if reason else ".")
+        + f"\n{mention(ctx.user_id)} has {left:,} {ctx.policy.currency_name} left."
+    )

@@ -1,0 +1,124 @@
+"""The interactions endpoint's flow: verify, answer PING, run a command inline or defer it.
+
+Every path ends in an answer Discord accepts within its 3 seconds: 401/400/413 for requests
+that are not Discord's, PONG, a command's answer, "thinking..." (deferred to the worker), or
+a private "try again in a moment". Never a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import interactions
+from .config import Settings, get_settings
+from .interactions import RequestRejected
+
+SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    command: str  # for metrics: the command path, "ping", or "-" when the request was refused
+    outcome: str  # ok, refused, denied, replayed, deferred, unavailable, error, rejected_<status>
+    interaction_id: str | None = None
+
+    def as_http(self) -> dict[str, Any]:
+        import json
+
+        return {
+            "statusCode": self.status,
+            "headers": {"content-type": "application/json"},
+            "body": json.dumps(self.body, separators=(",", ":")),
+        }
+
+
+_database: Any = None
+_database_key: tuple | None = None
+
+
+def inline_database(settings: Settings) -> Any:
+    """The interactions function's own Database: short connect and statement timeouts, so a slow
+    or unreachable database turns into a deferral well inside Discord's 3 seconds."""
+    global _database, _database_key
+    from .db import Database
+
+    key = (
+        settings.database_url,
+        settings.interaction_db_statement_timeout_ms,
+        settings.interaction_db_connect_timeout_s,
+    )
+    if _database is None or _database_key != key:
+        if _database is not None:
+            _database.close()
+        _database = Database.from_settings(
+            settings.with_overrides(
+                db_statement_timeout_ms=settings.interaction_db_statement_timeout_ms,
+                db_connect_timeout_s=settings.interaction_db_connect_timeout_s,
+            )
+        )
+        _database_key = key
+    return _database
+
+
+def reset() -> None:
+    """Forget the container's database (tests that change the environment)."""
+    global _database, _database_key
+    if _database is not None:
+        _database.close()
+    _database, _database_key = None, None
+
+
+def handle(event: dict[str, Any], *, now: float | None = None, database: Any = None) -> Answer:
+    settings = get_settings()
+    try:
+        verifier = interactions.verifier_for(settings.discord_public_key)
+    except ValueError:
+        from .observability import logger
+
+        logger.error("DISCORD_PUBLIC_KEY is missing or not 64 hex characters; every request is refused")
+        return Answer(401, {"error": "invalid request signature"}, "-", "rejected_401")
+    try:
+        payload = interactions.read_request(event, verifier, now)
+        if payload["type"] == interactions.PING:
+            return Answer(200, interactions.pong(), "ping", "ok")
+        interaction = interactions.parse(payload)
+    except RequestRejected as rejected:
+        return Answer(rejected.status, {"error": rejected.message}, "-", f"rejected_{rejected.status}")
+    if interaction.type == interactions.AUTOCOMPLETE:  # none registered; an empty list is valid
+        return Answer(200, {"type": 8, "data": {"choices": []}}, "autocomplete", "ok", interaction.id)
+    if interaction.type not in (interactions.APPLICATION_COMMAND, interactions.MESSAGE_COMPONENT):
+        return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
+                      interaction.id)  # fmt: skip
+    return run_command(interaction, settings, database or inline_database(settings))
+
+
+def run_command(interaction: interactions.Interaction, settings: Settings, database: Any) -> Answer:
+    from . import commands, deferred
+    from .commands.dispatch import answers_privately
+    from .db import DatabaseUnavailable
+    from .observability import logger
+
+    logger.set_correlation_id(interaction.id)
+    name = interaction.command or "component"
+    try:
+        outcome = commands.execute(database, interaction, settings)
+    except DatabaseUnavailable as exc:
+        logger.warning(
+            "inline attempt could not reach the database; deferring", extra={"error": str(exc)[:200]}
+        )
+        try:
+            deferred.enqueue(interaction)
+        except Exception:
+            logger.exception("could not queue the deferred interaction")
+            return Answer(
+                200, interactions.ephemeral(deferred.TRY_AGAIN), name, "unavailable", interaction.id
+            )
+        body = interactions.deferred(interaction, answers_privately(interaction))
+        return Answer(200, body, name, "deferred", interaction.id)
+    except Exception:  # a bug: the member gets a plain sentence, the log gets the stack
+        logger.exception("command failed")
+        return Answer(200, interactions.ephemeral(SOMETHING_WENT_WRONG), name, "error", interaction.id)
+    return Answer(200, outcome.reply.as_response(), outcome.command or name, outcome.status, interaction.id)

@@ -1,0 +1,486 @@
+"""The stand-in's REST endpoints: interaction webhooks (@original edits, follow-ups), DM
+channels and messages, application commands, with Discord-like rate limits.
+
+Everything is kept in memory (`state`) and shown at /discord-api/_inspect (HTML, or JSON with
+?format=json). Tests and people set which users exist and who does not accept DMs with
+`state.set_user(...)` or POST /discord-api/_inspect/users. Answers use Discord's shapes
+(../shared/discord/openapi.json), including 429 RatelimitedResponse with retry_after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .apigw import HttpResponse
+from .discord_standin import Handler, Request, error_response, json_response, standin
+
+INSPECT_PREFIX = "/discord-api/_inspect"
+
+
+# -- rate limits ------------------------------------------------------------------------------
+@dataclass
+class Limit:
+    limit: int
+    per_s: float
+
+
+@dataclass
+class _Window:
+    started: float
+    used: int = 0
+
+
+# Per-route limits, roughly Discord's (they are not published exactly and change over time).
+DEFAULT_LIMITS: dict[tuple[str, str], Limit] = {
+    ("POST", "/channels/{channel_id}/messages"): Limit(5, 5.0),
+    ("POST", "/users/@me/channels"): Limit(10, 10.0),
+    ("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original"): Limit(5, 2.0),
+    ("POST", "/webhooks/{webhook_id}/{webhook_token}"): Limit(5, 2.0),
+    ("PUT", "/applications/{application_id}/commands"): Limit(10, 20.0),
+    ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): Limit(10, 20.0),
+}
+FALLBACK_LIMIT = Limit(50, 1.0)
+GLOBAL_LIMIT = Limit(50, 1.0)
+_MAJOR = ("channel_id", "guild_id", "webhook_id", "webhook_token")
+
+
+class RateLimiter:
+    """Fixed windows per bucket (route + major parameters) and one global window per bot token.
+
+    Interaction webhooks are not counted against the global limit, as on Discord.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.limits = dict(DEFAULT_LIMITS)
+        self.global_limit = Limit(GLOBAL_LIMIT.limit, GLOBAL_LIMIT.per_s)
+        self._windows: dict[str, _Window] = {}
+        self.clock = time.monotonic
+
+    def configure(self, method: str, route: str, limit: int, per_s: float) -> None:
+        with self.lock:
+            self.limits[(method.upper(), route)] = Limit(limit, per_s)
+
+    def configure_global(self, limit: int, per_s: float = 1.0) -> None:
+        with self.lock:
+            self.global_limit = Limit(limit, per_s)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.limits = dict(DEFAULT_LIMITS)
+            self.global_limit = Limit(GLOBAL_LIMIT.limit, GLOBAL_LIMIT.per_s)
+            self._windows.clear()
+
+    @staticmethod
+    def bucket_hash(method: str, route: str) -> str:
+        return hashlib.sha1(f"{method} {route}".encode()).hexdigest()[:16]  # noqa: S324 - a label
+
+    def _take(self, key: str, limit: Limit, now: float) -> tuple[bool, _Window]:
+        window = self._windows.get(key)
+        if window is None or now >= window.started + limit.per_s:
+            window = self._windows[key] = _Window(now)
+        if window.used >= limit.limit:
+            return False, window
+        window.used += 1
+        return True, window
+
+    def check(self, request: Request) -> tuple[HttpResponse | None, dict[str, str]]:
+        """(a 429 to answer or None, the X-RateLimit-* headers for the answer)."""
+        route = request.route
+        limit = self.limits.get((request.method, route), FALLBACK_LIMIT)
+        major = ":".join(request.params.get(k, "") for k in _MAJOR if k in request.params)
+        bucket = self.bucket_hash(request.method, route)
+        with self.lock:
+            now = self.clock()
+            if not route.startswith("/webhooks/"):
+                token = request.headers.get("authorization", "")
+                ok, window = self._take(f"global {token}", self.global_limit, now)
+                if not ok:
+                    retry = max(window.started + self.global_limit.per_s - now, 0.001)
+                    return _limited(retry, global_=True, headers={"X-RateLimit-Global": "true",
+                                                                    "X-RateLimit-Scope": "global"}), {}  # fmt: skip
+            ok, window = self._take(f"{bucket} {major}", limit, now)
+            reset_after = max(window.started + limit.per_s - now, 0.0)
+        headers = {
+            "X-RateLimit-Limit": str(limit.limit),
+            "X-RateLimit-Remaining": str(max(limit.limit - window.used, 0)),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": bucket,
+        }
+        if not ok:
+            return _limited(max(reset_after, 0.001), global_=False,
+                            headers={**headers, "X-RateLimit-Scope": "user"}), headers  # fmt: skip
+        return None, headers
+
+
+def _limited(retry_after: float, *, global_: bool, headers: dict[str, str]) -> HttpResponse:
+    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3), "global": global_,
+            "code": 0}  # fmt: skip
+    return json_response(429, body, {**headers, "Retry-After": str(math.ceil(retry_after))})
+
+
+limiter = RateLimiter()
+
+
+def limited(handler: Handler) -> Handler:
+    """Wrap an endpoint with the rate limiter and its headers."""
+
+    def wrapped(request: Request) -> HttpResponse:
+        refusal, headers = limiter.check(request)
+        if refusal is not None:
+            return refusal
+        response = handler(request)
+        response.headers.extend(headers.items())
+        return response
+
+    return wrapped
+
+
+# -- state -----------------------------------------------------------------------------------
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class StandInState:
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    closed_dms: set[str] = field(default_factory=set)
+    dm_channels: dict[str, str] = field(default_factory=dict)  # user id -> channel id
+    channel_recipients: dict[str, str] = field(default_factory=dict)  # channel id -> user id
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # channel id -> messages
+    originals: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> message
+    original_edits: list[dict[str, Any]] = field(default_factory=list)
+    followups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    expired_tokens: set[str] = field(default_factory=set)
+    commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "app" or "app/guild"
+
+    def set_user(self, user_id: str, username: str | None = None, *, accepts_dms: bool = True,
+                 global_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+        with standin.lock:
+            user = self.user(str(user_id))
+            if username:
+                user["username"] = username
+            if global_name is not None:
+                user["global_name"] = global_name
+            (self.closed_dms.discard if accepts_dms else self.closed_dms.add)(str(user_id))
+            return user
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """A user in Discord's shape; unknown ids get a made-up name (tests use many ids)."""
+        if user_id not in self.users:
+            self.users[user_id] = {
+                "id": user_id, "username": f"user{user_id[-6:]}", "avatar": None, "discriminator": "0",
+                "public_flags": 0, "flags": 0, "global_name": None, "primary_guild": None,
+            }  # fmt: skip
+        return self.users[user_id]
+
+    def expire_token(self, token: str) -> None:
+        with standin.lock:
+            self.expired_tokens.add(token)
+
+    def dms_to(self, user_id: str) -> list[dict[str, Any]]:
+        with standin.lock:
+            channel = self.dm_channels.get(str(user_id))
+            return list(self.messages.get(channel, [])) if channel else []
+
+    def original(self, token: str) -> dict[str, Any] | None:
+        with standin.lock:
+            return self.originals.get(token)
+
+    def clear(self) -> None:
+        with standin.lock:
+            for value in vars(self).values():
+                value.clear()
+
+    def as_dict(self) -> dict[str, Any]:
+        with standin.lock:
+            return {
+                "users": list(self.users.values()),
+                "closed_dms": sorted(self.closed_dms),
+                "dms": {uid: self.messages.get(ch, []) for uid, ch in self.dm_channels.items()},
+                "originals": self.originals,
+                "followups": self.followups,
+                "commands": self.commands,
+            }
+
+
+state = StandInState()
+
+
+def _bot_user() -> dict[str, Any]:
+    app_id = os.environ.get("DISCORD_APPLICATION_ID") or "100000000000000001"
+    user = dict(state.user(app_id))
+    user.update(username="pointsbot", bot=True)
+    return user
+
+
+def _unauthorized(request: Request) -> HttpResponse | None:
+    if not request.headers.get("authorization", "").startswith("Bot "):
+        return error_response(401, 0, "401: Unauthorized")
+    return None
+
+
+def _message(
+    channel_id: str, body: dict[str, Any], *, author: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    message = {
+        "type": 0, "content": str(body.get("content") or ""), "mentions": [], "mention_roles": [],
+        "attachments": [], "embeds": list(body.get("embeds") or []), "timestamp": _now_iso(),
+        "edited_timestamp": None, "flags": int(body.get("flags") or 0),
+        "components": list(body.get("components") or []), "id": standin.snowflake(), "channel_id": channel_id,
+        "author": author, "pinned": False, "mention_everyone": False, "tts": False,
+    }  # fmt: skip
+    message.update(extra)
+    return message
+
+
+def _check_message_body(body: Any) -> HttpResponse | None:
+    if not isinstance(body, dict):
+        return error_response(400, 50109, "The request body contains invalid JSON.")
+    content = body.get("content")
+    if content is not None and (not isinstance(content, str) or len(content) > 2000):
+        return error_response(400, 50035, "Invalid Form Body (content: Must be 2000 or fewer in length.)")
+    if not content and not body.get("embeds") and not body.get("components"):
+        return error_response(400, 50006, "Cannot send an empty message")
+    return None
+
+
+# -- DMs and channel messages ---------------------------------------------------------------------
+@standin.route("POST", "/users/@me/channels")
+@limited
+def create_dm(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    body = request.json()
+    recipient = str((body or {}).get("recipient_id") or "")
+    if not recipient.isdigit():
+        return error_response(400, 50035, "Invalid Form Body (recipient_id: Value is not snowflake.)")
+    with standin.lock:
+        channel_id = state.dm_channels.get(recipient)
+        if channel_id is None:
+            channel_id = state.dm_channels[recipient] = standin.snowflake()
+            state.channel_recipients[channel_id] = recipient
+        user = state.user(recipient)
+    channel = {"id": channel_id, "type": 1, "last_message_id": None, "flags": 0, "recipients": [user]}
+    return json_response(200, channel)
+
+
+@standin.route("POST", "/channels/{channel_id}/messages")
+@limited
+def create_message(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    body = request.json()
+    if (refusal := _check_message_body(body)) is not None:
+        return refusal
+    channel_id = request.params["channel_id"]
+    with standin.lock:
+        recipient = state.channel_recipients.get(channel_id)
+        if recipient is not None and recipient in state.closed_dms:
+            return error_response(403, 50007, "Cannot send messages to this user")
+        message = _message(channel_id, body, author=_bot_user())
+        state.messages.setdefault(channel_id, []).append(message)
+    return json_response(200, message)
+
+
+# -- interaction webhooks -----------------------------------------------------------------------
+_ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
+
+
+def _webhook_gone(request: Request) -> HttpResponse | None:
+    if request.params["webhook_token"] in state.expired_tokens:
+        return error_response(404, 10015, "Unknown Webhook")
+    return None
+
+
+@standin.route("PATCH", _ORIGINAL)
+@limited
+def edit_original(request: Request) -> HttpResponse:
+    if (refusal := _webhook_gone(request)) is not None:
+        return refusal
+    body = request.json()
+    if not isinstance(body, dict):
+        return error_response(400, 50109, "The request body contains invalid JSON.")
+    token, app_id = request.params["webhook_token"], request.params["webhook_id"]
+    with standin.lock:
+        message = state.originals.get(token)
+        if message is None:  # the deferred "thinking..." message, made when Discord got type 5
+            message = _message(f"interaction-{token[:8]}", {}, author=_bot_user(), type=20, webhook_id=app_id,
+                               application_id=app_id)  # fmt: skip
+        for key in ("content", "embeds", "components"):
+            if key in body:
+                message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        message["edited_timestamp"] = _now_iso()
+        state.originals[token] = message
+        state.original_edits.append({"token": token, "body": body, "at": time.time()})
+    return json_response(200, message)
+
+
+@standin.route("GET", _ORIGINAL)
+def get_original(request: Request) -> HttpResponse:
+    if (refusal := _webhook_gone(request)) is not None:
+        return refusal
+    message = state.original(request.params["webhook_token"])
+    if message is None:
+        return error_response(404, 10008, "Unknown Message")
+    return json_response(200, message)
+
+
+@standin.route("POST", "/webhooks/{webhook_id}/{webhook_token}")
+@limited
+def followup(request: Request) -> HttpResponse:
+    if (refusal := _webhook_gone(request)) is not None:
+        return refusal
+    body = request.json()
+    if (refusal := _check_message_body(body)) is not None:
+        return refusal
+    token, app_id = request.params["webhook_token"], request.params["webhook_id"]
+    with standin.lock:
+        message = _message(f"interaction-{token[:8]}", body, author=_bot_user(), webhook_id=app_id,
+                           application_id=app_id)  # fmt: skip
+        state.followups.setdefault(token, []).append(message)
+    if request.query.get("wait", "").lower() != "true":
+        return json_response(204, None)
+    return json_response(200, message)
+
+
+# -- application commands --------------------------------------------------------------------------
+def _commands_key(request: Request) -> str:
+    app_id = request.params["application_id"]
+    guild = request.params.get("guild_id")
+    return f"{app_id}/{guild}" if guild else app_id
+
+
+def _stored_command(
+    request: Request, definition: dict[str, Any], previous: dict[str, Any] | None
+) -> dict[str, Any]:
+    command = {
+        "id": previous["id"] if previous else standin.snowflake(),
+        "application_id": request.params["application_id"],
+        "version": standin.snowflake(),
+        "default_member_permissions": None,
+        "type": 1,
+        "name": definition["name"],
+        "description": definition.get("description") or "",
+        "dm_permission": True,
+        "contexts": None,
+        "integration_types": [0],
+        "options": [],
+        "nsfw": False,
+    }
+    for key in ("type", "description", "contexts", "integration_types", "options", "nsfw", "dm_permission"):
+        if definition.get(key) is not None:
+            command[key] = definition[key]
+    if definition.get("default_member_permissions") is not None:
+        command["default_member_permissions"] = str(definition["default_member_permissions"])
+    if "guild_id" in request.params:
+        command["guild_id"] = request.params["guild_id"]
+    return command
+
+
+def _get_commands(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    with standin.lock:
+        return json_response(200, list(state.commands.get(_commands_key(request), [])))
+
+
+def _put_commands(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    body = request.json()
+    if not isinstance(body, list) or len(body) > 130:
+        return error_response(400, 50035, "Invalid Form Body (a list of at most 130 commands)")
+    names = [c.get("name") if isinstance(c, dict) else None for c in body]
+    if any(not isinstance(n, str) or not 1 <= len(n) <= 32 for n in names) or len(set(names)) != len(names):
+        return error_response(400, 50035, "Invalid Form Body (command names: 1-32 characters, unique)")
+    key = _commands_key(request)
+    with standin.lock:
+        previous = {c["name"]: c for c in state.commands.get(key, [])}
+        stored = [_stored_command(request, c, previous.get(c["name"])) for c in body]
+        state.commands[key] = stored
+    return json_response(200, stored)
+
+
+for _route in (
+    "/applications/{application_id}/commands",
+    "/applications/{application_id}/guilds/{guild_id}/commands",
+):
+    standin.route("GET", _route)(_get_commands)
+    standin.route("PUT", _route)(limited(_put_commands))
+
+
+# -- the inspect page and its controls ----------------------------------------------------------------
+def _page(exchanges: list[Any]) -> str:
+    rows = []
+    for exchange in reversed(exchanges[-200:]):
+        stamp = datetime.fromtimestamp(exchange.at, UTC).strftime("%H:%M:%S")
+        body = html.escape(json.dumps(exchange.body, indent=1)[:2000]) if exchange.body is not None else ""
+        answer = (
+            html.escape(json.dumps(exchange.response, indent=1)[:2000])
+            if exchange.response is not None
+            else ""
+        )
+        rows.append(
+            f"<tr><td>{stamp}</td><td>{html.escape(exchange.method)}</td><td>{html.escape(exchange.path)}</td>"
+            f"<td>{exchange.status}</td><td><pre>{body}</pre></td><td><pre>{answer}</pre></td></tr>"
+        )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Discord stand-in</title>"
+        "<style>body{font-family:sans-serif}td{vertical-align:top;border-top:1px solid #ccc}"
+        "pre{margin:0;max-width:40em;white-space:pre-wrap}</style></head><body>"
+        "<h1>Discord stand-in: requests received</h1>"
+        "<p>Newest first. JSON: <a href='?format=json'>?format=json</a>.</p>"
+        "<table><tr><th>time</th><th>method</th><th>path</th><th>status</th><th>request</th><th>answer</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+
+
+def inspect_app(method: str, target: str, headers: dict[str, str], body: bytes) -> HttpResponse:
+    """GET /discord-api/_inspect[?format=json]; POST .../users {id, username, accepts_dms}; POST .../reset."""
+    parts = urlsplit(target)
+    path = parts.path[len(INSPECT_PREFIX) :] or "/"
+    query = dict(parse_qsl(parts.query))
+    if method == "GET" and path == "/":
+        if query.get("format") == "json":
+            exchanges = [
+                {"at": e.at, "method": e.method, "path": e.path, "route": e.route, "status": e.status,
+                 "body": e.body, "response": e.response}
+                for e in standin.sent()
+            ]  # fmt: skip
+            return json_response(200, {**state.as_dict(), "exchanges": exchanges})
+        return HttpResponse(
+            200, [("content-type", "text/html; charset=utf-8")], _page(standin.sent()).encode()
+        )
+    if method == "POST" and path == "/users":
+        try:
+            data = json.loads(body or b"{}")
+            user = state.set_user(str(int(data["id"])), data.get("username"),
+                                  accepts_dms=bool(data.get("accepts_dms", True)),
+                                  global_name=data.get("global_name"))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return error_response(400, 50035, "give id (digits), and optionally username, accepts_dms")
+        return json_response(200, user)
+    if method == "POST" and path == "/reset":
+        reset()
+        return json_response(200, {"reset": True})
+    return error_response(404, 0, "404: Not Found")
+
+
+def reset() -> None:
+    """Forget everything recorded and every limit changed (tests call this between cases)."""
+    standin.clear()
+    state.clear()
+    limiter.reset()
