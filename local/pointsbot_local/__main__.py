@@ -58,9 +58,15 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
     from . import discord_standin_rest  # the REST endpoints register themselves on `standin`
 
     mount(discord_standin_rest.INSPECT_PREFIX, discord_standin_rest.inspect_app)
+    from . import discord_standin_oauth  # the OAuth2 side (admin sign-in) registers itself too
+
     if not os.environ.get("DISCORD_API_BASE_URL"):
         os.environ["DISCORD_API_BASE_URL"] = server.url + PREFIX
         chosen["discord"] = f"the local stand-in at {server.url + PREFIX}"
+        # Admin sign-in with Discord goes through the stand-in's OAuth2 pages as well.
+        os.environ["DISCORD_OAUTH_AUTHORIZE_URL"] = server.url + PREFIX + "/oauth2/authorize"
+        os.environ.setdefault("DISCORD_CLIENT_SECRET", "local-stand-in-secret")
+        chosen["oauth"] = discord_standin_oauth.__name__
     else:
         chosen["discord"] = (
             f"DISCORD_API_BASE_URL from the environment ({os.environ['DISCORD_API_BASE_URL']})"
@@ -85,6 +91,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  interactions   POST {url}/interactions")
     print(f"  health         GET  {url}/health   and   {url}/health/deep")
     print(f"  admin site     {url}/admin")
+    print("                 sign in with a local account: python -m admin_site.accounts create NAME --guild ID")
+    if "oauth" in chosen:
+        print("                 or 'Sign in with Discord' (the stand-in's authorize page can add a user)")
     print(f"  discord API    {chosen['discord']}")
     if "queue" in chosen:
         print(f"  worker queue   {chosen['queue']}")

@@ -1,10 +1,19 @@
-"""Member profiles: who a member is in a guild (names, email, notes, DM opt-out)."""
+"""Member profiles: who a member is in a guild (names, email, notes, DM opt-out).
+
+Recorded on contact (`remember`); searched, edited, created, exported and erased by the admin site.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
 import psycopg
 
+from .errors import InvalidInput, NotFound
 from .guilds import ensure_guild
+from .ids import format_snowflake, parse_snowflake
 from .ledger import ensure_member
 
 
@@ -30,3 +39,346 @@ def remember(
             """,
             (username, display_name, guild_id, user_id, username, display_name),
         )
+
+
+# -- the admin site's side: search, profile, edit, create, export, erase --------------------
+
+EMAIL_STATUSES = ("pending", "approved", "rejected", "none")
+SEARCH_PAGE = 50
+MAX_NAME = 100
+MAX_NOTES = 4000
+
+
+@dataclass(frozen=True)
+class MemberQuery:
+    """What the member search form asks for; every part is optional."""
+
+    text: str = ""  # a Discord id, a name prefix, or an email prefix (contains @)
+    min_balance: int | None = None
+    max_balance: int | None = None
+    achievement_id: int | None = None
+    email_status: str = ""  # one of EMAIL_STATUSES or empty
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    user_id: int
+    username: str | None
+    display_name: str | None
+    email: str | None
+    balance: int
+    erased: bool
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username or format_snowflake(self.user_id) or ""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rows: tuple[MemberRow, ...]
+    page: int
+    has_more: bool
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _search_where(guild_id: int, query: MemberQuery) -> tuple[str, dict[str, Any]]:
+    where = ["p.guild_id = %(g)s", "m.guild_id = %(g)s"]
+    params: dict[str, Any] = {"g": guild_id}
+    text = query.text.strip()
+    if text:
+        id_like = text.isdigit() or (text.startswith("<@") and text.endswith(">"))
+        if id_like:
+            params["uid"] = parse_snowflake(text, "member id")
+            where.append("m.user_id = %(uid)s")
+        elif "@" in text:
+            params["q"] = _like_prefix(text)
+            where.append("lower(m.email) LIKE %(q)s")
+        else:
+            params["q"] = _like_prefix(text)
+            where.append("(lower(m.display_name) LIKE %(q)s OR lower(m.username) LIKE %(q)s)")
+    if query.min_balance is not None:
+        params["minb"] = query.min_balance
+        where.append("p.balance >= %(minb)s")
+    if query.max_balance is not None:
+        params["maxb"] = query.max_balance
+        where.append("p.balance <= %(maxb)s")
+    if query.achievement_id is not None:
+        params["ach"] = query.achievement_id
+        where.append(
+            "EXISTS (SELECT 1 FROM member_achievements ma WHERE ma.guild_id = m.guild_id "
+            "AND ma.user_id = m.user_id AND ma.achievement_id = %(ach)s)"
+        )
+    status = query.email_status
+    if status:
+        if status not in EMAIL_STATUSES:
+            raise InvalidInput(f"Unknown email status {status!r}.")
+        where.append(_EMAIL_STATUS_SQL[status])
+    return " AND ".join(where), params
+
+
+_EMAIL_STATUS_SQL = {
+    "pending": "EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
+    "AND e.user_id = m.user_id AND e.status = 'pending')",
+    "approved": "m.email IS NOT NULL",
+    "rejected": "m.email IS NULL AND EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
+    "AND e.user_id = m.user_id AND e.status = 'rejected')",
+    "none": "m.email IS NULL AND NOT EXISTS (SELECT 1 FROM email_submissions e "
+    "WHERE e.guild_id = m.guild_id AND e.user_id = m.user_id)",
+}
+
+
+def search(conn: psycopg.Connection, guild_id: int, query: MemberQuery, page: int = 1) -> SearchResult:
+    """Members matching every given part of the query, highest balance first.
+
+    Names and emails match by prefix (an index range scan, fast at a million members).
+    """
+    if page < 1 or page > 1000:
+        raise InvalidInput("Pages run from 1 to 1000; narrow the search instead.")
+    where, params = _search_where(guild_id, query)
+    params["limit"] = SEARCH_PAGE + 1
+    params["offset"] = (page - 1) * SEARCH_PAGE
+    rows = conn.execute(
+        f"""
+        SELECT m.user_id, m.username, m.display_name, m.email, p.balance, m.erased_at IS NOT NULL
+        FROM points p JOIN members m USING (guild_id, user_id)
+        WHERE {where}
+        ORDER BY p.balance DESC, p.user_id
+        LIMIT %(limit)s OFFSET %(offset)s
+        """,
+        params,
+    ).fetchall()
+    found = tuple(MemberRow(*r) for r in rows[:SEARCH_PAGE])
+    return SearchResult(found, page, len(rows) > SEARCH_PAGE)
+
+
+MAX_AUDIENCE = 5000
+
+
+def matching_ids(conn: psycopg.Connection, guild_id: int, query: MemberQuery) -> list[int]:
+    """The ids of every (not erased) member matching `query`, for a DM to a filtered set."""
+    where, params = _search_where(guild_id, query)
+    params["limit"] = MAX_AUDIENCE + 1
+    rows = conn.execute(
+        f"SELECT m.user_id FROM points p JOIN members m USING (guild_id, user_id) "
+        f"WHERE {where} AND m.erased_at IS NULL ORDER BY m.user_id LIMIT %(limit)s",
+        params,
+    ).fetchall()
+    if len(rows) > MAX_AUDIENCE:
+        raise InvalidInput(f"More than {MAX_AUDIENCE:,} members match; narrow the filter.")
+    return [r[0] for r in rows]
+
+
+@dataclass(frozen=True)
+class Member:
+    guild_id: int
+    user_id: int
+    username: str | None
+    display_name: str | None
+    email: str | None
+    notes: str
+    dm_opt_out: bool
+    joined_at: datetime
+    updated_at: datetime
+    erased_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username or format_snowflake(self.user_id) or ""
+
+    def editable(self) -> dict[str, Any]:
+        return {
+            "display_name": self.display_name,
+            "email": self.email,
+            "notes": self.notes,
+            "dm_opt_out": self.dm_opt_out,
+        }
+
+
+_MEMBER_COLUMNS = (
+    "guild_id, user_id, username, display_name, email, notes, dm_opt_out, joined_at, updated_at, erased_at"
+)
+
+
+def get(conn: psycopg.Connection, guild_id: int, user_id: int, *, lock: bool = False) -> Member:
+    row = conn.execute(
+        f"SELECT {_MEMBER_COLUMNS} FROM members WHERE guild_id = %s AND user_id = %s"
+        + (" FOR UPDATE" if lock else ""),
+        (guild_id, user_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"There is no member {user_id} in this server.")
+    return Member(*row)
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    balance: int
+    transaction_count: int
+    total_earned: int
+    total_spent: int
+    last_transaction_at: datetime | None
+
+
+def stats_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> MemberStats:
+    row = conn.execute(
+        """
+        SELECT coalesce(p.balance, 0), coalesce(s.transaction_count, 0), coalesce(s.total_earned, 0),
+               coalesce(s.total_spent, 0), s.last_transaction_at
+        FROM members m
+        LEFT JOIN points p USING (guild_id, user_id)
+        LEFT JOIN user_stats s USING (guild_id, user_id)
+        WHERE m.guild_id = %s AND m.user_id = %s
+        """,
+        (guild_id, user_id),
+    ).fetchone()
+    return MemberStats(*row) if row else MemberStats(0, 0, 0, 0, None)
+
+
+def _clean_email(value: str | None) -> str | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    local, _, domain = text.rpartition("@")
+    if not local or "." not in domain or " " in text or len(text) > 254:
+        raise InvalidInput(f"{text!r} does not look like an email address.")
+    return text
+
+
+def _clean_name(value: str | None) -> str | None:
+    text = (value or "").strip()
+    if len(text) > MAX_NAME:
+        raise InvalidInput(f"A display name is at most {MAX_NAME} characters.")
+    return text or None
+
+
+def update_profile(
+    conn: psycopg.Connection, guild_id: int, user_id: int, changes: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Edit display name, email, notes and DM opt-out; returns (before, after) for the audit log."""
+    member = get(conn, guild_id, user_id, lock=True)
+    if member.erased_at is not None:
+        raise InvalidInput("This member's personal data was erased; it cannot be edited.")
+    clean: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key == "display_name":
+            clean[key] = _clean_name(value)
+        elif key == "email":
+            clean[key] = _clean_email(value)
+        elif key == "notes":
+            text = (value or "").strip()
+            if len(text) > MAX_NOTES:
+                raise InvalidInput(f"Notes are at most {MAX_NOTES} characters.")
+            clean[key] = text
+        elif key == "dm_opt_out":
+            clean[key] = bool(value)
+        else:
+            raise InvalidInput(f"{key!r} cannot be edited.")
+    before = member.editable()
+    after = {**before, **clean}
+    if after != before:
+        conn.execute(
+            "UPDATE members SET display_name = %s, email = %s, notes = %s, dm_opt_out = %s, updated_at = now() "
+            "WHERE guild_id = %s AND user_id = %s",
+            (after["display_name"], after["email"], after["notes"], after["dm_opt_out"], guild_id, user_id),
+        )
+    return before, after
+
+
+def create(conn: psycopg.Connection, guild_id: int, user_id: int, display_name: str | None = None) -> Member:
+    """Add a member by Discord id before they have used any command."""
+    ensure_guild(conn, guild_id)
+    exists = conn.execute(
+        "SELECT 1 FROM members WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
+    ).fetchone()
+    if exists:
+        raise InvalidInput(f"Member {user_id} already exists in this server.")
+    ensure_member(conn, guild_id, user_id)
+    name = _clean_name(display_name)
+    if name:
+        conn.execute(
+            "UPDATE members SET display_name = %s WHERE guild_id = %s AND user_id = %s",
+            (name, guild_id, user_id),
+        )
+    return get(conn, guild_id, user_id)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def export(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, Any]:
+    """Everything the bot holds about one member, as JSON-ready data (ids as strings)."""
+    member = get(conn, guild_id, user_id)
+    stats = stats_of(conn, guild_id, user_id)
+    ids = ("guild_id", "user_id", "actor_id", "counterparty_id", "reviewed_by", "created_by")
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        cur = conn.execute(sql, (guild_id, user_id))
+        names = [d.name for d in cur.description]
+        return [
+            {n: (format_snowflake(v) if n in ids else _jsonable(v)) for n, v in zip(names, r, strict=True)}
+            for r in cur.fetchall()
+        ]
+
+    profile = {k: (format_snowflake(v) if k in ids else _jsonable(v)) for k, v in asdict(member).items()}
+    return {
+        "member": profile,
+        "balance": stats.balance,
+        "stats": {k: _jsonable(v) for k, v in asdict(stats).items()},
+        "transactions": rows(
+            "SELECT id, amount, balance_after, kind, reason, actor_id, source, silent, counterparty_id, "
+            "reverts_id, created_at FROM transactions WHERE guild_id = %s AND user_id = %s ORDER BY id"
+        ),
+        "achievements": rows(
+            "SELECT a.name, a.description, a.bonus_points, ma.earned_at FROM member_achievements ma "
+            "JOIN achievements a ON a.id = ma.achievement_id "
+            "WHERE ma.guild_id = %s AND ma.user_id = %s ORDER BY ma.earned_at"
+        ),
+        "email_submissions": rows(
+            "SELECT id, email, status, note, submitted_at, reviewed_at, reviewed_by FROM email_submissions "
+            "WHERE guild_id = %s AND user_id = %s ORDER BY id"
+        ),
+        "direct_messages": rows(
+            "SELECT id, content, reason, status, last_error, created_at, sent_at FROM direct_messages "
+            "WHERE guild_id = %s AND user_id = %s ORDER BY id"
+        ),
+    }
+
+
+ERASED = "[erased]"
+
+
+def erase(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, Any]:
+    """Remove a member's personal data; the ledger (amounts, balance) stays as it is.
+
+    Names, email, notes, submitted addresses and DM texts go; the append-only ledger keeps
+    its entries, since balances must still add up. Returns what was removed (for the audit
+    log, which records that an erasure happened but not the data itself).
+    """
+    member = get(conn, guild_id, user_id, lock=True)
+    if member.erased_at is not None:
+        raise InvalidInput("This member's personal data was already erased.")
+    conn.execute(
+        "UPDATE members SET username = NULL, display_name = NULL, email = NULL, notes = '', "
+        "dm_opt_out = TRUE, erased_at = now(), updated_at = now() WHERE guild_id = %s AND user_id = %s",
+        (guild_id, user_id),
+    )
+    emails = conn.execute(
+        "UPDATE email_submissions SET email = %s, note = '' WHERE guild_id = %s AND user_id = %s",
+        (ERASED, guild_id, user_id),
+    ).rowcount
+    # Pending DMs are not sent any more; sent ones keep their status but lose their text.
+    dms = conn.execute(
+        "UPDATE direct_messages SET content = %s, status = CASE WHEN status IN ('queued', 'sending') "
+        "THEN 'failed' ELSE status END, last_error = CASE WHEN status IN ('queued', 'sending') "
+        "THEN 'member erased' ELSE last_error END WHERE guild_id = %s AND user_id = %s",
+        (ERASED, guild_id, user_id),
+    ).rowcount
+    return {"profile_fields": 4, "email_submissions": emails, "direct_messages": dms}

@@ -1,0 +1,386 @@
+"""The admin site's request plumbing: sessions and cookies, CSRF, guild access, forms,
+templates and security headers. Routes (app.py) stay thin on top of this."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from pointsbot import auth, runtime, sessions
+from pointsbot.config import Settings, get_settings
+from pointsbot.db import Database
+from pointsbot.errors import DomainError, InvalidInput
+from pointsbot.ids import format_snowflake, parse_snowflake
+from pointsbot.sessions import Identity, Session
+
+PREFIX = "/admin"
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+MAX_UPLOAD = 2_000_000
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str  # Powertools syntax, e.g. /g/<guild_id>/members
+    access: str  # "public", "signed_in" or "guild"
+
+
+class Refused(Exception):
+    """Stop the request with this status and message (403 wrong guild, 403 bad CSRF, ...)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SignInNeeded(Exception):
+    """The request needs a signed-in session and has none."""
+
+
+def url(path: str = "/", **query: Any) -> str:
+    """An admin-site URL from a path inside the site ('/g/1/members')."""
+    target = PREFIX + (path if path.startswith("/") else "/" + path)
+    clean = {k: v for k, v in query.items() if v not in (None, "")}
+    return target + ("?" + urlencode(clean) if clean else "")
+
+
+def _money(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _signed(value: int | None) -> str:
+    return "" if value is None else f"{value:+,}"
+
+
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals["url"] = url
+_env.filters["money"] = _money
+_env.filters["signed"] = _signed
+_env.filters["when"] = _when
+_env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
+_env.filters["tojson_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
+
+
+def render_template(name: str, **context: Any) -> str:
+    return _env.get_template(name).render(**context)
+
+
+# -- settings-derived values -----------------------------------------------------------------
+def base_url(event: APIGatewayProxyEventV2, settings: Settings) -> str:
+    """The site's absolute URL (for the OAuth redirect URI): configured, or from the request."""
+    if settings.admin_base_url:
+        return settings.admin_base_url.rstrip("/")
+    headers = event.headers or {}
+    proto = headers.get("x-forwarded-proto", "http").split(",")[0].strip()
+    host = headers.get("host", "localhost")
+    return f"{proto}://{host}{PREFIX}"
+
+
+def is_https(event: APIGatewayProxyEventV2, settings: Settings) -> bool:
+    return base_url(event, settings).startswith("https://")
+
+
+def cookie_name(https: bool) -> str:
+    # __Host- makes the browser insist on Secure, Path=/ and no Domain: no subdomain can set it.
+    return "__Host-pointsbot_admin" if https else "pointsbot_admin"
+
+
+def security_headers(settings: Settings) -> dict[str, str]:
+    authorize = urlsplit(settings.discord_oauth_authorize_url)
+    # Chromium checks form-action on the redirect after a form POST, so the sign-in button's
+    # way to Discord's authorize page must be allowed here.
+    authorize_origin = f"{authorize.scheme}://{authorize.netloc}" if authorize.netloc else ""
+    csp = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'; form-action 'self' {authorize_origin}; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ).replace("  ", " ")
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+
+
+# -- the request -----------------------------------------------------------------------------
+@dataclass
+class AdminRequest:
+    event: APIGatewayProxyEventV2
+    settings: Settings
+    db: Database
+    session: Session | None
+    guild_id: int | None = None
+    new_cookie: str | None = None
+    clear_cookie: bool = False
+    _form: dict[str, list[str]] | None = None
+    _files: dict[str, bytes] = field(default_factory=dict)
+
+    # who and where
+    @property
+    def identity(self) -> Identity:
+        if self.session is None or self.session.identity is None:
+            raise SignInNeeded()
+        return self.session.identity
+
+    @property
+    def method(self) -> str:
+        return self.event.request_context.http.method.upper()
+
+    @property
+    def path(self) -> str:
+        return self.event.raw_path
+
+    @property
+    def client_address(self) -> str:
+        return self.event.request_context.http.source_ip or "unknown"
+
+    @property
+    def https(self) -> bool:
+        return is_https(self.event, self.settings)
+
+    # input
+    def query(self, name: str, default: str = "") -> str:
+        return (self.event.query_string_parameters or {}).get(name, default)
+
+    @property
+    def query_dict(self) -> dict[str, str]:
+        return dict(self.event.query_string_parameters or {})
+
+    def _parse_form(self) -> None:
+        if self._form is not None:
+            return
+        self._form = {}
+        ctype = (self.event.headers or {}).get("content-type", "")
+        raw: bytes
+        if self.event.body is None:
+            raw = b""
+        elif self.event.is_base64_encoded:
+            import base64
+
+            raw = base64.b64decode(self.event.body)
+        else:
+            raw = self.event.body.encode("utf-8")
+        if len(raw) > MAX_UPLOAD:
+            raise Refused(413, "That upload is too large (at most 2 MB).")
+        if ctype.startswith("multipart/form-data"):
+            message = BytesParser(policy=email_policy.HTTP).parsebytes(
+                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw
+            )
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                if not name:
+                    continue
+                payload = part.get_payload(decode=True) or b""
+                if part.get_filename() is not None:
+                    self._files[name] = payload
+                else:
+                    self._form.setdefault(name, []).append(payload.decode("utf-8", "replace"))
+        else:
+            for key, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+                self._form.setdefault(key, []).append(value)
+
+    def form(self, name: str, default: str = "") -> str:
+        self._parse_form()
+        assert self._form is not None
+        values = self._form.get(name)
+        return values[0] if values else default
+
+    def form_list(self, name: str) -> list[str]:
+        self._parse_form()
+        assert self._form is not None
+        return list(self._form.get(name, []))
+
+    def form_dict(self) -> dict[str, str]:
+        self._parse_form()
+        assert self._form is not None
+        return {k: v[0] for k, v in self._form.items()}
+
+    def file_text(self, name: str) -> str:
+        self._parse_form()
+        data = self._files.get(name, b"")
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput("The uploaded file is not UTF-8 text (save it as CSV UTF-8).") from None
+
+    def form_int(self, name: str, what: str, *, required: bool = True) -> int | None:
+        text = self.form(name).strip().replace(",", "").replace("_", "")
+        if not text:
+            if required:
+                raise InvalidInput(f"{what} is required.")
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidInput(f"{what} must be a whole number.") from None
+
+    def form_id(self, name: str, what: str) -> int:
+        return parse_snowflake(self.form(name).strip(), what)
+
+    def checkbox(self, name: str) -> bool:
+        return self.form(name) in ("on", "true", "1", "yes")
+
+    # output
+    def flash(self, kind: str, message: str) -> None:
+        if self.session is not None:
+            self.db.run(sessions.add_flash, self.session, kind, message)
+
+
+def load_request(event: APIGatewayProxyEventV2, settings: Settings | None = None) -> AdminRequest:
+    settings = settings or get_settings()
+    db = runtime.get_database()
+    token = None
+    name = cookie_name(is_https(event, settings))
+    for cookie in event.cookies or []:
+        key, _, value = cookie.partition("=")
+        if key.strip() == name:
+            token = value.strip()
+    session = None
+    if token:
+        session = db.run(sessions.load, token, idle=timedelta(minutes=settings.admin_session_idle_minutes))
+    return AdminRequest(event, settings, db, session)
+
+
+def ensure_session(req: AdminRequest) -> Session:
+    """An anonymous session for pages that post forms before sign-in (sign-in itself)."""
+    if req.session is None:
+        req.session = req.db.run(sessions.create, identity=None, max_age=sessions.ANONYMOUS_LIFETIME)
+        req.new_cookie = req.session.token
+    return req.session
+
+
+def check_csrf(req: AdminRequest) -> None:
+    if req.session is None:
+        raise Refused(403, "Your session has ended. Sign in again.")
+    if not req.session.csrf_ok(req.form("csrf_token")):
+        raise Refused(
+            403, "This form has expired or did not come from this site. Reload the page and try again."
+        )
+
+
+def check_guild(req: AdminRequest, raw_guild_id: str) -> int:
+    try:
+        guild_id = parse_snowflake(raw_guild_id, "guild id")
+    except DomainError:
+        raise Refused(404, "There is no such server.") from None
+    if not req.identity.may_manage(guild_id):
+        raise Refused(403, "You do not manage this server.")
+    req.guild_id = guild_id
+    return guild_id
+
+
+def _cookie(req: AdminRequest) -> list[Cookie]:
+    name = cookie_name(req.https)
+    if req.new_cookie:
+        hours = req.settings.admin_session_max_hours
+        return [Cookie(name, req.new_cookie, path="/", secure=req.https, http_only=True,
+                       same_site=SameSite.LAX_MODE, max_age=hours * 3600)]  # fmt: skip
+    if req.clear_cookie:
+        return [
+            Cookie(
+                name, "", path="/", secure=req.https, http_only=True, same_site=SameSite.LAX_MODE, max_age=0
+            )
+        ]
+    return []
+
+
+def respond(
+    req: AdminRequest | None,
+    status: int,
+    body: str | bytes,
+    content_type: str = "text/html; charset=utf-8",
+    headers: dict[str, str] | None = None,
+    settings: Settings | None = None,
+) -> Response:
+    settings = settings or (req.settings if req else get_settings())
+    all_headers = {**security_headers(settings), "Cache-Control": "no-store", **(headers or {})}
+    return Response(status, content_type, body, all_headers, cookies=_cookie(req) if req else [])
+
+
+def page(req: AdminRequest, template: str, status: int = 200, **context: Any) -> Response:
+    flashes = req.db.run(sessions.take_flashes, req.session) if req.session else []
+    identity = req.session.identity if req.session else None
+    guilds = []
+    if identity is not None:
+        guilds = guild_names(req, identity.guild_ids)
+    html = render_template(
+        template,
+        req=req,
+        identity=identity,
+        csrf_token=req.session.csrf_token if req.session else "",
+        flashes=flashes,
+        guild_id=req.guild_id,
+        guilds=guilds,
+        current_guild=next((g for g in guilds if g[0] == req.guild_id), None),
+        **context,
+    )
+    return respond(req, status, html)
+
+
+def guild_names(req: AdminRequest, guild_ids: tuple[int, ...]) -> list[tuple[int, str]]:
+    return req.db.run(auth.guild_names, list(guild_ids)) if guild_ids else []
+
+
+def redirect(req: AdminRequest | None, location: str, settings: Settings | None = None) -> Response:
+    # 303: the browser follows with a GET, so a reload never re-posts the form.
+    return respond(req, 303, "", headers={"Location": location}, settings=settings)
+
+
+def sign_in_redirect(req: AdminRequest) -> Response:
+    target = req.path
+    if req.method == "GET" and req.event.raw_query_string:
+        target += "?" + req.event.raw_query_string
+    return redirect(req, url("/login", next=target))
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the site may be a post-sign-in destination (no open redirect)."""
+    if target and target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url("/")
+
+
+def static_file(name: str) -> tuple[bytes, str] | None:
+    path = (STATIC / name).resolve()
+    if STATIC not in path.parents or not path.is_file():
+        return None
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype == "application/javascript":
+        ctype += "; charset=utf-8"
+    return path.read_bytes(), ctype
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def quote_path(value: str) -> str:
+    return quote(value, safe="")

@@ -1,0 +1,313 @@
+"""Who may use the admin site: local accounts (scrypt), sign-in throttling, Discord OAuth2.
+
+A Discord user may manage a guild they own or hold ADMINISTRATOR or MANAGE_GUILD in, and
+only guilds the bot serves (the guild has a row in `guilds`). That is decided here, on the
+server, from what Discord's API says, never from anything the browser sends.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+
+from .errors import DomainError, InvalidInput
+from .sessions import Identity
+
+ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
+THROTTLE_WINDOW = timedelta(minutes=15)
+# scrypt's cost: 2**15 * 8 * 128 bytes = 32 MiB and about 0.1 s per check, a fair price
+# for a sign-in and a high one for guessing.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+_SCRYPT_MAXMEM = 64 * 1024 * 1024
+MIN_PASSWORD = 12
+
+
+class SignInRefused(DomainError):
+    """Wrong name or password, or a disabled account: one message for all, on purpose."""
+
+    code = "sign_in_refused"
+
+
+class TooManyAttempts(DomainError):
+    code = "too_many_attempts"
+
+
+class OAuthFailed(DomainError):
+    code = "oauth_failed"
+
+
+# -- passwords -------------------------------------------------------------------------------
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=_SCRYPT_MAXMEM
+    )
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+            maxmem=_SCRYPT_MAXMEM, dklen=len(expected),
+        )  # fmt: skip
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# A real hash to check against when the name is unknown, so both cases cost the same time.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+# -- local accounts --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LocalAccount:
+    id: int
+    name: str
+    guild_ids: tuple[int, ...]
+    disabled: bool
+
+
+def _check_name(name: str) -> str:
+    text = (name or "").strip()
+    if not 1 <= len(text) <= 64 or not all(c.isalnum() or c in "._-@" for c in text):
+        raise InvalidInput("An account name is 1 to 64 letters, digits, dots, dashes, underscores or @.")
+    return text
+
+
+def create_account(conn: psycopg.Connection, name: str, password: str, guild_ids: list[int]) -> LocalAccount:
+    name = _check_name(name)
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"The password must be at least {MIN_PASSWORD} characters.")
+    if not guild_ids:
+        raise InvalidInput("An account manages at least one guild (--guild ID).")
+    from .guilds import ensure_guild
+
+    for guild_id in guild_ids:
+        ensure_guild(conn, guild_id)
+    row = conn.execute(
+        "INSERT INTO admin_accounts (name, password_hash, guild_ids) VALUES (%s, %s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING id",
+        (name, hash_password(password), list(guild_ids)),
+    ).fetchone()
+    if row is None:
+        raise InvalidInput(f"There is already an account named {name!r}.")
+    return LocalAccount(row[0], name, tuple(guild_ids), False)
+
+
+def set_password(conn: psycopg.Connection, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"The password must be at least {MIN_PASSWORD} characters.")
+    done = conn.execute(
+        "UPDATE admin_accounts SET password_hash = %s, updated_at = now() WHERE lower(name) = lower(%s)",
+        (hash_password(password), name),
+    ).rowcount
+    if not done:
+        raise InvalidInput(f"There is no account named {name!r}.")
+
+
+def set_disabled(conn: psycopg.Connection, name: str, disabled: bool) -> None:
+    done = conn.execute(
+        "UPDATE admin_accounts SET disabled = %s, updated_at = now() WHERE lower(name) = lower(%s)",
+        (disabled, name),
+    ).rowcount
+    if not done:
+        raise InvalidInput(f"There is no account named {name!r}.")
+    if disabled:  # a disabled account's open sessions end too
+        conn.execute(
+            "DELETE FROM admin_sessions WHERE identity->>'kind' = 'local' AND lower(identity->>'name') = lower(%s)",
+            (name,),
+        )
+
+
+def list_accounts(conn: psycopg.Connection) -> list[LocalAccount]:
+    rows = conn.execute(
+        "SELECT id, name, guild_ids, disabled FROM admin_accounts ORDER BY lower(name)"
+    ).fetchall()
+    return [LocalAccount(r[0], r[1], tuple(r[2]), r[3]) for r in rows]
+
+
+def _throttle_keys(name: str, address: str) -> list[tuple[str, int]]:
+    return [(f"name:{name.strip().lower()}", 1), (f"addr:{address}", 4)]
+
+
+def check_throttle(conn: psycopg.Connection, name: str, address: str, max_failures: int) -> None:
+    for key, factor in _throttle_keys(name, address):
+        count = conn.execute(
+            "SELECT count(*) FROM admin_login_failures WHERE throttle_key = %s AND failed_at > now() - %s",
+            (key, THROTTLE_WINDOW),
+        ).fetchone()[0]
+        if count >= max_failures * factor:
+            raise TooManyAttempts("Too many failed sign-ins. Wait 15 minutes and try again.")
+
+
+def record_failure(conn: psycopg.Connection, name: str, address: str) -> None:
+    for key, _ in _throttle_keys(name, address):
+        conn.execute("INSERT INTO admin_login_failures (throttle_key) VALUES (%s)", (key,))
+    conn.execute("DELETE FROM admin_login_failures WHERE failed_at < now() - %s", (THROTTLE_WINDOW * 4,))
+
+
+def authenticate_local(conn: psycopg.Connection, name: str, password: str) -> Identity:
+    """The identity for a right name and password; SignInRefused otherwise (same message)."""
+    row = conn.execute(
+        "SELECT name, password_hash, guild_ids, disabled FROM admin_accounts WHERE lower(name) = lower(%s)",
+        ((name or "").strip(),),
+    ).fetchone()
+    stored = row[1] if row else _dummy_hash()
+    good = verify_password(password or "", stored)
+    if row is None or not good or row[3]:
+        raise SignInRefused("The name or the password is wrong.")
+    conn.execute(
+        "DELETE FROM admin_login_failures WHERE throttle_key = %s", (f"name:{row[0].strip().lower()}",)
+    )
+    return Identity(kind="local", name=row[0], guild_ids=tuple(row[2]), user_id=None)
+
+
+# -- Discord OAuth2 --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DiscordGuildGrant:
+    """One guild from GET /users/@me/guilds, as far as the admin site cares."""
+
+    guild_id: int
+    name: str
+    owner: bool
+    permissions: int
+
+    @property
+    def can_manage(self) -> bool:
+        return self.owner or bool(self.permissions & (ADMINISTRATOR | MANAGE_GUILD))
+
+
+def authorize_url(authorize_base: str, client_id: str, redirect_uri: str, state: str) -> str:
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "scope": "identify guilds",
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "prompt": "none",
+        }
+    )
+    return f"{authorize_base}?{query}"
+
+
+class DiscordOAuthClient:
+    """The three OAuth2 calls of the admin sign-in: token exchange, the user, their guilds."""
+
+    def __init__(
+        self, api_base: str, client_id: str, client_secret: str, user_agent: str, timeout: float = 10
+    ):
+        self.api_base = api_base.rstrip("/")
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.user_agent = user_agent
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, *, data: dict | None = None, bearer: str | None = None):
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        body = None
+        if data is not None:
+            body = urllib.parse.urlencode(data).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        request = urllib.request.Request(self.api_base + path, data=body, headers=headers, method=method)  # noqa: S310 - URL from settings
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise OAuthFailed(f"Discord refused the sign-in ({exc.code}). Please try again.") from exc
+        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            raise OAuthFailed("Discord could not be reached for the sign-in. Please try again.") from exc
+
+    def exchange_code(self, code: str, redirect_uri: str) -> str:
+        answer = self._call(
+            "POST",
+            "/oauth2/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        )
+        token = (answer or {}).get("access_token")
+        if not token:
+            raise OAuthFailed("Discord did not hand out an access token. Please try again.")
+        return token
+
+    def current_user(self, access_token: str) -> tuple[int, str]:
+        user = self._call("GET", "/users/@me", bearer=access_token) or {}
+        from .ids import parse_snowflake
+
+        name = user.get("global_name") or user.get("username") or str(user.get("id"))
+        return parse_snowflake(user.get("id"), "user id"), name
+
+    def guilds(self, access_token: str) -> list[DiscordGuildGrant]:
+        rows = self._call("GET", "/users/@me/guilds", bearer=access_token) or []
+        grants = []
+        for guild in rows:
+            try:
+                grants.append(
+                    DiscordGuildGrant(
+                        int(guild["id"]), str(guild.get("name", "")), bool(guild.get("owner")),
+                        int(guild.get("permissions") or 0),
+                    )
+                )  # fmt: skip
+            except (KeyError, TypeError, ValueError):
+                continue  # a malformed entry grants nothing
+        return grants
+
+
+def discord_identity(
+    conn: psycopg.Connection, user_id: int, name: str, grants: list[DiscordGuildGrant]
+) -> Identity:
+    """The guilds this Discord user may manage: manageable by them and served by the bot."""
+    manageable = [g for g in grants if g.can_manage]
+    if not manageable:
+        raise OAuthFailed("You do not manage any server (owner, Administrator or Manage Server).")
+    served = conn.execute(
+        "SELECT guild_id FROM guilds WHERE guild_id = ANY(%s)", ([g.guild_id for g in manageable],)
+    ).fetchall()
+    served_ids = {r[0] for r in served}
+    for grant in manageable:  # keep the names Discord shows, for the guild switcher
+        if grant.guild_id in served_ids and grant.name:
+            conn.execute(
+                "UPDATE guilds SET name = %s WHERE guild_id = %s AND name IS DISTINCT FROM %s",
+                (grant.name, grant.guild_id, grant.name),
+            )
+    allowed = tuple(g.guild_id for g in manageable if g.guild_id in served_ids)
+    if not allowed:
+        raise OAuthFailed("The bot is not in any server you manage.")
+    return Identity(kind="discord", name=name, guild_ids=allowed, user_id=user_id)
+
+
+def guild_names(conn: psycopg.Connection, guild_ids: list[int]) -> list[tuple[int, str]]:
+    """(id, name) of the given guilds, by name; a guild without a name shows its id."""
+    rows = conn.execute(
+        "SELECT guild_id, name FROM guilds WHERE guild_id = ANY(%s) ORDER BY lower(name), guild_id",
+        (guild_ids,),
+    ).fetchall()
+    return [(r[0], r[1] or str(r[0])) for r in rows]

@@ -1,0 +1,176 @@
+"""Admin-site sessions, kept in Postgres: the cookie holds a random token, the table its hash.
+
+A session is anonymous (it carries the sign-in form's CSRF token and the OAuth state) until
+someone signs in; signing in always issues a new session and ends the anonymous one, so a
+token planted before sign-in is worth nothing after it. Sessions end after an idle timeout,
+an absolute timeout, or sign-out (the row is deleted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+# A busy admin clicks many times a minute; writing last_seen_at on every click buys nothing.
+_TOUCH_EVERY = timedelta(seconds=60)
+ANONYMOUS_LIFETIME = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in: a Discord user or a local account, and the guilds they may manage."""
+
+    kind: str  # "discord" or "local"
+    name: str
+    guild_ids: tuple[int, ...]
+    user_id: int | None = None  # the Discord id; None for a local account
+
+    @property
+    def actor_name(self) -> str:
+        return self.name if self.kind == "discord" else f"local:{self.name}"
+
+    def may_manage(self, guild_id: int) -> bool:
+        return guild_id in self.guild_ids
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "guild_ids": [str(g) for g in self.guild_ids],
+            "user_id": None if self.user_id is None else str(self.user_id),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Identity:
+        return cls(
+            kind=data["kind"],
+            name=data["name"],
+            guild_ids=tuple(int(g) for g in data.get("guild_ids", ())),
+            user_id=None if data.get("user_id") is None else int(data["user_id"]),
+        )
+
+
+@dataclass
+class Session:
+    token: str  # only ever in the cookie and in memory
+    csrf_token: str
+    identity: Identity | None
+    oauth_state: str | None = None
+    flashes: list[dict[str, str]] = field(default_factory=list)
+    created_at: datetime | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.identity is not None
+
+    def csrf_ok(self, submitted: str | None) -> bool:
+        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create(
+    conn: psycopg.Connection,
+    *,
+    identity: Identity | None,
+    max_age: timedelta,
+    oauth_state: str | None = None,
+    flashes: list[dict[str, str]] | None = None,
+) -> Session:
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    row = conn.execute(
+        "INSERT INTO admin_sessions (token_hash, identity, csrf_token, oauth_state, flashes, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s, now() + %s) RETURNING created_at",
+        (
+            _hash(token),
+            None if identity is None else Jsonb(identity.as_json()),
+            csrf,
+            oauth_state,
+            Jsonb(flashes or []),
+            max_age,
+        ),
+    ).fetchone()
+    return Session(token, csrf, identity, oauth_state, list(flashes or []), row[0])
+
+
+def load(conn: psycopg.Connection, token: str | None, *, idle: timedelta) -> Session | None:
+    """The live session for a cookie's token, or None (unknown, idle too long, or expired)."""
+    if not token or len(token) > 100:
+        return None
+    row = conn.execute(
+        """
+        SELECT identity, csrf_token, oauth_state, flashes, created_at, last_seen_at < now() - %s
+        FROM admin_sessions
+        WHERE token_hash = %s AND expires_at > now() AND last_seen_at > now() - %s
+        """,
+        (_TOUCH_EVERY, _hash(token), idle),
+    ).fetchone()
+    if row is None:
+        return None
+    identity, csrf, state, flashes, created_at, stale = row
+    if stale:
+        conn.execute("UPDATE admin_sessions SET last_seen_at = now() WHERE token_hash = %s", (_hash(token),))
+    return Session(
+        token, csrf, None if identity is None else Identity.from_json(identity), state, flashes, created_at
+    )
+
+
+def set_oauth_state(conn: psycopg.Connection, session: Session, state: str) -> None:
+    conn.execute(
+        "UPDATE admin_sessions SET oauth_state = %s WHERE token_hash = %s", (state, _hash(session.token))
+    )
+    session.oauth_state = state
+
+
+def add_flash(conn: psycopg.Connection, session: Session, kind: str, message: str) -> None:
+    """A message for the next page this session sees (after a redirect)."""
+    item = {"kind": kind, "message": message}
+    conn.execute(
+        "UPDATE admin_sessions SET flashes = flashes || %s WHERE token_hash = %s",
+        (Jsonb([item]), _hash(session.token)),
+    )
+    session.flashes.append(item)
+
+
+def take_flashes(conn: psycopg.Connection, session: Session) -> list[dict[str, str]]:
+    if not session.flashes:
+        return []
+    conn.execute(
+        "UPDATE admin_sessions SET flashes = '[]'::jsonb WHERE token_hash = %s", (_hash(session.token),)
+    )
+    taken, session.flashes = session.flashes, []
+    return taken
+
+
+def end(conn: psycopg.Connection, token: str | None) -> None:
+    """Sign-out: the session stops existing on the server, whatever the browser keeps."""
+    if token:
+        conn.execute("DELETE FROM admin_sessions WHERE token_hash = %s", (_hash(token),))
+
+
+def sign_in(
+    conn: psycopg.Connection, previous_token: str | None, identity: Identity, *, max_age: timedelta
+) -> Session:
+    """End the anonymous session and start a new one for `identity` (a new id at sign-in)."""
+    end(conn, previous_token)
+    purge_expired(conn)
+    return create(conn, identity=identity, max_age=max_age)
+
+
+def purge_expired(conn: psycopg.Connection, limit: int = 500) -> int:
+    """Delete a bounded number of dead sessions (run at sign-in, so no schedule is needed)."""
+    return conn.execute(
+        "DELETE FROM admin_sessions WHERE token_hash IN "
+        "(SELECT token_hash FROM admin_sessions WHERE expires_at < now() LIMIT %s)",
+        (limit,),
+    ).rowcount
