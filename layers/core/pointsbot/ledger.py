@@ -613,17 +613,12 @@ def leaderboard_page(
         """,
         (guild_id, page_size, (page - 1) * page_size),
     ).fetchall()
-    total = conn.execute("SELECT count(*) FROM points WHERE guild_id = %s", (guild_id,)).fetchone()[0]
+    # Competition ranking: 1 + how many have strictly more. One scan of the guild counts both
+    # that and the total (bench/: at 1M members each count is a full scan of the guild).
+    above, total = _count_above(conn, guild_id, rows[0][1] if rows else None)
     ranked: list[LeaderboardRow] = []
     if rows:
-        # Competition ranking: 1 + how many have strictly more.
-        first_rank = (
-            1
-            + conn.execute(
-                "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
-                (guild_id, rows[0][1]),
-            ).fetchone()[0]
-        )
+        first_rank = 1 + above
         offset = (page - 1) * page_size
         rank = first_rank
         for index, (user_id, bal, name) in enumerate(rows):
@@ -633,24 +628,26 @@ def leaderboard_page(
     return LeaderboardPage(tuple(ranked), page, page_size, total)
 
 
-def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
-    """A member's place: 1 + how many members of the guild have strictly more."""
-    row = conn.execute(
-        """
-        SELECT p.balance,
-               (SELECT count(*) FROM points o WHERE o.guild_id = p.guild_id AND o.balance > p.balance),
-               (SELECT count(*) FROM points o WHERE o.guild_id = p.guild_id)
-        FROM points p WHERE p.guild_id = %s AND p.user_id = %s
-        """,
-        (guild_id, user_id),
+def _count_above(conn: psycopg.Connection, guild_id: int, balance: int | None) -> tuple[int, int]:
+    """(members with a balance above `balance`, all members) of the guild, in one scan."""
+    above, total = conn.execute(
+        "SELECT count(*) FILTER (WHERE balance > %s), count(*) FROM points WHERE guild_id = %s",
+        (balance, guild_id),
     ).fetchone()
-    if row is None:
-        total = conn.execute("SELECT count(*) FROM points WHERE guild_id = %s", (guild_id,)).fetchone()[0]
-        below = conn.execute(
-            "SELECT count(*) FROM points WHERE guild_id = %s AND balance > 0", (guild_id,)
-        ).fetchone()[0]
-        return RankInfo(rank=below + 1, balance=0, total_members=total)
-    bal, above, total = row
+    return above, total
+
+
+def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
+    """A member's place: 1 + how many members of the guild have strictly more.
+
+    A member never seen ranks as a balance of zero. The balance is read first and passed as a
+    value so the count can run as one (parallel) scan; a correlated subquery scanned twice.
+    """
+    row = conn.execute(
+        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
+    ).fetchone()
+    bal = row[0] if row else 0
+    above, total = _count_above(conn, guild_id, bal)
     return RankInfo(rank=above + 1, balance=bal, total_members=total)
 
 
