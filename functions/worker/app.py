@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pointsbot.observability import logger
 from pointsbot.tasks import Task
-from pointsbot.worker import UnknownTask, run_task
+from pointsbot.worker import UnknownTask, run_task, set_deadline
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -28,4 +28,11 @@ def _record(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: object) -> dict:
-    return process_partial_response(event=event, record_handler=_record, processor=processor, context=context)
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    set_deadline(remaining() if callable(remaining) else None)
+    try:
+        return process_partial_response(
+            event=event, record_handler=_record, processor=processor, context=context
+        )
+    finally:
+        set_deadline(None)

@@ -111,6 +111,7 @@ def request_delivery(delay_seconds: int = 0) -> bool:
 # A worker that finds the bucket booked this far ahead leaves the work to the one booking it.
 _BUSY_AHEAD_S = 2.0
 _MAX_RETRY_DELAY_S = 900
+_DEADLINE_MARGIN_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,8 @@ def reserve_slots(conn: psycopg.Connection, count: int, rate: float) -> tuple[fl
 def booked_ahead_s(conn: psycopg.Connection) -> float:
     """How far into the future the shared bucket is booked (0 when it is free now)."""
     row = conn.execute(
-        "SELECT greatest(0, extract(epoch FROM tat - clock_timestamp()))::float8 FROM dm_pacer WHERE id = 1"
+        "WITH clock AS (SELECT clock_timestamp() AS now) "
+        "SELECT extract(epoch FROM greatest(tat, clock.now) - clock.now)::float8 FROM dm_pacer, clock WHERE id = 1"
     ).fetchone()
     return 0.0 if row is None or row[0] is None else float(row[0])
 
@@ -329,7 +331,12 @@ def _after_transient(database, dm: ClaimedDM, settings: Settings, error: str) ->
 
 
 def deliver_due(
-    database, client=None, *, settings: Settings | None = None, budget_s: float | None = None
+    database,
+    client=None,
+    *,
+    settings: Settings | None = None,
+    budget_s: float | None = None,
+    batch_size: int | None = None,
 ) -> DeliveryReport:
     """Deliver due DMs in batches until none is due, another worker is busy, or the budget is
     spent. Then, if DMs wait for a later try, ask for a delivery task at that time."""
@@ -340,8 +347,14 @@ def deliver_due(
     client = client or get_client()
     rate = float(settings.dm_rate_per_second)
     budget = settings.dm_deliver_budget_s if budget_s is None else budget_s
+    from .worker import time_left_s
+
+    left = time_left_s()
+    if left is not None:
+        # Leave room for a last batch and the HTTP timeouts in it before Lambda's limit.
+        budget = min(budget, left - _DEADLINE_MARGIN_S)
     # About one second of requests per batch: short claims, and a dead worker strands few rows.
-    batch = max(1, int(rate // 2))
+    batch = batch_size or max(1, int(rate // 2))
     report = DeliveryReport()
     started = time.monotonic()
     while True:
