@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pointsbot.commands.definitions import BOOLEAN, COMMANDS, INTEGER, SUB_COMMAND, USER
+from pointsbot.commands.catalog import BOOLEAN, COMMANDS, INTEGER, SUB_COMMAND, USER
 
 from .keys import KeyPair
 

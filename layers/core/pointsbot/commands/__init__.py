@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .definitions import COMMANDS, definitions, definitions_hash
+from .catalog import COMMANDS, definitions, definitions_hash
 from .sync import SyncResult, plan, sync_commands
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from .definitions import definitions, definitions_hash
+from .catalog import definitions, definitions_hash
 
 
 def _client_and_app(args: argparse.Namespace):

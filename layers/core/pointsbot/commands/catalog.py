@@ -1,4 +1,4 @@
-"""Every slash command the bot registers, in one place, and a stable hash of them.
+"""Every slash command the bot registers (the catalog), in one place, and a stable hash of them.
 
 Admin commands carry `default_member_permissions` (Manage Server) so Discord hides them from
 members by default; the server still checks rights on every use (see dispatch.is_admin),

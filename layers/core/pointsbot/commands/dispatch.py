@@ -22,7 +22,7 @@ from ..errors import DomainError, InvalidInput
 from ..guilds import GuildPolicy, policy_from
 from ..ids import parse_snowflake
 from ..interactions import MANAGE_GUILD, Interaction, Reply
-from .definitions import is_admin_command, is_ephemeral
+from .catalog import is_admin_command, is_ephemeral
 
 CommandFn = Callable[["Context", psycopg.Connection], Reply]
 

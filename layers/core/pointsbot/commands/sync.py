@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .definitions import definitions, definitions_hash
+from .catalog import definitions, definitions_hash
 
 # Fields Discord fills in with a default when they are left out; compared with the default.
 _COMMAND_DEFAULTS: dict[str, Any] = {
