@@ -78,6 +78,25 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
         # The worker handler is loaded on first task, like a Lambda cold start.
         tasks.set_task_queue(InProcessTaskQueue(lambda event, ctx: handlers.load("worker")(event, ctx)))
         chosen["queue"] = "in-process queue feeding functions/worker"
+    from pointsbot import keepalive
+
+    from .apigw import LambdaContext
+    from .scheduler import Scheduler, default_jobs
+
+    # The keep-alive warms the interactions handler in-process instead of a Lambda invoke.
+    keepalive.set_warmer(lambda event: handlers.load("interactions")(event, LambdaContext("interactions", 3)))
+    jobs = default_jobs(get_settings().achievement_sweep_schedule)
+    if jobs and os.environ.get("LOCAL_SCHEDULES", "on").lower() not in ("0", "off", "false", "no"):
+        # The achievement sweep and the keep-alive on their schedules (LOCAL_SCHEDULES=off: not).
+        scheduler = Scheduler(jobs).start()
+        stop_server = server.stop
+
+        def stop() -> None:  # the schedules end with the server (tests start many)
+            scheduler.stop()
+            stop_server()
+
+        server.scheduler, server.stop = scheduler, stop
+        chosen["schedules"] = ", ".join(f"{job.name} every {job.every_s:g}s" for job in jobs)
     server.start()
     return server, chosen
 
@@ -97,6 +116,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  discord API    {chosen['discord']}")
     if "queue" in chosen:
         print(f"  worker queue   {chosen['queue']}")
+    if "schedules" in chosen:
+        print(f"  schedules      {chosen['schedules']}")
     print("Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
