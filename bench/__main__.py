@@ -1,0 +1,132 @@
+"""`python -m bench` (what `make bench` runs): ledger throughput and leaderboard latency.
+
+Writes bench/results/<timestamp>.json and .md and prints the table. `--quick` for a short run.
+The numbers are indicative: a shared machine, one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import leaderboard, ledger_ops
+from .target import bench_database, server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _markdown(report: dict) -> str:
+    lines = [
+        f"# Benchmark {report['started']}",
+        "",
+        f"Server: PostgreSQL {report['server']['version']} ({report['server']['source']}); "
+        f"client machine: {report['machine']}.",
+        "",
+    ]
+    ops = report.get("ledger_ops")
+    if ops:
+        lines += [
+            f"## Ledger writes per second ({ops['seconds_per_level']:g} s per level, {ops['members']:,} members)",
+            "",
+            "Ours: `ledger.award` (silent) through `Database.run`, one connection per client thread. "
+            f"pgbench: the same statements on the same tables ({ops['pgbench_version'] or 'not found'}, "
+            "`-M prepared`).",
+            "",
+            "| clients | ours ops/s | ours p50 ms | ours p99 ms | pgbench tps | pgbench avg ms | ours / pgbench |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in ops["levels"]:
+            lines.append(
+                f"| {row['clients']} | {row['ours_ops_per_s']:,.0f} | {row['ours_p50_ms']:.1f} | "
+                f"{row['ours_p99_ms']:.1f} | "
+                + (
+                    f"{row['pgbench_tps']:,.0f} | {row['pgbench_latency_avg_ms']:.1f} | "
+                    f"{row['ratio_ours_to_pgbench']:.2f} |"
+                    if row["pgbench_tps"]
+                    else "- | - | - |"
+                )
+            )
+        lines += [
+            "",
+            f"Errors: ours {sum(r['ours_errors'] for r in ops['levels'])}, pgbench "
+            f"{sum(r['pgbench_failed'] or 0 for r in ops['levels'])}. Members whose balance is not "
+            f"the sum of their entries afterwards: {ops['invariant_violations_after']}.",
+            "",
+        ]
+    board = report.get("leaderboard")
+    if board:
+        lines += [
+            f"## Leaderboard and rank with {board['members']:,} members in one guild",
+            "",
+            f"Loaded in {board['load_seconds']} s; {board['members_at_zero']:,} members at zero.",
+            "",
+            "| query | n | p50 ms | p99 ms |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, row in board["latency"].items():
+            lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+        lines += [
+            "",
+            "Plan of the rank count (rank_of, one scan):",
+            "",
+            "```",
+            *board["rank_count_plan"],
+            "```",
+            "",
+        ]
+    lines.append(f"Total run time: {report['seconds']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short run: 3 s per level, 100k members")
+    parser.add_argument("--seconds", type=float, help="seconds per concurrency level (default 8)")
+    parser.add_argument("--clients", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    parser.add_argument("--ledger-members", type=int, default=1000, help="members the writes spread over")
+    parser.add_argument("--members", type=int, help="members in the leaderboard guild (default 1,000,000)")
+    parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
+    parser.add_argument("--only", choices=["ledger", "leaderboard"], help="run one benchmark")
+    parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
+    parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (3.0 if args.quick else 8.0)
+    members = args.members or (100_000 if args.quick else 1_000_000)
+    levels = [int(c) for c in args.clients.split(",") if c.strip()]
+
+    started = time.perf_counter()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report: dict = {
+        "started": stamp,
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, Python {platform.python_version()}",
+    }
+    with server(embedded=args.embedded) as target:
+        print(f"bench: PostgreSQL {target.version} ({target.source})", flush=True)
+        report["server"] = {"version": target.version, "source": target.source}
+        with bench_database(target, keep=args.keep_db) as dsn:
+            if args.only in (None, "ledger"):
+                print("ledger writes:", flush=True)
+                report["ledger_ops"] = ledger_ops.run(dsn, levels, seconds, args.ledger_members)
+            if args.only in (None, "leaderboard"):
+                print(f"leaderboard ({members:,} members):", flush=True)
+                report["leaderboard"] = leaderboard.run(
+                    dsn, members, args.reps, budget_s=6.0 if args.quick else 20.0
+                )
+    report["seconds"] = time.perf_counter() - started
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+    text = _markdown(report)
+    (RESULTS / f"{stamp}.md").write_text(text)
+    print()
+    print(text)
+    print(f"written: bench/results/{stamp}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
