@@ -445,3 +445,15 @@ def test_a_failing_migration_fails_the_deploy(
     assert answer["Status"] == "FAILED"
     assert "nowhere" in answer["Reason"]
     assert answer["PhysicalResourceId"] == "pointsbot-schema"
+
+
+def test_an_operator_can_rerun_the_sync_by_hand(cloudformation, discord, aws, lambda_env) -> None:
+    standin, _ = discord
+    invoke(event(cloudformation, "Create", ApplicationId=APP_ID))
+    # When the operator invokes the function directly (aws lambda invoke), with no CloudFormation event
+    result = invoke({"action": "sync-commands"})
+    # Then the commands are overwritten again although they did not change, and nothing goes to CloudFormation
+    assert [len(e.body) for e in overwrites(standin)] == [2, 2]
+    assert result["Status"] == "SUCCESS" and result["Data"]["Changed"] == "true"
+    assert len(cloudformation.answers) == 1
+    assert invoke({"action": "drop-tables"})["Status"] == "FAILED"

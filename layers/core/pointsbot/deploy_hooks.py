@@ -254,6 +254,29 @@ class _Responder:
         return True
 
 
+# An operator's direct invoke (no CloudFormation): {"action": "sync-commands"} or {"action": "migrate"}.
+ACTIONS = {"sync-commands": COMMANDS_RESOURCE, "migrate": SCHEMA_RESOURCE}
+
+
+def run_action(event: dict[str, Any], hooks: Hooks | None = None) -> dict[str, Any]:
+    """Run a hook by hand (`aws lambda invoke`), e.g. to retry a command sync that Discord refused.
+
+    A manual sync always overwrites: the stored hash is cleared first, so it does not skip.
+    """
+    hooks = hooks or Hooks()
+    action = event.get("action")
+    if action not in ACTIONS:
+        return {"Status": FAILED, "Reason": f"unknown action {action!r}; use one of {sorted(ACTIONS)}"}
+    properties: dict[str, Any] = {}
+    if action == "sync-commands":
+        from .config import get_settings
+
+        properties["ApplicationId"] = event.get("application_id") or get_settings().discord_application_id
+        hooks.hash_store().put("none")
+    result = HOOKS[ACTIONS[action]]({"RequestType": "Update", "ResourceProperties": properties}, hooks)
+    return {"Status": result.status, "Reason": result.reason, "Data": result.data}
+
+
 def handle(
     event: dict[str, Any],
     context: Any,
@@ -263,6 +286,8 @@ def handle(
     """Run the hook for this custom resource event and answer CloudFormation once; returns the answer."""
     from .observability import logger
 
+    if "RequestType" not in event and "action" in event:
+        return run_action(event, hooks)
     hooks = hooks or Hooks()
     responder = _Responder(event, send)
     request_type = event.get("RequestType", "")
