@@ -1,0 +1,143 @@
+"""Who may reach what: signed out, without CSRF, in someone else's guild, after sign-out.
+
+Plain HTTP is enough here (status codes and headers); the browser tests cover the pages.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from _admin_e2e import ADMIN_NAME, GUILD_A, GUILD_B, HttpClient
+
+from admin_site.app import ROUTES
+
+pytestmark = pytest.mark.e2e
+
+_SAMPLE = {"guild_id": str(GUILD_A), "user_id": "730000000000000003", "batch_id": "1", "submission_id": "1",
+           "decision": "approve", "achievement_id": "1", "name": "site.css"}  # fmt: skip
+
+
+def _fill(path: str, **override: str) -> str:
+    values = {**_SAMPLE, **override}
+    return re.sub(r"<(\w+)>", lambda m: values[m.group(1)], path)
+
+
+PROTECTED = [r for r in ROUTES if r.access != "public"]
+GUILD_ROUTES = [r for r in ROUTES if r.access == "guild"]
+
+
+def test_the_route_table_is_what_the_app_serves():
+    # Given the route table the tests walk; Then it holds every section, so none is skipped
+    paths = {r.path for r in ROUTES}
+    for section in ("/g/<guild_id>/", "/g/<guild_id>/points", "/g/<guild_id>/transactions", "/g/<guild_id>/members",
+                    "/g/<guild_id>/emails", "/g/<guild_id>/achievements", "/g/<guild_id>/dms",
+                    "/g/<guild_id>/audit", "/g/<guild_id>/settings"):  # fmt: skip
+        assert section in paths
+    assert len(PROTECTED) > 25
+
+
+@pytest.mark.parametrize("route", PROTECTED, ids=lambda r: f"{r.method} {r.path}")
+def test_signed_out_every_route_redirects_or_refuses(site, route):
+    # Given a browser with no session
+    client = HttpClient(site)
+    # When it asks for the route
+    status, headers, body = client.request(
+        route.method, _fill(route.path), {"x": "1"} if route.method == "POST" else None
+    )
+    # Then a page sends it to sign in, and a form is refused without changing anything
+    if route.method == "GET":
+        assert status == 303
+        assert headers["location"].startswith("/admin/login?next=")
+    else:
+        assert status == 403
+        assert "sign in" in body.lower()
+
+
+@pytest.mark.parametrize("route", [r for r in GUILD_ROUTES], ids=lambda r: f"{r.method} {r.path}")
+def test_admin_of_guild_a_is_refused_on_guild_b(site, route):
+    # Given the admin of guild A, signed in
+    client = HttpClient(site)
+    csrf = client.sign_in()
+    # When they open or submit guild B's page (with a valid CSRF token even)
+    data = {"csrf_token": csrf, "member": "730000000000000003", "amount": "5", "reason": "x", "operation": "award",
+            "form_token": "guild-b-attempt", "csv_text": "730000000000000003,5,x", "content": "hi",
+            "to": "730000000000000003"} if route.method == "POST" else None  # fmt: skip
+    status, _, body = client.request(route.method, _fill(route.path, guild_id=str(GUILD_B)), data)
+    # Then 403, and nothing of guild B changed
+    assert status == 403, body[:300]
+    assert "do not manage this server" in body
+    counts = site.db.run(lambda conn: conn.execute(
+        "SELECT (SELECT count(*) FROM transactions WHERE guild_id = %(b)s),"
+        " (SELECT count(*) FROM direct_messages WHERE guild_id = %(b)s),"
+        " (SELECT count(*) FROM members WHERE guild_id = %(b)s)", {"b": GUILD_B}).fetchone())  # fmt: skip
+    assert counts == (0, 0, 0)
+
+
+def test_a_form_without_csrf_token_is_refused(site):
+    # Given a signed-in admin
+    client = HttpClient(site)
+    client.sign_in()
+    before = site.db.run(lambda conn: conn.execute("SELECT count(*) FROM transactions").fetchone()[0])
+    # When a form arrives without the token, or with a wrong one
+    for token in (None, "forged"):
+        data = {"member": "730000000000000009", "operation": "award", "amount": "5", "reason": "csrf",
+                "form_token": f"csrf-{token}"}  # fmt: skip
+        if token:
+            data["csrf_token"] = token
+        status, _, body = client.request("POST", f"/g/{GUILD_A}/points", data)
+        # Then it is refused and nothing is written
+        assert status == 403
+        assert "did not come from this site" in body
+    assert site.db.run(lambda conn: conn.execute("SELECT count(*) FROM transactions").fetchone()[0]) == before
+
+
+def test_security_headers_and_cookie_flags(site):
+    client = HttpClient(site)
+    status, headers, _ = client.request("GET", "/login")
+    assert status == 200
+    csp = headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    cookie = headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_sign_in_issues_a_new_session_and_sign_out_ends_it_on_the_server(site):
+    # Given an anonymous session (the sign-in form's)
+    client = HttpClient(site)
+    client.csrf("/login")
+    anonymous = {c.name: c.value for c in client.jar}["pointsbot_admin"]
+    # When the admin signs in
+    csrf = client.sign_in()
+    signed_in = {c.name: c.value for c in client.jar}["pointsbot_admin"]
+    # Then the session id changed
+    assert signed_in != anonymous
+    assert client.request("GET", f"/g/{GUILD_A}/")[0] == 200
+    # When they sign out, a copy of the old cookie is worth nothing
+    assert client.request("POST", "/logout", {"csrf_token": csrf})[0] == 303
+    replay = HttpClient(site)
+    replay.opener.addheaders = [("Cookie", f"pointsbot_admin={signed_in}")]
+    status, headers, _ = replay.request("GET", f"/g/{GUILD_A}/")
+    assert status == 303 and headers["location"].startswith("/admin/login")
+
+
+def test_sign_in_attempts_are_throttled(site):
+    # Given someone guessing passwords for an account
+    client = HttpClient(site)
+    name = "throttled"
+    from pointsbot import auth
+
+    site.db.run(auth.create_account, name, "the right password 123", [GUILD_A])
+    for _ in range(5):
+        token = client.csrf("/login")
+        client.request("POST", "/login", {"csrf_token": token, "name": name, "password": "wrong guess 1234"})
+    # When the right password comes after too many failures
+    token = client.csrf("/login")
+    status, headers, _ = client.request("POST", "/login", {"csrf_token": token, "name": name,
+                                                           "password": "the right password 123"})  # fmt: skip
+    # Then it is refused for now
+    assert status == 303 and headers["location"] == "/admin/login"
+    _, _, body = client.request("GET", "/login")
+    assert "Too many failed sign-ins" in body
+    assert name != ADMIN_NAME
