@@ -72,8 +72,6 @@ def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
     board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE)
     if page > board.pages:  # past the end (members left, or a stale button): show the last page
         board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
-    if not board.rows:
-        return Reply(f"Nobody has any {ctx.policy.currency_name} here yet.")
     lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
     for row in board.rows:
         lines.append(f"{row.rank}. {mention(row.user_id)} {row.balance:,} {ctx.policy.currency_name}")
