@@ -10,7 +10,9 @@ from pointsbot.observability import logger
 from pointsbot.tasks import Task
 from pointsbot.worker import UnknownTask, run_task, set_deadline
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported like any other (all items back to SQS), not
+# raised: raising would count as a failed invocation and set off the worker-errors alarm.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _record(record: SQSRecord) -> None:
