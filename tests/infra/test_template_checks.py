@@ -115,7 +115,11 @@ def test_every_handler_the_template_names_exists_and_defines_it(cfn, functions) 
         path = cfn.root / function["CodeUri"] / (module.replace(".", "/") + ".py")
         assert path.is_file(), f"{name}: {path.relative_to(cfn.root)} does not exist"
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        # A handler may also be assigned, e.g. a function wrapped by Powertools' decorators.
+        defined |= {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
         assert attribute in defined, f"{name}: {path.relative_to(cfn.root)} defines no {attribute}()"
 
 
