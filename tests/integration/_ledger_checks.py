@@ -26,9 +26,8 @@ def award(db: Database, guild: int, user: int, amount: int, settings, **extra: A
     extra.setdefault("idempotency_key", key("award"))
     extra.setdefault("reason", "test")
     extra.setdefault("source", "admin_site")
-    return db.run(
-        ledger.award, guild_id=guild, user_id=user, amount=amount, actor_id=1, settings=settings, **extra
-    )
+    extra.setdefault("actor_id", 1)
+    return db.run(ledger.award, guild_id=guild, user_id=user, amount=amount, settings=settings, **extra)
 
 
 def deduct(

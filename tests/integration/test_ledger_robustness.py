@@ -74,6 +74,43 @@ def test_largest_snowflake_round_trips_through_database_and_serialisers(db, sett
         ids.parse_snowflake(float(BIGGEST))
 
 
+def test_largest_snowflake_through_the_other_serialisers(db, settings):
+    # The interaction parser, the task queue's JSON, the member export and the ledger's CSV.
+    import csv
+    import io
+
+    from pointsbot import bulk, interactions, members, monitor
+    from pointsbot.tasks import Task
+
+    guild, user, other = BIGGEST, BIGGEST - 5, BIGGEST - 6  # members of their own in this test
+    text = str(BIGGEST)
+    award(db, guild, user, 3, settings, actor_id=other)
+    payload = {
+        "id": text, "application_id": text, "type": interactions.APPLICATION_COMMAND, "token": "t",
+        "guild_id": text, "channel_id": text,
+        "member": {"user": {"id": str(user), "username": "max"}, "permissions": "0", "roles": [text]},
+        "data": {"name": "balance", "options": [{"name": "member", "type": 6, "value": str(other)}],
+                 "resolved": {"users": {str(other): {"id": str(other), "username": "o"}}}},
+    }  # fmt: skip
+    parsed = interactions.parse(json.loads(json.dumps(payload)))
+    assert (parsed.id, parsed.guild_id, parsed.user_id, parsed.roles) == (text, text, str(user), (text,))
+    assert parsed.options["member"] == str(other) and str(other) in parsed.users
+    assert ids.parse_snowflake(parsed.guild_id) == BIGGEST
+    task = Task.from_json(Task("interaction", {"interaction": payload}).to_json())
+    assert task.payload["interaction"]["guild_id"] == text
+
+    exported = json.loads(json.dumps(db.run(members.export, guild, user)))
+    assert exported["member"]["guild_id"] == text and exported["member"]["user_id"] == str(user)
+    assert exported["transactions"][0]["actor_id"] == str(other)
+
+    lines = "".join(db.run(lambda conn: list(monitor.export_csv(conn, guild, monitor.TransactionFilter()))))
+    rows = [r for r in csv.DictReader(io.StringIO(lines)) if r["user_id"] == str(user)]
+    assert [r["actor_id"] for r in rows] == [str(other)]
+
+    (row,) = bulk.parse_csv(f"user_id,amount,reason\n{text},5,thanks\n")
+    assert ids.parse_snowflake(row.user_id) == BIGGEST
+
+
 # -- a connection killed between two calls ------------------------------------------------------
 def _kill(admin_dsn: str, pids: list[int]) -> None:
     """pg_terminate_backend from another connection, then wait until the sessions are gone."""
