@@ -40,6 +40,16 @@ def connection_kwargs(
         "connect_timeout": connect_timeout_s,
         "options": f"-c statement_timeout={int(statement_timeout_ms)}",
         "application_name": "pointsbot",
+        # A peer that vanished without closing the socket (a NAT or firewall that forgot the
+        # connection while Lambda was frozen) would otherwise hang a query for the kernel's
+        # retransmission timeout, many minutes: give up on unacknowledged bytes after as long
+        # as we would wait for a new connection, then `run` reconnects. TCP only; a Unix
+        # socket ignores these.
+        "tcp_user_timeout": max(1, int(connect_timeout_s)) * 1000,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
     }
     kwargs["prepare_threshold"] = None if prepare_threshold < 0 else prepare_threshold
     return kwargs
