@@ -231,6 +231,19 @@ def _unauthorized(request: Request) -> HttpResponse | None:
     return None
 
 
+def _components(components: Any) -> list[dict[str, Any]]:
+    """Components as Discord returns them: each gets a numeric id, in order, depth first."""
+    counter = iter(range(1, 10_000))
+
+    def number(component: dict[str, Any]) -> dict[str, Any]:
+        shown = {**component, "id": component.get("id") or next(counter)}
+        if isinstance(component.get("components"), list):
+            shown["components"] = [number(c) for c in component["components"] if isinstance(c, dict)]
+        return shown
+
+    return [number(c) for c in components or [] if isinstance(c, dict)]
+
+
 def _message(
     channel_id: str, body: dict[str, Any], *, author: dict[str, Any], **extra: Any
 ) -> dict[str, Any]:
@@ -238,7 +251,7 @@ def _message(
         "type": 0, "content": str(body.get("content") or ""), "mentions": [], "mention_roles": [],
         "attachments": [], "embeds": list(body.get("embeds") or []), "timestamp": _now_iso(),
         "edited_timestamp": None, "flags": int(body.get("flags") or 0),
-        "components": list(body.get("components") or []), "id": standin.snowflake(), "channel_id": channel_id,
+        "components": _components(body.get("components")), "id": standin.snowflake(), "channel_id": channel_id,
         "author": author, "pinned": False, "mention_everyone": False, "tts": False,
     }  # fmt: skip
     message.update(extra)
@@ -298,6 +311,11 @@ def create_message(request: Request) -> HttpResponse:
 _ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
 
 
+def _interaction_channel(token: str) -> str:
+    """A channel id for an interaction's messages (the stand-in never saw the interaction)."""
+    return str(int(hashlib.sha1(token.encode()).hexdigest()[:13], 16) + 1)  # noqa: S324 - an id, not security
+
+
 def _webhook_gone(request: Request) -> HttpResponse | None:
     if request.params["webhook_token"] in state.expired_tokens:
         return error_response(404, 10015, "Unknown Webhook")
@@ -316,11 +334,12 @@ def edit_original(request: Request) -> HttpResponse:
     with standin.lock:
         message = state.originals.get(token)
         if message is None:  # the deferred "thinking..." message, made when Discord got type 5
-            message = _message(f"interaction-{token[:8]}", {}, author=_bot_user(), type=20, webhook_id=app_id,
+            message = _message(_interaction_channel(token), {}, author=_bot_user(), type=20, webhook_id=app_id,
                                application_id=app_id)  # fmt: skip
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        message["components"] = _components(message["components"])
         message["edited_timestamp"] = _now_iso()
         state.originals[token] = message
         state.original_edits.append({"token": token, "body": body, "at": time.time()})
@@ -347,7 +366,7 @@ def followup(request: Request) -> HttpResponse:
         return refusal
     token, app_id = request.params["webhook_token"], request.params["webhook_id"]
     with standin.lock:
-        message = _message(f"interaction-{token[:8]}", body, author=_bot_user(), webhook_id=app_id,
+        message = _message(_interaction_channel(token), body, author=_bot_user(), webhook_id=app_id,
                            application_id=app_id)  # fmt: skip
         state.followups.setdefault(token, []).append(message)
     if request.query.get("wait", "").lower() != "true":
