@@ -21,21 +21,21 @@ import pytest
 from moto import mock_aws
 
 from pointsbot import deploy_hooks, runtime, secrets
+from pointsbot.commands import command_definitions
+from pointsbot.commands import sync as commands_sync
 from pointsbot.discord_rest import DiscordClient
+from pointsbot_local import discord_standin_rest as standin_rest
 from pointsbot_local import handlers
 from pointsbot_local import pg as local_pg
 from pointsbot_local.apigw import LambdaContext
-from pointsbot_local.discord_standin import PREFIX, DiscordStandIn, json_response
+from pointsbot_local.discord_standin import PREFIX, DiscordStandIn, standin
 
 pytestmark = pytest.mark.infra
 
 APP_ID = "100000000000000042"
 HASH_PARAMETER = "/pointsbot/test/discord-commands-hash"
 COMMANDS_ROUTE = "/applications/{application_id}/commands"
-DEFINITIONS = [
-    {"name": "balance", "description": "Your points", "type": 1},
-    {"name": "leaderboard", "description": "Who has the most points", "type": 1},
-]
+DEFINITIONS = command_definitions()
 
 
 # --------------------------------------------------------------------- local HTTP servers
@@ -78,7 +78,9 @@ class HttpStub:
             do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     @property
     def url(self) -> str:
@@ -126,18 +128,8 @@ def cloudformation() -> Iterator[CloudFormation]:
 
 @pytest.fixture
 def discord() -> Iterator[tuple[DiscordStandIn, str]]:
-    """The project's Discord stand-in over HTTP, with the bulk-overwrite endpoint; yields it and its base URL."""
-    standin = DiscordStandIn()
-
-    @standin.route("PUT", COMMANDS_ROUTE)
-    def overwrite(request):
-        commands = request.json()
-        if not isinstance(commands, list):
-            return json_response(400, {"code": 50035, "message": "Invalid Form Body"})
-        app_id = request.params["application_id"]
-        return json_response(
-            200, [{**c, "id": standin.snowflake(), "application_id": app_id} for c in commands]
-        )
+    """The project's Discord stand-in (with its REST endpoints) over HTTP; yields it and its base URL."""
+    standin_rest.reset()
 
     def app(method: str, path: str, headers: dict[str, str], body: bytes):
         response = standin(method, path, headers, body)
@@ -146,6 +138,7 @@ def discord() -> Iterator[tuple[DiscordStandIn, str]]:
     stub = HttpStub(app)
     yield standin, stub.url + PREFIX
     stub.close()
+    standin_rest.reset()
 
 
 @pytest.fixture
@@ -169,8 +162,6 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch, discord, aws) -> Iterator[None]:
     monkeypatch.setenv("DISCORD_APPLICATION_ID", APP_ID)
     monkeypatch.setenv("COMMANDS_HASH_PARAMETER", HASH_PARAMETER)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    # The protocol is what is under test here, not the definitions: a fixed list of two.
-    monkeypatch.setattr(deploy_hooks, "load_definitions", lambda: [dict(c) for c in DEFINITIONS])
     runtime.reset()
     yield
     runtime.reset()
@@ -207,15 +198,27 @@ def overwrites(standin: DiscordStandIn) -> list[Any]:
     return standin.sent("PUT", COMMANDS_ROUTE)
 
 
+def registered() -> list[str]:
+    """The names of the global commands the stand-in now holds for the application."""
+    return [c["name"] for c in standin_rest.state.commands.get(APP_ID, [])]
+
+
+def change_definitions(monkeypatch: pytest.MonkeyPatch, changed: list[dict[str, Any]]) -> None:
+    """A new version of the code: the definitions the hook hashes and the sync registers."""
+    monkeypatch.setattr(deploy_hooks, "load_definitions", lambda: changed)
+    monkeypatch.setattr(commands_sync, "definitions", lambda: [dict(c) for c in changed])
+
+
 # ---------------------------------------------------------------------------- commands
 def test_create_registers_the_commands_and_answers_success(cloudformation, discord, aws, lambda_env) -> None:
     standin, _ = discord
     # When CloudFormation creates the resource
     invoke(event(cloudformation, "Create", ApplicationId=APP_ID))
-    # Then Discord got one bulk overwrite with the definitions, as the bot
+    # Then Discord got one bulk overwrite with the definitions, as the bot, and holds them
     (put,) = overwrites(standin)
     assert put.path == f"/applications/{APP_ID}/commands"
     assert put.body == DEFINITIONS
+    assert registered() == [c["name"] for c in DEFINITIONS]
     assert put.headers["authorization"] == "Bot test-bot-token"
     assert put.headers["user-agent"].startswith("DiscordBot (")
     # And CloudFormation got one answer, PUT with the empty content type the URL is signed for
@@ -224,7 +227,7 @@ def test_create_registers_the_commands_and_answers_success(cloudformation, disco
     body = answer.json()
     assert body["Status"] == "SUCCESS"
     assert body["PhysicalResourceId"] == f"discord-commands-{APP_ID}"
-    assert body["Data"]["Changed"] == "true" and body["Data"]["Count"] == "2"
+    assert body["Data"]["Changed"] == "true" and body["Data"]["Count"] == str(len(DEFINITIONS))
     assert {body["StackId"], body["LogicalResourceId"]} == {
         "arn:aws:cloudformation:us-east-1:000000000000:stack/pointsbot-test/1",
         "DiscordCommands",
@@ -240,8 +243,9 @@ def test_update_with_the_same_definitions_does_not_call_discord(cloudformation, 
     physical_id = cloudformation.last["PhysicalResourceId"]
     # When a deploy changes code but not the definitions
     invoke(event(cloudformation, "Update", physical_id=physical_id, ApplicationId=APP_ID))
-    # Then Discord is not asked again, and CloudFormation still hears back, same resource
+    # Then Discord is not even asked (hash-gated), and CloudFormation still hears back, same resource
     assert len(overwrites(standin)) == 1
+    assert len(standin.sent("GET", COMMANDS_ROUTE)) == 1  # the Create's comparison only
     assert cloudformation.last["Status"] == "SUCCESS"
     assert cloudformation.last["Data"]["Changed"] == "false"
     assert cloudformation.last["PhysicalResourceId"] == physical_id
@@ -252,37 +256,48 @@ def test_update_with_changed_definitions_overwrites_them(
 ) -> None:
     standin, _ = discord
     invoke(event(cloudformation, "Create", ApplicationId=APP_ID))
-    changed = [*DEFINITIONS, {"name": "give", "description": "Give points", "type": 1}]
-    monkeypatch.setattr(deploy_hooks, "load_definitions", lambda: changed)
+    # When a deploy brings one more command
+    changed = [*DEFINITIONS, {"name": "ping", "description": "Is the bot there?", "type": 1}]
+    change_definitions(monkeypatch, changed)
     invoke(event(cloudformation, "Update", physical_id=f"discord-commands-{APP_ID}", ApplicationId=APP_ID))
-    assert [len(e.body) for e in overwrites(standin)] == [2, 3]
+    # Then the whole set is overwritten and Discord holds the new one too
+    assert [len(e.body) for e in overwrites(standin)] == [len(DEFINITIONS), len(DEFINITIONS) + 1]
+    assert registered()[-1] == "ping"
     assert cloudformation.last["Data"] == {
         "Changed": "true",
         "Hash": deploy_hooks.definitions_hash(changed),
-        "Count": "3",
+        "Count": str(len(changed)),
     }
+    assert "+ping" in cloudformation.last["Reason"]
 
 
 def test_the_hash_ignores_key_order_but_not_content() -> None:
-    reordered = [{"type": 1, "description": "Your points", "name": "balance"}, DEFINITIONS[1]]
+    reordered = [dict(reversed(list(c.items()))) for c in DEFINITIONS]
     assert deploy_hooks.definitions_hash(reordered) == deploy_hooks.definitions_hash(DEFINITIONS)
-    renamed = [{**DEFINITIONS[0], "description": "Your balance"}, DEFINITIONS[1]]
+    renamed = [{**DEFINITIONS[0], "description": "Something else"}, *DEFINITIONS[1:]]
     assert deploy_hooks.definitions_hash(renamed) != deploy_hooks.definitions_hash(DEFINITIONS)
 
 
-@pytest.mark.parametrize(("status", "body"), [(503, {"message": "upstream"}), (401, {"code": 0, "message": "401: Unauthorized"})])  # fmt: skip
+@pytest.mark.parametrize("fault", ["discord-outage", "wrong-token"])
 def test_discord_failure_does_not_fail_the_deploy_and_is_retried_next_deploy(
-    cloudformation, discord, aws, lambda_env, capsys, status, body
+    cloudformation, discord, aws, lambda_env, capsys, monkeypatch, fault
 ) -> None:
     standin, _ = discord
-    standin.inject("PUT", COMMANDS_ROUTE, status, body)
-    # When Discord fails the overwrite
+    if fault == "discord-outage":
+        standin.inject("PUT", COMMANDS_ROUTE, 503, {"message": "upstream connect error"})
+        expected = "503"
+    else:
+        monkeypatch.setenv("DISCORD_BOT_TOKEN", "")  # the stand-in, like Discord, refuses it
+        runtime.reset()
+        expected = "401"
+    # When Discord fails the sync
     invoke(event(cloudformation, "Create", ApplicationId=APP_ID))
     # Then CloudFormation hears SUCCESS (the deploy goes on) with the reason spelled out
     answer = cloudformation.last
     assert answer["Status"] == "SUCCESS"
-    assert "NOT registered" in answer["Reason"] and str(status) in answer["Reason"]
+    assert "NOT registered" in answer["Reason"] and expected in answer["Reason"]
     assert answer["Data"]["Changed"] == "false"
+    assert registered() == []
     # And the failure is counted in the metric the CommandSyncFailed alarm watches
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     metrics = [m for m in emitted if deploy_hooks.SYNC_FAILED_METRIC in m]
@@ -291,9 +306,11 @@ def test_discord_failure_does_not_fail_the_deploy_and_is_retried_next_deploy(
     assert metrics[0]["service"] == "pointsbot"
     # And nothing was recorded, so the next deploy with the same definitions tries again
     assert aws.get_parameter(Name=HASH_PARAMETER)["Parameter"]["Value"] == "none"
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "test-bot-token")
+    runtime.reset()
     invoke(event(cloudformation, "Update", physical_id=answer["PhysicalResourceId"], ApplicationId=APP_ID))
-    assert [e.status for e in overwrites(standin)] == [status, 200]
     assert cloudformation.last["Data"]["Changed"] == "true"
+    assert registered() == [c["name"] for c in DEFINITIONS]
 
 
 def test_delete_clears_the_commands(cloudformation, discord, lambda_env) -> None:
@@ -450,10 +467,16 @@ def test_a_failing_migration_fails_the_deploy(
 def test_an_operator_can_rerun_the_sync_by_hand(cloudformation, discord, aws, lambda_env) -> None:
     standin, _ = discord
     invoke(event(cloudformation, "Create", ApplicationId=APP_ID))
+    # Given someone removed the commands on Discord's side since the deploy
+    standin_rest.state.commands.clear()
     # When the operator invokes the function directly (aws lambda invoke), with no CloudFormation event
     result = invoke({"action": "sync-commands"})
-    # Then the commands are overwritten again although they did not change, and nothing goes to CloudFormation
-    assert [len(e.body) for e in overwrites(standin)] == [2, 2]
+    # Then the hash gate is bypassed, the sync sees the difference and registers them again
     assert result["Status"] == "SUCCESS" and result["Data"]["Changed"] == "true"
+    assert registered() == [c["name"] for c in DEFINITIONS]
+    assert len(overwrites(standin)) == 2
+    # And a re-run with nothing to do sends nothing; CloudFormation heard only the deploy's answer
+    assert invoke({"action": "sync-commands"})["Data"]["Changed"] == "false"
+    assert len(overwrites(standin)) == 2
     assert len(cloudformation.answers) == 1
     assert invoke({"action": "drop-tables"})["Status"] == "FAILED"

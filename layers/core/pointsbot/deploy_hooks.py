@@ -2,8 +2,8 @@
 
 `Custom::SchemaMigrations` applies pending SQL migrations (shipped in the layer); a failure
 fails the deploy, because new code must not run on an old schema. `Custom::DiscordCommands`
-bulk-overwrites the slash commands when their definitions changed since the last deploy
-(hash-gated); a Discord failure does not fail the deploy (docs/deploy.md says why), it is
+syncs the slash commands (pointsbot.commands.sync_commands: compare, bulk-overwrite) when their
+definitions changed since the last deploy (hash-gated); a Discord failure does not fail the deploy (docs/deploy.md says why), it is
 logged, counted in the `CommandSyncFailed` metric (an alarm) and retried on the next deploy.
 CloudFormation is always answered - on error, on Discord failure, and before the Lambda
 timeout - or it would wait an hour for an answer.
@@ -82,9 +82,16 @@ def definitions_hash(definitions: list[dict[str, Any]]) -> str:
 
 def load_definitions() -> list[dict[str, Any]]:
     """The slash command definitions, as Discord's bulk-overwrite endpoint takes them."""
-    from . import commands  # the slash commands' own module owns their definitions
+    from . import commands  # the slash commands' own package owns their definitions
 
     return commands.command_definitions()
+
+
+def sync_with_discord(client: Any, application_id: str) -> Any:
+    """Make Discord's global commands equal to the definitions (pointsbot.commands.sync_commands)."""
+    from . import commands
+
+    return commands.sync_commands(client, application_id)
 
 
 # ------------------------------------------------------------------------------ the hooks
@@ -93,6 +100,7 @@ class Hooks:
     """The hooks' collaborators, replaceable in tests."""
 
     definitions: Callable[[], list[dict[str, Any]]] | None = None
+    sync: Callable[[Any, str], Any] | None = None  # (client, application_id) -> a SyncResult
     discord: Callable[[], Any] | None = None  # -> a DiscordClient
     store: Callable[[], HashStore] | None = None
     migrate: Callable[[], list[Any]] | None = None
@@ -100,6 +108,9 @@ class Hooks:
 
     def command_definitions(self) -> list[dict[str, Any]]:
         return self.definitions() if self.definitions is not None else load_definitions()
+
+    def sync_commands(self, client: Any, application_id: str) -> Any:
+        return (self.sync or sync_with_discord)(client, application_id)
 
     def discord_client(self) -> Any:
         if self.discord is not None:
@@ -175,7 +186,7 @@ def commands_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
         return HookResult(SUCCESS, physical_id, "command definitions unchanged",
                           {"Changed": "false", "Hash": digest, "Count": str(len(definitions))})  # fmt: skip
     try:
-        hooks.discord_client().bulk_overwrite_commands(application_id, definitions)
+        outcome = hooks.sync_commands(hooks.discord_client(), application_id)
     except (DiscordError, DiscordUnavailable, RateLimited) as exc:
         _count_sync_failure()
         logger.error("slash commands not registered; the deploy goes on", extra={"error": str(exc)})
@@ -183,9 +194,14 @@ def commands_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
         return HookResult(SUCCESS, physical_id, f"commands NOT registered (retried next deploy): {exc}",
                           {"Changed": "false", "Hash": digest, "Error": str(exc)[:200]})  # fmt: skip
     store.put(marker)
-    logger.info("slash commands registered", extra={"count": len(definitions), "hash": digest})
-    return HookResult(SUCCESS, physical_id, f"{len(definitions)} command(s) registered",
-                      {"Changed": "true", "Hash": digest, "Count": str(len(definitions))})  # fmt: skip
+    # The sync compares with what Discord has and only overwrites when something differs.
+    applied = bool(getattr(outcome, "applied", True))
+    summary = (
+        outcome.summary() if hasattr(outcome, "summary") else f"{len(definitions)} command(s) registered"
+    )
+    logger.info("slash commands synced", extra={"summary": summary, "hash": digest})
+    return HookResult(SUCCESS, physical_id, summary,
+                      {"Changed": "true" if applied else "false", "Hash": digest, "Count": str(len(definitions))})  # fmt: skip
 
 
 def _count_sync_failure() -> None:
