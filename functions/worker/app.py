@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pointsbot.observability import logger
+from pointsbot.observability import logger, metrics
 from pointsbot.tasks import Task
 from pointsbot.worker import UnknownTask, run_task, set_deadline
 
@@ -28,6 +28,7 @@ def _record(record: SQSRecord) -> None:
         logger.error("unknown task kind dropped", extra={"kind": task.kind, "message_id": record.message_id})
 
 
+@metrics.log_metrics  # flushes what the tasks recorded (DmsSent, DmsFailed, ...) once per invocation
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: object) -> dict:
     remaining = getattr(context, "get_remaining_time_in_millis", None)

@@ -500,6 +500,7 @@ def check_member(
 
 # -- the sweep -----------------------------------------------------------------------------
 _MIN_KEY = -(2**63)
+_DELIVERY_REQUEST_EVERY_S = 10.0
 
 _BATCH_QUALIFIES = f"""
 WITH batch AS (
@@ -659,7 +660,8 @@ def run_sweep(
         raise InvalidInput("The sweep's batch size must be at least 1.")
     started = time.monotonic()
     slowest = 0.0
-    batches = members = awards = dms = 0
+    batches = members = awards = dms = unrequested = 0
+    last_request = 0.0
     sweep_id = None
     finished = False
     while not finished:
@@ -675,9 +677,14 @@ def run_sweep(
         members += result.members
         awards += len(result.granted)
         queued = sum(1 for g in result.granted if g.dm_id is not None)
-        if queued:
-            dms += queued
+        dms += queued
+        unrequested += queued
+        if unrequested and time.monotonic() - last_request >= _DELIVERY_REQUEST_EVERY_S:
+            # A running delivery keeps claiming what is due, so one request now and then is enough.
             outbox.request_delivery()
+            unrequested, last_request = 0, time.monotonic()
         if on_batch is not None:
             on_batch(result)
+    if unrequested:
+        outbox.request_delivery()
     return SweepReport(sweep_id, batches, members, awards, dms, finished, time.monotonic() - started)
