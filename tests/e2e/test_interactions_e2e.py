@@ -1,0 +1,253 @@
+"""The interactions endpoint end to end: real signed HTTP requests to the local runtime (the same
+stack `make run` starts, in this process), its in-process worker queue, and the Discord stand-in.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pointsbot import discord_rest, endpoint, runtime, tasks
+from pointsbot.config import reset_settings
+from pointsbot.deferred import TRY_AGAIN
+from pointsbot_local import discord_standin_rest, keys, simulate
+from pointsbot_local.keys import KeyPair
+from pointsbot_local.simulate import command_payload, component_payload, follow, post, signed
+
+pytestmark = pytest.mark.e2e
+
+GUILD = "940000000000000001"
+ADMIN = "840000000000000001"
+_ENV = ("DATABASE_URL", "DISCORD_PUBLIC_KEY", "DISCORD_API_BASE_URL", "TASK_QUEUE_URL", "DISCORD_APPLICATION_ID",
+        "INTERACTION_DB_STATEMENT_TIMEOUT_MS", "DISCORD_BOT_TOKEN")  # fmt: skip
+
+
+@dataclass
+class Stack:
+    url: str
+    keys: KeyPair
+    dsn: str
+    local_dir: Path
+
+    @property
+    def discord(self) -> str:
+        return self.url + "/discord-api/v10"
+
+    def send(self, raw: dict[str, Any] | bytes, **sign: Any) -> tuple[int, Any]:
+        body, headers = signed(raw, self.keys, **sign)
+        return post(self.url + "/interactions", body, headers)
+
+    def sql(self, statement: str, params: Any = None) -> list[tuple]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            cur = conn.execute(statement, params)
+            return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture(scope="module")
+def stack(make_database, tmp_path_factory) -> Iterator[Stack]:
+    from pointsbot_local.__main__ import start
+
+    saved = {name: os.environ.get(name) for name in _ENV}
+    for name in _ENV:
+        os.environ.pop(name, None)
+    dsn = make_database()
+    os.environ["DATABASE_URL"] = dsn
+    os.environ["DISCORD_BOT_TOKEN"] = "local-bot-token"
+    # A short inline budget, so a locked row turns into a deferral quickly.
+    os.environ["INTERACTION_DB_STATEMENT_TIMEOUT_MS"] = "300"
+    local_dir = tmp_path_factory.mktemp("local")
+    with redirect_stdout(io.StringIO()):
+        server, _chosen = start(port=0, local_dir=local_dir)
+    queue = tasks.get_task_queue()
+    try:
+        yield Stack(server.url, keys.load_or_create(local_dir / "discord-keys.json"), dsn, local_dir)
+    finally:
+        server.stop()
+        getattr(queue, "stop", lambda: None)()
+        tasks.set_task_queue(None)
+        endpoint.reset()
+        runtime.reset()
+        discord_rest.set_client(None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_settings()
+
+
+def _content(answer: Any) -> str:
+    return answer["data"]["content"]
+
+
+def _admin(path: str, options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    return command_payload(path, options, user_id=ADMIN, admin=True, guild_id=GUILD, **kwargs)
+
+
+def _member(path: str, options: dict[str, Any] | None = None, user: str = "840000000000000002", **kw) -> dict:
+    return command_payload(path, options, user_id=user, guild_id=GUILD, **kw)
+
+
+def test_ping_and_bad_signatures_over_http(stack):
+    ping = {
+        "id": simulate.snowflake(),
+        "application_id": "100000000000000001",
+        "type": 1,
+        "token": "t",
+        "version": 1,
+    }
+    assert stack.send(ping) == (200, {"type": 1})
+    body, headers = signed(ping, stack.keys)
+    headers["x-signature-ed25519"] = "00" * 64
+    assert post(stack.url + "/interactions", body, headers)[0] == 401
+    assert post(stack.url + "/interactions", body, {"content-type": "application/json"})[0] == 401
+    body, headers = signed(b"{oops", stack.keys)
+    assert post(stack.url + "/interactions", body, headers)[0] == 400
+
+
+def test_member_and_admin_commands_over_http(stack):
+    member = "840000000000000010"
+    status, denied = stack.send(
+        _member("points add", {"member": member, "amount": 5, "reason": "r"}, user=member)
+    )
+    assert status == 200 and denied["data"]["flags"] == 64 and "Only admins" in _content(denied)
+    status, added = stack.send(_admin("points add", {"member": member, "amount": 25, "reason": "welcome"}))
+    assert status == 200 and "Added **25 points**" in _content(added)
+    status, balance = stack.send(_member("balance", user=member))
+    assert (status, balance["type"], _content(balance)) == (200, 4, "You have **25 points**.")
+    status, board = stack.send(_member("leaderboard", user=member))
+    assert status == 200 and board["data"]["components"][0]["type"] == 1
+    status, page = stack.send(component_payload("leaderboard:1:next", user_id=member, guild_id=GUILD))
+    assert status == 200 and page["type"] == 7 and "Leaderboard" in _content(page)
+
+
+def test_the_same_interaction_delivered_twice_writes_once(stack):
+    member = "840000000000000020"
+    raw = _admin("points add", {"member": member, "amount": 7, "reason": "twice"})
+    first, second = stack.send(raw), stack.send(raw)
+    assert first == second and first[0] == 200
+    assert stack.sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(member),)) == [(1,)]
+
+
+def test_a_slow_database_defers_and_the_worker_finishes(stack):
+    # Given a member whose balance row another transaction holds locked (a slow database)
+    member = "840000000000000030"
+    stack.send(_admin("points add", {"member": member, "amount": 1, "reason": "first"}))
+    locker = psycopg.connect(stack.dsn)
+    locker.execute(
+        "SELECT 1 FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE", (int(GUILD), int(member))
+    )
+    raw = _admin("points add", {"member": member, "amount": 10, "reason": "while slow"})
+    try:
+        # When an admin adds points: the inline attempt runs out of its budget
+        status, answer = stack.send(raw)
+        assert (status, answer) == (200, {"type": 5, "data": {"flags": 64}})  # "thinking...", privately
+    finally:
+        locker.rollback()  # the database recovers
+        locker.close()
+    # Then the worker finishes the same operation and edits the original answer on "Discord"
+    final = follow(stack.discord, raw["application_id"], raw["token"], timeout=20)
+    assert (
+        final is not None
+        and "Added **10 points**" in final["content"]
+        and "Balance now **11 points**" in final["content"]
+    )
+    # Discord retrying the interaction gets the same answer, and nothing is applied twice
+    assert _content(stack.send(raw)[1]) == final["content"]
+    assert stack.sql("SELECT count(*), sum(amount) FROM transactions WHERE user_id = %s", (int(member),)) == [
+        (2, 11)
+    ]
+    # The stand-in shows the edit on its inspect page
+    with urllib.request.urlopen(stack.url + "/discord-api/_inspect?format=json", timeout=5) as page:  # noqa: S310
+        assert json.loads(page.read())["originals"][raw["token"]]["content"] == final["content"]
+
+
+def test_a_database_lost_mid_command_gives_the_friendly_answer_and_no_partial_write(stack):
+    stack.sql("""
+        CREATE OR REPLACE FUNCTION e2e_pull_the_plug() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.reason = 'pull the plug' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER e2e_pull_the_plug AFTER INSERT ON transactions FOR EACH ROW EXECUTE FUNCTION e2e_pull_the_plug();
+    """)
+    member = "840000000000000040"
+    stack.send(_admin("balance"))
+    tables = ("operations", "transactions", "interaction_replies", "admin_audit", "members", "points")
+    before = [stack.sql(f"SELECT count(*) FROM {t}") for t in tables]
+
+    class Unreachable:
+        def send(self, task, delay_seconds=0):
+            raise ConnectionError("queue unreachable")
+
+    running = tasks.get_task_queue()
+    tasks.set_task_queue(Unreachable())
+    try:
+        status, answer = stack.send(
+            _admin("points add", {"member": member, "amount": 5, "reason": "pull the plug"})
+        )
+    finally:
+        tasks.set_task_queue(running)
+        stack.sql("DROP TRIGGER e2e_pull_the_plug ON transactions; DROP FUNCTION e2e_pull_the_plug();")
+    assert status == 200 and answer["type"] == 4 and answer["data"]["flags"] == 64
+    assert _content(answer) == TRY_AGAIN
+    assert [stack.sql(f"SELECT count(*) FROM {t}") for t in tables] == before
+
+
+def test_dms_from_a_change_reach_the_stand_in(stack):
+    member = "840000000000000050"
+    stack.send(_admin("points add", {"member": member, "amount": 3, "reason": "dm me"}))
+    tasks.get_task_queue().drain(timeout=20)
+    dms = discord_standin_rest.state.dms_to(member)
+    assert any("3" in m["content"] for m in dms), dms
+
+
+def test_concurrent_members_over_http(stack):
+    # Ten members giving to one another at once: every answer is a 200 and the ledger adds up.
+    givers = [f"84000000000000{index:04d}" for index in range(100, 110)]
+    for giver in givers:
+        stack.send(_admin("points add", {"member": giver, "amount": 10, "reason": "seed"}))
+    answers: list[tuple[int, Any]] = []
+
+    def give(giver: str, receiver: str) -> None:
+        answers.append(stack.send(_member("give", {"member": receiver, "amount": 4}, user=giver)))
+
+    threads = [threading.Thread(target=give, args=(g, givers[(i + 1) % 10])) for i, g in enumerate(givers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in answers] == [200] * 10
+    total = stack.sql("SELECT sum(balance) FROM points WHERE guild_id = %s AND user_id = ANY(%s)",
+                      (int(GUILD), [int(g) for g in givers]))  # fmt: skip
+    assert total == [(100,)]
+
+
+def test_the_simulator_cli(stack):
+    def simulate_cli(*words: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = simulate.main(
+                ["--url", stack.url, "--local-dir", str(stack.local_dir), "--guild", GUILD, *words]
+            )
+        assert code == 0, out.getvalue()
+        return out.getvalue()
+
+    assert "[200]" in simulate_cli("ping")
+    added = simulate_cli("--as", "admin", "--user", ADMIN, "points", "add", "member=840000000000000060", "amount=8",
+                         "reason=from the simulator")  # fmt: skip
+    assert "Added **8 points** to <@840000000000000060>" in added and "(only you can see this)" in added
+    shown = simulate_cli("--user", "840000000000000060", "balance")
+    assert "You have **8 points**." in shown
+    assert "Only admins" in simulate_cli("points", "set", "member=1", "amount=1", "reason=x")
