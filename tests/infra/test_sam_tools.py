@@ -79,6 +79,9 @@ def test_every_built_handler_imports_with_only_its_folder_the_layer_and_the_runt
             f"sys.path[:0] = {[str(code_dir), str(layer), str(runtime)]!r}\n"
             f"handler = getattr(importlib.import_module({module!r}), {attribute!r})\n"
             "assert callable(handler)\n"
+            # boto3 (runtime or layer) must work with the botocore the layer brings
+            "import boto3, botocore\n"
+            "boto3.client('sqs', region_name='us-east-1')\n"
             "core = sys.modules.get('pointsbot')\n"
             "print(json.dumps(getattr(core, '__file__', None)))\n"
         )
