@@ -20,6 +20,7 @@ from _ledger_checks import award, deduct, key, revert, set_balance, transfer, vi
 from pointsbot import ledger
 from pointsbot.errors import (
     AlreadyReverted,
+    DailyCapReached,
     DomainError,
     IdempotencyConflict,
     InsufficientBalance,
@@ -224,6 +225,32 @@ def test_concurrent_spends_only_what_the_balance_covers(db, settings, sql, spend
     assert sql(
         "SELECT min(balance_after) FROM transactions WHERE guild_id = %s AND user_id = %s", (guild, giver)
     ) == [(0,)]
+    with db.connection() as conn:
+        assert violations(conn, guild) == []
+
+
+def test_concurrent_credits_only_what_the_daily_cap_allows(db, settings, sql):
+    # Given a daily cap of 50 and twenty credits of 10 arriving at once (awards and transfers in)
+    guild = 910_000_000_000_000_015
+    capped = settings.with_overrides(daily_cap=50)
+    receiver, giver = guild + 1, guild + 2
+    award(db, guild, giver, 500, settings)
+
+    def credit(index: int) -> ledger.OperationResult:
+        if index % 2:
+            return transfer(db, guild, giver, receiver, 10, capped)
+        return award(db, guild, receiver, 10, capped)
+
+    outcomes = _in_threads(20, credit)
+
+    # Then exactly five land and the rest are told of the cap
+    succeeded = [o for o in outcomes if isinstance(o, ledger.OperationResult)]
+    assert len(succeeded) == 5
+    assert all(isinstance(o, DailyCapReached) for o in outcomes if o not in succeeded)
+    assert db.run(ledger.balance, guild, receiver) == 50
+    assert sql(
+        "SELECT daily_credited FROM points WHERE guild_id = %s AND user_id = %s", (guild, receiver)
+    ) == [(50,)]
     with db.connection() as conn:
         assert violations(conn, guild) == []
 

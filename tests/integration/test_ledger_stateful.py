@@ -19,6 +19,7 @@ from pointsbot import ledger
 from pointsbot.config import load_settings
 from pointsbot.errors import (
     AlreadyReverted,
+    DailyCapReached,
     IdempotencyConflict,
     InsufficientBalance,
     InvalidInput,
@@ -29,6 +30,7 @@ from pointsbot.errors import (
 pytestmark = pytest.mark.integration
 
 MAX_CHANGE = 300
+DAILY_CAP = 500  # in the permissive policy
 USERS = st.sampled_from([1, 2, 3, 4])
 AMOUNTS = st.integers(min_value=1, max_value=MAX_CHANGE + 20)
 _guilds = itertools.count(920_000_000_000_000_001)
@@ -44,14 +46,19 @@ class ModelEntry:
     reverted: bool = False
 
 
-def make_machine(db):
-    policy = load_settings({}).with_overrides(max_change=MAX_CHANGE)
+def make_machine(db, *, permissive: bool):
+    """permissive: negative balances allowed and a daily cap on credits; else the defaults."""
+    policy = load_settings({}).with_overrides(
+        max_change=MAX_CHANGE, allow_negative=permissive, daily_cap=DAILY_CAP if permissive else 0
+    )
+    floor = None if permissive else 0
 
     class LedgerMachine(RuleBasedStateMachine):
         @initialize()
         def fresh_guild(self) -> None:
             self.guild = next(_guilds)
             self.balances: dict[int, int] = {}
+            self.credited: dict[int, int] = {}  # awards and transfers received today
             self.entries: dict[int, ModelEntry] = {}
             self.done: list[tuple[str, dict, ledger.OperationResult]] = []  # replayable calls
             self.keys = itertools.count(1)
@@ -81,6 +88,12 @@ def make_machine(db):
         def _bal(self, user_id: int) -> int:
             return self.balances.get(user_id, 0)
 
+        def _over_cap(self, user_id: int, amount: int) -> bool:
+            return permissive and self.credited.get(user_id, 0) + amount > DAILY_CAP
+
+        def _below_floor(self, user_id: int, change: int) -> bool:
+            return floor is not None and self._bal(user_id) + change < floor
+
         # -- rules ----------------------------------------------------------------------
         @rule(user=USERS, amount=AMOUNTS)
         def award(self, user: int, amount: int) -> None:
@@ -89,8 +102,13 @@ def make_machine(db):
                 with pytest.raises(LimitExceeded):
                     self._call("award", **kwargs)
                 return
+            if self._over_cap(kwargs["user_id"], amount):
+                with pytest.raises(DailyCapReached):
+                    self._call("award", **kwargs)
+                return
             result = self._call("award", **kwargs)
             assert result.entry.amount == amount and result.entry.kind == "award"
+            self.credited[kwargs["user_id"]] = self.credited.get(kwargs["user_id"], 0) + amount
             self._record("award", kwargs, result)
 
         @rule(user=USERS, amount=AMOUNTS)
@@ -100,7 +118,7 @@ def make_machine(db):
             if amount > MAX_CHANGE:
                 with pytest.raises(LimitExceeded):
                     self._call("deduct", **kwargs)
-            elif self._bal(uid) < amount:
+            elif self._below_floor(uid, -amount):
                 with pytest.raises(InsufficientBalance):
                     self._call("deduct", **kwargs)
             else:
@@ -108,10 +126,14 @@ def make_machine(db):
                 assert result.entry.amount == -amount
                 self._record("deduct", kwargs, result)
 
-        @rule(user=USERS, goal=st.integers(min_value=0, max_value=400))
+        @rule(user=USERS, goal=st.integers(min_value=-100, max_value=400))
         def set_balance(self, user: int, goal: int) -> None:
             uid = self._user(user)
             kwargs = self._admin("set_balance", user_id=uid, target=goal)
+            if goal < 0 and not permissive:
+                with pytest.raises(InvalidInput):
+                    self._call("set_balance", **kwargs)
+                return
             if abs(goal - self._bal(uid)) > MAX_CHANGE:
                 with pytest.raises(LimitExceeded):
                     self._call("set_balance", **kwargs)
@@ -131,12 +153,23 @@ def make_machine(db):
             elif amount > MAX_CHANGE:
                 with pytest.raises(LimitExceeded):
                     self._call("transfer", **kwargs)
-            elif self._bal(a) < amount:
-                with pytest.raises(InsufficientBalance):
-                    self._call("transfer", **kwargs)
             else:
+                # The legs apply in user id order; the first guard to refuse is the error.
+                refusal = None
+                for leg in sorted((a, b)):
+                    if leg == a and self._bal(a) < amount:  # a giver never goes below zero
+                        refusal = InsufficientBalance
+                    elif leg == b and self._over_cap(b, amount):
+                        refusal = DailyCapReached
+                    if refusal:
+                        break
+                if refusal:
+                    with pytest.raises(refusal):
+                        self._call("transfer", **kwargs)
+                    return
                 result = self._call("transfer", **kwargs)
                 assert {e.user_id: e.amount for e in result.entries} == {a: -amount, b: amount}
+                self.credited[b] = self.credited.get(b, 0) + amount
                 self._record("transfer", kwargs, result)
 
         @precondition(lambda self: self.entries)
@@ -153,8 +186,8 @@ def make_machine(db):
                 expected = InvalidInput
             elif any(leg.reverted for leg in legs):
                 expected = AlreadyReverted
-            elif any(leg.amount > 0 and self._bal(leg.user) < leg.amount for leg in legs):
-                expected = InsufficientBalance  # taking back a credit never goes below zero
+            elif any(leg.amount > 0 and self._below_floor(leg.user, -leg.amount) for leg in legs):
+                expected = InsufficientBalance  # taking back a credit never goes below the floor
             else:
                 expected = None
             if expected is not None:
@@ -199,7 +232,7 @@ def make_machine(db):
         @invariant()
         def database_agrees_with_model(self) -> None:
             with db.connection() as conn:
-                assert violations(conn, self.guild) == []
+                assert violations(conn, self.guild, floor=floor) == []
                 balances = dict(
                     conn.execute(
                         "SELECT user_id, balance FROM points WHERE guild_id = %s", (self.guild,)
@@ -218,8 +251,9 @@ def make_machine(db):
     return LedgerMachine
 
 
-def test_ledger_state_machine(db):
-    machine = make_machine(db)
+@pytest.mark.parametrize("permissive", [False, True], ids=["defaults", "negative-and-daily-cap"])
+def test_ledger_state_machine(db, permissive):
+    machine = make_machine(db, permissive=permissive)
     machine.TestCase.settings = settings(
         max_examples=40,
         stateful_step_count=30,
