@@ -1,0 +1,303 @@
+"""Admin-site queries at size: the dashboard, member search and the transactions monitor with
+one guild of 1,000,000 members and 10,000,000 ledger entries (defaults).
+
+Bulk-loaded with generate_series into a dedicated database: the transactions table's indexes
+(exactly those the migrations made) are dropped for the load and rebuilt after, which is much
+faster than maintaining ten indexes row by row. Balances are then set to the sum of each
+member's entries, so the data keeps the ledger's invariant.
+
+    python -m bench.bench_admin [--members N] [--entries N] [--reps N] [--keep-db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from pointsbot import members, monitor, stats
+from pointsbot.db import Database
+
+from .ledger_ops import percentile
+from .target import bench_database, server
+
+GUILD = 740_000_000_000_000_001
+BASE_USER = 750_000_000_000_000_000
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = print) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        conn.execute("SET statement_timeout = 0")
+        # Generated rows satisfy the foreign keys by construction; skip checking 10M of them.
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'bench guild')", (GUILD,))
+        conn.execute(
+            "INSERT INTO members (guild_id, user_id, username, display_name, email) "
+            "SELECT %s, %s + i, 'user' || i, 'Member ' || i, "
+            "CASE WHEN i %% 3 = 0 THEN 'person' || i || '@example.org' END FROM generate_series(1, %s) i",
+            (GUILD, BASE_USER, n_members),
+        )
+        conn.execute(
+            "INSERT INTO points (guild_id, user_id) SELECT %s, %s + i FROM generate_series(1, %s) i",
+            (GUILD, BASE_USER, n_members),
+        )
+        conn.execute(
+            "INSERT INTO user_stats (guild_id, user_id) SELECT %s, %s + i FROM generate_series(1, %s) i",
+            (GUILD, BASE_USER, n_members),
+        )
+        timings["members_s"] = time.perf_counter() - started
+        log(f"  {n_members:,} members in {timings['members_s']:.0f} s")
+        op_id = conn.execute(
+            "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+            "VALUES (%s, 'bench-load', 'bench', 'award') RETURNING id",
+            (GUILD,),
+        ).fetchone()[0]
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transactions' "
+            "AND indexname NOT IN ('transactions_pkey')"
+        ).fetchall()
+        constraints = [n for n, d in indexes if "UNIQUE" in d]
+        for name, _ in indexes:
+            if name in constraints:
+                conn.execute(f'ALTER TABLE transactions DROP CONSTRAINT "{name}"')
+            else:
+                conn.execute(f'DROP INDEX "{name}"')
+        step = time.perf_counter()
+        # A year of activity, evenly spread; members picked at random; mostly small credits.
+        chunk = 1_000_000
+        for offset in range(0, n_entries, chunk):
+            size = min(chunk, n_entries - offset)
+            conn.execute(
+                """
+                INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
+                                          actor_id, source, silent, created_at)
+                SELECT %(op)s, %(g)s, %(base)s + 1 + floor(random() * %(members)s)::bigint,
+                       a.amount, 0, a.kind, 'bench entry ' || i,
+                       CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 700000000000000000 + (i %% 5) END,
+                       CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 'admin_site' ELSE 'slash' END,
+                       false,
+                       now() - make_interval(secs => (%(n)s - i)::float8 * 31536000 / %(n)s)
+                FROM generate_series(%(lo)s, %(hi)s) i,
+                LATERAL (SELECT CASE WHEN r < 0.55 THEN 'award' WHEN r < 0.65 THEN 'deduct'
+                                     WHEN r < 0.80 THEN 'transfer_in' WHEN r < 0.95 THEN 'transfer_out'
+                                     WHEN r < 0.99 THEN 'achievement' ELSE 'set' END AS kind,
+                                CASE WHEN r < 0.55 THEN 1 + floor(random() * 100)::bigint
+                                     WHEN r < 0.65 THEN -1 - floor(random() * 20)::bigint
+                                     WHEN r < 0.80 THEN 1 + floor(random() * 50)::bigint
+                                     WHEN r < 0.95 THEN -1 - floor(random() * 10)::bigint
+                                     WHEN r < 0.99 THEN 100 ELSE 5 END AS amount
+                         FROM (SELECT random() + i * 0 AS r) x) a
+                """,
+                {"op": op_id, "g": GUILD, "base": BASE_USER, "members": n_members, "n": n_entries,
+                 "lo": offset + 1, "hi": offset + size},
+            )  # fmt: skip
+            log(f"  {offset + size:,} entries ({time.perf_counter() - step:.0f} s)")
+        timings["entries_s"] = time.perf_counter() - step
+        step = time.perf_counter()
+        for name, definition in indexes:
+            if name in constraints:
+                conn.execute(f'ALTER TABLE transactions ADD CONSTRAINT "{name}" UNIQUE (reverts_id)')
+            else:
+                conn.execute(definition)
+        timings["indexes_s"] = time.perf_counter() - step
+        log(f"  {len(indexes)} indexes rebuilt in {timings['indexes_s']:.0f} s")
+        step = time.perf_counter()
+        conn.execute(
+            "UPDATE points p SET balance = s.total FROM (SELECT user_id, sum(amount) AS total FROM transactions "
+            "WHERE guild_id = %s GROUP BY user_id) s WHERE p.guild_id = %s AND p.user_id = s.user_id",
+            (GUILD, GUILD),
+        )
+        conn.execute(
+            "UPDATE user_stats u SET transaction_count = s.n FROM (SELECT user_id, count(*) AS n FROM transactions "
+            "WHERE guild_id = %s GROUP BY user_id) s WHERE u.guild_id = %s AND u.user_id = s.user_id",
+            (GUILD, GUILD),
+        )
+        # Some pending email submissions and failed DMs, so those figures count something.
+        conn.execute(
+            "INSERT INTO email_submissions (guild_id, user_id, email) SELECT %s, %s + i, 'x' || i || '@example.org' "
+            "FROM generate_series(1, %s, 97) i",
+            (GUILD, BASE_USER, n_members),
+        )
+        conn.execute(
+            "INSERT INTO direct_messages (guild_id, user_id, content, status, last_error) "
+            "SELECT %s, %s + i, 'hello', CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'sent' END, NULL "
+            "FROM generate_series(1, %s, 13) i",
+            (GUILD, BASE_USER, n_members),
+        )
+        conn.execute("VACUUM (ANALYZE)")
+        timings["balances_s"] = time.perf_counter() - step
+    timings["total_s"] = time.perf_counter() - started
+    return timings
+
+
+def _timed(fn: Callable[[], object], reps: int, budget_s: float) -> dict[str, float]:
+    fn()  # warm the cache and prepared statements
+    samples: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(samples) < reps and time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return {"n": len(samples), "p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)}
+
+
+def _plan(db: Database, sql: str, params: dict) -> list[str]:
+    return [r[0] for r in db.run(lambda conn: conn.execute("EXPLAIN " + sql, params).fetchall())]
+
+
+def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float) -> dict:
+    db = Database(dsn, statement_timeout_ms=30_000)
+    rng = random.Random(7)
+    try:
+        t0 = time.perf_counter()
+        db.run(stats.daily_series, GUILD)  # first call: sums the 29 closed days once, keeps them
+        first_chart_ms = (time.perf_counter() - t0) * 1000
+
+        def dashboard() -> None:
+            db.run(lambda conn: (stats.figures(conn, GUILD), stats.daily_series(conn, GUILD),
+                                 stats.recent_transactions(conn, GUILD)))  # fmt: skip
+
+        def search(query: members.MemberQuery) -> Callable[[], object]:
+            return lambda: db.run(members.search, GUILD, query)
+
+        def random_prefix() -> None:
+            n = rng.randint(1, n_members)
+            db.run(members.search, GUILD, members.MemberQuery(text=f"Member {n}"))
+
+        def random_id() -> None:
+            db.run(
+                members.search, GUILD, members.MemberQuery(text=str(BASE_USER + rng.randint(1, n_members)))
+            )
+
+        def random_member_history() -> None:
+            flt = monitor.TransactionFilter(user_id=BASE_USER + rng.randint(1, n_members))
+            db.run(monitor.transactions_page, GUILD, flt)
+
+        deep_before = db.run(lambda conn: conn.execute(
+            "SELECT id FROM transactions WHERE guild_id = %s ORDER BY id DESC OFFSET %s LIMIT 1", (GUILD, n_entries // 2)
+        ).fetchone()[0])  # fmt: skip
+        latency = {
+            "dashboard (figures + 30-day chart + recent)": _timed(dashboard, reps, budget_s),
+            "dashboard figures only (stats.json)": _timed(
+                lambda: db.run(stats.figures, GUILD), reps, budget_s
+            ),
+            "search: name prefix (random member)": _timed(random_prefix, reps, budget_s),
+            "search: short name prefix 'member 1'": _timed(
+                search(members.MemberQuery(text="member 1")), reps, budget_s
+            ),
+            "search: Discord id (random member)": _timed(random_id, reps, budget_s),
+            "search: email prefix": _timed(search(members.MemberQuery(text="person12@")), reps, budget_s),
+            "search: no filter (top balances)": _timed(search(members.MemberQuery()), reps, budget_s),
+            "search: balance range": _timed(
+                search(members.MemberQuery(min_balance=500, max_balance=600)), reps, budget_s
+            ),
+            "search: email pending": _timed(
+                search(members.MemberQuery(email_status="pending")), reps, budget_s
+            ),
+            "monitor: first page, no filter": _timed(
+                lambda: db.run(monitor.transactions_page, GUILD, monitor.TransactionFilter()), reps, budget_s
+            ),
+            "monitor: half-way through the ledger (keyset)": _timed(
+                lambda: db.run(monitor.transactions_page, GUILD, monitor.TransactionFilter(), deep_before),
+                reps,
+                budget_s,
+            ),
+            "monitor: one member (random)": _timed(random_member_history, reps, budget_s),
+            "monitor: kind = set": _timed(
+                lambda: db.run(monitor.transactions_page, GUILD, monitor.TransactionFilter(kind="set")),
+                reps,
+                budget_s,
+            ),
+        }
+        plans = {
+            "search name prefix": _plan(db, "SELECT m.user_id FROM points p JOIN members m USING (guild_id, user_id) "
+                                            "WHERE p.guild_id = %(g)s AND m.guild_id = %(g)s AND "
+                                            "(lower(m.display_name) LIKE %(q)s OR lower(m.username) LIKE %(q)s) "
+                                            "ORDER BY p.balance DESC, p.user_id LIMIT 51",
+                                        {"g": GUILD, "q": "member 4242%"}),
+            "figures (transactions last 7 days)": _plan(
+                db, "SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= now() - interval '7 days'",
+                {"g": GUILD}),
+        }  # fmt: skip
+        return {"first_chart_ms": round(first_chart_ms, 1), "latency": latency, "plans": plans}
+    finally:
+        db.close()
+
+
+def run(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float = 20.0) -> dict:
+    print(f"  loading {n_members:,} members and {n_entries:,} entries", flush=True)
+    timings = load(dsn, n_members, n_entries, log=lambda m: print(m, flush=True))
+    result = measure(dsn, n_members, n_entries, reps, budget_s)
+    return {"members": n_members, "entries": n_entries, "load": timings, **result}
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"## Admin site with {report['members']:,} members and {report['entries']:,} ledger entries",
+        "",
+        f"Loaded in {report['load']['total_s']:.0f} s (entries {report['load']['entries_s']:.0f} s, indexes "
+        f"{report['load']['indexes_s']:.0f} s). First dashboard chart (sums 29 closed days once): "
+        f"{report['first_chart_ms']:.0f} ms.",
+        "",
+        "| query | n | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, row in report["latency"].items():
+        lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+    for name, plan in report["plans"].items():
+        lines += ["", f"Plan, {name}:", "", "```", *plan, "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_admin", description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--embedded", action="store_true")
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--measure-only", metavar="DSN", help="measure a database loaded before (with --keep-db)"
+    )
+    args = parser.parse_args(argv)
+    if args.measure_only:
+        print(
+            markdown(
+                {
+                    "members": args.members,
+                    "entries": args.entries,
+                    "load": {"total_s": 0, "entries_s": 0, "indexes_s": 0},
+                    **measure(args.measure_only, args.members, args.entries, args.reps, 20.0),
+                }
+            )
+        )
+        return 0
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    with server(embedded=args.embedded) as target:
+        print(f"bench_admin: PostgreSQL {target.version} ({target.source})", flush=True)
+        with bench_database(target, keep=args.keep_db) as dsn:
+            report = run(dsn, args.members, args.entries, args.reps)
+    report["server"] = {"version": target.version, "source": target.source}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"admin-{stamp}.json").write_text(json.dumps(report, indent=2))
+    text = markdown(report)
+    (RESULTS / f"admin-{stamp}.md").write_text(text)
+    print()
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
