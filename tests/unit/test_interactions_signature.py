@@ -186,3 +186,21 @@ def test_lambda_handler_answers_http_shaped_results(keys, capsys):
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     outcomes = {(m.get("command"), m.get("outcome")) for m in emitted}
     assert ("ping", "ok") in outcomes and ("-", "rejected_401") in outcomes
+
+
+def test_a_broken_setting_is_a_401_not_a_500(keys, monkeypatch):
+    monkeypatch.setenv("POINTS_MAX_CHANGE", "lots")
+    reset_settings()
+    body = json.dumps(PING).encode()
+    assert endpoint.handle(_event(body, _signed(keys, body))).status == 401
+
+
+def test_a_failure_after_verification_is_a_private_apology(keys, monkeypatch):
+    def broken(payload):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(interactions, "parse", broken)
+    body = json.dumps({**PING, "type": 2}).encode()
+    answer = endpoint.handle(_event(body, _signed(keys, body)))
+    assert answer.status == 200 and answer.body["data"]["flags"] == 64
+    assert answer.body["data"]["content"] == endpoint.SOMETHING_WENT_WRONG

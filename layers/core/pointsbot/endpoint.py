@@ -72,6 +72,21 @@ def reset() -> None:
 
 
 def handle(event: dict[str, Any], *, now: float | None = None, database: Any = None) -> Answer:
+    """Answer one API Gateway event. Whatever goes wrong, the answer is never a 500: before the
+    signature is verified it is a 401, after it a private "something went wrong"."""
+    verified: list[bool] = []
+    try:
+        return _handle(event, now, database, verified)
+    except Exception:  # the last line of defence (a broken setting, a bug)
+        from .observability import logger
+
+        logger.exception("interaction could not be handled")
+        if verified:
+            return Answer(200, interactions.ephemeral(SOMETHING_WENT_WRONG), "-", "error")
+        return Answer(401, {"error": "request could not be verified"}, "-", "rejected_401")
+
+
+def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
     settings = get_settings()
     try:
         verifier = interactions.verifier_for(settings.discord_public_key)
@@ -82,6 +97,7 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
         return Answer(401, {"error": "invalid request signature"}, "-", "rejected_401")
     try:
         payload = interactions.read_request(event, verifier, now)
+        verified.append(True)
         if payload["type"] == interactions.PING:
             return Answer(200, interactions.pong(), "ping", "ok")
         interaction = interactions.parse(payload)
