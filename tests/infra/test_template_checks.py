@@ -236,6 +236,12 @@ def test_the_deploy_hooks_are_wired_to_the_register_commands_function(template) 
     assert hash_parameter["COMMANDS_HASH_PARAMETER"] == {"Ref": "CommandsHashParameter"}
 
 
+def test_functions_that_serve_are_updated_only_after_the_migrations(template) -> None:
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function" and name != "RegisterCommandsFunction":
+            assert resource.get("DependsOn") == "SchemaMigrations", name
+
+
 def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         n: r["Properties"] for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
