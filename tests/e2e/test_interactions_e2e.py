@@ -251,3 +251,15 @@ def test_the_simulator_cli(stack):
     shown = simulate_cli("--user", "840000000000000060", "balance")
     assert "You have **8 points**." in shown
     assert "Only admins" in simulate_cli("points", "set", "member=1", "amount=1", "reason=x")
+
+
+def test_the_keepalive_warms_the_function(stack):
+    from pointsbot.keepalive import KEEPALIVE_EVENT
+    from pointsbot_local import handlers
+    from pointsbot_local.apigw import LambdaContext
+
+    answer = handlers.load("interactions")(dict(KEEPALIVE_EVENT), LambdaContext("interactions"))
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"keepalive": "ok"}
+    inline = endpoint.inline_database(endpoint.get_settings())
+    with inline.connection() as conn:  # the connection the next command will use is open
+        assert not conn.closed

@@ -204,3 +204,15 @@ def test_a_failure_after_verification_is_a_private_apology(keys, monkeypatch):
     answer = endpoint.handle(_event(body, _signed(keys, body)))
     assert answer.status == 200 and answer.body["data"]["flags"] == 64
     assert answer.body["data"]["content"] == endpoint.SOMETHING_WENT_WRONG
+
+
+def test_the_keepalive_ping_is_answered_without_a_signature(keys, monkeypatch):
+    from pointsbot.keepalive import KEEPALIVE_EVENT, keepalive_response
+
+    warmed = []
+    monkeypatch.setattr(endpoint, "warm", lambda settings: warmed.append(True))
+    answer = endpoint.handle(dict(KEEPALIVE_EVENT))
+    assert answer.as_http() == keepalive_response() and warmed == [True]
+    # ... and an outside request cannot pass for it: a body with a keepalive key is no ping
+    body = json.dumps({"keepalive": True}).encode()
+    assert endpoint.handle({**_event(body, {}), "keepalive": "yes"}).status == 401

@@ -86,8 +86,28 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
         return Answer(401, {"error": "request could not be verified"}, "-", "rejected_401")
 
 
+def warm(settings: Settings) -> None:
+    """What the keep-alive's ping does: load the command code and open the inline connection,
+    so the next member does not wait for imports or a TLS handshake."""
+    from .commands.dispatch import _load_commands
+    from .db import DatabaseUnavailable
+
+    _load_commands()
+    try:
+        with inline_database(settings).connection():
+            pass
+    except DatabaseUnavailable:
+        pass  # the keep-alive reports database health itself
+
+
 def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
     settings = get_settings()
+    if "keepalive" in event:
+        from .keepalive import is_keepalive
+
+        if is_keepalive(event):
+            warm(settings)
+            return Answer(200, {"keepalive": "ok"}, "keepalive", "ok")
     try:
         verifier = interactions.verifier_for(settings.discord_public_key)
     except ValueError:
