@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import leaderboard, ledger_ops
+from . import bench_dms, bench_sweep, leaderboard, ledger_ops
 from .target import bench_database, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,6 +51,13 @@ def _markdown(report: dict) -> str:
                     else "- | - | - |"
                 )
             )
+        dm = ops.get("with_dm")
+        if dm:
+            lines += [
+                "",
+                f"Ours with the points DM queued (not silent, as an admin's award): {dm['clients']} clients, "
+                f"{dm['ops_per_s']:,.0f} ops/s, p50 {dm['p50_ms']:.1f} ms, p99 {dm['p99_ms']:.1f} ms.",
+            ]
         lines += [
             "",
             f"Errors: ours {sum(r['ours_errors'] for r in ops['levels'])}, pgbench "
@@ -79,6 +86,10 @@ def _markdown(report: dict) -> str:
             "```",
             "",
         ]
+    if report.get("dms"):
+        lines += bench_dms.markdown(report["dms"])
+    if report.get("sweep"):
+        lines += bench_sweep.markdown(report["sweep"])
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
 
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger-members", type=int, default=1000, help="members the writes spread over")
     parser.add_argument("--members", type=int, help="members in the leaderboard guild (default 1,000,000)")
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
-    parser.add_argument("--only", choices=["ledger", "leaderboard"], help="run one benchmark")
+    parser.add_argument("--only", choices=["ledger", "leaderboard", "dms", "sweep"], help="run one benchmark")
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args(argv)
@@ -117,6 +128,21 @@ def main(argv: list[str] | None = None) -> int:
                 report["leaderboard"] = leaderboard.run(
                     dsn, members, args.reps, budget_s=6.0 if args.quick else 20.0
                 )
+        # DMs and the sweep in databases of their own: delivery takes every queued DM there is.
+        if args.only in (None, "dms"):
+            print("DM delivery:", flush=True)
+            with bench_database(target) as dms_dsn:
+                report["dms"] = bench_dms.run(
+                    dms_dsn,
+                    1_000 if args.quick else 10_000,
+                    200 if args.quick else 2_000,
+                    workers=3,
+                    rate=None,
+                )
+        if args.only in (None, "sweep"):
+            print(f"achievement sweep ({members:,} members):", flush=True)
+            with bench_database(target) as sweep_dsn:
+                report["sweep"] = bench_sweep.run(sweep_dsn, members)
     report["seconds"] = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))

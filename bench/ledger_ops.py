@@ -91,7 +91,8 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def run_ours(dsn: str, clients: int, seconds: float, members: int) -> Throughput:
+def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bool = True) -> Throughput:
+    """silent=False: as an admin's award is, with the points DM queued in the outbox."""
     settings = load_settings({})
     databases = [Database(dsn, pooled=False) for _ in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -114,7 +115,7 @@ def run_ours(dsn: str, clients: int, seconds: float, members: int) -> Throughput
                 db.run(
                     ledger.award, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
                     amount=rnd.randint(1, 100), reason="bench", actor_id=None, source="system",
-                    idempotency_key=f"bench-{clients}-{index}-{n}-{time.time_ns()}", silent=True,
+                    idempotency_key=f"bench-{clients}-{index}-{n}-{time.time_ns()}", silent=silent,
                     settings=settings,
                 )  # fmt: skip
             except Exception:  # counted and reported, never hidden
@@ -136,7 +137,7 @@ def run_ours(dsn: str, clients: int, seconds: float, members: int) -> Throughput
         db.close()
     samples = [x for per in latencies for x in per]
     return Throughput(
-        "ours", clients, len(samples), elapsed,
+        "ours" if silent else "ours+dm", clients, len(samples), elapsed,
         percentile(samples, 0.5) if samples else None, percentile(samples, 0.99) if samples else None,
         sum(errors),
     )  # fmt: skip
@@ -240,9 +241,20 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
                 "ratio_ours_to_pgbench": round(ours.ops_per_s / theirs.ops_per_s, 3) if theirs else None,
             }
         )
+    # The same writes as an admin makes them: not silent, so each also queues the points DM.
+    middle = client_levels[len(client_levels) // 2]
+    with_dm = run_ours(dsn, middle, seconds, members, silent=False)
+    log(f"  ours+dm  {middle:>3} clients: {with_dm.ops_per_s:8.0f} ops/s (p50 {with_dm.p50_ms:.1f} ms)")
     return {
         "members": members,
         "seconds_per_level": seconds,
+        "with_dm": {
+            "clients": middle,
+            "ops_per_s": round(with_dm.ops_per_s, 1),
+            "p50_ms": round(with_dm.p50_ms or 0, 2),
+            "p99_ms": round(with_dm.p99_ms or 0, 2),
+            "errors": with_dm.errors,
+        },
         "pgbench": str(pgbench) if pgbench else None,
         "pgbench_version": subprocess.run(
             [str(pgbench), "--version"], capture_output=True, text=True
