@@ -135,3 +135,30 @@ def test_plan_names_what_changed():
     assert result.changed
     assert result.added == ("rank",) and result.removed == ("old-command",) and result.updated == ("balance",)
     assert any("description" in line for line in result.diff)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("Ada@Example.COM", "Ada@example.com"),
+        ("  first.last+tag@sub.example.org ", "first.last+tag@sub.example.org"),
+        ("no-at-sign.example.com", None),
+        ("two@@example.com", None),
+        ("spaces in@example.com", None),
+        ("dots..twice@example.com", None),
+        ("nodot@localhost", None),
+        ("ünicode@example.com", None),
+        ("x" * 65 + "@example.com", None),
+        ("a@" + "b" * 250 + ".com", None),
+        ("", None),
+    ],
+)
+def test_email_addresses_are_checked_before_anything_is_stored(address, expected):
+    from pointsbot import emails
+    from pointsbot.errors import InvalidInput
+
+    if expected is None:
+        with pytest.raises(InvalidInput):
+            emails.validate_address(address)
+    else:
+        assert emails.validate_address(address) == expected
