@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only in (None, "leaderboard"):
                 print(f"leaderboard ({members:,} members):", flush=True)
                 report["leaderboard"] = leaderboard.run(
-                    dsn, members, args.reps, budget_s=6.0 if args.quick else 20.0
+                    dsn, members, args.reps, budget_s=6.0 if args.quick else 12.0
                 )
         # DMs and the sweep in databases of their own: delivery takes every queued DM there is.
         if args.only in (None, "dms"):
