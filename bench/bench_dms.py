@@ -74,11 +74,13 @@ def run(dsn: str, dms: int, members: int, workers: int, rate: int | None) -> dic
     from pointsbot import config, runtime, tasks
     from pointsbot.db import Database
     from pointsbot.discord_rest import set_client
+    from pointsbot.observability import logger
     from pointsbot_local import discord_standin_rest, handlers
     from pointsbot_local.apigw import LambdaContext
     from pointsbot_local.discord_standin import PREFIX, standin
     from pointsbot_local.server import LocalServer, mount
 
+    logger.setLevel("WARNING")  # one line per delivery round is too much for 10,000 DMs
     mount("/discord-api", standin)
     server = LocalServer("127.0.0.1", 0).start()
     discord_standin_rest.reset()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from pointsbot import achievements
+from pointsbot import achievements, tasks
 from pointsbot.config import load_settings
 from pointsbot.db import Database
 
@@ -138,10 +138,17 @@ def sweep_as_lambda(database: Database, timeout_s: float, settings) -> dict:
     }
 
 
+class _Discard:
+    def send(self, task, delay_seconds: int = 0) -> None:
+        return None
+
+
 def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> dict:
     print(f"  loading {members:,} members ...", flush=True)
     load_s = load(dsn, members)
     settings = load_settings({}).with_overrides(achievement_sweep_batch=batch)
+    # The DMs the awards queue are not delivered here (bench_dms measures delivery).
+    tasks.set_task_queue(_Discard())
     database = Database(dsn)
     try:
         for definition in DEFINITIONS:

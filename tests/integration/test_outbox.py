@@ -277,7 +277,8 @@ def test_a_task_delivered_twice_at_once_sends_each_dm_once(
     for user in users:
         assert [m["content"] for m in messages_to(user)] == [f"to {user}"]
     assert {dm_row(db, i)["status"] for i in ids} == {"sent"}
-    assert len(standin.sent("POST", MESSAGES)) == 30
+    # 429s from the stand-in's global limit (this test's pacer is set fast) were waited out.
+    assert len([e for e in standin.sent("POST", MESSAGES) if e.status == 200]) == 30
 
 
 def test_a_claim_whose_worker_died_is_taken_over_after_the_lease(

@@ -100,9 +100,9 @@ def request_delivery(delay_seconds: int = 0) -> bool:
 
 
 # -- delivery (the worker's "deliver_dms" task) ------------------------------------------------
-# How it keeps within Discord's limits: every worker reserves request slots from one shared
-# token bucket in the database (dm_pacer, GCRA: a "theoretical arrival time" moved on by
-# n / rate per reservation), so any number of concurrent workers together make at most
+# How it keeps within Discord's limits: before each request a worker reserves a slot in one
+# shared token bucket in the database (dm_pacer, GCRA: a "theoretical arrival time" moved on by
+# 1 / rate per slot), so any number of concurrent workers together make at most
 # DM_RATE_PER_SECOND requests per second, evenly spaced; the REST client honours per-route
 # buckets from the X-RateLimit-* headers and waits out a 429's retry_after. A row is claimed
 # by a status change under FOR UPDATE SKIP LOCKED (two workers never take the same row) with a
@@ -190,21 +190,21 @@ def booked_ahead_s(conn: psycopg.Connection) -> float:
     return 0.0 if row is None or row[0] is None else float(row[0])
 
 
-class _Slots:
-    """The request slots one batch reserved, turned into local sleeps."""
+class _Pacer:
+    """Takes one slot of the shared bucket right before each request and sleeps until it.
 
-    def __init__(self, start: float, db_now: float, rate: float, count: int) -> None:
-        self._base = time.monotonic() + (start - db_now)
-        self._interval = 1.0 / rate
-        self._next = 0
-        self._count = count
+    Reserving per request rather than per batch means a slow answer from Discord never leaves
+    a worker behind its slots and then sending them late, in a burst next to another worker's.
+    """
+
+    def __init__(self, database, rate: float) -> None:
+        self._database = database
+        self._rate = rate
 
     def wait(self) -> None:
-        index = min(self._next, self._count - 1) if self._count else self._next
-        self._next += 1
-        delay = self._base + index * self._interval - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        start, db_now = self._database.run(reserve_slots, 1, self._rate)
+        if start > db_now:
+            time.sleep(start - db_now)
 
 
 def _finish_sql(status: str) -> str:
@@ -268,7 +268,7 @@ def _forget_channel(database, user_id: int) -> None:
 
 
 def deliver_one(
-    database, client, dm: ClaimedDM, slots: _Slots, settings: Settings, report: DeliveryReport
+    database, client, dm: ClaimedDM, slots: _Pacer, settings: Settings, report: DeliveryReport
 ) -> str:
     """Send one claimed DM and record the outcome; returns "sent", "failed" or "retry"."""
     from .discord_rest import CannotDmUser, DiscordError, DiscordUnavailable, RateLimited
@@ -356,6 +356,7 @@ def deliver_due(
     # About one second of requests per batch: short claims, and a dead worker strands few rows.
     batch = batch_size or max(1, int(rate // 2))
     report = DeliveryReport()
+    pacer = _Pacer(database, rate)
     started = time.monotonic()
     while True:
         if time.monotonic() - started >= budget:
@@ -371,11 +372,8 @@ def deliver_due(
             report.stopped = "done"
             break
         report.claimed += len(claimed)
-        needed = sum(0 if dm.blocked else (1 if dm.channel_id else 2) for dm in claimed)
-        start, db_now = database.run(reserve_slots, max(needed, 1), rate) if needed else (0.0, 0.0)
-        slots = _Slots(start, db_now, rate, needed)
         for dm in claimed:
-            outcome = deliver_one(database, client, dm, slots, settings, report)
+            outcome = deliver_one(database, client, dm, pacer, settings, report)
             if outcome == "sent":
                 report.sent += 1
             elif outcome == "failed":
