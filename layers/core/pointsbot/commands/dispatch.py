@@ -121,8 +121,9 @@ def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
 
 
 def _load_commands() -> None:
-    if not _REGISTRY:
-        from . import admin, member  # noqa: F401 - they register themselves
+    # Importing them registers every command (a repeated import costs a dict lookup). Not at
+    # module import: a PING should not pay for the command code on a cold start.
+    from . import admin, member  # noqa: F401
 
 
 def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
