@@ -62,6 +62,9 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
 
     if not os.environ.get("DISCORD_API_BASE_URL"):
         os.environ["DISCORD_API_BASE_URL"] = server.url + PREFIX
+        # The stand-in, like Discord, refuses bot routes without a token: any token will do.
+        if not os.environ.get("DISCORD_BOT_TOKEN"):
+            os.environ["DISCORD_BOT_TOKEN"] = "local-stand-in-token"  # noqa: S105 - not a secret
         chosen["discord"] = f"the local stand-in at {server.url + PREFIX}"
         # Admin sign-in with Discord goes through the stand-in's OAuth2 pages as well.
         os.environ["DISCORD_OAUTH_AUTHORIZE_URL"] = server.url + PREFIX + "/oauth2/authorize"
@@ -110,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  interactions   POST {url}/interactions")
     print(f"  health         GET  {url}/health   and   {url}/health/deep")
     print(f"  admin site     {url}/admin")
-    print("                 sign in with a local account: python -m admin_site.accounts create NAME --guild ID")
+    print(
+        "                 sign in with a local account: python -m admin_site.accounts create NAME --guild ID"
+    )
     if "oauth" in chosen:
         print("                 or 'Sign in with Discord' (the stand-in's authorize page can add a user)")
     print(f"  discord API    {chosen['discord']}")
