@@ -212,6 +212,29 @@ def test_the_task_queue_feeds_the_worker_with_partial_batch_failures_and_a_dead_
         ], name
 
 
+# AWS services the code calls, and the template policy that grants each.
+SERVICE_GRANTS = {
+    "sqs": "SQSSendMessagePolicy",
+    "lambda": "LambdaInvokePolicy",
+    "ssm": "ssm:PutParameter",
+    "secretsmanager": "AWSSecretsManagerGetSecretValuePolicy",
+}
+
+
+def test_every_aws_service_the_code_calls_is_granted_somewhere(cfn, functions) -> None:
+    code = "\n".join(p.read_text(encoding="utf-8") for d in ("layers/core/pointsbot", "functions", "admin_site")
+                     for p in (cfn.root / d).rglob("*.py"))  # fmt: skip
+    called = set(re.findall(r"boto3\.client\(\s*\"([a-z0-9-]+)\"", code))
+    # secrets.py picks its service from the ARN: Secrets Manager in the template
+    called.add("secretsmanager")
+    assert called <= set(SERVICE_GRANTS), (
+        f"no grant known for {called - set(SERVICE_GRANTS)}: add it to the template"
+    )
+    policies = repr([_policies(f) for f in functions.values()])
+    for service in called:
+        assert SERVICE_GRANTS[service] in policies, f"the code calls {service} but no function may"
+
+
 def test_schedules(functions) -> None:
     (sweep,) = functions["AchievementsFunction"]["Events"].values()
     assert sweep["Type"] == "Schedule" and sweep["Properties"]["Schedule"] == {
