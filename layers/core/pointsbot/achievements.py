@@ -368,7 +368,7 @@ WHERE a.active AND a.criterion = ANY(%(kinds)s)
 """
 
 _MEMBER_QUALIFIES = f"""
-WITH a AS ({_ACTIVE} AND a.guild_id = %(guild_id)s)
+WITH a AS MATERIALIZED ({_ACTIVE} AND a.guild_id = %(guild_id)s)
 SELECT a.id, a.name, a.bonus_points
 FROM members m
 JOIN a ON a.guild_id = m.guild_id
@@ -509,7 +509,7 @@ WITH batch AS (
     WHERE (m.guild_id, m.user_id) > (%(after_g)s, %(after_u)s)
       AND (m.guild_id, m.user_id) <= (%(upto_g)s, %(upto_u)s)
       AND m.erased_at IS NULL
-), a AS ({_ACTIVE} AND a.guild_id IN (SELECT DISTINCT guild_id FROM batch))
+), a AS MATERIALIZED ({_ACTIVE} AND a.guild_id IN (SELECT DISTINCT guild_id FROM batch))
 SELECT m.guild_id, m.user_id, a.id, a.name, a.bonus_points
 FROM batch m
 JOIN a ON a.guild_id = m.guild_id
