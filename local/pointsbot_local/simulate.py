@@ -241,6 +241,10 @@ def _parse_words(words: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def _show(status: int, answer: Any) -> None:
+    if isinstance(answer, dict) and answer.get("type") in (5, 6):
+        private = " (only you can see this)" if ((answer.get("data") or {}).get("flags") or 0) & 64 else ""
+        print(f"[{status}] type {answer['type']}: thinking...{private}")
+        return
     if isinstance(answer, dict) and isinstance(answer.get("data"), dict) and "content" in answer["data"]:
         private = " (only you can see this)" if (answer["data"].get("flags") or 0) & 64 else ""
         print(f"[{status}] type {answer.get('type')}{private}:\n{answer['data']['content']}")

@@ -263,3 +263,38 @@ def test_the_keepalive_warms_the_function(stack):
     inline = endpoint.inline_database(endpoint.get_settings())
     with inline.connection() as conn:  # the connection the next command will use is open
         assert not conn.closed
+
+
+def test_the_simulator_follows_a_deferred_answer(stack):
+    # Given a locked balance row, so the inline attempt defers
+    member = "840000000000000070"
+    stack.send(_admin("points add", {"member": member, "amount": 1, "reason": "first"}))
+    locker = psycopg.connect(stack.dsn)
+    locker.execute(
+        "SELECT 1 FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE", (int(GUILD), int(member))
+    )
+    out, codes = io.StringIO(), []
+
+    def simulate_cli() -> None:
+        codes.append(simulate.main(["--url", stack.url, "--local-dir", str(stack.local_dir), "--guild", GUILD,
+                                    "--as", "admin", "--user", ADMIN, "points", "add", f"member={member}",
+                                    "amount=2", "reason=slow"]))  # fmt: skip
+
+    with redirect_stdout(out):
+        runner = threading.Thread(target=simulate_cli)
+        runner.start()
+        try:
+            # When the simulator has been told "thinking..." the database recovers
+            for _ in range(400):
+                if "deferred; waiting" in out.getvalue() or not runner.is_alive():
+                    break
+                threading.Event().wait(0.05)
+        finally:
+            locker.rollback()
+            locker.close()
+        runner.join(timeout=30)
+    # Then it prints the worker's final answer
+    printed = out.getvalue()
+    assert codes == [0], printed
+    assert "[200] type 5: thinking... (only you can see this)" in printed
+    assert "final answer:\nAdded **2 points**" in printed
