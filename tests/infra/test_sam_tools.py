@@ -111,3 +111,24 @@ def test_every_built_handler_imports_with_only_its_folder_the_layer_and_the_runt
         if core_file is not None:
             assert Path(core_file).is_relative_to(layer), f"{name} took pointsbot from {core_file}"
     assert not failures, "handlers that do not import from the build:\n" + "\n\n".join(failures)
+
+
+def test_samconfig_parameter_overrides_parse_with_sam_clis_own_reader(sam_bin: Path, cfn: Any) -> None:
+    probe = (
+        "import json, sys, tomllib\n"
+        "from samcli.cli.types import CfnParameterOverridesType\n"
+        "config = tomllib.load(open(sys.argv[1], 'rb'))\n"
+        "print(json.dumps({env: CfnParameterOverridesType().convert(\n"
+        "    config[env]['deploy']['parameters'].get('parameter_overrides', []), None, None)\n"
+        "    for env in config if env != 'version'}))\n"
+    )
+    result = subprocess.run(
+        [str(sam_bin / "python"), "-c", probe, str(cfn.root / "samconfig.toml")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    overrides = json.loads(result.stdout)
+    assert overrides["default"]["Stage"] == "dev" and overrides["prod"]["Stage"] == "prod"
+    parameters = cfn.load()["Parameters"]
+    for environment, values in overrides.items():
+        assert set(values) <= set(parameters), environment
