@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_dms, bench_sweep, leaderboard, ledger_ops
+from . import bench_dms, bench_interactions, bench_sweep, leaderboard, ledger_ops
 from .target import bench_database, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -90,6 +90,8 @@ def _markdown(report: dict) -> str:
         lines += bench_dms.markdown(report["dms"])
     if report.get("sweep"):
         lines += bench_sweep.markdown(report["sweep"])
+    if report.get("interactions"):
+        lines += bench_interactions.markdown(report["interactions"])
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
 
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger-members", type=int, default=1000, help="members the writes spread over")
     parser.add_argument("--members", type=int, help="members in the leaderboard guild (default 1,000,000)")
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
-    parser.add_argument("--only", choices=["ledger", "leaderboard", "dms", "sweep"], help="run one benchmark")
+    parser.add_argument(
+        "--only", choices=["ledger", "leaderboard", "dms", "sweep", "interactions"], help="run one benchmark"
+    )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args(argv)
@@ -143,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"achievement sweep ({members:,} members):", flush=True)
             with bench_database(target) as sweep_dsn:
                 report["sweep"] = bench_sweep.run(sweep_dsn, members)
+        if args.only in (None, "interactions"):
+            guild_size = 20_000 if args.quick else 100_000
+            print(f"interactions function ({guild_size:,} members):", flush=True)
+            with bench_database(target) as interactions_dsn:
+                report["interactions"] = bench_interactions.run(
+                    interactions_dsn, guild_size, args.reps, cold_runs=5 if args.quick else 15
+                )
     report["seconds"] = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))

@@ -239,28 +239,39 @@ def run_cold(runs: int) -> dict:
     return results
 
 
-def _markdown(report: dict) -> str:
-    lines = [f"# Interactions benchmark {report['started']}", "",
-             f"Server: PostgreSQL {report['server']}; {report['members']:,} members in one guild "
-             f"(loaded in {report['load_s']:.1f} s); {report['machine']}.", "",
-             "## In-process, warm container (signed event through functions/interactions/app.py)", "",
+def run(dsn: str, members: int, reps: int, cold_runs: int) -> dict:
+    """The whole benchmark on a migrated, empty database (what `python -m bench` calls)."""
+    result: dict = {"members": members, "load_s": load(dsn, members)}
+    print("  warm requests ...", flush=True)
+    result["warm"] = run_warm(dsn, members, reps)
+    print("  cold starts ...", flush=True)
+    result["cold"] = run_cold(cold_runs)
+    return result
+
+
+def markdown(result: dict) -> list[str]:
+    """The report's section, as lines."""
+    lines = [f"## The interactions function ({result['members']:,} members in one guild, loaded in "
+             f"{result['load_s']:.1f} s)", "",
+             "In-process, warm container: signed events through functions/interactions/app.py, one "
+             "connection with the inline budget.", "",
              "| request | n | p50 ms | p99 ms | mean ms | failures |", "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for name, row in report["warm"].items():
+    for name, row in result["warm"].items():
         if not name.startswith("_"):
             lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['mean_ms']:.2f} | "
                          f"{row['failures']} |")  # fmt: skip
-    lines += ["", f"Tasks queued meanwhile: {report['warm']['_tasks_sent']}.", "",
-              "## Cold start (fresh Python process, medians)", "",
+    lines += ["", f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.", "",
+              "Cold start (fresh Python process, medians):", "",
               "| handler | import+init ms | first PING answered ms | whole process ms |",
               "| --- | ---: | ---: | ---: |"]  # fmt: skip
     for name in ("interactions function", "bare PyNaCl handler"):
-        row = report["cold"][name]
+        row = result["cold"][name]
         lines.append(f"| {name} | {row['import_ms_median']:.0f} | {row['first_ping_ms_median']:.0f} | "
                      f"{row['process_wall_ms_median']:.0f} |")  # fmt: skip
-    ratio = report["cold"]["ratio"]
+    ratio = result["cold"]["ratio"]
     lines += ["", f"Ratio ours / bare: {ratio['import_and_first_ping']:.1f}x for import and first PING, "
               f"{ratio['whole_process']:.2f}x for the whole process (interpreter start included).", ""]  # fmt: skip
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,23 +292,18 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (200 if args.quick else 1000)
     cold_runs = args.cold or (5 if args.quick else 15)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report: dict = {"started": stamp, "members": members,
-                    "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}  # fmt: skip
     if args.cold_only:
-        report["cold"] = run_cold(cold_runs)
-        print(json.dumps(report["cold"], indent=2))
+        print(json.dumps(run_cold(cold_runs), indent=2))
         return 0
     with server(embedded=args.embedded) as target, bench_database(target) as dsn:
-        report["server"] = f"{target.version} ({target.source})"
-        print(f"bench: PostgreSQL {report['server']}; loading {members:,} members", flush=True)
-        report["load_s"] = load(dsn, members)
-        print("warm requests ...", flush=True)
-        report["warm"] = run_warm(dsn, members, reps)
-    print("cold starts ...", flush=True)
-    report["cold"] = run_cold(cold_runs)
+        print(f"bench: PostgreSQL {target.version} ({target.source}); {members:,} members", flush=True)
+        result = run(dsn, members, reps, cold_runs)
+    report = {"started": stamp, "server": f"{target.version} ({target.source})", "interactions": result,
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}  # fmt: skip
+    text = "\n".join([f"# Interactions benchmark {stamp}", "",
+                      f"Server: PostgreSQL {report['server']}; {report['machine']}.", "", *markdown(result)])  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}-interactions.json").write_text(json.dumps(report, indent=2))
-    text = _markdown(report)
     (RESULTS / f"{stamp}-interactions.md").write_text(text)
     print(text)
     print(f"written: bench/results/{stamp}-interactions.json and .md")
