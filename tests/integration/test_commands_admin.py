@@ -293,3 +293,21 @@ def test_endpoint_defers_when_the_database_fails_and_the_queue_works(db, setting
     assert answer.outcome == "deferred" and answer.body == {"type": 5, "data": {"flags": 64}}
     assert [t.kind for t in task_queue.sent] == ["interaction"]
     assert task_queue.sent[0].payload["interaction"]["id"] == raw["id"]
+
+
+def test_old_stored_answers_are_pruned(db, settings, sql):
+    from pointsbot.commands.dispatch import prune_replies
+
+    raw = payload(
+        "points add", {"member": new_member(), "amount": 1, "reason": "r"}, user_id=ADMIN, admin=True
+    )
+    run_payload(db, settings, raw)
+    sql("UPDATE interaction_replies SET created_at = now() - interval '2 days' WHERE interaction_id = %s",
+        (int(raw["id"]),))  # fmt: skip
+    assert db.run(prune_replies) >= 1
+    assert sql("SELECT count(*) FROM interaction_replies WHERE interaction_id = %s", (int(raw["id"]),)) == [
+        (0,)
+    ]
+    assert (
+        sql("SELECT count(*) FROM interaction_replies WHERE created_at > now() - interval '1 hour'")[0][0] > 0
+    )

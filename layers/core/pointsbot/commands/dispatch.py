@@ -9,7 +9,7 @@ second delivery replays the first answer and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -59,7 +59,6 @@ class Context:
     settings: Settings
     policy: GuildPolicy
     update: bool = False  # a button asked: the answer replaces the message it was on
-    queued_dms: bool = field(default=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -214,17 +213,17 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
         return Outcome(
             Reply("This command is not known (any more).", ephemeral=True), path or "component", "refused"
         )
-    ctx = Context(
-        interaction=interaction,
-        path=path,
-        options=options,
-        guild_id=parse_snowflake(interaction.guild_id, "guild_id"),
-        user_id=parse_snowflake(interaction.user_id, "user_id"),
-        settings=settings,
-        policy=policy_from(settings, None),
-        update=update,
-    )
     try:
+        ctx = Context(
+            interaction=interaction,
+            path=path,
+            options=options,
+            guild_id=parse_snowflake(interaction.guild_id, "guild_id"),
+            user_id=parse_snowflake(interaction.user_id, "user_id"),
+            settings=settings,
+            policy=policy_from(settings, None),
+            update=update,
+        )
         outcome = database.run(_run, spec, ctx)
     except DomainError as refusal:
         return Outcome(Reply(refusal.message, ephemeral=True), path, "refused")
@@ -238,3 +237,11 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
 def answers_privately(interaction: Interaction) -> bool:
     """Whether a deferred answer should be visible to the asker only."""
     return not interaction.is_component and is_ephemeral(interaction.command)
+
+
+def prune_replies(conn: psycopg.Connection, keep_hours: int = 24) -> int:
+    """Forget stored answers older than `keep_hours` (interaction tokens live 15 minutes, so
+    nobody can ask for them again). For a schedule, e.g. the keep-alive; returns rows removed."""
+    return conn.execute(
+        "DELETE FROM interaction_replies WHERE created_at < now() - make_interval(hours => %s)", (keep_hours,)
+    ).rowcount
