@@ -323,3 +323,29 @@ def test_the_pacer_hands_out_slots_no_faster_than_the_rate_whoever_asks(db: Data
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.04 - 1e-6
     assert db.run(outbox.booked_ahead_s) > 0
+
+
+# -- the points DM -------------------------------------------------------------------------------------
+def test_each_kind_of_change_gets_a_dm_that_says_what_happened(db: Database, settings) -> None:
+    from pointsbot import ledger
+
+    guild = new_guild(db)
+    user = new_member(db, guild)
+    common = {"guild_id": guild, "actor_id": 1, "source": "admin_site", "settings": settings}
+    db.run(ledger.award, user_id=user, amount=1500, reason="event win", idempotency_key="a", **common)
+    typo = db.run(ledger.deduct, user_id=user, amount=1, reason="typo", idempotency_key="d", **common)
+    db.run(ledger.set_balance, user_id=user, target=42, reason="reset", idempotency_key="s", **common)
+    db.run(ledger.revert, entry_id=typo.entry.id, reason="mistake", idempotency_key="r", **common)
+    db.run(ledger.award, user_id=user, amount=5, reason="quiet", idempotency_key="q", silent=True, **common)
+    texts = [
+        r[0]
+        for r in db.fetchall("SELECT content FROM direct_messages WHERE user_id = %s ORDER BY id", (user,))
+    ]
+    where = f"in **Guild {guild}**"
+    assert texts == [
+        f"You received **1,500 points** {where}.\nReason: event win\nYour balance is now **1,500 points**.",
+        f"**1 points** was taken from your balance {where}.\nReason: typo\nYour balance is now **1,499 points**.",
+        f"Your balance {where} was set to **42 points**.\nReason: reset",
+        f"An earlier change was undone: **1 points** added back to your balance {where}.\n"
+        "Reason: mistake\nYour balance is now **43 points**.",
+    ]
