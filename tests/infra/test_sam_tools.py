@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pointsbot_local import pg as local_pg
 
 pytestmark = pytest.mark.infra
 
@@ -132,3 +136,87 @@ def test_samconfig_parameter_overrides_parse_with_sam_clis_own_reader(sam_bin: P
     parameters = cfn.load()["Parameters"]
     for environment, values in overrides.items():
         assert set(values) <= set(parameters), environment
+
+
+_RUN_BUILT = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+import app
+
+class Context:
+    function_name = "built"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:built"
+    memory_limit_in_mb = 512
+    aws_request_id = "built-1"
+    log_group_name = "/aws/lambda/built"
+    log_stream_name = "local"
+    def get_remaining_time_in_millis(self):
+        return 120000
+
+result = app.lambda_handler(json.loads(sys.argv[2]), Context())
+print("RESULT " + json.dumps(result))
+"""
+
+
+def _run_built(
+    function_dir: Path, layer: Path, runtime: Path, event: dict[str, Any], env: dict[str, str]
+) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _RUN_BUILT, json.dumps([str(function_dir), str(layer), str(runtime)]),
+         json.dumps(event)],
+        env={"PATH": "/usr/bin:/bin", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+             "POWERTOOLS_TRACE_DISABLED": "true", **env},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")]
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_the_built_deploy_hook_migrates_a_real_database_and_the_built_health_check_sees_it(
+    sam_build: Path, tmp_path: Path, pg_admin_dsn: str, cfn: Any
+) -> None:
+    answers: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):  # CloudFormation's presigned URL
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_PUT(self) -> None:
+            answers.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    dsn = local_pg.create_database(pg_admin_dsn, "pb_built")
+    layer = sam_build / "PointsbotLayer" / "python"
+    runtime = _lambda_runtime_dir(tmp_path)
+    # The template's values for the two variables this needs
+    env = {"DATABASE_URL": dsn, "POINTSBOT_SQL_DIR": str(layer / "pointsbot_sql")}
+    try:
+        # Given the built deploy hook and layer, and an empty database
+        event = {
+            "RequestType": "Create", "ResourceType": "Custom::SchemaMigrations",
+            "ResponseURL": f"http://127.0.0.1:{server.server_address[1]}/response?X-Amz-Signature=x",
+            "StackId": "arn:aws:cloudformation:us-east-1:000000000000:stack/built/1", "RequestId": "r-1",
+            "LogicalResourceId": "SchemaMigrations", "ResourceProperties": {"LayerVersion": "1"},
+        }  # fmt: skip
+        # When CloudFormation creates the schema resource
+        _run_built(sam_build / "RegisterCommandsFunction", layer, runtime, event, env)
+        # Then every migration shipped in the layer is applied, and CloudFormation hears so
+        newest = max(int(p.name[:3]) for p in (cfn.root / "sql").glob("*.sql"))
+        (answer,) = answers
+        assert answer["Status"] == "SUCCESS", answer["Reason"]
+        assert answer["Data"]["SchemaVersion"] == str(newest)
+        # And the built health function's deep check reaches the database and sees that version
+        health = _run_built(sam_build / "HealthFunction", layer, runtime,
+                            {"rawPath": "/health/deep", "requestContext": {"http": {"method": "GET"}}}, env)  # fmt: skip
+        assert health["statusCode"] == 200
+        assert json.loads(health["body"])["schema_version"] == newest
+    finally:
+        server.shutdown()
+        server.server_close()
+        local_pg.drop_database(pg_admin_dsn, dsn)
