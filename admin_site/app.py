@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from pointsbot import (
     achievements,
-    audit,
+    admin_actions,
     auth,
     bulk,
     emails,
@@ -177,13 +177,9 @@ def login(req: web.AdminRequest) -> Response:
     _back("/login")
     name, password = req.form("name"), req.form("password")
     settings = req.settings
-
-    def attempt(conn):
-        auth.check_throttle(conn, name, req.client_address, settings.admin_login_max_failures)
-        return auth.authenticate_local(conn, name, password)
-
     try:
-        identity = req.db.run(attempt)
+        identity = req.db.run(auth.sign_in_local, name, password, req.client_address,
+                              settings.admin_login_max_failures)  # fmt: skip
     except auth.SignInRefused:
         req.db.run(auth.record_failure, name, req.client_address)
         raise
@@ -192,16 +188,8 @@ def login(req: web.AdminRequest) -> Response:
 
 def _signed_in(req: web.AdminRequest, identity: sessions.Identity, next_url: str | None) -> Response:
     previous = req.session.token if req.session else None
-
-    def start(conn):
-        session = sessions.sign_in(conn, previous, identity,
-                                   max_age=timedelta(hours=req.settings.admin_session_max_hours))  # fmt: skip
-        sessions.add_flash(conn, session, "ok", f"Signed in as {identity.name}.")
-        audit.record(conn, guild_id=None, actor_id=identity.user_id, actor_name=identity.actor_name,
-                     action="session.sign_in", target=identity.kind, after={"guilds": len(identity.guild_ids)})  # fmt: skip
-        return session
-
-    req.session = req.db.run(start)
+    max_age = timedelta(hours=req.settings.admin_session_max_hours)
+    req.session = req.db.run(admin_actions.start_session, previous, identity, max_age)
     req.new_cookie = req.session.token
     return web.redirect(req, web.safe_next(next_url))
 
@@ -457,14 +445,7 @@ def _opt_int(value: str | None, what: str) -> int | None:
 def member_create(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/members")
     user_id = req.form_id("user_id", "Discord id")
-
-    def create(conn):
-        member = members.create(conn, guild_id, user_id, req.form("display_name"))
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="member.create", target=f"member:{user_id}",
-                     after=member.editable())  # fmt: skip
-        return member
-
-    req.db.run(create)
+    req.db.run(admin_actions.create_member, req.identity, guild_id, user_id, req.form("display_name"))
     req.flash("ok", f"Member {format_snowflake(user_id)} created.")
     return web.redirect(req, web.url(f"/g/{guild_id}/members/{user_id}"))
 
@@ -488,19 +469,14 @@ def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
             members.stats_of(conn, guild_id, uid),
             ledger.history_page(conn, guild_id, uid, page_no, 20),
             achievements.earned_by(conn, guild_id, uid),
-            emails.latest_for(conn, guild_id, uid),
-            _submissions(conn, guild_id, uid),
+            monitor.email_submissions_of(conn, guild_id, uid),
             monitor.dm_page(conn, guild_id, user_id=uid, limit=20)[0],
         )
 
-    member, mstats, history, earned, _latest, submissions, dms = req.db.run(load)
+    member, mstats, history, earned, submissions, dms = req.db.run(load)
     return web.page(req, "member.html", member=member, mstats=mstats, history=history, earned=earned,
                     submissions=submissions, dms=dms, form_token=bulk.new_form_token(),
                     revert_token=bulk.new_form_token())  # fmt: skip
-
-
-def _submissions(conn, guild_id: int, user_id: int) -> list[emails.EmailSubmission]:
-    return monitor.email_submissions_of(conn, guild_id, user_id)
 
 
 @route("POST", "/g/<guild_id>/members/<user_id>")
@@ -513,15 +489,7 @@ def member_edit(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
         "notes": req.form("notes"),
         "dm_opt_out": req.checkbox("dm_opt_out"),
     }
-
-    def edit(conn):
-        before, after = members.update_profile(conn, guild_id, uid, changes)
-        if before != after:
-            audit.record(conn, guild_id=guild_id, **_actor(req), action="member.edit", target=f"member:{uid}",
-                         before=before, after=after)  # fmt: skip
-        return before != after
-
-    changed = req.db.run(edit)
+    changed = req.db.run(admin_actions.edit_member, req.identity, guild_id, uid, changes)
     req.flash("ok", "Profile saved." if changed else "Nothing to change.")
     return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))
 
@@ -529,14 +497,7 @@ def member_edit(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
 @route("GET", "/g/<guild_id>/members/<user_id>/export.json")
 def member_export(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
-
-    def export(conn):
-        data = members.export(conn, guild_id, uid)
-        # Reading someone's whole record is worth a line in the audit log too.
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="member.export", target=f"member:{uid}")
-        return data
-
-    data = req.db.run(export)
+    data = req.db.run(admin_actions.export_member, req.identity, guild_id, uid)
     return web.respond(req, 200, json.dumps(data, indent=2), "application/json",
                        headers={"Content-Disposition": f'attachment; filename="member-{uid}.json"'})  # fmt: skip
 
@@ -545,15 +506,7 @@ def member_export(req: web.AdminRequest, guild_id: int, user_id: str) -> Respons
 def member_erase(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
     _back(f"/g/{guild_id}/members/{uid}")
-    if req.form("confirm").strip() != format_snowflake(uid):
-        raise InvalidInput("Type the member's Discord id to confirm the erasure.")
-
-    def erase(conn):
-        removed = members.erase(conn, guild_id, uid)
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="member.erase", target=f"member:{uid}",
-                     after=removed)  # fmt: skip
-
-    req.db.run(erase)
+    req.db.run(admin_actions.erase_member, req.identity, guild_id, uid, req.form("confirm"))
     req.flash("ok", "Personal data erased; the ledger entries and the balance stay.")
     return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))
 
@@ -573,26 +526,11 @@ def email_decide(req: web.AdminRequest, guild_id: int, submission_id: str, decis
     sid = _int_param(submission_id)
     if decision not in ("approve", "reject"):
         raise web.Refused(404, "There is no such page.")
-    key = f"admin:{req.form('form_token')}"
-    note = req.form("note")
-
-    def decide(conn):
-        before = emails.get(conn, guild_id, sid)
-        if decision == "approve":
-            result = emails.approve(conn, guild_id=guild_id, submission_id=sid, reviewer_id=req.identity.user_id,
-                                    note=note, bonus_points=req.form_int("bonus", "Bonus", required=False) or 0,
-                                    idempotency_key=key, source="admin_site", settings=req.settings)  # fmt: skip
-        else:
-            result = emails.reject(conn, guild_id=guild_id, submission_id=sid, reviewer_id=req.identity.user_id,
-                                   note=note, idempotency_key=key)  # fmt: skip
-        if not result.replayed:
-            audit.record(conn, guild_id=guild_id, **_actor(req), action=f"email.{decision}", target=f"submission:{sid}",
-                         before={"status": before.status if before else None},
-                         after={"status": result.submission.status, "note": note,
-                                "bonus_entry_id": result.bonus_entry_id})  # fmt: skip
-        return result
-
-    result = req.db.run(decide)
+    result = req.db.run(
+        admin_actions.review_email, req.identity, guild_id, sid, approve=decision == "approve", note=req.form("note"),
+        bonus_points=req.form_int("bonus", "Bonus", required=False) or 0, form_token=req.form("form_token"),
+        settings=req.settings,
+    )  # fmt: skip
     outbox.request_delivery()
     word = "approved" if decision == "approve" else "rejected"
     req.flash("ok", f"Submission #{sid} {word}; the member gets a DM." if not result.replayed
@@ -622,15 +560,9 @@ def achievements_page(req: web.AdminRequest, guild_id: int) -> Response:
 @route("POST", "/g/<guild_id>/achievements")
 def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/achievements")
-    fields = _achievement_fields(req)
-
-    def create(conn):
-        definition = achievements.create_definition(conn, guild_id, **fields)
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="achievement.create",
-                     target=f"achievement:{definition.id}", after=fields)  # fmt: skip
-        return definition
-
-    definition = req.db.run(create)
+    definition = req.db.run(
+        admin_actions.create_achievement, req.identity, guild_id, _achievement_fields(req)
+    )
     req.flash("ok", f"Achievement “{definition.name}” created. Members who qualify get it on the next check.")
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))
 
@@ -655,35 +587,22 @@ def achievement_page(req: web.AdminRequest, guild_id: int, achievement_id: str) 
 def achievement_edit(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
     aid = _int_param(achievement_id)
     _back(f"/g/{guild_id}/achievements/{aid}")
-    if req.form("toggle"):
-        changes: dict[str, Any] = {"active": req.form("toggle") == "on"}
-    else:
-        changes = _achievement_fields(req)
-
-    def edit(conn):
-        before = achievements.get_definition(conn, guild_id, aid)
-        after = achievements.update_definition(conn, guild_id, aid, **changes)
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="achievement.edit", target=f"achievement:{aid}",
-                     before={k: getattr(before, k) for k in changes}, after={k: getattr(after, k) for k in changes})  # fmt: skip
-        return after
-
-    after = req.db.run(edit)
+    toggle = req.form("toggle")
+    changes: dict[str, Any] = {"active": toggle == "on"} if toggle else _achievement_fields(req)
+    after = req.db.run(admin_actions.edit_achievement, req.identity, guild_id, aid, changes)
     req.flash("ok", f"“{after.name}” saved" + ("" if after.active else " (switched off)") + ".")
-    return web.redirect(req, web.url(f"/g/{guild_id}/achievements/{aid}" if not req.form("toggle")
-                                     else f"/g/{guild_id}/achievements"))  # fmt: skip
+    return web.redirect(req, web.url(f"/g/{guild_id}/achievements" + ("" if toggle else f"/{aid}")))
 
 
 @route("POST", "/g/<guild_id>/achievements-check")
 def achievements_check(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/achievements")
     started = time.monotonic()
+    # The check is the scheduled sweep run now, within a budget that fits one request.
     report = achievements.run_sweep(req.db, time_left_s=lambda: 10.0 - (time.monotonic() - started),
                                     settings=req.settings)  # fmt: skip
     outbox.request_delivery()
-    req.db.run(
-        audit.record, guild_id=guild_id, **_actor(req), action="achievement.check_now", target="sweep",
-        after={"members_checked": report.members_checked, "awards": report.awards, "finished": report.finished},
-    )  # fmt: skip
+    req.db.run(admin_actions.record_check_run, req.identity, guild_id, report)
     more = "" if report.finished else " It ran out of time; run it again to go on."
     req.flash(
         "ok", f"Checked {report.members_checked:,} members, {report.awards:,} achievements awarded.{more}"
@@ -737,27 +656,9 @@ def dm_preview(req: web.AdminRequest, guild_id: int) -> Response:
 @route("POST", "/g/<guild_id>/dms/send")
 def dm_send(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/dms")
-    content = req.form("content")
-    token = req.form("form_token")
     recipients = [parse_snowflake(r, "member id") for r in req.form_list("recipient")]
-    if not recipients:
-        raise InvalidInput("There is nobody to send this to.")
-    if not token:
-        raise InvalidInput("This form is missing its token; reload the page and submit again.")
-
-    def send(conn):
-        queued = 0
-        for uid in recipients:
-            # The dedupe key makes a second submission of the same form queue nothing new.
-            if outbox.enqueue_dm(conn, guild_id=guild_id, user_id=uid, content=content, reason="admin",
-                                 dedupe_key=f"admin:{token}:{uid}", created_by=req.identity.user_id) is not None:  # fmt: skip
-                queued += 1
-        if queued:
-            audit.record(conn, guild_id=guild_id, **_actor(req), action="dm.send", target=f"members:{len(recipients)}",
-                         after={"queued": queued, "content": content[:200]})  # fmt: skip
-        return queued
-
-    queued = req.db.run(send)
+    queued = req.db.run(admin_actions.send_dms, req.identity, guild_id, recipients, req.form("content"),
+                        req.form("form_token"))  # fmt: skip
     outbox.request_delivery()
     req.flash("ok", f"{queued} message(s) queued." if queued else "Already queued; nothing new.")
     return web.redirect(req, web.url(f"/g/{guild_id}/dms"))
@@ -767,15 +668,7 @@ def dm_send(req: web.AdminRequest, guild_id: int) -> Response:
 def dm_retry(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/dms")
     ids = [_int_param(v) for v in req.form_list("dm_id")]
-
-    def retry(conn):
-        requeued = monitor.retry_failed_dms(conn, guild_id, ids or None, created_by=req.identity.user_id)
-        if requeued:
-            audit.record(conn, guild_id=guild_id, **_actor(req), action="dm.retry", target="failed",
-                         after={"requeued": requeued})  # fmt: skip
-        return requeued
-
-    requeued = req.db.run(retry)
+    requeued = req.db.run(admin_actions.retry_dms, req.identity, guild_id, ids or None)
     outbox.request_delivery()
     req.flash(
         "ok", f"{requeued} failed message(s) queued again." if requeued else "No failed message to retry."
@@ -811,14 +704,7 @@ def settings_save(req: web.AdminRequest, guild_id: int) -> Response:
         "transfers_enabled": req.checkbox("transfers_enabled"),
         "dm_notifications": req.checkbox("dm_notifications"),
     }
-
-    def save(conn):
-        before = guilds.ensure_guild(conn, guild_id)
-        after = guilds.update_guild_settings(conn, guild_id, changes)
-        audit.record(conn, guild_id=guild_id, **_actor(req), action="guild.settings", target=f"guild:{guild_id}",
-                     before=before, after=after)  # fmt: skip
-
-    req.db.run(save)
+    req.db.run(admin_actions.save_guild_settings, req.identity, guild_id, changes)
     req.flash("ok", "Settings saved.")
     return web.redirect(req, web.url(f"/g/{guild_id}/settings"))
 

@@ -12,7 +12,7 @@ from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -380,7 +380,3 @@ def static_file(name: str) -> tuple[bytes, str] | None:
 
 def new_state() -> str:
     return secrets.token_urlsafe(24)
-
-
-def quote_path(value: str) -> str:
-    return quote(value, safe="")

@@ -44,10 +44,11 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
         conn.execute("SET session_replication_role = replica")
         conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'bench guild')", (GUILD,))
         conn.execute(
-            "INSERT INTO members (guild_id, user_id, username, display_name, email) "
+            "INSERT INTO members (guild_id, user_id, username, display_name, email, joined_at) "
             "SELECT %s, %s + i, 'user' || i, 'Member ' || i, "
-            "CASE WHEN i %% 3 = 0 THEN 'person' || i || '@example.org' END FROM generate_series(1, %s) i",
-            (GUILD, BASE_USER, n_members),
+            "CASE WHEN i %% 3 = 0 THEN 'person' || i || '@example.org' END, "
+            "now() - make_interval(secs => (%s - i)::float8 * 31536000 / %s) FROM generate_series(1, %s) i",
+            (GUILD, BASE_USER, n_members, n_members, n_members),
         )
         conn.execute(
             "INSERT INTO points (guild_id, user_id) SELECT %s, %s + i FROM generate_series(1, %s) i",
@@ -150,7 +151,7 @@ def _timed(fn: Callable[[], object], reps: int, budget_s: float) -> dict[str, fl
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
-    return {"n": len(samples), "p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99)}
+    return {"n": len(samples), "p50_ms": percentile(samples, 0.50), "p99_ms": percentile(samples, 0.99)}
 
 
 def _plan(db: Database, sql: str, params: dict) -> list[str]:
@@ -161,9 +162,18 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
     db = Database(dsn, statement_timeout_ms=30_000)
     rng = random.Random(7)
     try:
-        t0 = time.perf_counter()
-        db.run(stats.daily_series, GUILD)  # first call: sums the 29 closed days once, keeps them
-        first_chart_ms = (time.perf_counter() - t0) * 1000
+        # The first dashboard loads sum a year of closed days, FILL_DAYS_PER_CALL at a time, and
+        # keep them; measured here apart from the steady state.
+        warm_up_ms = []
+        while True:
+            t0 = time.perf_counter()
+            db.run(stats.figures, GUILD)
+            db.run(stats.daily_series, GUILD)
+            warm_up_ms.append(round((time.perf_counter() - t0) * 1000, 1))
+            kept = db.run(lambda conn: conn.execute(
+                "SELECT count(*) FROM admin_daily_totals WHERE guild_id = %s", (GUILD,)).fetchone()[0])  # fmt: skip
+            if kept >= 365 or len(warm_up_ms) > 20:
+                break
 
         def dashboard() -> None:
             db.run(lambda conn: (stats.figures(conn, GUILD), stats.daily_series(conn, GUILD),
@@ -231,7 +241,7 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 db, "SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= now() - interval '7 days'",
                 {"g": GUILD}),
         }  # fmt: skip
-        return {"first_chart_ms": round(first_chart_ms, 1), "latency": latency, "plans": plans}
+        return {"warm_up_ms": warm_up_ms, "latency": latency, "plans": plans}
     finally:
         db.close()
 
@@ -248,8 +258,8 @@ def markdown(report: dict) -> str:
         f"## Admin site with {report['members']:,} members and {report['entries']:,} ledger entries",
         "",
         f"Loaded in {report['load']['total_s']:.0f} s (entries {report['load']['entries_s']:.0f} s, indexes "
-        f"{report['load']['indexes_s']:.0f} s). First dashboard chart (sums 29 closed days once): "
-        f"{report['first_chart_ms']:.0f} ms.",
+        f"{report['load']['indexes_s']:.0f} s). The first dashboard loads, which sum the closed days "
+        f"once and keep them: {', '.join(f'{ms:.0f}' for ms in report['warm_up_ms'])} ms.",
         "",
         "| query | n | p50 ms | p99 ms |",
         "| --- | ---: | ---: | ---: |",

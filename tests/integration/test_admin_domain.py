@@ -246,3 +246,42 @@ def test_dashboard_figures_and_daily_series_cache_closed_days(db, settings, sql)
     assert cached == [(29, True)]
     chart = stats.chart(series)
     assert len(chart.bars) == 30 and max(b.issued_h for b in chart.bars) > 0
+
+
+def test_figures_match_the_exact_totals_while_and_after_days_are_kept(db, settings, sql, monkeypatch):
+    # Given a guild with 90 days of history (entries written with past dates, as an import would)
+    guild = 880_000_000_000_000_003
+    sql("INSERT INTO guilds (guild_id, name) VALUES (%s, 'History')", (guild,))
+    for user in (7001, 7002, 7003):
+        db.run(members.remember, guild, user)
+    op = sql("INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, 'hist', 'x', 'award') "
+             "RETURNING id", (guild,))[0][0]  # fmt: skip
+    sql(
+        "INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, source, created_at) "
+        "SELECT %s, %s, 7001 + (d %% 3), CASE WHEN d %% 4 = 0 THEN -2 ELSE 5 END, 0, "
+        "CASE WHEN d %% 4 = 0 THEN 'deduct' ELSE 'award' END, 'system', now() - make_interval(days => d) "
+        "FROM generate_series(1, 90) d",
+        (op, guild),
+    )
+    sql("UPDATE points p SET balance = s.total FROM (SELECT user_id, sum(amount) total FROM transactions "
+        "WHERE guild_id = %s GROUP BY user_id) s WHERE p.guild_id = %s AND p.user_id = s.user_id", (guild, guild))  # fmt: skip
+    _award_in = lambda user, amount, key: db.run(  # noqa: E731 - a one-line helper
+        bulk.change_points, ADMIN.__class__("local", "t", (guild,)), guild_id=guild, user_id=user,
+        operation="award", amount=amount, reason="today", silent=True, form_token=key, settings=settings)  # fmt: skip
+    _award_in(7001, 11, "today-1")
+    exact = sql("SELECT count(*), sum(balance) FROM points WHERE guild_id = %s", (guild,))[0]
+    # When the figures are asked for with only 40 days summed per call
+    monkeypatch.setattr(stats, "FILL_DAYS_PER_CALL", 40)
+    seen = []
+    for _ in range(4):
+        figures = db.run(stats.figures, guild)
+        seen.append((figures.members, figures.points_in_circulation))
+    # Then every answer is exact, before and after all days are kept
+    assert seen == [exact] * 4
+    assert sql("SELECT count(*) FROM admin_daily_totals WHERE guild_id = %s", (guild,))[0][0] >= 90
+    # And a change today shows at once
+    _award_in(7002, 4, "today-2")
+    assert db.run(stats.figures, guild).points_in_circulation == exact[1] + 4
+    week = sql("SELECT count(*) FROM transactions WHERE guild_id = %s AND created_at >= "
+               "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '6 days'", (guild,))[0][0]  # fmt: skip
+    assert db.run(stats.figures, guild).transactions_7d == week

@@ -311,3 +311,11 @@ def guild_names(conn: psycopg.Connection, guild_ids: list[int]) -> list[tuple[in
         (guild_ids,),
     ).fetchall()
     return [(r[0], r[1] or str(r[0])) for r in rows]
+
+
+def sign_in_local(
+    conn: psycopg.Connection, name: str, password: str, address: str, max_failures: int
+) -> Identity:
+    """Throttle, then check the password (a refusal is recorded by the caller, after rollback)."""
+    check_throttle(conn, name, address, max_failures)
+    return authenticate_local(conn, name, password)

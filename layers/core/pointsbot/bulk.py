@@ -13,7 +13,7 @@ import io
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -23,7 +23,7 @@ from . import audit, ledger
 from .config import Settings, get_settings
 from .errors import DomainError, InvalidInput, NotFound
 from .guilds import guild_policy
-from .ids import format_snowflake, parse_snowflake
+from .ids import parse_snowflake
 from .sessions import Identity
 
 OPERATIONS = ("award", "deduct", "set")
@@ -406,13 +406,3 @@ def continue_batch(
         status = run(_apply_chunk, guild_id, batch_id, chunk, settings)
         if status.finished or time.monotonic() >= deadline:
             return status
-
-
-def preview_json(preview: BulkPreview) -> list[dict[str, Any]]:
-    """The checked rows as plain data (for carrying the batch from preview to apply)."""
-    out = []
-    for r in preview.rows:
-        data = asdict(r)
-        data["user_id"] = format_snowflake(r.user_id)
-        out.append(data)
-    return out

@@ -47,45 +47,138 @@ class DayTotal:
     issued: int
     removed: int  # a positive number: points taken away
     entries: int
+    new_members: int = 0
 
 
-def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
-    row = conn.execute(
-        """
-        WITH bounds AS (
-            SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS today
-        )
-        SELECT
-          (SELECT count(*) FROM points WHERE guild_id = %(g)s),
-          (SELECT coalesce(sum(balance), 0) FROM points WHERE guild_id = %(g)s),
-          (SELECT count(*) FROM transactions, bounds WHERE guild_id = %(g)s AND created_at >= bounds.today),
-          (SELECT count(*) FROM transactions, bounds
-            WHERE guild_id = %(g)s AND created_at >= bounds.today - interval '6 days'),
-          (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
-          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed'),
-          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
-        """,
-        {"g": guild_id},
-    ).fetchone()
-    return DashboardFigures(*(int(v) for v in row))
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _sum_days(
     conn: psycopg.Connection, guild_id: int, start: datetime, end: datetime
 ) -> dict[date, DayTotal]:
+    """Totals per UTC day in [start, end), from the ledger and the members' join dates."""
     rows = conn.execute(
         """
-        SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
-               coalesce(sum(amount) FILTER (WHERE amount > 0), 0),
-               coalesce(-sum(amount) FILTER (WHERE amount < 0), 0),
-               count(*)
-        FROM transactions
-        WHERE guild_id = %s AND created_at >= %s AND created_at < %s
-        GROUP BY 1
+        WITH t AS (
+            SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
+                   coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS issued,
+                   coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS removed,
+                   count(*) AS entries
+            FROM transactions WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
+            GROUP BY 1
+        ), m AS (
+            SELECT (joined_at AT TIME ZONE 'UTC')::date AS day, count(*) AS joined
+            FROM members WHERE guild_id = %(g)s AND joined_at >= %(s)s AND joined_at < %(e)s
+            GROUP BY 1
+        )
+        SELECT coalesce(t.day, m.day), coalesce(t.issued, 0), coalesce(t.removed, 0), coalesce(t.entries, 0),
+               coalesce(m.joined, 0)
+        FROM t FULL JOIN m ON m.day = t.day
         """,
-        (guild_id, start, end),
+        {"g": guild_id, "s": start, "e": end},
     ).fetchall()
-    return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows}
+    return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+
+def _final_days_end(now: datetime) -> date:
+    """The first day that is not final yet (today, or yesterday just after midnight)."""
+    return (now - _FINAL_AFTER).astimezone(UTC).date()
+
+
+def _keep(conn: psycopg.Connection, guild_id: int, days: list[date]) -> dict[date, DayTotal]:
+    """Sum the given closed days (a contiguous run is one query) and keep them."""
+    if not days:
+        return {}
+    computed = _sum_days(conn, guild_id, _day_start(min(days)), _day_start(max(days) + timedelta(days=1)))
+    totals = {d: computed.get(d, DayTotal(d, 0, 0, 0, 0)) for d in days}
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO admin_daily_totals (guild_id, day, issued, removed, entries, new_members) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (guild_id, day) DO NOTHING",
+            [(guild_id, t.day, t.issued, t.removed, t.entries, t.new_members) for t in totals.values()],
+        )
+    return totals
+
+
+# How many uncached days one request sums at most; a guild with years of history gets its
+# figures from the slow exact path for the first few dashboard loads, then the fast one.
+FILL_DAYS_PER_CALL = 62
+
+
+def _history_start(conn: psycopg.Connection, guild_id: int) -> date:
+    row = conn.execute(
+        """
+        SELECT least(
+            (SELECT created_at FROM guilds WHERE guild_id = %(g)s),
+            (SELECT min(created_at) FROM transactions WHERE guild_id = %(g)s),
+            (SELECT min(joined_at) FROM members WHERE guild_id = %(g)s))
+        """,
+        {"g": guild_id},
+    ).fetchone()
+    return (row[0] or datetime.now(UTC)).astimezone(UTC).date()
+
+
+def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
+    """The dashboard's numbers, exact. Members and circulation come from the kept closed days
+    plus the entries since (the ledger is the balances' sum), once every day is kept."""
+    now = conn.execute("SELECT now()").fetchone()[0]
+    final_end = _final_days_end(now)
+    start = _history_start(conn, guild_id)
+    kept = conn.execute(
+        "SELECT day FROM admin_daily_totals WHERE guild_id = %s AND day >= %s AND day < %s",
+        (guild_id, start, final_end),
+    ).fetchall()
+    have = {r[0] for r in kept}
+    wanted = (final_end - start).days
+    if len(have) < wanted:
+        missing = [d for d in (start + timedelta(days=i) for i in range(wanted)) if d not in have]
+        _keep(conn, guild_id, missing[:FILL_DAYS_PER_CALL])
+        complete = len(missing) <= FILL_DAYS_PER_CALL
+    else:
+        complete = True
+    since = _day_start(final_end)
+    if complete:
+        members_n, circulation = conn.execute(
+            """
+            SELECT coalesce(sum(new_members), 0)
+                     + (SELECT count(*) FROM members WHERE guild_id = %(g)s AND joined_at >= %(since)s),
+                   coalesce(sum(issued - removed), 0)
+                     + (SELECT coalesce(sum(amount), 0) FROM transactions
+                        WHERE guild_id = %(g)s AND created_at >= %(since)s)
+            FROM admin_daily_totals WHERE guild_id = %(g)s AND day < %(end)s
+            """,
+            {"g": guild_id, "since": since, "end": final_end},
+        ).fetchone()
+    else:
+        members_n, circulation = conn.execute(
+            "SELECT count(*), coalesce(sum(balance), 0) FROM points WHERE guild_id = %s", (guild_id,)
+        ).fetchone()
+    today = _day_start(now.astimezone(UTC).date())
+    week = today - timedelta(days=6)
+    row = conn.execute(
+        """
+        SELECT
+          (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(today)s),
+          (SELECT coalesce(sum(entries), 0) FROM admin_daily_totals
+            WHERE guild_id = %(g)s AND day >= %(week)s AND day < %(end)s)
+            + (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(since)s),
+          (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
+          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed'),
+          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
+        """
+        if complete
+        else """
+        SELECT
+          (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(today)s),
+          (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(week)s),
+          (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
+          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed'),
+          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
+        """,
+        {"g": guild_id, "today": today, "week": week, "end": final_end, "since": since},
+    ).fetchone()
+    return DashboardFigures(int(members_n), int(circulation), *(int(v) for v in row))
 
 
 def daily_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS) -> list[DayTotal]:
@@ -93,46 +186,25 @@ def daily_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS
     now = conn.execute("SELECT now()").fetchone()[0]
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
+    final_end = _final_days_end(now)
     cached = {
-        r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]))
+        r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]))
         for r in conn.execute(
-            "SELECT day, issued, removed, entries FROM admin_daily_totals WHERE guild_id = %s AND day >= %s",
+            "SELECT day, issued, removed, entries, new_members FROM admin_daily_totals "
+            "WHERE guild_id = %s AND day >= %s",
             (guild_id, first),
         ).fetchall()
     }
     missing = [d for d in (first + timedelta(days=i) for i in range(days)) if d not in cached]
-    closed_missing = [d for d in missing if _day_start(d + timedelta(days=1)) + _FINAL_AFTER <= now]
-    if closed_missing:
-        computed = _sum_days(
-            conn,
-            guild_id,
-            _day_start(min(closed_missing)),
-            _day_start(max(closed_missing) + timedelta(days=1)),
-        )
-        for day in closed_missing:
-            total = computed.get(day, DayTotal(day, 0, 0, 0))
-            cached[day] = total
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO admin_daily_totals (guild_id, day, issued, removed, entries) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (guild_id, day) DO NOTHING",
-                [
-                    (guild_id, t.day, t.issued, t.removed, t.entries)
-                    for t in (cached[d] for d in closed_missing)
-                ],
-            )
-    open_days = [d for d in missing if d not in closed_missing]
+    cached.update(_keep(conn, guild_id, [d for d in missing if d < final_end]))
+    open_days = [d for d in missing if d >= final_end]
     if open_days:
         live = _sum_days(
             conn, guild_id, _day_start(min(open_days)), _day_start(max(open_days) + timedelta(days=1))
         )
         for day in open_days:
-            cached[day] = live.get(day, DayTotal(day, 0, 0, 0))
+            cached[day] = live.get(day, DayTotal(day, 0, 0, 0, 0))
     return [cached[first + timedelta(days=i)] for i in range(days)]
-
-
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def recent_transactions(conn: psycopg.Connection, guild_id: int, limit: int = 10) -> list[LedgerEntry]:
