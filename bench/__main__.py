@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_dms, bench_interactions, bench_sweep, leaderboard, ledger_ops
+from . import bench_admin, bench_dms, bench_interactions, bench_sweep, leaderboard, ledger_ops
 from .target import bench_database, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -92,6 +92,8 @@ def _markdown(report: dict) -> str:
         lines += bench_sweep.markdown(report["sweep"])
     if report.get("interactions"):
         lines += bench_interactions.markdown(report["interactions"])
+    if report.get("admin"):
+        lines += [*bench_admin.markdown(report["admin"]).splitlines(), ""]
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
 
@@ -105,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, help="members in the leaderboard guild (default 1,000,000)")
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
     parser.add_argument(
-        "--only", choices=["ledger", "leaderboard", "dms", "sweep", "interactions"], help="run one benchmark"
+        "--only",
+        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin"],
+        help="run one benchmark",
     )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
     parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
@@ -154,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
                 report["interactions"] = bench_interactions.run(
                     interactions_dsn, guild_size, args.reps, cold_runs=5 if args.quick else 15
                 )
+        if args.only in (None, "admin"):
+            entries = 1_000_000 if args.quick else 10_000_000
+            print(f"admin site ({members:,} members, {entries:,} ledger entries):", flush=True)
+            with bench_database(target) as admin_dsn:
+                report["admin"] = bench_admin.run(admin_dsn, members, entries, args.reps,
+                                                  budget_s=6.0 if args.quick else 12.0)  # fmt: skip
     report["seconds"] = time.perf_counter() - started
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2))

@@ -237,8 +237,9 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                                             "(lower(m.display_name) LIKE %(q)s OR lower(m.username) LIKE %(q)s) "
                                             "ORDER BY p.balance DESC, p.user_id LIMIT 51",
                                         {"g": GUILD, "q": "member 4242%"}),
-            "figures (transactions last 7 days)": _plan(
-                db, "SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= now() - interval '7 days'",
+            "figures, circulation since the last kept day": _plan(
+                db, "SELECT coalesce(sum(amount), 0) FROM transactions WHERE guild_id = %(g)s "
+                "AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
                 {"g": GUILD}),
         }  # fmt: skip
         return {"warm_up_ms": warm_up_ms, "latency": latency, "plans": plans}
