@@ -57,6 +57,31 @@ def test_get_settings_reads_each_referenced_secret(aws, monkeypatch) -> None:
     assert settings.discord_client_secret == ""
 
 
+def test_several_secrets_from_both_services_at_once_and_one_missing_is_named(aws, monkeypatch) -> None:
+    token = aws["sm"].create_secret(Name="pointsbot/test/bot", SecretString="bot-token-2")
+    aws["ssm"].put_parameter(Name="/pointsbot/test/oauth", Value="oauth-2", Type="SecureString")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", token["ARN"])
+    monkeypatch.setenv(
+        "DISCORD_CLIENT_SECRET_SECRET_ARN",
+        f"arn:aws:ssm:{REGION}:123456789012:parameter/pointsbot/test/oauth",
+    )
+    missing = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:pointsbot/test/db-AbCdEf"
+    monkeypatch.setenv("DATABASE_URL_SECRET_ARN", missing)
+    with pytest.raises(secrets.SecretUnavailable) as caught:
+        config.get_settings()
+    assert "DATABASE_URL" in str(caught.value) and missing in str(caught.value)
+    aws["sm"].create_secret(Name="pointsbot/test/db", SecretString="postgresql://x@h/db")
+    monkeypatch.setenv(
+        "DATABASE_URL_SECRET_ARN", aws["sm"].describe_secret(SecretId="pointsbot/test/db")["ARN"]
+    )
+    settings = config.get_settings()
+    assert (settings.discord_bot_token, settings.discord_client_secret, settings.database_url) == (
+        "bot-token-2",
+        "oauth-2",
+        "postgresql://x@h/db",
+    )
+
+
 def test_secrets_are_fetched_once_per_container(aws, monkeypatch) -> None:
     created = aws["sm"].create_secret(Name="pointsbot/test/token", SecretString="first")
     monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", created["ARN"])

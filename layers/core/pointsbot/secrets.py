@@ -48,15 +48,23 @@ def _client(service: str, region: str | None) -> Any:
     return _clients[key]
 
 
+def _is_ssm(reference: str) -> bool:
+    return ":ssm:" in reference and ":parameter/" in reference
+
+
+def _client_for(reference: str) -> Any:
+    return _client("ssm" if _is_ssm(reference) else "secretsmanager", _region_of(reference))
+
+
 def fetch_secret_string(reference: str) -> str:
     """The raw string stored under `reference` (a Secrets Manager ARN or name, or an SSM parameter ARN)."""
-    if ":ssm:" in reference and ":parameter/" in reference:
+    if _is_ssm(reference):
         path = reference.split(":parameter", 1)[1]  # "/name" or "/a/b/name"
         # An ARN drops the leading slash of a path name but not of a plain one ("parameter/token").
         name = path[1:] if path.count("/") == 1 else path
-        answer = _client("ssm", _region_of(reference)).get_parameter(Name=name, WithDecryption=True)
+        answer = _client_for(reference).get_parameter(Name=name, WithDecryption=True)
         return answer["Parameter"]["Value"]
-    answer = _client("secretsmanager", _region_of(reference)).get_secret_value(SecretId=reference)
+    answer = _client_for(reference).get_secret_value(SecretId=reference)
     if "SecretString" not in answer:
         raise SecretUnavailable(f"{reference} holds a binary secret; store the value as a string")
     return answer["SecretString"]
@@ -125,8 +133,20 @@ def with_secrets(
     if not wanted:
         return environ
     resolved = dict(environ)
-    for env, reference in wanted.items():
+    if len(wanted) == 1:
+        ((env, reference),) = wanted.items()
         resolved[env] = read_secret(env, reference, fetch)
+        return resolved
+    # Several secrets on a cold start: fetch them at once, it is on the interactions function's
+    # 3-second clock. The clients are made first, here: boto3's default session is not thread-safe.
+    from concurrent.futures import ThreadPoolExecutor
+
+    if fetch is fetch_secret_string:
+        for reference in wanted.values():
+            _client_for(reference)
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        values = pool.map(lambda item: read_secret(item[0], item[1], fetch), wanted.items())
+        resolved.update(zip(wanted, values, strict=True))
     return resolved
 
 
