@@ -131,3 +131,16 @@ def test_an_invalid_token_is_logged_not_retried(db, client, task_queue):
 def test_an_unreadable_task_is_dropped(client):
     complete_interaction(deferred.Task(deferred.TASK_KIND, {"interaction": {"type": 2}}), client=client)
     assert standin.sent() == []
+
+
+def test_a_failing_command_ends_with_an_apology_not_endless_thinking(db, client, monkeypatch, task_queue):
+    from pointsbot.commands.dispatch import _REGISTRY, CommandSpec
+    from pointsbot.endpoint import SOMETHING_WENT_WRONG
+
+    def broken(ctx, conn):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(_REGISTRY, "balance", CommandSpec("balance", broken, writes=False))
+    raw = payload("balance", user_id=new_member())
+    complete_interaction(task_for(parse(raw)), database=db, client=client)
+    assert discord_standin_rest.state.original(raw["token"])["content"] == SOMETHING_WENT_WRONG

@@ -88,6 +88,11 @@ def complete_interaction(
             return
         reply = Reply(TRY_AGAIN, ephemeral=True)
         logger.warning("deferred interaction gave up: database unavailable", extra={"attempt": attempt})
+    except Exception:  # a bug will not go away on redelivery: say so instead of "thinking..." forever
+        from .endpoint import SOMETHING_WENT_WRONG
+
+        logger.exception("deferred command failed")
+        reply = Reply(SOMETHING_WENT_WRONG, ephemeral=True)
     client = client or discord_rest.get_client()
     try:
         client.edit_original(interaction.application_id, interaction.token, reply.as_edit())
