@@ -15,8 +15,9 @@ from .interactions import Interaction, Reply, RequestRejected, parse
 from .tasks import Task
 
 TASK_KIND = "interaction"
-# Seconds before each further attempt while the database is unreachable.
-RETRY_DELAYS_S = (2, 5, 15, 30, 60, 120, 240)
+# Seconds before each further attempt while the database is unreachable: about a minute in
+# all, so "try again in a moment" comes while the member still remembers asking.
+RETRY_DELAYS_S = (2, 4, 8, 15, 30)
 TOKEN_LIFETIME_S = 15 * 60
 # Leave time for the last attempt and the edit itself before the token expires.
 TOKEN_MARGIN_S = 60
