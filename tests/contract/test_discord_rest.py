@@ -166,3 +166,36 @@ def test_the_registration_cli_shows_the_diff_then_applies(fresh_standin, monkeyp
         )
     finally:
         reset_settings()
+
+
+def test_the_inspect_page_and_its_controls(client):
+    import urllib.request
+
+    from pointsbot.discord_rest import CannotDmUser
+    from pointsbot_local import discord_standin_rest as rest
+    from pointsbot_local.server import LocalServer, mount
+
+    mount(rest.INSPECT_PREFIX, rest.inspect_app)
+    server = LocalServer("127.0.0.1", 0).start()
+    base = server.url + rest.INSPECT_PREFIX
+    try:
+        # A user who does not accept DMs, set through the page's control
+        body = b'{"id": "444", "username": "eve", "accepts_dms": false}'
+        request = urllib.request.Request(base + "/users", data=body, method="POST")  # noqa: S310 - a local URL
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310 - a local URL
+            assert json.loads(answer.read())["username"] == "eve"
+        with pytest.raises(CannotDmUser):
+            client.send_message(client.create_dm("444"), {"content": "hi"})
+        client.edit_original(APP, "tok-inspect", {"content": "shown on the page"})
+        with urllib.request.urlopen(base, timeout=5) as page:  # noqa: S310
+            html = page.read().decode()
+        assert "/webhooks/100000000000000001/tok-inspect/messages/@original" in html and "50007" in html
+        with urllib.request.urlopen(base + "?format=json", timeout=5) as page:  # noqa: S310
+            data = json.loads(page.read())
+        assert data["originals"]["tok-inspect"]["content"] == "shown on the page"
+        assert data["closed_dms"] == ["444"]
+        reset = urllib.request.Request(base + "/reset", data=b"", method="POST")  # noqa: S310
+        urllib.request.urlopen(reset, timeout=5).close()  # noqa: S310
+        assert rest.state.original("tok-inspect") is None and standin.sent() == []
+    finally:
+        server.stop()
