@@ -64,8 +64,7 @@ def stack(make_database, tmp_path_factory) -> Iterator[Stack]:
     dsn = make_database()
     os.environ["DATABASE_URL"] = dsn
     os.environ["DISCORD_BOT_TOKEN"] = "local-bot-token"
-    # A short inline budget, so a locked row turns into a deferral quickly.
-    os.environ["INTERACTION_DB_STATEMENT_TIMEOUT_MS"] = "300"
+    # The default inline budget (1 s per statement): a locked row turns into a deferral.
     local_dir = tmp_path_factory.mktemp("local")
     with redirect_stdout(io.StringIO()):
         server, _chosen = start(port=0, local_dir=local_dir)
