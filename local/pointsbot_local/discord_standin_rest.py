@@ -110,7 +110,8 @@ class RateLimiter:
                     return _limited(retry, global_=True, headers={"X-RateLimit-Global": "true",
                                                                     "X-RateLimit-Scope": "global"}), {}  # fmt: skip
             ok, window = self._take(f"{bucket} {major}", limit, now)
-            reset_after = max(window.started + limit.per_s - now, 0.0)
+            # Rounded up to the millisecond, so a client that waits exactly this long is never early.
+            reset_after = math.ceil(max(window.started + limit.per_s - now, 0.0) * 1000) / 1000
         headers = {
             "X-RateLimit-Limit": str(limit.limit),
             "X-RateLimit-Remaining": str(max(limit.limit - window.used, 0)),
