@@ -426,7 +426,7 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
         result = req.db.run(members.search, guild_id, query, page_no)
     except InvalidInput as exc:
         error = exc.message
-    definitions = req.db.run(achievements.list_definitions, guild_id)
+    definitions = req.db.run(monitor.achievement_names, guild_id)
     return web.page(req, "members.html", result=result, form=form, error=error, definitions=definitions,
                     statuses=members.EMAIL_STATUSES, bulk_token=bulk.new_form_token())  # fmt: skip
 

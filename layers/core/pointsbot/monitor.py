@@ -330,3 +330,13 @@ def retry_failed_dms(
                              dedupe_key=f"retry:{dm_id}", created_by=created_by) is not None:  # fmt: skip
             queued += 1
     return queued
+
+
+def achievement_names(conn: psycopg.Connection, guild_id: int) -> list[tuple[int, str]]:
+    """(id, name) of a guild's achievements, for a filter list (no holder counts: those cost)."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT id, name FROM achievements WHERE guild_id = %s ORDER BY lower(name), id", (guild_id,)
+        ).fetchall()
+    ]
