@@ -1,8 +1,8 @@
 """The admin site in a real browser: the local runtime in this process on a test database,
 Debian's chromium driven by Playwright (never a browser Playwright downloads itself).
 
-One runtime and one browser for the whole session; tests share a signed-in page where they
-can. Screenshots of every page land in test-artifacts/admin/ (gitignored).
+One runtime and one browser per test module (put away after it, so later tests see the
+process as it was); tests share a signed-in page where they can. Screenshots of every page land in test-artifacts/admin/ (gitignored).
 """
 
 from __future__ import annotations
@@ -29,17 +29,20 @@ _ENV = ("DATABASE_URL", "DISCORD_API_BASE_URL", "DISCORD_OAUTH_AUTHORIZE_URL", "
         "DISCORD_BOT_TOKEN", "DISCORD_APPLICATION_ID", "ADMIN_BASE_URL", "TASK_QUEUE_URL")  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(make_database, tmp_path_factory) -> Iterator[Site]:
+    """The local runtime on a database of its own, for one test module; the process's
+    environment, database and task queue are put back afterwards for the tests that follow."""
+    from pointsbot import auth, runtime, tasks
+    from pointsbot_local.__main__ import start
+
     saved = {k: os.environ.get(k) for k in _ENV}
+    saved_queue = tasks._queue
     for key in _ENV:
         os.environ.pop(key, None)
     os.environ["DATABASE_URL"] = make_database()
     os.environ["DISCORD_CLIENT_SECRET"] = "e2e-client-secret"
     os.environ["DISCORD_BOT_TOKEN"] = "e2e-bot-token"
-    from pointsbot import auth, runtime
-    from pointsbot_local.__main__ import start
-
     server, _chosen = start(port=0, local_dir=tmp_path_factory.mktemp("local"))
     db = runtime.get_database()
     # Guild A is managed by the local account; guild B exists but is someone else's.
@@ -52,6 +55,11 @@ def site(make_database, tmp_path_factory) -> Iterator[Site]:
         yield Site(server.url, db)
     finally:
         server.stop()
+        queue = tasks._queue
+        if queue is not saved_queue and hasattr(queue, "drain"):
+            queue.drain(timeout=10)
+            queue.stop()
+        tasks.set_task_queue(saved_queue)
         runtime.reset()
         for key, value in saved.items():
             if value is None:
@@ -60,7 +68,7 @@ def site(make_database, tmp_path_factory) -> Iterator[Site]:
                 os.environ[key] = value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup.d/20-chromium installs it (scripts/test runs it)")
@@ -72,7 +80,7 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_page(site: Site, browser) -> Iterator[object]:
     """A page signed in with the local account of guild A, shared by the section tests."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
