@@ -3,6 +3,7 @@ batch failures so only the failed messages come back (ReportBatchItemFailures)."
 
 from __future__ import annotations
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -34,8 +35,14 @@ def lambda_handler(event: dict, context: object) -> dict:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     set_deadline(remaining() if callable(remaining) else None)
     try:
-        return process_partial_response(
+        result = process_partial_response(
             event=event, record_handler=_record, processor=processor, context=context
         )
     finally:
         set_deadline(None)
+    records = len(event.get("Records") or [])
+    metrics.add_metric(name="TasksRun", unit=MetricUnit.Count, value=records)
+    metrics.add_metric(
+        name="TasksFailed", unit=MetricUnit.Count, value=len(result.get("batchItemFailures", []))
+    )
+    return result
