@@ -349,3 +349,20 @@ def test_each_kind_of_change_gets_a_dm_that_says_what_happened(db: Database, set
         f"An earlier change was undone: **1 points** added back to your balance {where}.\n"
         "Reason: mistake\nYour balance is now **43 points**.",
     ]
+
+
+def test_out_of_time_mid_batch_the_rest_is_given_back_and_handed_on(
+    db: Database, discord: DiscordClient, fast, queue
+) -> None:
+    guild = new_guild(db)
+    users = [new_member(db, guild) for _ in range(10)]
+    for user in users:
+        queue_dm(db, guild, user)
+    slow = fast.with_overrides(dm_rate_per_second=10)  # 0.1 s per request
+    report = outbox.deliver_due(db, discord, settings=slow, budget_s=0.35, batch_size=10)
+    assert report.stopped == "budget" and report.claimed == 10 and 1 <= report.sent < 10
+    rows = db.fetchall("SELECT status, attempts, next_attempt_at <= now() FROM direct_messages ORDER BY id")
+    assert [r[:2] for r in rows[: report.sent]] == [("sent", 1)] * report.sent
+    # The untried rest: queued, due now, and the claim not counted as a try.
+    assert rows[report.sent :] == [("queued", 0, True)] * (10 - report.sent)
+    assert [(t.kind, d) for t, d in queue.sent] == [("deliver_dms", 0)]

@@ -247,6 +247,16 @@ def _retry_later(database, dm: ClaimedDM, delay_s: float, error: str, *, count_a
     )
 
 
+def _release(conn: psycopg.Connection, dms: list[ClaimedDM]) -> None:
+    """Hand claimed DMs back untried: due at once, the claim's try not counted."""
+    for dm in dms:
+        conn.execute(
+            "UPDATE direct_messages SET status = 'queued', claimed_at = NULL, next_attempt_at = now(), "
+            "attempts = attempts - 1 WHERE id = %s AND status = 'sending' AND claimed_at = %s",
+            (dm.id, dm.claimed_at),
+        )
+
+
 def retry_delay_s(attempts: int, base_s: int) -> float:
     """Exponential backoff with jitter: base, 2 x base, 4 x base ... at most 15 minutes."""
     delay = min(_MAX_RETRY_DELAY_S, base_s * 2 ** max(0, attempts - 1))
@@ -372,7 +382,11 @@ def deliver_due(
             report.stopped = "done"
             break
         report.claimed += len(claimed)
-        for dm in claimed:
+        for index, dm in enumerate(claimed):
+            if time.monotonic() - started >= budget:
+                # Out of time mid-batch: give the rest back now rather than at the lease's end.
+                database.run(_release, claimed[index:])
+                break
             outcome = deliver_one(database, client, dm, pacer, settings, report)
             if outcome == "sent":
                 report.sent += 1
