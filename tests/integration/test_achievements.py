@@ -438,3 +438,22 @@ def test_the_sweep_stops_in_time_and_the_next_run_continues(fresh_db: Database, 
     assert (first.batches, first.members_checked, first.finished) == (3, 15, False)
     second = achievements.run_sweep(db, batch_size=5, settings=settings, time_left_s=lambda: 60.0)
     assert second.sweep_id == first.sweep_id and second.finished and second.members_checked == 5
+
+
+def test_checking_one_guild_now_leaves_others_and_the_scheduled_sweep_alone(
+    fresh_db: Database, settings
+) -> None:
+    db = fresh_db
+    first, second = new_guild(db), new_guild(db)
+    for guild in (first, second):
+        define(db, guild, name="Veteran", criterion="member_days", window_days=1, bonus_points=1)
+        for user in range(400, 407):
+            db.run(ledger.ensure_member, guild, user)
+    db.run(lambda c: c.execute("UPDATE members SET joined_at = now() - interval '2 days'"))
+    report = achievements.run_sweep(db, batch_size=3, settings=settings, guild_id=second)
+    assert report.finished and report.members_checked == 7 and report.awards == 7 and report.sweep_id is None
+    held = db.fetchall("SELECT DISTINCT guild_id FROM member_achievements")
+    assert held == [(second,)]
+    assert one(db, "SELECT count(*) FROM achievement_sweeps") == 0
+    # The scheduled sweep then finds the other guild's members only.
+    assert achievements.run_sweep(db, batch_size=100, settings=settings).awards == 7

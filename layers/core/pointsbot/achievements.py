@@ -563,34 +563,34 @@ def _open_sweep(conn: psycopg.Connection, continuing: int | None) -> tuple[int, 
     raise RuntimeError("could not open an achievement sweep")
 
 
-def sweep_batch(
-    conn: psycopg.Connection, batch_size: int, settings: Settings, continuing: int | None = None
-) -> BatchResult:
-    """One batch of the sweep in one transaction: the next `batch_size` members after the
-    cursor, every active achievement they now meet, the cursor moved on. With `continuing`,
-    only that sweep is worked on (finished: nothing to do)."""
-    opened = _open_sweep(conn, continuing)
-    if opened is None:
-        return BatchResult(continuing or 0, 0, (), finished=True)
-    sweep_id, after_g, after_u = opened
+def _sweep_range(
+    conn: psycopg.Connection,
+    after: tuple[int, int],
+    limit: tuple[int, int],
+    batch_size: int,
+    settings: Settings,
+) -> tuple[tuple[int, int], bool, int, list[Granted]]:
+    """Check the next `batch_size` members after key `after` (up to key `limit`) against every
+    active achievement and grant what they meet. Returns (last key, reached the limit,
+    members checked, grants)."""
     end = conn.execute(
         "SELECT guild_id, user_id FROM members WHERE (guild_id, user_id) > (%s, %s) "
-        "ORDER BY guild_id, user_id OFFSET %s LIMIT 1",
-        (after_g, after_u, batch_size - 1),
+        "AND (guild_id, user_id) <= (%s, %s) ORDER BY guild_id, user_id OFFSET %s LIMIT 1",
+        (*after, *limit, batch_size - 1),
     ).fetchone()
     finished = end is None
-    upto_g, upto_u = end if end is not None else (2**63 - 1, 2**63 - 1)
+    upto = limit if end is None else (end[0], end[1])
     members = conn.execute(
         "SELECT count(*) FROM members WHERE (guild_id, user_id) > (%s, %s) AND (guild_id, user_id) <= (%s, %s)",
-        (after_g, after_u, upto_g, upto_u),
+        (*after, *upto),
     ).fetchone()[0]
     due = conn.execute(
         _BATCH_QUALIFIES,
         {
-            "after_g": after_g,
-            "after_u": after_u,
-            "upto_g": upto_g,
-            "upto_u": upto_u,
+            "after_g": after[0],
+            "after_u": after[1],
+            "upto_g": upto[0],
+            "upto_u": upto[1],
             "kinds": list(ALL_KINDS),
         },
     ).fetchall()
@@ -617,6 +617,33 @@ def sweep_batch(
             )  # fmt: skip
             if got is not None:
                 granted.append(got)
+    return upto, finished, members, granted
+
+
+def guild_batch(
+    conn: psycopg.Connection, guild_id: int, after_user: int, batch_size: int, settings: Settings
+) -> tuple[BatchResult, int]:
+    """One batch of a check of one guild only (the admin site's "check now"); the cursor is
+    the caller's, not the scheduled sweep's. Returns the result and the next cursor."""
+    (_, upto_u), finished, members, granted = _sweep_range(
+        conn, (guild_id, after_user), (guild_id, 2**63 - 1), batch_size, settings
+    )
+    return BatchResult(0, members, tuple(granted), finished), upto_u
+
+
+def sweep_batch(
+    conn: psycopg.Connection, batch_size: int, settings: Settings, continuing: int | None = None
+) -> BatchResult:
+    """One batch of the sweep in one transaction: the next `batch_size` members after the
+    cursor, every active achievement they now meet, the cursor moved on. With `continuing`,
+    only that sweep is worked on (finished: nothing to do)."""
+    opened = _open_sweep(conn, continuing)
+    if opened is None:
+        return BatchResult(continuing or 0, 0, (), finished=True)
+    sweep_id, after_g, after_u = opened
+    (upto_g, upto_u), finished, members, granted = _sweep_range(
+        conn, (after_g, after_u), (2**63 - 1, 2**63 - 1), batch_size, settings
+    )
     conn.execute(
         """
         UPDATE achievement_sweeps SET cursor_guild_id = %s, cursor_user_id = %s,
@@ -644,8 +671,12 @@ def run_sweep(
     settings: Settings | None = None,
     max_batches: int | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
+    guild_id: int | None = None,
 ) -> SweepReport:
     """Sweep members in batches until the sweep is finished or time runs short.
+
+    With `guild_id`, only that guild's members are checked, from the first, and the scheduled
+    sweep's cursor is left alone (the admin site's "check now"; sweep_id is None).
 
     `time_left_s` says how much time the caller has left (Lambda: remaining time of the
     invocation); the sweep stops while there is time for at least two more of its slowest
@@ -663,6 +694,7 @@ def run_sweep(
     batches = members = awards = dms = unrequested = 0
     last_request = 0.0
     sweep_id = None
+    guild_cursor = _MIN_KEY
     finished = False
     while not finished:
         if max_batches is not None and batches >= max_batches:
@@ -670,10 +702,14 @@ def run_sweep(
         if time_left_s is not None and time_left_s() < max(5.0, 3 * slowest):
             break
         t0 = time.monotonic()
-        result = database.run(sweep_batch, size, settings, sweep_id)
+        if guild_id is None:
+            result = database.run(sweep_batch, size, settings, sweep_id)
+            sweep_id = result.sweep_id
+        else:
+            result, guild_cursor = database.run(guild_batch, guild_id, guild_cursor, size, settings)
         slowest = max(slowest, time.monotonic() - t0)
         batches += 1
-        sweep_id, finished = result.sweep_id, result.finished
+        finished = result.finished
         members += result.members
         awards += len(result.granted)
         queued = sum(1 for g in result.granted if g.dm_id is not None)
