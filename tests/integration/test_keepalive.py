@@ -45,8 +45,16 @@ def test_a_round_warms_checks_and_asks_for_due_dms(db: Database, queue: Recordin
 
     guild = new_guild(db)
     queue_dm(db, guild, new_member(db, guild))
+    db.run(
+        lambda c: c.execute(
+            "INSERT INTO interaction_replies (interaction_id, guild_id, user_id, command, created_at) "
+            "VALUES (1, %s, 2, 'balance', now() - interval '2 days'), (2, %s, 2, 'balance', now())",
+            (guild, guild),
+        )
+    )
     result = keepalive.run(db, warmer=pings.append)
     assert result.dms_due == 1 and result.delivery_requested
+    assert result.replies_pruned == 1  # the old stored answer; the fresh one stays
     assert [t.kind for t, _ in queue.sent] == ["deliver_dms"]
 
 

@@ -1,4 +1,5 @@
-"""The keep-alive: warm the interactions function, check the database, ask for stuck DMs.
+"""The keep-alive: warm the interactions function, check the database, ask for stuck DMs,
+forget stored interaction answers past their use.
 
 `KEEPALIVE_EVENT` is what the keep-alive sends the interactions function; that handler answers
 it at once without work (`is_keepalive(event)`). In AWS the warmer is a Lambda invoke; the
@@ -38,6 +39,7 @@ class KeepaliveResult:
     dms_due: int | None
     delivery_requested: bool
     error: str | None = None
+    replies_pruned: int | None = None  # stored interaction answers past their use
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +112,14 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
         errors.append(f"database: {exc}"[:200])
     database_ms = (time.perf_counter() - started) * 1000
     requested = bool(dms_due) and outbox.request_delivery()
+    pruned: int | None = None
+    if healthy:
+        from .commands.dispatch import prune_replies
+
+        try:
+            pruned = database.run(prune_replies)
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"prune: {exc}"[:200])
     return KeepaliveResult(
-        healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None
+        healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned
     )
