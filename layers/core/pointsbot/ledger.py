@@ -264,10 +264,11 @@ def _apply(
     }
     row = conn.execute(_APPLY, params).fetchone()
     if row is None:
-        state = _points_state(conn, guild_id, user_id)
-        if state is None:  # first contact: create the member, then the same statement again
-            ensure_member(conn, guild_id, user_id)
-            row = conn.execute(_APPLY, params).fetchone()
+        # Either a guard refused or the member is new. Creating the member is a no-op when it
+        # exists (or when a concurrent first contact has just created it), so always create,
+        # then run the same statement once more: only a guard can refuse it now.
+        ensure_member(conn, guild_id, user_id)
+        row = conn.execute(_APPLY, params).fetchone()
     if row is None:
         balance, credited_today = _points_state(conn, guild_id, user_id)
         # Say which guard refused from which guards were in play, not from a second read of
