@@ -262,6 +262,7 @@ def approve(
             conn, guild_id=guild_id, user_id=target.user_id, amount=bonus_points,
             reason=f"Email {target.email} approved", actor_id=reviewer_id, source=source,
             idempotency_key=f"email-bonus:{target.id}", kind="email_bonus", settings=settings,
+            silent=True,  # the approval DM below names the bonus; one DM, not two
         )  # fmt: skip
         bonus_entry_id = result.entry.id
         from .config import get_settings
@@ -273,6 +274,10 @@ def approve(
         "UPDATE members SET email = %s, updated_at = now() WHERE guild_id = %s AND user_id = %s",
         (decided.email, guild_id, decided.user_id),
     )
+    from . import achievements
+
+    # An "email approved" achievement is paid now, not at the next sweep.
+    achievements.check_member(conn, guild_id, decided.user_id, kinds=("email_approved",), settings=settings)
     message = f"Your email address {decided.email} was approved."
     if bonus_points:
         message += f" You received {bonus_points:,} {currency}."
