@@ -37,7 +37,8 @@ def sign_in_local(page, site: Site, name: str = ADMIN_NAME, password: str = ADMI
     page.goto(site.admin("/login"))
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", password)
-    page.click("form[action='/admin/login'] button[type=submit]")
+    with page.expect_navigation():
+        page.click("form[action='/admin/login'] button[type=submit]")
 
 
 def shot(page, name: str) -> None:
@@ -60,7 +61,11 @@ class HttpClient:
             req.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
             with self.opener.open(req, timeout=30) as response:
-                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+                return (
+                    response.status,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    response.read().decode(),
+                )
         except urllib.error.HTTPError as exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
 

@@ -35,6 +35,12 @@ def _flash(page) -> str:
     return "\n".join(page.locator(".flash").all_inner_texts())
 
 
+def _submit(page, target) -> None:
+    """Click what sends a form or follows a link, and wait for the page it leads to."""
+    with page.expect_navigation():
+        (page.locator(target) if isinstance(target, str) else target).click()
+
+
 def _form_fields(page, selector: str) -> tuple[str, dict[str, str]]:
     """Where a form goes and the fields it would send, to send the very same form again."""
     return page.evaluate(
@@ -95,10 +101,10 @@ def test_discord_sign_in_through_the_stand_in(site, browser):
     page = context.new_page()
     # When she signs in with Discord and authorizes on Discord's page
     page.goto(site.admin("/login"))
-    page.click("#discord-sign-in")
+    _submit(page, "#discord-sign-in")
     assert "/oauth2/authorize" in page.url
     shot(page, "discord-authorize")
-    page.click("button[data-user='750000000000000005']")
+    _submit(page, "button[data-user='750000000000000005']")
     # Then she is signed in, for guild A only
     assert page.url.endswith(f"/admin{G}/"), page.url
     assert "Dora the Admin" in page.locator(".who").inner_text()
@@ -116,8 +122,8 @@ def test_discord_user_without_rights_is_not_let_in(site, browser):
     context = browser.new_context()
     page = context.new_page()
     page.goto(site.admin("/login"))
-    page.click("#discord-sign-in")
-    page.click("button[data-user='750000000000000006']")
+    _submit(page, "#discord-sign-in")
+    _submit(page, "button[data-user='750000000000000006']")
     assert page.url.endswith("/admin/login")
     assert "You do not manage any server" in _flash(page)
     context.close()
@@ -132,7 +138,7 @@ def test_points_add_remove_set_and_double_submit(site, admin_page):
     page.fill("#single-change input[name=amount]", "100")
     page.fill("#single-change input[name=reason]", EVIL)
     fields = _form_fields(page, "#single-change")
-    page.click("#single-change button[type=submit]")
+    _submit(page, "#single-change button[type=submit]")
     # Then the member page shows the new balance and the reason as text, never run
     assert page.locator("#member-balance").inner_text() == "100"
     assert EVIL in page.locator("table.data").first.inner_text()
@@ -150,7 +156,7 @@ def test_points_add_remove_set_and_double_submit(site, admin_page):
         page.fill("#member-points input[name=amount]", amount)
         page.fill("#member-points input[name=reason]", f"{operation} test")
         page.check("#member-points input[name=silent]")
-        page.click("#member-points button[type=submit]")
+        _submit(page, "#member-points button[type=submit]")
         assert page.locator("#member-balance").inner_text() == f"{expected:,}"
     silent = _sql(
         site,
@@ -162,7 +168,7 @@ def test_points_add_remove_set_and_double_submit(site, admin_page):
     page.check("#member-points input[value=deduct]")
     page.fill("#member-points input[name=amount]", "100000")
     page.fill("#member-points input[name=reason]", "too much")
-    page.click("#member-points button[type=submit]")
+    _submit(page, "#member-points button[type=submit]")
     assert "Not enough" in _flash(page)
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == 500
 
@@ -175,7 +181,7 @@ def test_bulk_csv_dry_run_then_apply_once(site, admin_page, tmp_path):
     upload.write_text(rows)
     page.set_input_files("#bulk-form input[name=csv_file]", str(upload))
     page.fill("#bulk-form input[name=reason]", "default reason")
-    page.click("#bulk-form button[type=submit]")
+    _submit(page, "#bulk-form button[type=submit]")
     # Then the dry run shows each row's outcome and changes nothing
     table = page.locator("#preview-rows").inner_text()
     assert "must be a Discord id" in table
@@ -185,7 +191,7 @@ def test_bulk_csv_dry_run_then_apply_once(site, admin_page, tmp_path):
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_2) == 0
     # When applied
     fields = _form_fields(page, "#bulk-apply")
-    page.click("#bulk-apply button[type=submit]")
+    _submit(page, "#bulk-apply button[type=submit]")
     page.wait_for_selector("text=finished")
     shot(page, "bulk-progress")
     assert "3</span> applied" in page.content() or page.locator("[data-bulk=done]").inner_text() == "3"
@@ -206,9 +212,9 @@ def test_bulk_from_a_member_search(site, admin_page):
     page.select_option("#pick-form select[name=operation]", "award")
     page.fill("#pick-form input[name=amount]", "5")
     page.fill("#pick-form input[name=reason]", "picked")
-    page.click("#pick-form button[type=submit]")
+    _submit(page, "#pick-form button[type=submit]")
     assert page.locator("#preview-rows tr.ok").count() == 1
-    page.click("#bulk-apply button[type=submit]")
+    _submit(page, "#bulk-apply button[type=submit]")
     page.wait_for_selector("text=finished")
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_2) == 30
 
@@ -221,10 +227,10 @@ def test_transactions_monitor_filters_pages_reverts_and_exports(site, admin_page
     assert rows.count() == 4  # award, deduct, set, bulk
     # Filter by kind
     page.select_option("#tx-filter select[name=kind]", "set")
-    page.click("#tx-filter button[type=submit]")
+    _submit(page, "#tx-filter button[type=submit]")
     assert page.locator("#tx-table tbody tr").count() == 1
     # Revert the set entry
-    page.click("#tx-table button:has-text('Revert')")
+    _submit(page, "#tx-table button:has-text('Revert')")
     assert "reverted" in _flash(page)
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == 77  # 70 before the set, +7 from bulk
     # Keyset paging: make more than a page of entries, then walk them
@@ -237,7 +243,7 @@ def test_transactions_monitor_filters_pages_reverts_and_exports(site, admin_page
                     reason=f"page {i}", silent=True, form_token=f"paging-{i}")  # fmt: skip
     page.goto(site.admin(f"{G}/transactions?member={MEMBER_2}"))
     first = page.locator("#tx-table tbody tr").count()
-    page.click("#tx-next")
+    _submit(page, "#tx-next")
     second = page.locator("#tx-table tbody tr").count()
     assert (first, second) == (50, 57 - 50)
     # CSV export of the filter: ids as text, formula-looking text defused
@@ -264,19 +270,19 @@ def test_members_search_profile_edit_create_export_erase(site, admin_page):
     # Create a member who never used a command
     page.fill("#member-create input[name=user_id]", "770000000000000008")
     page.fill("#member-create input[name=display_name]", "Newcomer")
-    page.click("#member-create button[type=submit]")
+    _submit(page, "#member-create button[type=submit]")
     assert "created" in _flash(page)
     # Edit the profile
     page.fill("#profile-form input[name=email]", "new@example.org")
     page.fill("#profile-form textarea[name=notes]", "met at the meetup")
     page.check("#profile-form input[name=dm_opt_out]")
-    page.click("#profile-form button[type=submit]")
+    _submit(page, "#profile-form button[type=submit]")
     assert "Profile saved" in _flash(page)
     assert _sql(site, "SELECT email, notes, dm_opt_out FROM members WHERE guild_id=%s AND user_id=%s",
                 (GUILD_A, 770000000000000008)) == [("new@example.org", "met at the meetup", True)]  # fmt: skip
     # A bad email is refused with a clear message
     page.fill("#profile-form input[name=email]", "not an email")
-    page.click("#profile-form button[type=submit]")
+    _submit(page, "#profile-form button[type=submit]")
     assert "does not look like an email address" in _flash(page)
     # Export one member's data
     with page.expect_download() as download:
@@ -288,7 +294,7 @@ def test_members_search_profile_edit_create_export_erase(site, admin_page):
     page.goto(site.admin(f"{G}/members/{MEMBER_2}"))
     balance = site.db.run(ledger.balance, GUILD_A, MEMBER_2)
     page.fill("#erase-form input[name=confirm]", str(MEMBER_2))
-    page.click("#erase-form button[type=submit]")
+    _submit(page, "#erase-form button[type=submit]")
     assert "erased" in _flash(page)
     assert _sql(site, "SELECT username, display_name, email FROM members WHERE guild_id=%s AND user_id=%s",
                 (GUILD_A, MEMBER_2)) == [(None, None, None)]  # fmt: skip
@@ -310,7 +316,7 @@ def test_email_review_approve_with_bonus_and_reject(site, admin_page):
     card.locator("input[name=bonus]").fill("40")
     card.locator("form").first.locator("input[name=note]").fill("welcome")
     fields = _form_fields(page, f"#submission-{first.id} form")
-    card.locator("button:has-text('Approve')").click()
+    _submit(page, card.locator("button:has-text('Approve')"))
     assert "approved" in _flash(page)
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == before + 40
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == before + 40
@@ -320,7 +326,7 @@ def test_email_review_approve_with_bonus_and_reject(site, admin_page):
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == before + 40
     card = page.locator(f"#submission-{second.id}")
     card.locator("form").nth(1).locator("input[name=note]").fill("typo in the address")
-    card.locator("button:has-text('Reject')").click()
+    _submit(page, card.locator("button:has-text('Reject')"))
     flashes = _flash(page)
     assert "was already approved; nothing changed" in flashes and "rejected" in flashes
     statuses = _sql(site, "SELECT status FROM email_submissions WHERE guild_id=%s ORDER BY id", (GUILD_A,))
@@ -337,17 +343,17 @@ def test_achievements_create_check_holders_switch_off(site, admin_page):
     page.select_option("#achievement-form select[name=criterion]", "balance_at_least")
     page.fill("#achievement-form input[name=threshold]", "50")
     page.fill("#achievement-form input[name=bonus_points]", "10")
-    page.click("#achievement-form button[type=submit]")
+    _submit(page, "#achievement-form button[type=submit]")
     assert "created" in _flash(page)
-    page.click("#run-check button")
+    _submit(page, "#run-check button")
     assert "achievements awarded" in _flash(page)
     shot(page, "achievements")
-    page.click("#achievement-list a:has-text('Big spender <b>')")
+    _submit(page, "#achievement-list a:has-text('Big spender <b>')")
     holders = page.locator("#holders").inner_text()
     assert EVIL in holders  # MEMBER_1 (balance over 50) is shown by name, as text
     shot(page, "achievement")
     page.goto(site.admin(f"{G}/achievements"))
-    page.click("#achievement-list button:has-text('Switch off')")
+    _submit(page, "#achievement-list button:has-text('Switch off')")
     assert "switched off" in _flash(page)
 
 
@@ -355,10 +361,10 @@ def test_dms_compose_preview_queue_history_and_retry(site, admin_page):
     page = admin_page
     page.goto(site.admin(f"{G}/dms?to={MEMBER_CLOSED}"))
     page.fill("#dm-compose textarea[name=content]", "Hello <b>Carol</b>")
-    page.click("#dm-compose button[type=submit]")
+    _submit(page, "#dm-compose button[type=submit]")
     assert page.locator("#dm-preview-text").inner_text() == "Hello <b>Carol</b>"
     shot(page, "dm-preview")
-    page.click("#dm-send button[type=submit]")
+    _submit(page, "#dm-send button[type=submit]")
     assert "1 message(s) queued" in _flash(page)
     # Carol does not accept DMs: the worker records the failure with the reason
     for _ in range(150):  # the in-process worker delivers within seconds; CI may be slower
@@ -374,7 +380,7 @@ def test_dms_compose_preview_queue_history_and_retry(site, admin_page):
     shot(page, "dms")
     # Retry: she opened her DMs in the meantime
     discord_state.set_user(str(MEMBER_CLOSED), "carol", accepts_dms=True)
-    page.click("#dm-retry button[type=submit]")
+    _submit(page, "#dm-retry button[type=submit]")
     assert "queued again" in _flash(page)
     for _ in range(150):  # the in-process worker delivers within seconds; CI may be slower
         sent = _sql(site, "SELECT count(*) FROM direct_messages WHERE guild_id=%s AND user_id=%s AND status='sent' "
@@ -389,10 +395,10 @@ def test_dms_compose_preview_queue_history_and_retry(site, admin_page):
     page.check("#dm-compose input[value=filter]")
     page.fill("#dm-compose input[name=min_balance]", "1")
     page.fill("#dm-compose textarea[name=content]", "Thanks all")
-    page.click("#dm-compose button[type=submit]")
+    _submit(page, "#dm-compose button[type=submit]")
     preview = page.locator("main").inner_text()
     assert "To 2 member(s)" in preview and "760000000000000007" in preview
-    page.click("#dm-send button[type=submit]")
+    _submit(page, "#dm-send button[type=submit]")
     assert "2 message(s) queued" in _flash(page)
 
 
@@ -423,13 +429,13 @@ def test_audit_log_and_settings(site, admin_page):
     page.goto(site.admin(f"{G}/settings"))
     page.fill("#settings-form input[name=currency_name]", "stars")
     page.uncheck("#settings-form input[name=transfers_enabled]")
-    page.click("#settings-form button[type=submit]")
+    _submit(page, "#settings-form button[type=submit]")
     assert "Settings saved" in _flash(page)
     shot(page, "settings")
     settings = _sql(site, "SELECT settings FROM guilds WHERE guild_id=%s", (GUILD_A,))[0][0]
     assert settings["currency_name"] == "stars" and settings["transfers_enabled"] is False
     page.fill("#settings-form input[name=max_change]", "0")
-    page.click("#settings-form button[type=submit]")
+    _submit(page, "#settings-form button[type=submit]")
     assert "max_change must be above zero" in _flash(page)
     # Every kind of action so far is in the audit log, with who did it
     recorded = {
@@ -455,7 +461,7 @@ def test_guild_switcher_lists_only_managed_guilds(site, browser):
     sign_in_local(page, site, "twoguilds", "two guilds password")
     assert page.url.endswith("/admin/guilds")
     shot(page, "guilds")
-    page.click("a:has-text('Beta Guild')")
+    _submit(page, "a:has-text('Beta Guild')")
     assert page.url.endswith(f"/admin/g/{GUILD_B}/")
     page.select_option("#guild-switch", str(GUILD_A))
     page.wait_for_url(f"**/admin/g/{GUILD_A}/")
