@@ -352,9 +352,17 @@ def test_achievements_create_check_holders_switch_off(site, admin_page):
     holders = page.locator("#holders").inner_text()
     assert EVIL in holders  # MEMBER_1 (balance over 50) is shown by name, as text
     shot(page, "achievement")
+    # Edit: a new bonus and description
+    page.fill("#achievement-form input[name=bonus_points]", "25")
+    page.fill("#achievement-form input[name=description]", "Hold 50 or more")
+    _submit(page, "#achievement-form button[type=submit]")
+    assert "saved" in _flash(page)
+    assert _sql(site, "SELECT bonus_points, description, active FROM achievements WHERE guild_id=%s",
+                (GUILD_A,)) == [(25, "Hold 50 or more", True)]  # fmt: skip
     page.goto(site.admin(f"{G}/achievements"))
     _submit(page, "#achievement-list button:has-text('Switch off')")
     assert "switched off" in _flash(page)
+    assert _sql(site, "SELECT active FROM achievements WHERE guild_id=%s", (GUILD_A,)) == [(False,)]
 
 
 def test_dms_compose_preview_queue_history_and_retry(site, admin_page):
