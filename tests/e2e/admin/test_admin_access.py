@@ -141,3 +141,24 @@ def test_sign_in_attempts_are_throttled(site):
     _, _, body = client.request("GET", "/login")
     assert "Too many failed sign-ins" in body
     assert name != ADMIN_NAME
+
+
+def test_over_https_the_cookie_is_secure_and_host_prefixed(site):
+    # Given a request that came in over HTTPS (API Gateway says so in X-Forwarded-Proto)
+    import urllib.request
+
+    request = urllib.request.Request(site.admin("/login"), headers={"X-Forwarded-Proto": "https"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the local runtime
+        cookie = response.headers["Set-Cookie"]
+    # Then the session cookie can only be sent back over HTTPS, to this host, for every path
+    assert cookie.startswith("__Host-pointsbot_admin=")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie and "Domain" not in cookie
+
+
+def test_the_guild_switcher_works_without_javascript_and_only_for_managed_guilds(site):
+    client = HttpClient(site)
+    client.sign_in()
+    status, headers, _ = client.request("GET", f"/guilds?to={GUILD_A}")
+    assert status == 303 and headers["location"] == f"/admin/g/{GUILD_A}/"
+    status, _, body = client.request("GET", f"/guilds?to={GUILD_B}")
+    assert status == 200 and "Beta Guild" not in body
