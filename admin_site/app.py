@@ -494,7 +494,9 @@ def member_edit(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))
 
 
-@route("GET", "/g/<guild_id>/members/<user_id>/export.json")
+# A POST (with the CSRF token) though it only reads: the export is written to the audit log,
+# and nothing is written on GET.
+@route("POST", "/g/<guild_id>/members/<user_id>/export.json")
 def member_export(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
     data = req.db.run(admin_actions.export_member, req.identity, guild_id, uid)
