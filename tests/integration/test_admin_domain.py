@@ -285,3 +285,30 @@ def test_figures_match_the_exact_totals_while_and_after_days_are_kept(db, settin
     week = sql("SELECT count(*) FROM transactions WHERE guild_id = %s AND created_at >= "
                "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '6 days'", (guild,))[0][0]  # fmt: skip
     assert db.run(stats.figures, guild).transactions_7d == week
+
+
+def test_monitor_date_range_returns_exactly_the_entries_of_those_days(db, sql):
+    # Given a guild with two entries per day over the last 6 days (written in time order)
+    guild = 880_000_000_000_000_004
+    sql("INSERT INTO guilds (guild_id, name) VALUES (%s, 'Dated')", (guild,))
+    db.run(members.remember, guild, 8001)
+    op = sql("INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, 'dated', 'x', "
+             "'award') RETURNING id", (guild,))[0][0]  # fmt: skip
+    sql(
+        "INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, source, created_at) "
+        "SELECT %s, %s, 8001, d * 10 + h, 0, 'award', 'system', "
+        "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - make_interval(days => d, hours => -h * 6) "
+        "FROM generate_series(6, 1, -1) d, generate_series(1, 2) h ORDER BY d DESC, h",
+        (op, guild),
+    )
+    days = sql("SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM transactions WHERE guild_id = %s "
+               "ORDER BY 1", (guild,))  # fmt: skip
+    first, last = days[2][0], days[3][0]
+    # When the monitor is filtered on two of those days
+    flt = monitor.TransactionFilter.from_form({"from": first.isoformat(), "to": last.isoformat()})
+    page = db.run(monitor.transactions_page, guild, flt)
+    # Then it shows exactly their four entries, newest first
+    assert sorted(r.entry.amount for r in page.rows) == [31, 32, 41, 42]
+    assert [r.entry.id for r in page.rows] == sorted((r.entry.id for r in page.rows), reverse=True)
+    only_first = db.run(monitor.transactions_page, guild, monitor.TransactionFilter(date_from=last))
+    assert sorted(r.entry.amount for r in only_first.rows) == [11, 12, 21, 22, 31, 32]

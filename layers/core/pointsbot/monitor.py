@@ -21,6 +21,12 @@ from .ledger import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
 
 PAGE = 50
 EXPORT_LIMIT = 50_000
+# An entry's created_at is its transaction's start and its id is taken at insert, a few
+# seconds later at most (statement timeouts; no ledger transaction waits on anything slow).
+# So an entry begun an hour before T has a smaller id than every entry begun at or after T,
+# and one begun an hour after T a larger id than every entry begun before T: id bounds for a
+# date range that never cut off an entry inside it.
+_ID_SLACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -106,12 +112,24 @@ class TransactionFilter:
         if self.source:
             where.append("t.source = %(source)s")
             params["source"] = self.source
+        # A date range also bounds the ids, so the page walks the id index inside the range
+        # instead of filtering the ledger from its newest entry (see _ID_SLACK).
         if self.date_from:
             where.append("t.created_at >= %(from)s")
+            where.append(
+                "t.id > coalesce((SELECT w.id FROM transactions w WHERE w.guild_id = %(g)s "
+                "AND w.created_at < %(from_slack)s ORDER BY w.created_at DESC LIMIT 1), 0)"
+            )
             params["from"] = datetime.combine(self.date_from, time.min, UTC)
+            params["from_slack"] = params["from"] - _ID_SLACK
         if self.date_to:
             where.append("t.created_at < %(to)s")
+            where.append(
+                "t.id < coalesce((SELECT v.id FROM transactions v WHERE v.guild_id = %(g)s "
+                "AND v.created_at >= %(to_slack)s ORDER BY v.created_at LIMIT 1), 9223372036854775807)"
+            )
             params["to"] = datetime.combine(self.date_to + timedelta(days=1), time.min, UTC)
+            params["to_slack"] = params["to"] + _ID_SLACK
         if self.min_amount is not None:
             where.append("t.amount >= %(mina)s")
             params["mina"] = self.min_amount
