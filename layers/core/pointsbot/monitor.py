@@ -261,6 +261,7 @@ class DmRow:
     last_error: str | None
     created_at: datetime
     sent_at: datetime | None
+    retried_as: int | None = None  # the DM queued when this failed one was retried
 
 
 DM_STATUSES = ("queued", "sending", "sent", "failed")
@@ -291,7 +292,8 @@ def dm_page(
     rows = conn.execute(
         f"""
         SELECT d.id, d.user_id, coalesce(m.display_name, m.username), d.content, d.reason, d.status,
-               d.attempts, d.last_error, d.created_at, d.sent_at
+               d.attempts, d.last_error, d.created_at, d.sent_at,
+               (SELECT r.id FROM direct_messages r WHERE r.guild_id = d.guild_id AND r.dedupe_key = 'retry:' || d.id)
         FROM direct_messages d
         LEFT JOIN members m ON m.guild_id = d.guild_id AND m.user_id = d.user_id
         WHERE {where} ORDER BY d.id DESC LIMIT %(limit)s

@@ -26,7 +26,7 @@ class DashboardFigures:
     transactions_today: int
     transactions_7d: int
     pending_emails: int
-    failed_dms: int
+    failed_dms: int  # failed and not retried yet
     queued_dms: int
 
     def as_json(self) -> dict[str, int]:
@@ -164,7 +164,9 @@ def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
             WHERE guild_id = %(g)s AND day >= %(week)s AND day < %(end)s)
             + (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(since)s),
           (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
-          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed'),
+          (SELECT count(*) FROM direct_messages d WHERE d.guild_id = %(g)s AND d.status = 'failed'
+            AND NOT EXISTS (SELECT 1 FROM direct_messages r
+                            WHERE r.guild_id = d.guild_id AND r.dedupe_key = 'retry:' || d.id)),
           (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
         """
         if complete
@@ -173,7 +175,9 @@ def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
           (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(today)s),
           (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(week)s),
           (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
-          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed'),
+          (SELECT count(*) FROM direct_messages d WHERE d.guild_id = %(g)s AND d.status = 'failed'
+            AND NOT EXISTS (SELECT 1 FROM direct_messages r
+                            WHERE r.guild_id = d.guild_id AND r.dedupe_key = 'retry:' || d.id)),
           (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
         """,
         {"g": guild_id, "today": today, "week": week, "end": final_end, "since": since},

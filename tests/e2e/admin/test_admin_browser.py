@@ -397,6 +397,10 @@ def test_dms_compose_preview_queue_history_and_retry(site, admin_page):
             break
         page.wait_for_timeout(200)
     assert sent == 1
+    page.goto(site.admin(f"{G}/dms?status=failed"))
+    retried = page.locator("#dm-history tbody tr", has_text="Hello <b>Carol</b>")
+    assert "retried" in retried.inner_text()
+    assert retried.locator("input[name=dm_id]").count() == 0  # nothing left to retry there
     # A filtered set: everyone with a balance of 1 or more (MEMBER_1 and the bulk-made member;
     # MEMBER_2 has points but was erased, Carol has none)
     page.goto(site.admin(f"{G}/dms"))
