@@ -26,7 +26,6 @@ from pointsbot import (
     members,
     monitor,
     outbox,
-    runtime,
     sessions,
     stats,
 )
@@ -82,9 +81,11 @@ def _req() -> web.AdminRequest | None:
     return app.context.get("admin_request")
 
 
-def _error_page(status: int, message: str) -> Response:
+def _error_page(status: int, message: str, *, with_session: bool = True) -> Response:
+    """The error page; without the session's parts (flashes, guild names) when the database
+    is what failed, so the page itself needs no database."""
     req = _req()
-    if req is None:
+    if req is None or not with_session:
         return web.respond(None, status, web.render_template("error.html", status_code=status, message=message,
                                                              identity=None, flashes=[], guilds=[]))  # fmt: skip
     return web.page(req, "error.html", status=status, status_code=status, message=message)
@@ -114,16 +115,14 @@ def _domain_error(exc: DomainError) -> Response:
 @app.exception_handler(DatabaseUnavailable)
 def _db_down(exc: DatabaseUnavailable) -> Response:
     logger.error("database unavailable", extra={"error": str(exc)})
-    return _error_page(503, "The database is not answering right now. Please try again in a minute.")
+    return _error_page(503, "The database is not answering right now. Please try again in a minute.",
+                       with_session=False)  # fmt: skip
 
 
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response:
     logger.exception("admin site error")
-    try:
-        return _error_page(500, "Something went wrong on our side. It has been logged.")
-    except Exception:  # the error page itself needs the database; answer without it
-        return web.respond(None, 500, "Something went wrong on our side.", "text/plain; charset=utf-8")
+    return _error_page(500, "Something went wrong on our side. It has been logged.", with_session=False)
 
 
 @app.not_found
@@ -135,11 +134,6 @@ def _not_found(exc: Exception) -> Response:
 def _back(path: str) -> None:
     """Where a refused POST returns to, with the refusal as a flash message."""
     app.append_context(back=web.url(path))
-
-
-def _actor(req: web.AdminRequest) -> dict[str, Any]:
-    identity = req.identity
-    return {"actor_id": identity.user_id, "actor_name": identity.actor_name}
 
 
 # -- sign-in -----------------------------------------------------------------------------------
@@ -717,4 +711,4 @@ def lambda_handler(event: dict, context: Any) -> dict:
     return app.resolve(event, context)
 
 
-__all__ = ["ROUTES", "app", "lambda_handler", "runtime"]
+__all__ = ["ROUTES", "app", "lambda_handler"]
