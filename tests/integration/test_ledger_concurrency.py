@@ -255,6 +255,29 @@ def test_concurrent_credits_only_what_the_daily_cap_allows(db, settings, sql):
         assert violations(conn, guild) == []
 
 
+@pytest.mark.parametrize("first", ["award", "transfer"])
+def test_simultaneous_first_contact_of_a_new_member(db, settings, first):
+    # Twelve first credits at once for a member nobody has seen yet; the race (one creates the
+    # member while the others' guarded UPDATE found no row) is narrow, so several rounds.
+    guild = 910_000_000_000_000_030 + (first == "transfer")
+    giver = guild + 1
+    if first == "transfer":
+        award(db, guild, giver, 10_000, settings)
+    for round_ in range(8):
+        newcomer = guild + 100 + round_
+
+        def credit(index: int, newcomer: int = newcomer) -> ledger.OperationResult:
+            if first == "transfer":
+                return transfer(db, guild, giver, newcomer, index + 1, settings)
+            return award(db, guild, newcomer, index + 1, settings)
+
+        outcomes = _in_threads(12, credit)
+        assert all(isinstance(o, ledger.OperationResult) for o in outcomes), outcomes
+        assert db.run(ledger.balance, guild, newcomer) == sum(range(1, 13))
+    with db.connection() as conn:
+        assert violations(conn, guild) == []
+
+
 def test_opposite_transfers_at_once_do_not_deadlock(db, settings):
     # Lock order by user id: A->B and B->A at the same time both go through.
     guild = 910_000_000_000_000_020
