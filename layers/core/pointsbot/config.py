@@ -35,6 +35,8 @@ def _bool(raw: str, env: str) -> bool:
     raise ConfigError(f"{env} must be true or false, not {raw!r}")
 
 
+# One row a setting reads best as one line.
+# fmt: off
 SETTINGS_TABLE: tuple[Setting, ...] = (
     # Database
     Setting(
@@ -236,6 +238,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
     Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name (and 4x per address) allowed in 15 minutes."),
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
