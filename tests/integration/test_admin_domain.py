@@ -312,3 +312,17 @@ def test_monitor_date_range_returns_exactly_the_entries_of_those_days(db, sql):
     assert [r.entry.id for r in page.rows] == sorted((r.entry.id for r in page.rows), reverse=True)
     only_first = db.run(monitor.transactions_page, guild, monitor.TransactionFilter(date_from=last))
     assert sorted(r.entry.amount for r in only_first.rows) == [11, 12, 21, 22, 31, 32]
+
+
+def test_a_large_batch_goes_on_chunk_by_chunk_with_its_progress_stored(db, settings):
+    rows = bulk.parse_csv("".join(f"{9000 + i},1,chunked\n" for i in range(5)))
+    preview = db.run(bulk.check_rows, GUILD, "award", rows, settings=settings)
+    batch = db.run(bulk.start_batch, ADMIN, GUILD, preview, "bulk-form-chunks")
+    # With no time budget, each call applies one chunk and reports where it is
+    states = []
+    while not batch.finished:
+        batch = bulk.continue_batch(db.run, GUILD, batch.id, budget_s=0, chunk=2, settings=settings)
+        states.append((batch.done, batch.percent, batch.finished))
+    assert states == [(2, 40, False), (4, 80, False), (5, 100, True)]
+    assert db.run(bulk.get_batch, GUILD, token_or_id=batch.id).done == 5
+    assert all(db.run(ledger.balance, GUILD, 9000 + i) == 1 for i in range(5))
