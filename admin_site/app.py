@@ -221,7 +221,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
             403, "Discord did not confirm the sign-in (" + (req.query("error") or "no code") + ")."
         )
     client = auth.DiscordOAuthClient(settings.discord_api_base_url, settings.discord_application_id,
-                                     settings.discord_client_secret, f"DiscordBot ({settings.bot_url}, 1.0)")  # fmt: skip
+                                     settings.discord_client_secret, settings.bot_url)  # fmt: skip
     try:
         token = client.exchange_code(code, web.base_url(req.event, settings) + "/oauth/callback")
         user_id, name = client.current_user(token)

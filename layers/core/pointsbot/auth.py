@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -217,34 +214,30 @@ def authorize_url(authorize_base: str, client_id: str, redirect_uri: str, state:
 
 
 class DiscordOAuthClient:
-    """The three OAuth2 calls of the admin sign-in: token exchange, the user, their guilds."""
+    """The three OAuth2 calls of the admin sign-in (token exchange, the user, their guilds),
+    made through the bot's one Discord REST client with the user's credentials."""
 
-    def __init__(
-        self, api_base: str, client_id: str, client_secret: str, user_agent: str, timeout: float = 10
-    ):
-        self.api_base = api_base.rstrip("/")
+    def __init__(self, api_base: str, client_id: str, client_secret: str, bot_url: str, timeout: float = 10):
+        from .discord_rest import DiscordClient
+
         self.client_id = client_id
         self.client_secret = client_secret
-        self.user_agent = user_agent
-        self.timeout = timeout
+        # No retry waits in a sign-in: a rate-limited sign-in fails plainly and is tried again.
+        self._rest = DiscordClient(api_base, "", bot_url=bot_url, timeout=timeout, max_retry_wait=0)
 
     def _call(self, method: str, path: str, *, data: dict | None = None, bearer: str | None = None):
-        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-        body = None
-        if data is not None:
-            body = urllib.parse.urlencode(data).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
-            headers["Authorization"] = f"Basic {basic}"
+        from .discord_rest import DiscordError, DiscordUnavailable, RateLimited
+
         if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
-        request = urllib.request.Request(self.api_base + path, data=body, headers=headers, method=method)  # noqa: S310 - URL from settings
+            authorization = f"Bearer {bearer}"
+        else:
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            authorization = f"Basic {basic}"
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise OAuthFailed(f"Discord refused the sign-in ({exc.code}). Please try again.") from exc
-        except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+            return self._rest.request(method, path, form_body=data, authorization=authorization)
+        except DiscordError as exc:
+            raise OAuthFailed(f"Discord refused the sign-in ({exc.status}). Please try again.") from exc
+        except (DiscordUnavailable, RateLimited) as exc:
             raise OAuthFailed("Discord could not be reached for the sign-in. Please try again.") from exc
 
     def exchange_code(self, code: str, redirect_uri: str) -> str:

@@ -199,12 +199,16 @@ class DiscordClient:
         json_body: Any = None,
         query: dict[str, str] | None = None,
         auth: bool = True,
+        form_body: dict[str, str] | None = None,
+        authorization: str | None = None,
     ) -> Any:
+        """One call to Discord. `authorization` replaces the bot token (OAuth2's Basic and
+        Bearer credentials); `form_body` is sent url-encoded, as the OAuth2 token endpoint wants."""
         route = Route(method.upper(), template, params or {})
         waited = 0.0
         while True:
             waited = self._wait_for_bucket(route, waited)
-            status, headers, body = self._send(route, json_body, query, auth)
+            status, headers, body = self._send(route, json_body, query, auth, form_body, authorization)
             self._learn(route, headers)
             if status == 429:
                 retry_after, global_ = self._retry_after(headers, body)
@@ -273,16 +277,27 @@ class DiscordClient:
         return max(0.0, retry_after), global_
 
     def _send(
-        self, route: Route, json_body: Any, query: dict[str, str] | None, auth: bool
+        self,
+        route: Route,
+        json_body: Any,
+        query: dict[str, str] | None,
+        auth: bool,
+        form_body: dict[str, str] | None = None,
+        authorization: str | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         url = self.base_url + route.path + (f"?{urlencode(query)}" if query else "")
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-        if auth and self.token:
+        if authorization:
+            headers["Authorization"] = authorization
+        elif auth and self.token:
             headers["Authorization"] = f"Bot {self.token}"
         data = None
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
+        elif form_body is not None:
+            data = urlencode(form_body).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         request = urllib.request.Request(url, data=data, headers=headers, method=route.method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - base URL is configuration
