@@ -36,3 +36,6 @@ def test_simultaneous_first_credits_for_a_new_member_all_land(db, settings, sql)
         (GUILD,),
     )
     assert rows == [(user, 24, 24) for user in users]
+    # and the guild's kept member count saw every new member exactly once
+    assert sql("SELECT member_count FROM guilds WHERE guild_id = %s", (GUILD,)) == [(len(users),)]
+    assert db.run(ledger.rank_of, GUILD, users[0]).total_members == len(users)

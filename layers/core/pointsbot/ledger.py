@@ -614,8 +614,7 @@ def leaderboard_page(
         """,
         (guild_id, page_size, (page - 1) * page_size),
     ).fetchall()
-    # Competition ranking: 1 + how many have strictly more. One scan of the guild counts both
-    # that and the total (bench/: at 1M members each count is a full scan of the guild).
+    # Competition ranking: 1 + how many have strictly more.
     above, total = _count_above(conn, guild_id, rows[0][1] if rows else None)
     ranked: list[LeaderboardRow] = []
     if rows:
@@ -630,10 +629,18 @@ def leaderboard_page(
 
 
 def _count_above(conn: psycopg.Connection, guild_id: int, balance: int | None) -> tuple[int, int]:
-    """(members with a balance above `balance`, all members) of the guild, in one scan."""
+    """(members with a balance above `balance`, all members) of the guild.
+
+    The total is the guild's trigger-kept member_count (sql/002); the count above walks the
+    leaderboard index only as far as `balance`, so the top of the board costs next to nothing.
+    """
     above, total = conn.execute(
-        "SELECT count(*) FILTER (WHERE balance > %s), count(*) FROM points WHERE guild_id = %s",
-        (balance, guild_id),
+        """
+        SELECT CASE WHEN %(b)s::bigint IS NULL THEN 0 ELSE
+                   (SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance > %(b)s::bigint) END,
+               coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0)
+        """,
+        {"b": balance, "g": guild_id},
     ).fetchone()
     return above, total
 
@@ -642,7 +649,7 @@ def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
     """A member's place: 1 + how many members of the guild have strictly more.
 
     A member never seen ranks as a balance of zero. The balance is read first and passed as a
-    value so the count can run as one (parallel) scan; a correlated subquery scanned twice.
+    value, so the count is a range of the leaderboard index (O(members above)).
     """
     row = conn.execute(
         "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
@@ -655,7 +662,7 @@ def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
 def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
     row = conn.execute(
         """
-        SELECT (SELECT count(*) FROM points WHERE guild_id = %(g)s),
+        SELECT coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0),
                (SELECT coalesce(sum(balance), 0) FROM points WHERE guild_id = %(g)s),
                (SELECT coalesce(sum(transaction_count), 0) FROM user_stats WHERE guild_id = %(g)s),
                (SELECT count(*) FROM transactions
