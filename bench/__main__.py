@@ -79,7 +79,7 @@ def _markdown(report: dict) -> str:
             lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
         lines += [
             "",
-            "Plan of the rank count (rank_of, one scan):",
+            "Plan of the rank count (rank_of: members above a balance of 0):",
             "",
             "```",
             *board["rank_count_plan"],

@@ -68,8 +68,9 @@ def _summary(samples: list[float]) -> dict:
     }
 
 
-# rank_of's query before it was changed to one scan, measured beside it for comparison: a
-# correlated subquery for "above" and another for "all" (two scans of the guild).
+# rank_of's first query, measured beside it for comparison: a correlated subquery for "above"
+# and another for "all" (two scans of the guild). rank_of now counts only the members above and
+# reads the total from the guild's kept member_count.
 _RANK_TWO_SCANS = """
 SELECT p.balance,
        (SELECT count(*) FROM points o WHERE o.guild_id = p.guild_id AND o.balance > p.balance),
@@ -136,9 +137,8 @@ def run(dsn: str, members: int, reps: int, budget_s: float, log=print) -> dict:
             ).fetchone(),
         )
         plan = conn.execute(
-            "EXPLAIN (FORMAT TEXT) SELECT count(*) FILTER (WHERE balance > 0), count(*) FROM points "
-            "WHERE guild_id = %s",
-            (GUILD,),
+            "EXPLAIN (FORMAT TEXT) SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
+            (GUILD, 0),
         ).fetchall()
         at_zero = conn.execute(
             "SELECT count(*) FILTER (WHERE balance = 0) FROM points WHERE guild_id = %s", (GUILD,)
