@@ -332,7 +332,25 @@ def get_settings() -> Settings:
     return _cached
 
 
+_public: Settings | None = None
+
+
+def get_public_settings() -> Settings:
+    """The settings without reading any secret: what a PING and a signature check need.
+
+    Secret settings given only by reference (`X_SECRET_ARN`) stay empty here, so a cold start
+    that is answering a PING does not wait for Secrets Manager.
+    """
+    global _public
+    if _cached is not None:
+        return _cached
+    if _public is None:
+        _public = load_settings(os.environ)
+    return _public
+
+
 def reset_settings() -> None:
     """Forget the cached settings (tests that change the environment call this)."""
-    global _cached
+    global _cached, _public
     _cached = None
+    _public = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import interactions
-from .config import Settings, get_settings
+from .config import Settings, get_public_settings, get_settings
 from .interactions import RequestRejected
 
 SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
@@ -101,15 +101,16 @@ def warm(settings: Settings) -> None:
 
 
 def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
-    settings = get_settings()
     if "keepalive" in event:
         from .keepalive import is_keepalive
 
         if is_keepalive(event):
-            warm(settings)
+            warm(get_settings())  # secrets too: the next command finds them read
             return Answer(200, {"keepalive": "ok"}, "keepalive", "ok")
     try:
-        verifier = interactions.verifier_for(settings.discord_public_key)
+        # No secret is read before the signature is checked: a PING (and a forged request)
+        # never waits for Secrets Manager on a cold start.
+        verifier = interactions.verifier_for(get_public_settings().discord_public_key)
     except ValueError:
         from .observability import logger
 
@@ -128,6 +129,7 @@ def _handle(event: dict[str, Any], now: float | None, database: Any, verified: l
     if interaction.type not in (interactions.APPLICATION_COMMAND, interactions.MESSAGE_COMPONENT):
         return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
                       interaction.id)  # fmt: skip
+    settings = get_settings()
     return run_command(interaction, settings, database or inline_database(settings))
 
 
