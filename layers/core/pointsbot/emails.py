@@ -17,6 +17,7 @@ from psycopg import errors as pg_errors
 
 from .config import Settings
 from .errors import DomainError, InvalidInput, NotFound
+from .ledger import page_count
 
 MAX_ADDRESS = 254
 MAX_NOTE = 500
@@ -57,7 +58,7 @@ class EmailPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return page_count(self.total, self.page_size)
 
 
 @dataclass(frozen=True)

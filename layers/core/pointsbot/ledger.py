@@ -521,7 +521,7 @@ class HistoryPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return page_count(self.total, self.page_size)
 
 
 @dataclass(frozen=True)
@@ -541,7 +541,7 @@ class LeaderboardPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total_members // self.page_size))
+        return page_count(self.total_members, self.page_size)
 
 
 @dataclass(frozen=True)
@@ -572,6 +572,11 @@ def get_entry(conn: psycopg.Connection, guild_id: int, entry_id: int) -> LedgerE
         (guild_id, entry_id),
     ).fetchone()
     return _entry(row) if row else None
+
+
+def page_count(total: int, page_size: int) -> int:
+    """How many pages `total` rows fill (at least one, so an empty list is "page 1 of 1")."""
+    return max(1, -(-total // page_size))
 
 
 def _page_args(page: int, page_size: int) -> tuple[int, int]:
