@@ -74,6 +74,19 @@ def db(database_url: str) -> Iterator[Database]:
     database.close()
 
 
+@pytest.fixture(scope="module")
+def standin_url() -> Iterator[str]:
+    """The project's Discord stand-in served over real HTTP by a server of this module's own;
+    the value is its API base (what DISCORD_API_BASE_URL would be)."""
+    from pointsbot_local.discord_standin import PREFIX, standin
+    from pointsbot_local.server import LocalServer, mount
+
+    mount("/discord-api", standin)
+    server = LocalServer("127.0.0.1", 0).start()
+    yield server.url + PREFIX
+    server.stop()
+
+
 @pytest.fixture
 def settings() -> Settings:
     """Default settings, as a fresh environment would give them."""

@@ -19,8 +19,6 @@ from jsonschema import Draft202012Validator
 
 from pointsbot.discord_rest import DiscordClient
 from pointsbot_local import discord_standin_rest
-from pointsbot_local.discord_standin import PREFIX, standin
-from pointsbot_local.server import LocalServer, mount
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT.parent / "shared" / "discord" / "openapi.json"
@@ -112,15 +110,6 @@ class Contract:
 @pytest.fixture(scope="session")
 def contract(spec) -> Contract:
     return Contract(spec)
-
-
-@pytest.fixture(scope="module")
-def standin_url() -> Iterator[str]:
-    """The project's Discord stand-in on a local HTTP server of this module's own."""
-    mount("/discord-api", standin)
-    server = LocalServer("127.0.0.1", 0).start()
-    yield server.url + PREFIX
-    server.stop()
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from pointsbot.discord_rest import DiscordClient
 from pointsbot.guilds import ensure_guild
 from pointsbot.tasks import Task
 from pointsbot_local import discord_standin_rest
-from pointsbot_local.discord_standin import PREFIX, standin
-from pointsbot_local.server import LocalServer, mount
 
 _ids = itertools.count(1)
 
@@ -27,15 +25,6 @@ def fresh_db_fixture(make_database) -> Iterator[Database]:
     database = Database(make_database(), pooled=True, pool_max=10)
     yield database
     database.close()
-
-
-@pytest.fixture(scope="module", name="standin_url")
-def standin_url_fixture() -> Iterator[str]:
-    """The stand-in's API base on a local HTTP server of this module's own."""
-    mount("/discord-api", standin)
-    server = LocalServer("127.0.0.1", 0).start()
-    yield server.url + PREFIX
-    server.stop()
 
 
 @pytest.fixture(name="discord")

@@ -16,20 +16,11 @@ from pointsbot.deferred import RETRY_DELAYS_S, TRY_AGAIN, complete_interaction, 
 from pointsbot.discord_rest import DiscordClient, DiscordUnavailable
 from pointsbot.interactions import parse
 from pointsbot_local import discord_standin_rest
-from pointsbot_local.discord_standin import PREFIX, standin
-from pointsbot_local.server import LocalServer, mount
+from pointsbot_local.discord_standin import standin
 from pointsbot_local.simulate import snowflake
 
 pytestmark = pytest.mark.integration
 ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
-
-
-@pytest.fixture(scope="module")
-def standin_url() -> Iterator[str]:
-    mount("/discord-api", standin)
-    server = LocalServer("127.0.0.1", 0).start()
-    yield server.url + PREFIX
-    server.stop()
 
 
 @pytest.fixture

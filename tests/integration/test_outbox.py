@@ -18,7 +18,6 @@ from _dm_fixtures import (
     new_guild,
     new_member,
     queue_dm,
-    standin_url_fixture,
 )
 
 from pointsbot import outbox, tasks
@@ -29,7 +28,7 @@ from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 
 # Fixtures used by name in this module.
-__all__ = ["discord_fixture", "fresh_db_fixture", "standin_url_fixture"]
+__all__ = ["discord_fixture", "fresh_db_fixture"]
 
 MESSAGES = "/channels/{channel_id}/messages"
 CHANNELS = "/users/@me/channels"

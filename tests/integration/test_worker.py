@@ -18,7 +18,6 @@ from _dm_fixtures import (
     new_guild,
     new_member,
     queue_dm,
-    standin_url_fixture,
 )
 from moto import mock_aws
 
@@ -30,7 +29,7 @@ from pointsbot_local import handlers
 from pointsbot_local.apigw import LambdaContext
 
 # Fixtures used by name in this module.
-__all__ = ["discord_fixture", "fresh_db_fixture", "standin_url_fixture"]
+__all__ = ["discord_fixture", "fresh_db_fixture"]
 
 done: list[dict[str, Any]] = []
 
