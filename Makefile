@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 migrate: $(STAMP)
-	$(BIN)/python -m pointsbot.migrate
+	$(BIN)/python -m pointsbot.platform.migrate
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache

@@ -16,11 +16,11 @@ import getpass
 import os
 import sys
 
-from pointsbot import auth
-from pointsbot.config import get_settings
-from pointsbot.db import Database
-from pointsbot.errors import DomainError
-from pointsbot.ids import format_snowflake, parse_snowflake
+from pointsbot.admin import auth
+from pointsbot.platform.config import get_settings
+from pointsbot.platform.db import Database
+from pointsbot.platform.errors import DomainError
+from pointsbot.platform.ids import format_snowflake, parse_snowflake
 
 
 def _database_url() -> str:
@@ -30,7 +30,7 @@ def _database_url() -> str:
     from pointsbot_local.__main__ import prepare_environment  # development only
 
     prepare_environment()
-    from pointsbot.migrate import migrate
+    from pointsbot.platform.migrate import migrate
 
     migrate(os.environ["DATABASE_URL"], log=lambda _m: None)
     return os.environ["DATABASE_URL"]

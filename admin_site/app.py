@@ -15,24 +15,16 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from pointsbot import (
-    achievements,
-    admin_actions,
-    auth,
-    bulk,
-    emails,
-    guilds,
-    ledger,
-    members,
-    monitor,
-    outbox,
-    sessions,
-    stats,
-)
-from pointsbot.db import DatabaseUnavailable
-from pointsbot.errors import DomainError, InvalidInput
-from pointsbot.ids import format_snowflake, parse_snowflake
-from pointsbot.observability import logger
+from pointsbot import ledger
+from pointsbot.admin import actions as admin_actions
+from pointsbot.admin import auth, bulk, monitor, sessions, stats
+from pointsbot.community import achievements, emails, members
+from pointsbot.delivery import outbox
+from pointsbot.ledger import guilds
+from pointsbot.platform.db import DatabaseUnavailable
+from pointsbot.platform.errors import DomainError, InvalidInput
+from pointsbot.platform.ids import format_snowflake, parse_snowflake
+from pointsbot.platform.observability import logger
 
 try:  # the installed package (local runtime, tests)
     from admin_site import web

@@ -19,12 +19,13 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pointsbot import auth, runtime, sessions
-from pointsbot.config import Settings, get_settings
-from pointsbot.db import Database
-from pointsbot.errors import DomainError, InvalidInput
-from pointsbot.ids import format_snowflake, parse_snowflake
-from pointsbot.sessions import Identity, Session
+from pointsbot.admin import auth, sessions
+from pointsbot.admin.sessions import Identity, Session
+from pointsbot.platform import runtime
+from pointsbot.platform.config import Settings, get_settings
+from pointsbot.platform.db import Database
+from pointsbot.platform.errors import DomainError, InvalidInput
+from pointsbot.platform.ids import format_snowflake, parse_snowflake
 
 PREFIX = "/admin"
 HERE = Path(__file__).resolve().parent

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from pointsbot import members, monitor, stats
-from pointsbot.db import Database
+from pointsbot.admin import monitor, stats
+from pointsbot.community import members
+from pointsbot.platform.db import Database
 
 from .ledger_ops import percentile
 from .target import bench_database, server

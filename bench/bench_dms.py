@@ -71,10 +71,11 @@ class BenchQueue:
 
 
 def run(dsn: str, dms: int, members: int, workers: int, rate: int | None) -> dict:
-    from pointsbot import config, runtime, tasks
-    from pointsbot.db import Database
-    from pointsbot.discord_rest import set_client
-    from pointsbot.observability import logger
+    from pointsbot.delivery import tasks
+    from pointsbot.discord.rest import set_client
+    from pointsbot.platform import config, runtime
+    from pointsbot.platform.db import Database
+    from pointsbot.platform.observability import logger
     from pointsbot_local import discord_standin_rest, handlers
     from pointsbot_local.apigw import LambdaContext
     from pointsbot_local.discord_standin import PREFIX, standin

@@ -98,8 +98,10 @@ def _measure(
 def run_warm(dsn: str, members: int, reps: int) -> dict:
     from nacl.signing import SigningKey
 
-    from pointsbot import endpoint, runtime, tasks
-    from pointsbot.config import reset_settings
+    from pointsbot.commands import endpoint
+    from pointsbot.delivery import tasks
+    from pointsbot.platform import runtime
+    from pointsbot.platform.config import reset_settings
     from pointsbot_local import handlers
     from pointsbot_local.apigw import to_event
     from pointsbot_local.keys import KeyPair
@@ -115,7 +117,7 @@ def run_warm(dsn: str, members: int, reps: int) -> dict:
     queue = CountingQueue()
     tasks.set_task_queue(queue)
     handler = handlers.load("interactions")
-    from pointsbot.observability import logger
+    from pointsbot.platform.observability import logger
 
     logger.setLevel("WARNING")  # Lambda would ship an INFO line per request; not measured here
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import psycopg
 
-from pointsbot import achievements, tasks
-from pointsbot.config import load_settings
-from pointsbot.db import Database
+from pointsbot.community import achievements
+from pointsbot.delivery import tasks
+from pointsbot.platform.config import load_settings
+from pointsbot.platform.db import Database
 
 GUILD = 740_000_000_000_000_001
 BASE_USER = 750_000_000_000_000_000

@@ -22,8 +22,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from pointsbot import ledger
-from pointsbot.config import load_settings
-from pointsbot.db import Database
+from pointsbot.platform.config import load_settings
+from pointsbot.platform.db import Database
 
 GUILD = 700_000_000_000_000_001
 BASE_USER = 710_000_000_000_000_000

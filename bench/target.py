@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from pointsbot.migrate import migrate
+from pointsbot.platform.migrate import migrate
 from pointsbot_local import pg
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pointsbot.config import Settings, load_settings
-from pointsbot.db import Database
-from pointsbot.migrate import migrate
+from pointsbot.platform.config import Settings, load_settings
+from pointsbot.platform.db import Database
+from pointsbot.platform.migrate import migrate
 from pointsbot_local import pg
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pointsbot import achievements, runtime
-from pointsbot.observability import logger, metrics
+from pointsbot.community import achievements
+from pointsbot.platform import runtime
+from pointsbot.platform.observability import logger, metrics
 
 
 @metrics.log_metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pointsbot import health, runtime
+from pointsbot.platform import health, runtime
 
 
 def _answer(status: int, body: dict) -> dict:

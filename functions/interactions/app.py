@@ -1,6 +1,6 @@
 """POST /interactions: Discord's interactions endpoint (API Gateway HTTP API, payload 2.0).
 
-Thin: the flow lives in pointsbot.endpoint; this adds logging, a metric per command and
+Thin: the flow lives in pointsbot.commands.endpoint; this adds logging, a metric per command and
 outcome, and tracing when it is switched on (its SDK is imported only then).
 """
 
@@ -10,8 +10,8 @@ import os
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pointsbot import endpoint
-from pointsbot.observability import logger, metrics
+from pointsbot.commands import endpoint
+from pointsbot.platform.observability import logger, metrics
 
 
 def _handle(event: dict, context: object) -> dict:
@@ -34,7 +34,7 @@ _tracing = "AWS_LAMBDA_FUNCTION_NAME" in os.environ and os.environ.get(
     "true",
 )
 if _tracing:
-    from pointsbot.observability import tracer
+    from pointsbot.platform.observability import tracer
 
     _handle = tracer.capture_lambda_handler(_handle)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pointsbot import keepalive, runtime
-from pointsbot.observability import logger, metrics
+from pointsbot.ops import keepalive
+from pointsbot.platform import runtime
+from pointsbot.platform.observability import logger, metrics
 
 
 @metrics.log_metrics

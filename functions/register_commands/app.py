@@ -1,13 +1,13 @@
 """The deploy hook: CloudFormation custom resources for schema migrations and slash command sync.
 
-Everything but the entry point lives in pointsbot.deploy_hooks; the event is not logged because
+Everything but the entry point lives in pointsbot.ops.deploy_hooks; the event is not logged because
 its ResponseURL is a presigned URL.
 """
 
 from __future__ import annotations
 
-from pointsbot import deploy_hooks
-from pointsbot.observability import logger
+from pointsbot.ops import deploy_hooks
+from pointsbot.platform.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,9 +7,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pointsbot.observability import logger, metrics
-from pointsbot.tasks import Task
-from pointsbot.worker import UnknownTask, run_task, set_deadline
+from pointsbot.delivery.tasks import Task
+from pointsbot.ops.worker import UnknownTask, run_task, set_deadline
+from pointsbot.platform.observability import logger, metrics
 
 # A batch whose every record failed is reported like any other (all items back to SQS), not
 # raised: raising would count as a failed invocation and set off the worker-errors alarm.

@@ -42,10 +42,11 @@ def prepare_environment(local_dir: Path = LOCAL_DIR) -> dict[str, str]:
 
 def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR, verbose: bool = False):
     """Everything `run` starts, returned so tests can start the same stack in-process."""
-    from pointsbot import runtime, tasks
-    from pointsbot.config import get_settings
-    from pointsbot.db import Database
-    from pointsbot.migrate import migrate
+    from pointsbot.delivery import tasks
+    from pointsbot.platform import runtime
+    from pointsbot.platform.config import get_settings
+    from pointsbot.platform.db import Database
+    from pointsbot.platform.migrate import migrate
 
     from . import handlers
     from .discord_standin import PREFIX, standin
@@ -81,7 +82,7 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
         # The worker handler is loaded on first task, like a Lambda cold start.
         tasks.set_task_queue(InProcessTaskQueue(lambda event, ctx: handlers.load("worker")(event, ctx)))
         chosen["queue"] = "in-process queue feeding functions/worker"
-    from pointsbot import keepalive
+    from pointsbot.ops import keepalive
 
     from .apigw import LambdaContext
     from .scheduler import Scheduler, default_jobs

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from pointsbot.tasks import Task
+from pointsbot.delivery.tasks import Task
 
 from .apigw import LambdaContext
 

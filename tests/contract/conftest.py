@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from pointsbot.discord_rest import DiscordClient
+from pointsbot.discord.rest import DiscordClient
 from pointsbot_local import discord_standin_rest
 
 ROOT = Path(__file__).resolve().parents[2]

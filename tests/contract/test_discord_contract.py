@@ -9,11 +9,12 @@ import urllib.request
 
 import pytest
 
-from pointsbot import commands, interactions
+from pointsbot import commands
 from pointsbot.commands.member import leaderboard_buttons
 from pointsbot.commands.sync import sync_commands
-from pointsbot.discord_rest import CannotDmUser, RateLimited, UnknownWebhook
-from pointsbot.interactions import Reply
+from pointsbot.discord import interactions
+from pointsbot.discord.interactions import Reply
+from pointsbot.discord.rest import CannotDmUser, RateLimited, UnknownWebhook
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 from pointsbot_local.simulate import command_payload, component_payload

@@ -11,8 +11,8 @@ import pytest
 from pointsbot import __version__, commands
 from pointsbot.commands import __main__ as commands_cli
 from pointsbot.commands.sync import sync_commands
-from pointsbot.config import reset_settings
-from pointsbot.discord_rest import DiscordClient, DiscordError, DiscordUnavailable, RateLimited
+from pointsbot.discord.rest import DiscordClient, DiscordError, DiscordUnavailable, RateLimited
+from pointsbot.platform.config import reset_settings
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 
@@ -171,7 +171,7 @@ def test_the_registration_cli_shows_the_diff_then_applies(fresh_standin, monkeyp
 def test_the_inspect_page_and_its_controls(client):
     import urllib.request
 
-    from pointsbot.discord_rest import CannotDmUser
+    from pointsbot.discord.rest import CannotDmUser
     from pointsbot_local import discord_standin_rest as rest
     from pointsbot_local.server import LocalServer, mount
 

@@ -18,9 +18,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from pointsbot import discord_rest, endpoint, runtime, tasks
-from pointsbot.config import reset_settings
-from pointsbot.deferred import TRY_AGAIN
+from pointsbot.commands import endpoint
+from pointsbot.commands.deferred import TRY_AGAIN
+from pointsbot.delivery import tasks
+from pointsbot.discord import rest as discord_rest
+from pointsbot.platform import runtime
+from pointsbot.platform.config import reset_settings
 from pointsbot_local import discord_standin_rest, keys, simulate
 from pointsbot_local.keys import KeyPair
 from pointsbot_local.simulate import command_payload, component_payload, follow, post, signed
@@ -253,7 +256,7 @@ def test_the_simulator_cli(stack):
 
 
 def test_the_keepalive_warms_the_function(stack):
-    from pointsbot.keepalive import KEEPALIVE_EVENT
+    from pointsbot.ops.keepalive import KEEPALIVE_EVENT
     from pointsbot_local import handlers
     from pointsbot_local.apigw import LambdaContext
 

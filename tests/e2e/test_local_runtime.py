@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pointsbot.migrate import discover
+from pointsbot.platform.migrate import discover
 from pointsbot_local import keys
 
 pytestmark = pytest.mark.e2e

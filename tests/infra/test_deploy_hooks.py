@@ -20,10 +20,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pointsbot import deploy_hooks, runtime, secrets
 from pointsbot.commands import command_definitions
 from pointsbot.commands import sync as commands_sync
-from pointsbot.discord_rest import DiscordClient
+from pointsbot.discord.rest import DiscordClient
+from pointsbot.ops import deploy_hooks
+from pointsbot.platform import runtime, secrets
 from pointsbot_local import discord_standin_rest as standin_rest
 from pointsbot_local import handlers
 from pointsbot_local import pg as local_pg

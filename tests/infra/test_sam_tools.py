@@ -44,7 +44,7 @@ def test_layer_builds_as_an_importable_pointsbot_package_with_the_migrations(
     python_dir = sam_build / "PointsbotLayer" / "python"
     # Lambda puts /opt/python on sys.path: the package must sit right under it.
     assert (python_dir / "pointsbot" / "__init__.py").is_file()
-    assert (python_dir / "pointsbot" / "config.py").is_file()
+    assert (python_dir / "pointsbot" / "platform" / "config.py").is_file()
     shipped = sorted(p.name for p in (python_dir / "pointsbot_sql").glob("*.sql"))
     assert shipped == sorted(p.name for p in (cfn.root / "sql").glob("*.sql"))
     # Its third-party needs were installed for Linux x86_64, CPython 3.11.

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pointsbot import config, secrets
+from pointsbot.platform import config, secrets
 
 pytestmark = pytest.mark.infra
 
@@ -144,9 +144,9 @@ def test_importing_the_package_reads_no_secret() -> None:
     }
     probe = (
         "import sys, pkgutil, importlib, pointsbot\n"
-        "for m in pkgutil.iter_modules(pointsbot.__path__):\n"
-        "    importlib.import_module('pointsbot.' + m.name)\n"
-        "from pointsbot import secrets\n"
+        "for m in pkgutil.walk_packages(pointsbot.__path__, 'pointsbot.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from pointsbot.platform import secrets\n"
         "assert not secrets._cache and not secrets._clients\n"
     )
     result = subprocess.run(

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pointsbot import secrets
-from pointsbot.config import SETTINGS_TABLE, load_settings
+from pointsbot.platform import secrets
+from pointsbot.platform.config import SETTINGS_TABLE, load_settings
 from pointsbot_local import handlers as local_handlers
 from pointsbot_local import server as local_server
 
@@ -22,10 +22,10 @@ pytestmark = pytest.mark.infra
 
 # Variables the template may set that are not config settings, and who reads them.
 OTHER_VARIABLES = {
-    "POINTSBOT_SQL_DIR": "pointsbot.migrate",
-    "COMMANDS_HASH_PARAMETER": "pointsbot.deploy_hooks",
-    "POWERTOOLS_SERVICE_NAME": "Powertools / pointsbot.observability",
-    "POWERTOOLS_METRICS_NAMESPACE": "Powertools / pointsbot.observability",
+    "POINTSBOT_SQL_DIR": "pointsbot.platform.migrate",
+    "COMMANDS_HASH_PARAMETER": "pointsbot.ops.deploy_hooks",
+    "POWERTOOLS_SERVICE_NAME": "Powertools / pointsbot.platform.observability",
+    "POWERTOOLS_METRICS_NAMESPACE": "Powertools / pointsbot.platform.observability",
     "POWERTOOLS_LOG_LEVEL": "Powertools",
     "POWERTOOLS_LOGGER_LOG_EVENT": "Powertools",
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "Powertools",
@@ -142,7 +142,7 @@ def test_the_migrations_travel_in_the_layer_where_migrate_looks(cfn, template) -
     sql_dir = template["Globals"]["Function"]["Environment"]["Variables"]["POINTSBOT_SQL_DIR"]
     # The layer's content lands in /opt/python; pointsbot_sql is a folder of that content.
     assert sql_dir == "/opt/python/pointsbot_sql"
-    from pointsbot import migrate
+    from pointsbot.platform import migrate
 
     os.environ["POINTSBOT_SQL_DIR"] = str(link)
     try:
@@ -245,7 +245,7 @@ def test_schedules(functions) -> None:
 
 
 def test_the_deploy_hooks_are_wired_to_the_register_commands_function(template) -> None:
-    from pointsbot import deploy_hooks
+    from pointsbot.ops import deploy_hooks
 
     resources = template["Resources"]
     for resource_type in deploy_hooks.HOOKS:

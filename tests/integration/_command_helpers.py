@@ -6,10 +6,12 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from pointsbot import commands, interactions, ledger, tasks
+from pointsbot import commands, ledger
 from pointsbot.commands.dispatch import Outcome
-from pointsbot.db import Database
-from pointsbot.tasks import Task
+from pointsbot.delivery import tasks
+from pointsbot.delivery.tasks import Task
+from pointsbot.discord import interactions
+from pointsbot.platform.db import Database
 from pointsbot_local.simulate import command_payload, component_payload, snowflake
 
 GUILD_A = "910000000000000001"

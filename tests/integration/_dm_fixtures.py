@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from pointsbot import ledger, outbox
-from pointsbot.db import Database
-from pointsbot.discord_rest import DiscordClient
-from pointsbot.guilds import ensure_guild
-from pointsbot.tasks import Task
+from pointsbot import ledger
+from pointsbot.delivery import outbox
+from pointsbot.delivery.tasks import Task
+from pointsbot.discord.rest import DiscordClient
+from pointsbot.ledger.guilds import ensure_guild
+from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
 
 _ids = itertools.count(1)

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from pointsbot import ledger
-from pointsbot.db import Database
+from pointsbot.platform.db import Database
 
 _keys = itertools.count(1)
 

@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from pointsbot import achievements, ledger, outbox
-from pointsbot.db import Database
-from pointsbot.errors import DomainError, InvalidInput, NotFound
-from pointsbot.guilds import ensure_guild, update_guild_settings
+from pointsbot import ledger
+from pointsbot.community import achievements
+from pointsbot.delivery import outbox
+from pointsbot.ledger.guilds import ensure_guild, update_guild_settings
+from pointsbot.platform.db import Database
+from pointsbot.platform.errors import DomainError, InvalidInput, NotFound
 
 _ids = itertools.count(1)
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from pointsbot import auth, bulk, ledger, members, monitor, sessions, stats
-from pointsbot.errors import InvalidInput
-from pointsbot.sessions import Identity
+from pointsbot import ledger
+from pointsbot.admin import auth, bulk, monitor, sessions, stats
+from pointsbot.admin.sessions import Identity
+from pointsbot.community import members
+from pointsbot.platform.errors import InvalidInput
 
 pytestmark = pytest.mark.integration
 GUILD = 880_000_000_000_000_001

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pointsbot import runtime
-from pointsbot.db import Database
+from pointsbot.platform import runtime
+from pointsbot.platform.db import Database
 from pointsbot_local import apigw
 
 pytestmark = pytest.mark.integration

@@ -20,9 +20,11 @@ from _command_helpers import (
     use_queue,
 )
 
-from pointsbot import endpoint, guilds, interactions
-from pointsbot.db import DatabaseUnavailable
-from pointsbot.deferred import TRY_AGAIN
+from pointsbot.commands import endpoint
+from pointsbot.commands.deferred import TRY_AGAIN
+from pointsbot.discord import interactions
+from pointsbot.ledger import guilds
+from pointsbot.platform.db import DatabaseUnavailable
 
 pytestmark = pytest.mark.integration
 

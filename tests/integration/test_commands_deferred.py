@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import pytest
 from _command_helpers import ADMIN, new_member, payload, use_queue
 
-from pointsbot import deferred
-from pointsbot.db import Database
-from pointsbot.deferred import RETRY_DELAYS_S, TRY_AGAIN, complete_interaction, task_for
-from pointsbot.discord_rest import DiscordClient, DiscordUnavailable
-from pointsbot.interactions import parse
+from pointsbot.commands import deferred
+from pointsbot.commands.deferred import RETRY_DELAYS_S, TRY_AGAIN, complete_interaction, task_for
+from pointsbot.discord.interactions import parse
+from pointsbot.discord.rest import DiscordClient, DiscordUnavailable
+from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 from pointsbot_local.simulate import snowflake
@@ -126,7 +126,7 @@ def test_an_unreadable_task_is_dropped(client):
 
 def test_a_failing_command_ends_with_an_apology_not_endless_thinking(db, client, monkeypatch, task_queue):
     from pointsbot.commands.dispatch import _REGISTRY, CommandSpec
-    from pointsbot.endpoint import SOMETHING_WENT_WRONG
+    from pointsbot.commands.endpoint import SOMETHING_WENT_WRONG
 
     def broken(ctx, conn):
         raise RuntimeError("a bug")

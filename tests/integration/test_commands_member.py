@@ -14,7 +14,8 @@ from _command_helpers import (
     use_queue,
 )
 
-from pointsbot import achievements, guilds
+from pointsbot.community import achievements
+from pointsbot.ledger import guilds
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_a_guild_never_sees_another_guilds_balance(db, settings):
 
 
 def test_leaderboard_pages_and_buttons(make_database, settings):
-    from pointsbot.db import Database
+    from pointsbot.platform.db import Database
 
     db = Database(make_database(), pooled=True, pool_max=4)  # a guild of this test's own
     try:

@@ -8,7 +8,7 @@ import threading
 import psycopg
 import pytest
 
-from pointsbot.db import MAX_ATTEMPTS, Database, DatabaseUnavailable
+from pointsbot.platform.db import MAX_ATTEMPTS, Database, DatabaseUnavailable
 
 pytestmark = pytest.mark.integration
 

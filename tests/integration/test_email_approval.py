@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pointsbot import achievements, emails, ledger
-from pointsbot.guilds import ensure_guild
+from pointsbot import ledger
+from pointsbot.community import achievements, emails
+from pointsbot.ledger.guilds import ensure_guild
 
 pytestmark = pytest.mark.integration
 GUILD = 900_000_000_000_000_888

@@ -15,8 +15,10 @@ from _dm_fixtures import RecordingQueue, new_guild, new_member, queue_dm
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from pointsbot import keepalive, runtime, tasks
-from pointsbot.db import Database
+from pointsbot.delivery import tasks
+from pointsbot.ops import keepalive
+from pointsbot.platform import runtime
+from pointsbot.platform.db import Database
 from pointsbot_local import handlers, scheduler
 from pointsbot_local.apigw import LambdaContext
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pointsbot import ledger
-from pointsbot.errors import (
+from pointsbot.platform.errors import (
     AlreadyReverted,
     DailyCapReached,
     IdempotencyConflict,

@@ -18,7 +18,7 @@ import pytest
 from _ledger_checks import award, deduct, key, revert, set_balance, transfer, violations
 
 from pointsbot import ledger
-from pointsbot.errors import (
+from pointsbot.platform.errors import (
     AlreadyReverted,
     DailyCapReached,
     DomainError,

@@ -10,9 +10,10 @@ import psycopg
 import pytest
 from _ledger_checks import award, deduct, revert, set_balance, table_counts, transfer, violations
 
-from pointsbot import ids, ledger
-from pointsbot.db import Database
-from pointsbot.errors import (
+from pointsbot import ledger
+from pointsbot.platform import ids
+from pointsbot.platform.db import Database
+from pointsbot.platform.errors import (
     AlreadyReverted,
     DailyCapReached,
     IdempotencyConflict,
@@ -79,8 +80,10 @@ def test_largest_snowflake_through_the_other_serialisers(db, settings):
     import csv
     import io
 
-    from pointsbot import bulk, interactions, members, monitor
-    from pointsbot.tasks import Task
+    from pointsbot.admin import bulk, monitor
+    from pointsbot.community import members
+    from pointsbot.delivery.tasks import Task
+    from pointsbot.discord import interactions
 
     guild, user, other = BIGGEST, BIGGEST - 5, BIGGEST - 6  # members of their own in this test
     text = str(BIGGEST)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from pointsbot import ledger
-from pointsbot.config import load_settings
-from pointsbot.errors import (
+from pointsbot.platform.config import load_settings
+from pointsbot.platform.errors import (
     AlreadyReverted,
     DailyCapReached,
     IdempotencyConflict,

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pointsbot import migrate
-from pointsbot.migrate import MigrationError, schema_version
+from pointsbot.platform import migrate
+from pointsbot.platform.migrate import MigrationError, schema_version
 from pointsbot_local import pg
 
 pytestmark = pytest.mark.integration

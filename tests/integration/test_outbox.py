@@ -20,10 +20,10 @@ from _dm_fixtures import (
     queue_dm,
 )
 
-from pointsbot import outbox, tasks
-from pointsbot.db import Database
-from pointsbot.discord_rest import DiscordClient
-from pointsbot.errors import InvalidInput
+from pointsbot.delivery import outbox, tasks
+from pointsbot.discord.rest import DiscordClient
+from pointsbot.platform.db import Database
+from pointsbot.platform.errors import InvalidInput
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 

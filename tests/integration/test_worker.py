@@ -21,10 +21,12 @@ from _dm_fixtures import (
 )
 from moto import mock_aws
 
-from pointsbot import config, runtime, tasks, worker
-from pointsbot.db import Database
-from pointsbot.discord_rest import set_client
-from pointsbot.tasks import SqsTaskQueue, Task
+from pointsbot.delivery import tasks
+from pointsbot.delivery.tasks import SqsTaskQueue, Task
+from pointsbot.discord.rest import set_client
+from pointsbot.ops import worker
+from pointsbot.platform import config, runtime
+from pointsbot.platform.db import Database
 from pointsbot_local import handlers
 from pointsbot_local.apigw import LambdaContext
 

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from admin_site import web
-from pointsbot import bulk, monitor, stats
-from pointsbot.config import load_settings
-from pointsbot.errors import InvalidInput
+from pointsbot.admin import bulk, monitor, stats
+from pointsbot.platform.config import load_settings
+from pointsbot.platform.errors import InvalidInput
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pointsbot import config
-from pointsbot.config import SETTINGS_TABLE, ConfigError, Settings, load_settings
+from pointsbot.platform import config
+from pointsbot.platform.config import SETTINGS_TABLE, ConfigError, Settings, load_settings
 
 pytestmark = pytest.mark.unit
 

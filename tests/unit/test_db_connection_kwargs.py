@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pointsbot.db import connection_kwargs
+from pointsbot.platform.db import connection_kwargs
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pointsbot.errors import InvalidInput
-from pointsbot.ids import MAX_SNOWFLAKE, format_snowflake, parse_snowflake
+from pointsbot.platform.errors import InvalidInput
+from pointsbot.platform.ids import MAX_SNOWFLAKE, format_snowflake, parse_snowflake
 
 pytestmark = pytest.mark.unit
 

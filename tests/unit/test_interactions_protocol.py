@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pointsbot import commands, interactions
+from pointsbot import commands
 from pointsbot.commands import catalog as defs
 from pointsbot.commands.dispatch import _REGISTRY, _load_commands, _route, is_admin
 from pointsbot.commands.sync import plan
-from pointsbot.config import load_settings
-from pointsbot.guilds import policy_from
+from pointsbot.discord import interactions
+from pointsbot.ledger.guilds import policy_from
+from pointsbot.platform.config import load_settings
 from pointsbot_local.simulate import command_payload, component_payload
 
 pytestmark = pytest.mark.unit
@@ -154,8 +155,8 @@ def test_plan_names_what_changed():
     ],
 )
 def test_email_addresses_are_checked_before_anything_is_stored(address, expected):
-    from pointsbot import emails
-    from pointsbot.errors import InvalidInput
+    from pointsbot.community import emails
+    from pointsbot.platform.errors import InvalidInput
 
     if expected is None:
         with pytest.raises(InvalidInput):

@@ -9,8 +9,9 @@ import time
 import pytest
 from nacl.signing import SigningKey
 
-from pointsbot import endpoint, interactions
-from pointsbot.config import reset_settings
+from pointsbot.commands import endpoint
+from pointsbot.discord import interactions
+from pointsbot.platform.config import reset_settings
 from pointsbot_local.apigw import LambdaContext, to_event
 from pointsbot_local.keys import KeyPair
 
@@ -207,7 +208,7 @@ def test_a_failure_after_verification_is_a_private_apology(keys, monkeypatch):
 
 
 def test_the_keepalive_ping_is_answered_without_a_signature(keys, monkeypatch):
-    from pointsbot.keepalive import KEEPALIVE_EVENT, keepalive_response
+    from pointsbot.ops.keepalive import KEEPALIVE_EVENT, keepalive_response
 
     warmed = []
     monkeypatch.setattr(endpoint, "warm", lambda settings: warmed.append(True))

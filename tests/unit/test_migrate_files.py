@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pointsbot import migrate
-from pointsbot.migrate import MigrationError, discover
+from pointsbot.platform import migrate
+from pointsbot.platform.migrate import MigrationError, discover
 
 pytestmark = pytest.mark.unit
 

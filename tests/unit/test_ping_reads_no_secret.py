@@ -8,8 +8,9 @@ import time
 import pytest
 from nacl.signing import SigningKey
 
-from pointsbot import endpoint, secrets
-from pointsbot.config import get_settings, reset_settings
+from pointsbot.commands import endpoint
+from pointsbot.platform import secrets
+from pointsbot.platform.config import get_settings, reset_settings
 from pointsbot_local.apigw import to_event
 from pointsbot_local.keys import KeyPair
 

@@ -27,7 +27,7 @@ ADMIN_PASSWORD = "correct horse battery staple"
 @dataclass
 class Site:
     url: str  # http://127.0.0.1:PORT
-    db: object  # pointsbot.db.Database
+    db: object  # pointsbot.platform.db.Database
 
     def admin(self, path: str = "/") -> str:
         return f"{self.url}/admin{path}"

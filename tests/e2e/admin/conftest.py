@@ -33,7 +33,9 @@ _ENV = ("DATABASE_URL", "DISCORD_API_BASE_URL", "DISCORD_OAUTH_AUTHORIZE_URL", "
 def site(make_database, tmp_path_factory) -> Iterator[Site]:
     """The local runtime on a database of its own, for one test module; the process's
     environment, database and task queue are put back afterwards for the tests that follow."""
-    from pointsbot import auth, runtime, tasks
+    from pointsbot.admin import auth
+    from pointsbot.delivery import tasks
+    from pointsbot.platform import runtime
     from pointsbot_local.__main__ import start
 
     saved = {k: os.environ.get(k) for k in _ENV}

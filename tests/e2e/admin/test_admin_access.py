@@ -126,7 +126,7 @@ def test_sign_in_attempts_are_throttled(site):
     # Given someone guessing passwords for an account
     client = HttpClient(site)
     name = "throttled"
-    from pointsbot import auth
+    from pointsbot.admin import auth
 
     site.db.run(auth.create_account, name, "the right password 123", [GUILD_A])
     for _ in range(5):

@@ -57,7 +57,7 @@ def _submit_again(page, site, form: tuple[str, dict[str, str]]) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def members(site):
-    from pointsbot import members as members_mod
+    from pointsbot.community import members as members_mod
 
     def setup(conn):
         members_mod.remember(conn, GUILD_A, MEMBER_1, "evil_user", EVIL)
@@ -234,8 +234,8 @@ def test_transactions_monitor_filters_pages_reverts_and_exports(site, admin_page
     assert "reverted" in _flash(page)
     assert site.db.run(ledger.balance, GUILD_A, MEMBER_1) == 77  # 70 before the set, +7 from bulk
     # Keyset paging: make more than a page of entries, then walk them
-    from pointsbot import bulk as bulk_mod
-    from pointsbot.sessions import Identity
+    from pointsbot.admin import bulk as bulk_mod
+    from pointsbot.admin.sessions import Identity
 
     who = Identity("local", "alice", (GUILD_A,))
     for i in range(55):
@@ -304,7 +304,7 @@ def test_members_search_profile_edit_create_export_erase(site, admin_page):
 
 
 def test_email_review_approve_with_bonus_and_reject(site, admin_page):
-    from pointsbot import emails
+    from pointsbot.community import emails
 
     first = site.db.run(emails.submit, GUILD_A, MEMBER_1, "evil@example.org")
     second = site.db.run(emails.submit, GUILD_A, MEMBER_CLOSED, "carol@example.org")
@@ -422,8 +422,8 @@ def test_dashboard_figures_chart_and_live_refresh(site, admin_page):
     assert page.locator("svg.chart rect.bar-in").count() == 30
     # The JSON endpoint behind the live figures, and the page updating itself from it
     page.wait_for_selector("[data-live-note]:has-text('Updated')")
-    from pointsbot import bulk as bulk_mod
-    from pointsbot.sessions import Identity
+    from pointsbot.admin import bulk as bulk_mod
+    from pointsbot.admin.sessions import Identity
 
     site.db.run(bulk_mod.change_points, Identity("local", "alice", (GUILD_A,)), guild_id=GUILD_A, user_id=MEMBER_1,
                 operation="award", amount=1, reason="live", silent=True, form_token="live-1")  # fmt: skip
@@ -465,7 +465,7 @@ def test_audit_log_and_settings(site, admin_page):
 
 
 def test_guild_switcher_lists_only_managed_guilds(site, browser):
-    from pointsbot import auth
+    from pointsbot.admin import auth
 
     site.db.run(auth.create_account, "twoguilds", "two guilds password", [GUILD_A, GUILD_B])
     context = browser.new_context()

@@ -14,8 +14,8 @@ from .catalog import definitions, definitions_hash
 
 
 def _client_and_app(args: argparse.Namespace):
-    from ..config import get_settings
-    from ..discord_rest import DiscordClient
+    from ..discord.rest import DiscordClient
+    from ..platform.config import get_settings
 
     settings = get_settings()
     application_id = args.application_id or settings.discord_application_id
@@ -25,7 +25,7 @@ def _client_and_app(args: argparse.Namespace):
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from ..discord_rest import DiscordError, DiscordUnavailable, RateLimited
+    from ..discord.rest import DiscordError, DiscordUnavailable, RateLimited
     from .sync import sync_commands
 
     client, application_id = _client_and_app(args)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import psycopg
 
-from .. import audit, emails, ledger
-from ..errors import InvalidInput
-from ..interactions import Reply
+from .. import ledger
+from ..community import audit, emails
+from ..discord.interactions import Reply
+from ..platform.errors import InvalidInput
 from .dispatch import Context, command
 from .member import mention
 

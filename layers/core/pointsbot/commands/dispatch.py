@@ -15,13 +15,13 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .. import members
-from ..config import Settings, get_settings
-from ..db import Database
-from ..errors import DomainError, InvalidInput
-from ..guilds import GuildPolicy, policy_from
-from ..ids import parse_snowflake
-from ..interactions import MANAGE_GUILD, Interaction, Reply
+from ..community import members
+from ..discord.interactions import MANAGE_GUILD, Interaction, Reply
+from ..ledger.guilds import GuildPolicy, policy_from
+from ..platform.config import Settings, get_settings
+from ..platform.db import Database
+from ..platform.errors import DomainError, InvalidInput
+from ..platform.ids import parse_snowflake
 from .catalog import is_admin_command, is_ephemeral
 
 CommandFn = Callable[["Context", psycopg.Connection], Reply]
@@ -228,7 +228,7 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
     except DomainError as refusal:
         return Outcome(Reply(refusal.message, ephemeral=True), path, "refused")
     if outcome.queued_dms:
-        from .. import outbox
+        from ..delivery import outbox
 
         outbox.request_delivery()
     return outcome

@@ -9,9 +9,10 @@ from typing import Any
 
 import psycopg
 
-from .. import emails, ledger
-from ..errors import InvalidInput
-from ..interactions import Reply
+from .. import ledger
+from ..community import emails
+from ..discord.interactions import Reply
+from ..platform.errors import InvalidInput
 from .dispatch import Context, command
 
 LEADERBOARD_PAGE_SIZE = 10
@@ -111,7 +112,7 @@ def history(ctx: Context, conn: psycopg.Connection) -> Reply:
 
 @command("achievements")
 def achievements(ctx: Context, conn: psycopg.Connection) -> Reply:
-    from .. import achievements as achievement_rules  # the achievements engineer's module
+    from ..community import achievements as achievement_rules  # the achievements engineer's module
 
     target = ctx.member() or ctx.user_id
     earned = achievement_rules.earned_by(conn, ctx.guild_id, target)

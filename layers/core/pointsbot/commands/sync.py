@@ -101,7 +101,7 @@ def sync_commands(
     """Make Discord's registered commands equal to the definitions (globally or for one guild).
 
     Reads what is registered first; when nothing differs, nothing is sent. `client` is a
-    pointsbot.discord_rest.DiscordClient.
+    pointsbot.discord.rest.DiscordClient.
     """
     remote = client.get_commands(application_id, guild_id)
     result = plan(remote)

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from .config import Settings, get_settings
-from .errors import (
+from ..platform.config import Settings, get_settings
+from ..platform.errors import (
     AlreadyReverted,
     DailyCapReached,
     IdempotencyConflict,
@@ -302,7 +302,7 @@ def _admin_floor(policy: GuildPolicy) -> int | None:
 
 def _finish(conn: psycopg.Connection, result: OperationResult, policy: GuildPolicy) -> OperationResult:
     """What follows a change in the same transaction (achievements, DMs)."""
-    from . import effects  # late: effects builds on the ledger
+    from ..community import points as effects  # late: effects builds on the ledger
 
     effects.after_change(conn, result, policy)
     return result

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import psycopg
 
-from .errors import DomainError, InvalidInput
+from ..platform.errors import DomainError, InvalidInput
 from .sessions import Identity
 
 ADMINISTRATOR = 1 << 3
@@ -102,7 +102,7 @@ def create_account(conn: psycopg.Connection, name: str, password: str, guild_ids
         raise InvalidInput(f"The password must be at least {MIN_PASSWORD} characters.")
     if not guild_ids:
         raise InvalidInput("An account manages at least one guild (--guild ID).")
-    from .guilds import ensure_guild
+    from ..ledger.guilds import ensure_guild
 
     for guild_id in guild_ids:
         ensure_guild(conn, guild_id)
@@ -218,7 +218,7 @@ class DiscordOAuthClient:
     made through the bot's one Discord REST client with the user's credentials."""
 
     def __init__(self, api_base: str, client_id: str, client_secret: str, bot_url: str, timeout: float = 10):
-        from .discord_rest import DiscordClient
+        from ..discord.rest import DiscordClient
 
         self.client_id = client_id
         self.client_secret = client_secret
@@ -226,7 +226,7 @@ class DiscordOAuthClient:
         self._rest = DiscordClient(api_base, "", bot_url=bot_url, timeout=timeout, max_retry_wait=0)
 
     def _call(self, method: str, path: str, *, data: dict | None = None, bearer: str | None = None):
-        from .discord_rest import DiscordError, DiscordUnavailable, RateLimited
+        from ..discord.rest import DiscordError, DiscordUnavailable, RateLimited
 
         if bearer:
             authorization = f"Bearer {bearer}"
@@ -253,7 +253,7 @@ class DiscordOAuthClient:
 
     def current_user(self, access_token: str) -> tuple[int, str]:
         user = self._call("GET", "/users/@me", bearer=access_token) or {}
-        from .ids import parse_snowflake
+        from ..platform.ids import parse_snowflake
 
         name = user.get("global_name") or user.get("username") or str(user.get("id"))
         return parse_snowflake(user.get("id"), "user id"), name

@@ -57,7 +57,7 @@ _queue: TaskQueue | None = None
 def get_task_queue() -> TaskQueue:
     global _queue
     if _queue is None:
-        from .config import get_settings
+        from ..platform.config import get_settings
 
         url = get_settings().task_queue_url
         if not url:

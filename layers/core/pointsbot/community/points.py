@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import psycopg
 
 if TYPE_CHECKING:
-    from .guilds import GuildPolicy
-    from .ledger import LedgerEntry, OperationResult
+    from ..ledger import LedgerEntry, OperationResult
+    from ..ledger.guilds import GuildPolicy
 
 
 def after_change(conn: psycopg.Connection, result: OperationResult, policy: GuildPolicy) -> None:
@@ -32,7 +32,7 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
                 continue
             if guild_name is None:
                 guild_name = _guild_name(conn, entry.guild_id)
-            from . import outbox
+            from ..delivery import outbox
 
             outbox.enqueue_dm(
                 conn,

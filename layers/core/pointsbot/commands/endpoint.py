@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import interactions
-from .config import Settings, get_public_settings, get_settings
-from .interactions import RequestRejected
+from ..discord import interactions
+from ..discord.interactions import RequestRejected
+from ..platform.config import Settings, get_public_settings, get_settings
 
 SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
 
@@ -43,7 +43,7 @@ def inline_database(settings: Settings) -> Any:
     """The interactions function's own Database: short connect and statement timeouts, so a slow
     or unreachable database turns into a deferral well inside Discord's 3 seconds."""
     global _database, _database_key
-    from .db import Database
+    from ..platform.db import Database
 
     key = (
         settings.database_url,
@@ -78,7 +78,7 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
     try:
         return _handle(event, now, database, verified)
     except Exception:  # the last line of defence (a broken setting, a bug)
-        from .observability import logger
+        from ..platform.observability import logger
 
         logger.exception("interaction could not be handled")
         if verified:
@@ -89,8 +89,8 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
 def warm(settings: Settings) -> None:
     """What the keep-alive's ping does: load the command code and open the inline connection,
     so the next member does not wait for imports or a TLS handshake."""
-    from .commands.dispatch import _load_commands
-    from .db import DatabaseUnavailable
+    from ..platform.db import DatabaseUnavailable
+    from .dispatch import _load_commands
 
     _load_commands()
     try:
@@ -102,7 +102,7 @@ def warm(settings: Settings) -> None:
 
 def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
     if "keepalive" in event:
-        from .keepalive import is_keepalive
+        from ..ops.keepalive import is_keepalive
 
         if is_keepalive(event):
             warm(get_settings())  # secrets too: the next command finds them read
@@ -112,7 +112,7 @@ def _handle(event: dict[str, Any], now: float | None, database: Any, verified: l
         # never waits for Secrets Manager on a cold start.
         verifier = interactions.verifier_for(get_public_settings().discord_public_key)
     except ValueError:
-        from .observability import logger
+        from ..platform.observability import logger
 
         logger.error("DISCORD_PUBLIC_KEY is missing or not 64 hex characters; every request is refused")
         return Answer(401, {"error": "invalid request signature"}, "-", "rejected_401")
@@ -134,10 +134,11 @@ def _handle(event: dict[str, Any], now: float | None, database: Any, verified: l
 
 
 def run_command(interaction: interactions.Interaction, settings: Settings, database: Any) -> Answer:
-    from . import commands, deferred
-    from .commands.dispatch import answers_privately
-    from .db import DatabaseUnavailable
-    from .observability import logger
+    from .. import commands
+    from ..platform.db import DatabaseUnavailable
+    from ..platform.observability import logger
+    from . import deferred
+    from .dispatch import answers_privately
 
     logger.set_correlation_id(interaction.id)
     name = interaction.command or "component"

@@ -2,7 +2,7 @@
 
 Every applied file is recorded with a SHA-256 checksum; an applied file that was edited
 afterwards stops the run, because the database no longer matches what the file says.
-Run it with `python -m pointsbot.migrate [--database-url URL] [--dir sql]`.
+Run it with `python -m pointsbot.platform.migrate [--database-url URL] [--dir sql]`.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def default_migrations_dir() -> Path:
     configured = os.environ.get("POINTSBOT_SQL_DIR")
     if configured:
         return Path(configured)
-    # layers/core/pointsbot/migrate.py -> repository root / sql
-    return Path(__file__).resolve().parents[3] / "sql"
+    # layers/core/pointsbot/platform/migrate.py -> repository root / sql
+    return Path(__file__).resolve().parents[4] / "sql"
 
 
 def discover(directory: Path) -> list[Migration]:
@@ -128,7 +128,7 @@ def migrate(dsn: str, directory: Path | None = None, log=print) -> list[Migratio
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pointsbot.migrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pointsbot.platform.migrate", description=__doc__)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     parser.add_argument("--dir", type=Path, default=None, help="folder of NNN_name.sql files")
     args = parser.parse_args(argv)

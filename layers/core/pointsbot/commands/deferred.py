@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .interactions import Interaction, Reply, RequestRejected, parse
-from .tasks import Task
+from ..delivery.tasks import Task
+from ..discord.interactions import Interaction, Reply, RequestRejected, parse
 
 TASK_KIND = "interaction"
 # Seconds before each further attempt while the database is unreachable: about a minute in
@@ -32,14 +32,14 @@ def task_for(interaction: Interaction, attempt: int = 1) -> Task:
 
 def enqueue(interaction: Interaction, attempt: int = 1, delay_seconds: int = 0) -> None:
     """Hand an interaction to the worker; raises if the queue cannot take it."""
-    from .tasks import get_task_queue
+    from ..delivery.tasks import get_task_queue
 
     get_task_queue().send(task_for(interaction, attempt), delay_seconds=delay_seconds)
 
 
 def _retry_later(interaction: Interaction, attempt: int, age: float) -> bool:
     """Queue the next attempt if there is time for it; False means give up now."""
-    from .observability import logger
+    from ..platform.observability import logger
 
     if attempt > len(RETRY_DELAYS_S):
         return False
@@ -60,9 +60,11 @@ def complete_interaction(
     task: Task, *, database: Any = None, client: Any = None, now: float | None = None
 ) -> None:
     """The worker's handler for "interaction" tasks. Raises to have SQS deliver it again."""
-    from . import commands, discord_rest, runtime
-    from .db import DatabaseUnavailable
-    from .observability import logger
+    from .. import commands
+    from ..discord import rest as discord_rest
+    from ..platform import runtime
+    from ..platform.db import DatabaseUnavailable
+    from ..platform.observability import logger
 
     raw = task.payload.get("interaction")
     try:

@@ -19,11 +19,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from . import audit, ledger
-from .config import Settings, get_settings
-from .errors import DomainError, InvalidInput, NotFound
-from .guilds import guild_policy
-from .ids import parse_snowflake
+from .. import ledger
+from ..community import audit
+from ..ledger.guilds import guild_policy
+from ..platform.config import Settings, get_settings
+from ..platform.errors import DomainError, InvalidInput, NotFound
+from ..platform.ids import parse_snowflake
 from .sessions import Identity
 
 OPERATIONS = ("award", "deduct", "set")

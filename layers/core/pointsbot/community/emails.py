@@ -15,9 +15,9 @@ from datetime import datetime
 import psycopg
 from psycopg import errors as pg_errors
 
-from .config import Settings
-from .errors import DomainError, InvalidInput, NotFound
-from .ledger import page_count
+from ..ledger import page_count
+from ..platform.config import Settings
+from ..platform.errors import DomainError, InvalidInput, NotFound
 
 MAX_ADDRESS = 254
 MAX_NOTE = 500
@@ -95,7 +95,7 @@ def _submission(row: tuple) -> EmailSubmission:
 
 def submit(conn: psycopg.Connection, guild_id: int, user_id: int, address: str) -> EmailSubmission:
     """Record a pending submission; AlreadyPending when the member has one waiting."""
-    from .ledger import ensure_member
+    from ..ledger import ensure_member
 
     email = validate_address(address)
     ensure_member(conn, guild_id, user_id)
@@ -190,7 +190,7 @@ def _replay(conn: psycopg.Connection, guild_id: int, key: str | None, status: st
         return None
     done = _submission(row)
     if done.status != status:
-        from .errors import IdempotencyConflict
+        from ..platform.errors import IdempotencyConflict
 
         raise IdempotencyConflict("This request was already made with different details.")
     return ReviewResult(done, done.bonus_transaction_id, None, replayed=True)
@@ -220,7 +220,7 @@ def _decide(
 
 
 def _queue_dm(conn: psycopg.Connection, submission: EmailSubmission, content: str) -> int | None:
-    from . import outbox
+    from ..delivery import outbox
 
     return outbox.enqueue_dm(
         conn,
@@ -247,7 +247,7 @@ def approve(
     settings: Settings | None = None,
 ) -> ReviewResult:
     """Approve a pending submission: the member's email is set, an optional bonus paid, a DM queued."""
-    from . import ledger
+    from .. import ledger
 
     replay = _replay(conn, guild_id, idempotency_key, "approved")
     if replay is not None:
@@ -266,8 +266,8 @@ def approve(
             silent=True,  # the approval DM below names the bonus; one DM, not two
         )  # fmt: skip
         bonus_entry_id = result.entry.id
-        from .config import get_settings
-        from .guilds import guild_policy
+        from ..ledger.guilds import guild_policy
+        from ..platform.config import get_settings
 
         currency = guild_policy(conn, settings or get_settings(), guild_id).currency_name
     decided = _decide(conn, target, "approved", reviewer_id, text, idempotency_key, bonus_entry_id)

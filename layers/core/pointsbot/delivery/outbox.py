@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .errors import InvalidInput
-from .ids import format_snowflake
-from .observability import logger, metrics
+from ..platform.errors import InvalidInput
+from ..platform.ids import format_snowflake
+from ..platform.observability import logger, metrics
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..platform.config import Settings
     from .tasks import Task
 
 REASONS = ("admin", "points", "email", "achievement")
@@ -281,7 +281,7 @@ def deliver_one(
     database, client, dm: ClaimedDM, slots: _Pacer, settings: Settings, report: DeliveryReport
 ) -> str:
     """Send one claimed DM and record the outcome; returns "sent", "failed" or "retry"."""
-    from .discord_rest import CannotDmUser, DiscordError, DiscordUnavailable, RateLimited
+    from ..discord.rest import CannotDmUser, DiscordError, DiscordUnavailable, RateLimited
 
     if dm.blocked:
         _mark(database, dm, "failed", error=dm.blocked)
@@ -350,14 +350,14 @@ def deliver_due(
 ) -> DeliveryReport:
     """Deliver due DMs in batches until none is due, another worker is busy, or the budget is
     spent. Then, if DMs wait for a later try, ask for a delivery task at that time."""
-    from .config import get_settings
-    from .discord_rest import get_client
+    from ..discord.rest import get_client
+    from ..platform.config import get_settings
 
     settings = settings or get_settings()
     client = client or get_client()
     rate = float(settings.dm_rate_per_second)
     budget = settings.dm_deliver_budget_s if budget_s is None else budget_s
-    from .worker import time_left_s
+    from ..ops.worker import time_left_s
 
     left = time_left_s()
     if left is not None:
@@ -425,6 +425,6 @@ def due_count(conn: psycopg.Connection) -> int:
 
 def deliver_task(task: Task) -> None:
     """The worker's "deliver_dms" task. Idempotent: it only delivers what is due and claimed."""
-    from .runtime import get_database
+    from ..platform.runtime import get_database
 
     deliver_due(get_database())

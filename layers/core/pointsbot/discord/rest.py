@@ -110,7 +110,7 @@ class DiscordClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if version is None:
-            from . import __version__ as version
+            from .. import __version__ as version
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.user_agent = f"DiscordBot ({bot_url}, {version})"
@@ -338,7 +338,7 @@ _client: DiscordClient | None = None
 def get_client() -> DiscordClient:
     """The container's client, made from the settings on first use."""
     global _client
-    from .config import get_settings
+    from ..platform.config import get_settings
 
     settings = get_settings()
     if _client is None or _client.base_url != (settings.discord_api_base_url or DEFAULT_BASE_URL).rstrip("/"):

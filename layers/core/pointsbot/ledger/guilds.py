@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .config import Settings
-from .errors import InvalidInput
+from ..platform.config import Settings
+from ..platform.errors import InvalidInput
 
 
 @dataclass(frozen=True)

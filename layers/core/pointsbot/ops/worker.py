@@ -10,13 +10,13 @@ import importlib
 import time
 from collections.abc import Callable
 
-from .tasks import Task
+from ..delivery.tasks import Task
 
 # kind -> (module, function). Imported on first use so a worker that only delivers DMs does
 # not pay for the interaction code on a cold start, and the other way round.
 TASK_HANDLERS: dict[str, tuple[str, str]] = {
-    "interaction": ("pointsbot.deferred", "complete_interaction"),
-    "deliver_dms": ("pointsbot.outbox", "deliver_task"),
+    "interaction": ("pointsbot.commands.deferred", "complete_interaction"),
+    "deliver_dms": ("pointsbot.delivery.outbox", "deliver_task"),
 }
 
 

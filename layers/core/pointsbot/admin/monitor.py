@@ -15,9 +15,9 @@ from typing import Any
 
 import psycopg
 
-from .errors import InvalidInput
-from .ids import format_snowflake, parse_snowflake
-from .ledger import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
+from ..ledger.operations import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
+from ..platform.errors import InvalidInput
+from ..platform.ids import format_snowflake, parse_snowflake
 
 PAGE = 50
 EXPORT_LIMIT = 50_000
@@ -316,7 +316,7 @@ def member_names(conn: psycopg.Connection, guild_id: int, user_ids: list[int]) -
 
 
 def email_submissions_of(conn: psycopg.Connection, guild_id: int, user_id: int, limit: int = 20) -> list[Any]:
-    from .emails import _COLUMNS, _submission
+    from ..community.emails import _COLUMNS, _submission
 
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM email_submissions WHERE guild_id = %s AND user_id = %s ORDER BY id DESC LIMIT %s",
@@ -333,7 +333,7 @@ def retry_failed_dms(
     Each retry is keyed on the failed DM's id, so retrying the same failure twice queues it
     once; the outbox applies its own rules (opt-out for automatic DMs, erased members).
     """
-    from . import outbox
+    from ..delivery import outbox
 
     params: dict[str, Any] = {"g": guild_id}
     where = "guild_id = %(g)s AND status = 'failed'"

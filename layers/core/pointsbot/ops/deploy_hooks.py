@@ -82,14 +82,14 @@ def definitions_hash(definitions: list[dict[str, Any]]) -> str:
 
 def load_definitions() -> list[dict[str, Any]]:
     """The slash command definitions, as Discord's bulk-overwrite endpoint takes them."""
-    from . import commands  # the slash commands' own package owns their definitions
+    from .. import commands  # the slash commands' own package owns their definitions
 
     return commands.command_definitions()
 
 
 def sync_with_discord(client: Any, application_id: str) -> Any:
     """Make Discord's global commands equal to the definitions (pointsbot.commands.sync_commands)."""
-    from . import commands
+    from .. import commands
 
     return commands.sync_commands(client, application_id)
 
@@ -115,8 +115,8 @@ class Hooks:
     def discord_client(self) -> Any:
         if self.discord is not None:
             return self.discord()
-        from .config import get_settings
-        from .discord_rest import DiscordClient
+        from ..discord.rest import DiscordClient
+        from ..platform.config import get_settings
 
         # Bounded waits: the whole hook must finish well inside the function's timeout.
         return DiscordClient.from_settings(get_settings(), timeout=15.0, max_retry_wait=30.0)
@@ -133,10 +133,10 @@ class Hooks:
         if self.migrate is not None:
             applied = self.migrate()
             return len(applied), (self.schema_version() if self.schema_version else None)
-        from . import runtime
-        from .config import get_settings
-        from .migrate import default_migrations_dir, migrate, schema_version
-        from .observability import logger
+        from ..platform import runtime
+        from ..platform.config import get_settings
+        from ..platform.migrate import default_migrations_dir, migrate, schema_version
+        from ..platform.observability import logger
 
         applied = migrate(get_settings().database_url, default_migrations_dir(), log=logger.info)
         return len(applied), runtime.get_database().run(schema_version)
@@ -157,8 +157,8 @@ def schema_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
 
 
 def commands_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
-    from .discord_rest import DiscordError, DiscordUnavailable, RateLimited
-    from .observability import logger
+    from ..discord.rest import DiscordError, DiscordUnavailable, RateLimited
+    from ..platform.observability import logger
 
     properties = event.get("ResourceProperties") or {}
     application_id = str(properties.get("ApplicationId") or "")
@@ -207,7 +207,7 @@ def commands_hook(event: dict[str, Any], hooks: Hooks) -> HookResult:
 def _count_sync_failure() -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
-    from .observability import metrics
+    from ..platform.observability import metrics
 
     metrics.add_metric(name=SYNC_FAILED_METRIC, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
@@ -285,7 +285,7 @@ def run_action(event: dict[str, Any], hooks: Hooks | None = None) -> dict[str, A
         return {"Status": FAILED, "Reason": f"unknown action {action!r}; use one of {sorted(ACTIONS)}"}
     properties: dict[str, Any] = {}
     if action == "sync-commands":
-        from .config import get_settings
+        from ..platform.config import get_settings
 
         properties["ApplicationId"] = event.get("application_id") or get_settings().discord_application_id
         hooks.hash_store().put("none")
@@ -300,7 +300,7 @@ def handle(
     send: Callable[[str, dict[str, Any]], None] = send_response,
 ) -> dict[str, Any]:
     """Run the hook for this custom resource event and answer CloudFormation once; returns the answer."""
-    from .observability import logger
+    from ..platform.observability import logger
 
     if "RequestType" not in event and "action" in event:
         return run_action(event, hooks)

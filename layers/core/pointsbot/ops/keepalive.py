@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .db import Database
+from ..platform.db import Database
 
 KEEPALIVE_EVENT: dict[str, Any] = {"keepalive": True}
 
@@ -74,7 +74,7 @@ def get_warmer() -> Warmer | None:
     """The installed warmer, or a Lambda invoke of INTERACTIONS_FUNCTION_NAME (None if unset)."""
     global _warmer
     if _warmer is None:
-        from .config import get_settings
+        from ..platform.config import get_settings
 
         name = get_settings().interactions_function_name
         if name:
@@ -90,8 +90,8 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
-    from . import outbox
-    from .db import DatabaseUnavailable
+    from ..delivery import outbox
+    from ..platform.db import DatabaseUnavailable
 
     warmer = warmer if warmer is not None else get_warmer()
     warmed = False
@@ -114,7 +114,7 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     requested = bool(dms_due) and outbox.request_delivery()
     pruned: int | None = None
     if healthy:
-        from .commands.dispatch import prune_replies
+        from ..commands.dispatch import prune_replies
 
         try:
             pruned = database.run(prune_replies)

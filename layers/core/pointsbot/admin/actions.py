@@ -11,9 +11,12 @@ from typing import Any
 
 import psycopg
 
-from . import achievements, audit, emails, guilds, members, monitor, outbox, sessions
-from .config import Settings
-from .errors import InvalidInput
+from ..community import achievements, audit, emails, members
+from ..delivery import outbox
+from ..ledger import guilds
+from ..platform.config import Settings
+from ..platform.errors import InvalidInput
+from . import monitor, sessions
 from .sessions import Identity
 
 

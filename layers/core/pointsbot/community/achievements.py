@@ -14,10 +14,10 @@ from datetime import datetime
 import psycopg
 from psycopg import errors as pg_errors
 
-from . import ledger
-from .config import Settings, get_settings
-from .errors import DomainError, InvalidInput, NotFound
-from .guilds import GuildPolicy, guild_policy
+from .. import ledger
+from ..ledger.guilds import GuildPolicy, guild_policy
+from ..platform.config import Settings, get_settings
+from ..platform.errors import DomainError, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def create_definition(
         threshold=threshold,
         window_days=window_days,
     )
-    from .guilds import ensure_guild
+    from ..ledger.guilds import ensure_guild
 
     ensure_guild(conn, guild_id)
     try:
@@ -440,7 +440,7 @@ def grant(
         )
     dm_id = None
     if policy.dm_notifications:
-        from . import outbox
+        from ..delivery import outbox
 
         dm_id = outbox.enqueue_dm(
             conn,
@@ -683,7 +683,7 @@ def run_sweep(
     batches, and the next run continues from the saved cursor. Each batch is its own
     transaction, so stopping anywhere pays nobody twice. DMs are requested after each batch.
     """
-    from . import outbox
+    from ..delivery import outbox
 
     settings = settings or get_settings()
     size = batch_size or settings.achievement_sweep_batch

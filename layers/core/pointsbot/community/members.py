@@ -11,10 +11,10 @@ from typing import Any
 
 import psycopg
 
-from .errors import InvalidInput, NotFound
-from .guilds import ensure_guild
-from .ids import format_snowflake, parse_snowflake
-from .ledger import ensure_member
+from ..ledger import ensure_member
+from ..ledger.guilds import ensure_guild
+from ..platform.errors import InvalidInput, NotFound
+from ..platform.ids import format_snowflake, parse_snowflake
 
 
 def remember(
