@@ -236,7 +236,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("DISCORD_OAUTH_AUTHORIZE_URL", "discord_oauth_authorize_url", str, "https://discord.com/oauth2/authorize", "Discord's OAuth2 authorize page (the local stand-in's in development)."),
     Setting("ADMIN_SESSION_IDLE_MINUTES", "admin_session_idle_minutes", int, 60, "An admin session ends after this many minutes without a request."),
     Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
-    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name (and 4x per address) allowed in 15 minutes."),
+    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name from one client address allowed in 15 minutes (an address may fail 4x this over all names, a name 20x over all addresses)."),
 )
 # fmt: on
 
