@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .amounts import MAX_BALANCE
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
@@ -132,7 +134,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "max_change",
         int,
         1_000_000,
-        "Largest single change of a balance (absolute amount).",
+        "Largest single change of a balance (absolute amount; at most 1000000000000, the balance range).",
     ),
     Setting(
         "POINTS_DAILY_CAP",
@@ -301,10 +303,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             values[setting.field] = raw
     settings = Settings(**values)
-    if settings.max_change <= 0:
-        raise ConfigError("POINTS_MAX_CHANGE must be above zero")
-    if settings.daily_cap < 0:
-        raise ConfigError("POINTS_DAILY_CAP must be zero (no cap) or above")
+    if not 0 < settings.max_change <= MAX_BALANCE:
+        raise ConfigError(
+            f"POINTS_MAX_CHANGE must be above zero and at most {MAX_BALANCE} (the balance range)"
+        )
+    if not 0 <= settings.daily_cap <= MAX_BALANCE:
+        raise ConfigError(f"POINTS_DAILY_CAP must be zero (no cap) to {MAX_BALANCE} (the balance range)")
     for env, value, low in (
         ("DM_RATE_PER_SECOND", settings.dm_rate_per_second, 1),
         ("DM_MAX_ATTEMPTS", settings.dm_max_attempts, 1),
