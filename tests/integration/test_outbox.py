@@ -215,6 +215,24 @@ def test_a_429_is_waited_out_and_does_not_use_up_a_try(
     assert dm_row(db, second)["attempts"] == 1
 
 
+@pytest.mark.parametrize("batch_size", [50, 5], ids=["one batch", "many batches"])
+def test_each_recipient_gets_one_channel_open_however_many_dms(
+    db: Database, discord: DiscordClient, fast, queue, batch_size: int
+) -> None:
+    # 43 DMs to 12 members whose DM channels nobody knows yet, several to each member in the
+    # same claim (the claim reads dm_channels once for the whole batch) and across claims.
+    guild = new_guild(db)
+    users = [new_member(db, guild) for _ in range(12)]
+    for n in range(43):
+        queue_dm(db, guild, users[n % 12], f"dm {n}")
+    report = outbox.deliver_due(db, discord, settings=fast, batch_size=batch_size)
+    assert report.sent == 43
+    opened = sorted(e.body["recipient_id"] for e in standin.sent("POST", CHANNELS))
+    assert opened == sorted(str(u) for u in users)
+    assert report.requests == 43 + 12
+    assert sum(len(messages_to(u)) for u in users) == 43
+
+
 def test_a_forgotten_dm_channel_is_opened_again(db: Database, discord: DiscordClient, fast, queue) -> None:
     guild = new_guild(db)
     user = new_member(db, guild)

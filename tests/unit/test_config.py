@@ -87,7 +87,16 @@ def test_a_bad_switch_names_the_variable(setting):
 
 
 @pytest.mark.parametrize(
-    ("env", "value"), [("POINTS_MAX_CHANGE", "0"), ("POINTS_MAX_CHANGE", "-5"), ("POINTS_DAILY_CAP", "-1")]
+    ("env", "value"),
+    [
+        ("POINTS_MAX_CHANGE", "0"),
+        ("POINTS_MAX_CHANGE", "-5"),
+        ("POINTS_DAILY_CAP", "-1"),
+        # Past the balance range (pointsbot.platform.amounts): such a limit could never be used safely.
+        ("POINTS_MAX_CHANGE", "1000000000001"),
+        ("POINTS_MAX_CHANGE", "9223372036854775807"),
+        ("POINTS_DAILY_CAP", "1000000000001"),
+    ],
 )
 def test_out_of_range_values_name_the_variable(env, value):
     with pytest.raises(ConfigError, match=env):

@@ -217,3 +217,22 @@ def test_the_keepalive_ping_is_answered_without_a_signature(keys, monkeypatch):
     # ... and an outside request cannot pass for it: a body with a keepalive key is no ping
     body = json.dumps({"keepalive": True}).encode()
     assert endpoint.handle({**_event(body, {}), "keepalive": "yes"}).status == 401
+
+
+@pytest.mark.parametrize("depth", [65, 2_000, 60_000])
+def test_deeply_nested_json_is_a_400_logged_without_a_trace(keys, caplog, depth):
+    # Given a correctly signed interaction nesting arrays far deeper than Discord ever does
+    # (60,000 levels fit in the body limit; Python's parser gives up at about 1,000)
+    body = b'{"id":"1300000000000000000","type":2,"x":' + b"[" * depth + b"]" * depth + b"}"
+    assert len(body) <= interactions.MAX_BODY_BYTES
+    # When it reaches the Lambda entry point
+    from pointsbot_local import handlers
+
+    answer = handlers.load("interactions")(_event(body, _signed(keys, body)), LambdaContext("interactions"))
+    # Then it is a 400, and the log says so at warning level, with no stack trace
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"]) == {"error": "JSON nested too deeply"}
+    logged = [
+        (r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if r.name.startswith("pointsbot")
+    ]
+    assert logged == [("WARNING", "request refused", None)]

@@ -149,7 +149,12 @@ def list_accounts(conn: psycopg.Connection) -> list[LocalAccount]:
 
 
 def _throttle_keys(name: str, address: str) -> list[tuple[str, int]]:
-    return [(f"name:{name.strip().lower()}", 1), (f"addr:{address}", 4)]
+    """(key, multiple of the limit). A name is throttled per client address, so a stranger
+    guessing an admin's password locks out only their own address; one address guessing many
+    names meets the address limit; guessing one name from many addresses meets a per-name
+    limit far above what one address may try, which only a spread-out attack reaches."""
+    name = name.strip().lower()
+    return [(f"name-addr:{name}|{address}", 1), (f"addr:{address}", 4), (f"name:{name}", 20)]
 
 
 def check_throttle(conn: psycopg.Connection, name: str, address: str, max_failures: int) -> None:
@@ -178,9 +183,6 @@ def authenticate_local(conn: psycopg.Connection, name: str, password: str) -> Id
     good = verify_password(password or "", stored)
     if row is None or not good or row[3]:
         raise SignInRefused("The name or the password is wrong.")
-    conn.execute(
-        "DELETE FROM admin_login_failures WHERE throttle_key = %s", (f"name:{row[0].strip().lower()}",)
-    )
     return Identity(kind="local", name=row[0], guild_ids=tuple(row[2]), user_id=None)
 
 
@@ -311,4 +313,9 @@ def sign_in_local(
 ) -> Identity:
     """Throttle, then check the password (a refusal is recorded by the caller, after rollback)."""
     check_throttle(conn, name, address, max_failures)
-    return authenticate_local(conn, name, password)
+    identity = authenticate_local(conn, name, password)
+    # The admin's own typos from this address are forgiven; the name's count over all
+    # addresses stays, so signing in does not reset what a spread-out guesser has used up.
+    name_addr_key = _throttle_keys(name, address)[0][0]
+    conn.execute("DELETE FROM admin_login_failures WHERE throttle_key = %s", (name_addr_key,))
+    return identity

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from .. import ledger
 from ..community import audit
 from ..ledger.guilds import guild_policy
+from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
 from ..platform.ids import parse_snowflake
@@ -236,6 +237,7 @@ def check_rows(
                 amount = int(row.amount)
             except ValueError:
                 raise InvalidInput(f"amount {row.amount!r} is not a whole number") from None
+            check_in_range(amount)
             if operation in ("award", "deduct") and amount <= 0:
                 raise InvalidInput("amount must be above zero")
             if operation == "set" and amount < 0 and not policy.allow_negative:
@@ -267,7 +269,9 @@ def check_rows(
         before, name = known.get(user_id, (0, None))
         after = {"award": before + amount, "deduct": before - amount, "set": amount}[operation]
         change = after - before
-        if abs(change) > policy.max_change:
+        if abs(after) > MAX_BALANCE:
+            error = OUT_OF_RANGE
+        elif abs(change) > policy.max_change and abs(before) <= MAX_BALANCE:
             error = f"the change of {change:,} is more than the largest allowed ({policy.max_change:,})"
         elif operation == "deduct" and after < 0 and not policy.allow_negative:
             error = f"not enough points (balance {before:,})"

@@ -16,6 +16,7 @@ from psycopg import errors as pg_errors
 
 from .. import ledger
 from ..ledger.guilds import GuildPolicy, guild_policy
+from ..platform.amounts import MAX_BALANCE
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
 
@@ -417,6 +418,10 @@ def grant(
         return None
     key = f"achievement:{achievement_id}:{user_id}"
     transaction_id = None
+    # A bonus never takes a balance out of the range (pointsbot.platform.amounts): a member near the top
+    # gets what still fits, so earning it never refuses the change that earned it. The member's
+    # points row is locked by that change (or by the sweep's batch), so the room stays.
+    bonus_points = min(bonus_points, max(MAX_BALANCE - ledger.balance(conn, guild_id, user_id), 0))
     if bonus_points > 0:
         result = ledger.award(
             conn,

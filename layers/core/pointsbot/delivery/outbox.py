@@ -277,22 +277,46 @@ def _forget_channel(database, user_id: int) -> None:
     database.run(lambda conn: conn.execute("DELETE FROM dm_channels WHERE user_id = %s", (user_id,)))
 
 
+def _known_channel(conn: psycopg.Connection, user_id: int) -> int | None:
+    row = conn.execute("SELECT channel_id FROM dm_channels WHERE user_id = %s", (user_id,)).fetchone()
+    return None if row is None else row[0]
+
+
 def deliver_one(
-    database, client, dm: ClaimedDM, slots: _Pacer, settings: Settings, report: DeliveryReport
+    database,
+    client,
+    dm: ClaimedDM,
+    slots: _Pacer,
+    settings: Settings,
+    report: DeliveryReport,
+    channels: dict[int, int] | None = None,
 ) -> str:
-    """Send one claimed DM and record the outcome; returns "sent", "failed" or "retry"."""
+    """Send one claimed DM and record the outcome; returns "sent", "failed" or "retry".
+
+    `channels` (user id -> DM channel id) is shared by every DM of one delivery run: the claim
+    reads `dm_channels` once for the whole batch, so without it a member with several DMs in a
+    batch would get their channel opened once per DM.
+    """
     from ..discord.rest import CannotDmUser, DiscordError, DiscordUnavailable, RateLimited
 
+    if channels is None:
+        channels = {}
     if dm.blocked:
         _mark(database, dm, "failed", error=dm.blocked)
         return "failed"
+    opened_now = False
     try:
-        channel_id = dm.channel_id
+        channel_id = channels.get(dm.user_id) or dm.channel_id
+        if channel_id is None:
+            # Another worker may have opened it since this batch was claimed.
+            channel_id = database.run(_known_channel, dm.user_id)
         if channel_id is None:
             slots.wait()
             report.requests += 1
             channel_id = int(client.create_dm(format_snowflake(dm.user_id)))
+            opened_now = True
             _remember_channel(database, dm.user_id, channel_id)
+        channels[dm.user_id] = channel_id
         slots.wait()
         report.requests += 1
         message = client.send_message(
@@ -316,8 +340,9 @@ def deliver_one(
     except DiscordUnavailable as exc:
         return _after_transient(database, dm, settings, str(exc))
     except DiscordError as exc:
-        if exc.code == 10003 and dm.channel_id is not None:
+        if exc.code == 10003 and not opened_now and channels.get(dm.user_id) is not None:
             # Unknown channel: the remembered DM channel is gone; open a new one next time.
+            channels.pop(dm.user_id, None)
             _forget_channel(database, dm.user_id)
             _retry_later(database, dm, 0, str(exc), count_attempt=False)
             return "retry"
@@ -367,6 +392,7 @@ def deliver_due(
     batch = batch_size or max(1, int(rate // 2))
     report = DeliveryReport()
     pacer = _Pacer(database, rate)
+    channels: dict[int, int] = {}  # user id -> DM channel, opened or learnt during this run
     started = time.monotonic()
     while True:
         if time.monotonic() - started >= budget:
@@ -387,7 +413,7 @@ def deliver_due(
                 # Out of time mid-batch: give the rest back now rather than at the lease's end.
                 database.run(_release, claimed[index:])
                 break
-            outcome = deliver_one(database, client, dm, pacer, settings, report)
+            outcome = deliver_one(database, client, dm, pacer, settings, report, channels)
             if outcome == "sent":
                 report.sent += 1
             elif outcome == "failed":

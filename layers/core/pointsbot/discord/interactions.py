@@ -37,6 +37,10 @@ MAX_AGE_S = 300
 MAX_AHEAD_S = 60
 # Discord's interaction payloads are a few KB; this keeps a deferred one within an SQS message.
 MAX_BODY_BYTES = 128 * 1024
+# Discord's deepest payload (a message with nested components, inside an interaction) is about
+# a dozen levels of objects and arrays; anything far deeper is not from Discord. A fixed limit
+# keeps what is accepted independent of how deep the interpreter's stack happens to be.
+MAX_JSON_DEPTH = 64
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
@@ -124,9 +128,30 @@ def read_request(event: dict[str, Any], verifier: Verifier, now: float | None = 
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise RequestRejected(400, "malformed JSON") from None
+    except RecursionError:  # the parser recurses per level: 1,000 "[" in a row are enough
+        raise RequestRejected(400, "JSON nested too deeply") from None
+    if _nested_deeper_than(payload, MAX_JSON_DEPTH):
+        raise RequestRejected(400, "JSON nested too deeply")
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
         raise RequestRejected(400, "an interaction is a JSON object with an integer type")
     return payload
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 # -- parsed interactions ---------------------------------------------------------------------

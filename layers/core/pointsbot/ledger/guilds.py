@@ -8,8 +8,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE
 from ..platform.config import Settings
-from ..platform.errors import InvalidInput
+from ..platform.errors import InvalidInput, OutOfRange
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ OVERRIDABLE: dict[str, type] = {
 def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPolicy:
     overrides = overrides or {}
     roles = tuple(int(r) for r in overrides.get("admin_role_ids", ()) or ())
+    # Overrides stored before the balance range existed may be larger; they count as the bound.
     return GuildPolicy(
-        max_change=int(overrides.get("max_change", settings.max_change)),
-        daily_cap=int(overrides.get("daily_cap", settings.daily_cap)),
+        max_change=min(int(overrides.get("max_change", settings.max_change)), MAX_BALANCE),
+        daily_cap=min(int(overrides.get("daily_cap", settings.daily_cap)), MAX_BALANCE),
         allow_negative=bool(overrides.get("allow_negative", settings.allow_negative)),
         transfers_enabled=bool(overrides.get("transfers_enabled", settings.transfers_enabled)),
         dm_notifications=bool(overrides.get("dm_notifications", settings.dm_notifications)),
@@ -85,6 +87,8 @@ def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInput(f"{key} must be a whole number, zero or above")
+            if value > MAX_BALANCE:
+                raise OutOfRange(OUT_OF_RANGE)
             if key == "max_change" and value == 0:
                 raise InvalidInput("max_change must be above zero")
         elif kind is bool and not isinstance(value, bool):

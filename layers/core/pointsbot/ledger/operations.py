@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from ..platform.amounts import COUNTER_CEILING, MAX_BALANCE, OUT_OF_RANGE, check_in_range
 from ..platform.config import Settings, get_settings
 from ..platform.errors import (
     AlreadyReverted,
@@ -27,6 +28,7 @@ from ..platform.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    OutOfRange,
     ReasonRequired,
     TransfersDisabled,
 )
@@ -100,7 +102,7 @@ def _check_amount(amount: object, *, positive: bool = True) -> int:
         raise InvalidInput("The amount must be a whole number.")
     if positive and amount <= 0:
         raise InvalidInput("The amount must be above zero.")
-    return amount
+    return check_in_range(amount)
 
 
 def _check_reason(reason: str | None, required: bool) -> str:
@@ -182,18 +184,21 @@ def ensure_member(conn: psycopg.Connection, guild_id: int, user_id: int) -> None
 
 
 # One statement: move the balance (guarded), write the entry, keep the counters. If a guard
-# fails, no row comes back and nothing was changed.
+# fails, no row comes back and nothing was changed. The guards: the balance range (always),
+# the floor, the daily cap. Counters that only grow stop at COUNTER_CEILING (written so the
+# sum itself cannot overflow) instead of failing every later change of the member.
 _APPLY = f"""
 WITH upd AS (
     UPDATE points SET
         balance = balance + %(amount)s,
         daily_credited = CASE WHEN %(capped)s
-            THEN (CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END)
-                 + %(amount)s
+            THEN LEAST(CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END,
+                       %(ceiling)s::bigint - %(amount)s) + %(amount)s
             ELSE daily_credited END,
         daily_date = CASE WHEN %(capped)s THEN (now() AT TIME ZONE 'UTC')::date ELSE daily_date END,
         updated_at = now()
     WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s
+      AND balance + %(amount)s BETWEEN -%(bound)s::bigint AND %(bound)s::bigint
       AND (%(floor)s::bigint IS NULL OR balance + %(amount)s >= %(floor)s::bigint)
       AND (NOT %(capped)s OR %(cap)s::bigint IS NULL
            OR (CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END)
@@ -209,8 +214,8 @@ WITH upd AS (
 ), stats AS (
     UPDATE user_stats SET
         transaction_count = transaction_count + 1,
-        total_earned = total_earned + %(earned)s,
-        total_spent = total_spent + %(spent)s,
+        total_earned = LEAST(total_earned, %(ceiling)s::bigint - %(earned)s) + %(earned)s,
+        total_spent = LEAST(total_spent, %(ceiling)s::bigint - %(spent)s) + %(spent)s,
         last_transaction_at = now()
     WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s AND EXISTS (SELECT 1 FROM upd)
 )
@@ -261,29 +266,41 @@ def _apply(
         "cap": cap,
         "earned": earned,
         "spent": spent,
+        "bound": MAX_BALANCE,
+        "ceiling": COUNTER_CEILING,
     }
-    row = conn.execute(_APPLY, params).fetchone()
-    if row is None:
-        # Either a guard refused or the member is new. Creating the member is a no-op when it
-        # exists (or when a concurrent first contact has just created it), so always create,
-        # then run the same statement once more: only a guard can refuse it now.
-        ensure_member(conn, guild_id, user_id)
+    try:
         row = conn.execute(_APPLY, params).fetchone()
+        if row is None:
+            # Either a guard refused or the member is new. Creating the member is a no-op when
+            # it exists (or when a concurrent first contact has just created it), so always
+            # create, then run the same statement once more: only a guard can refuse it now.
+            ensure_member(conn, guild_id, user_id)
+            row = conn.execute(_APPLY, params).fetchone()
+    except (pg_errors.NumericValueOutOfRange, pg_errors.CheckViolation) as exc:
+        # Past bigint or past sql/003's CHECK: only a balance stored before the range existed
+        # gets here. The transaction is aborted, so nothing of it is written.
+        raise OutOfRange(OUT_OF_RANGE) from exc
     if row is None:
         balance, credited_today = _points_state(conn, guild_id, user_id)
         # Say which guard refused from which guards were in play, not from a second read of
         # the balance: a concurrent credit may have committed since the guarded UPDATE ran.
-        # The capped kinds are credits and have no floor, so exactly one guard applied.
-        if cap is None:
+        # The capped kinds are credits (no floor): the cap or the range refused. The day's
+        # credited counter only grows, so if it leaves room now it left room then. A debit
+        # with a floor: the floor (the range's lower end is below every floor), unless the
+        # balance was above the range before the range existed. Anything else: the range.
+        if cap is not None and credited_today + amount > policy.daily_cap:
+            left = max(policy.daily_cap - credited_today, 0)
+            raise DailyCapReached(
+                f"That would pass the daily limit of {policy.daily_cap:,} {policy.currency_name} "
+                f"for this member ({left:,} left today)."
+            )
+        if floor is not None and amount < 0 and balance + amount <= MAX_BALANCE:
             raise InsufficientBalance(
                 f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it "
                 f"below {floor:,}."
             )
-        left = max(policy.daily_cap - credited_today, 0)
-        raise DailyCapReached(
-            f"That would pass the daily limit of {policy.daily_cap:,} {policy.currency_name} "
-            f"for this member ({left:,} left today)."
-        )
+        raise OutOfRange(OUT_OF_RANGE)
     return _entry(row)
 
 
@@ -406,7 +423,10 @@ def set_balance(
         "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE",
         (guild_id, user_id),
     ).fetchone()[0]
-    _check_limit(policy, target - current)
+    if abs(current) <= MAX_BALANCE:
+        _check_limit(policy, target - current)
+    # else: a balance stored before the range existed; setting it back into the range is
+    # the way to repair it, however large that change is.
     entry = _apply(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=target - current,
         kind="set", reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,

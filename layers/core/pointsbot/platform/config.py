@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .amounts import MAX_BALANCE
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names it."""
@@ -132,7 +134,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "max_change",
         int,
         1_000_000,
-        "Largest single change of a balance (absolute amount).",
+        "Largest single change of a balance (absolute amount; at most 1000000000000, the balance range).",
     ),
     Setting(
         "POINTS_DAILY_CAP",
@@ -236,7 +238,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("DISCORD_OAUTH_AUTHORIZE_URL", "discord_oauth_authorize_url", str, "https://discord.com/oauth2/authorize", "Discord's OAuth2 authorize page (the local stand-in's in development)."),
     Setting("ADMIN_SESSION_IDLE_MINUTES", "admin_session_idle_minutes", int, 60, "An admin session ends after this many minutes without a request."),
     Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
-    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name (and 4x per address) allowed in 15 minutes."),
+    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name from one client address allowed in 15 minutes (an address may fail 4x this over all names, a name 20x over all addresses)."),
 )
 # fmt: on
 
@@ -301,10 +303,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             values[setting.field] = raw
     settings = Settings(**values)
-    if settings.max_change <= 0:
-        raise ConfigError("POINTS_MAX_CHANGE must be above zero")
-    if settings.daily_cap < 0:
-        raise ConfigError("POINTS_DAILY_CAP must be zero (no cap) or above")
+    if not 0 < settings.max_change <= MAX_BALANCE:
+        raise ConfigError(
+            f"POINTS_MAX_CHANGE must be above zero and at most {MAX_BALANCE} (the balance range)"
+        )
+    if not 0 <= settings.daily_cap <= MAX_BALANCE:
+        raise ConfigError(f"POINTS_DAILY_CAP must be zero (no cap) to {MAX_BALANCE} (the balance range)")
     for env, value, low in (
         ("DM_RATE_PER_SECOND", settings.dm_rate_per_second, 1),
         ("DM_MAX_ATTEMPTS", settings.dm_max_attempts, 1),

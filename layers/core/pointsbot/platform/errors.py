@@ -29,6 +29,12 @@ class DailyCapReached(LimitExceeded):
     code = "daily_cap"
 
 
+class OutOfRange(LimitExceeded):
+    """A balance or amount outside the range balances live in (pointsbot.platform.amounts)."""
+
+    code = "out_of_range"
+
+
 class InsufficientBalance(DomainError):
     code = "insufficient_balance"
 

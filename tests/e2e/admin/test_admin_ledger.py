@@ -1,0 +1,63 @@
+"""Points changes through the admin site over HTTP: the balance range's plain message on every
+form that takes an amount or a limit."""
+
+from __future__ import annotations
+
+import pytest
+from _admin_e2e import GUILD_A, HttpClient
+
+from pointsbot.platform.amounts import MAX_BALANCE, OUT_OF_RANGE
+
+pytestmark = pytest.mark.e2e
+
+MEMBER = "730000000000000041"
+
+
+def _count(site, statement: str, params: tuple = ()) -> int:
+    return site.db.run(lambda conn: conn.execute(statement, params).fetchone()[0])
+
+
+def _follow(client: HttpClient, status: int, headers: dict[str, str]) -> str:
+    """The page a refused form goes back to, where the flash message is shown."""
+    assert status == 303, status
+    location = headers["location"].removeprefix("/admin")
+    page_status, _, body = client.request("GET", location)
+    assert page_status == 200
+    return body
+
+
+@pytest.mark.parametrize(
+    ("operation", "amount"),
+    [
+        ("award", str(2**64)),
+        ("set", "9223372036854775807"),
+        ("deduct", "1" + "0" * 40),
+        ("set", str(-(2**63))),
+    ],
+)
+def test_an_amount_out_of_range_on_the_points_form_is_the_plain_message(site, operation, amount):
+    # Given a signed-in admin on the points form
+    client = HttpClient(site)
+    csrf = client.sign_in()
+    before = _count(site, "SELECT count(*) FROM transactions")
+    # When they submit an amount beyond the balance range (beyond bigint, even)
+    status, headers, _ = client.request(
+        "POST", f"/g/{GUILD_A}/points",
+        {"csrf_token": csrf, "member": MEMBER, "operation": operation, "amount": amount, "reason": "too much",
+         "form_token": f"range-{operation}-{len(amount)}"},
+    )  # fmt: skip
+    # Then they are sent back to the form with the plain message (not a 500), nothing written
+    assert OUT_OF_RANGE in _follow(client, status, headers)
+    assert _count(site, "SELECT count(*) FROM transactions") == before
+
+
+@pytest.mark.parametrize("field", ["max_change", "daily_cap"])
+def test_settings_refuse_limits_beyond_the_range_with_the_plain_message(site, field):
+    client = HttpClient(site)
+    csrf = client.sign_in()
+    before = _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,))
+    form = {"csrf_token": csrf, "currency_name": "points", "max_change": "1000", "daily_cap": "0"}
+    form[field] = str(MAX_BALANCE + 1)
+    status, headers, _ = client.request("POST", f"/g/{GUILD_A}/settings", form)
+    assert OUT_OF_RANGE in _follow(client, status, headers)
+    assert _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,)) == before
