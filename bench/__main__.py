@@ -33,7 +33,7 @@ def _markdown(report: dict) -> str:
         lines += [
             f"## Ledger writes per second ({ops['seconds_per_level']:g} s per level, {ops['members']:,} members)",
             "",
-            "Ours: `ledger.award` (silent) through `Database.run`, one connection per client thread. "
+            "Ours: `points.award` (silent) through `Database.run`, one connection per client thread. "
             f"pgbench: the same statements on the same tables ({ops['pgbench_version'] or 'not found'}, "
             "`-M prepared`).",
             "",

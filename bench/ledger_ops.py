@@ -1,6 +1,6 @@
 """Ledger writes per second at N concurrent clients: ours beside pgbench running the same SQL.
 
-Ours: `ledger.award` through `Database.run`, each client a thread with a connection of its
+Ours: `points.award` through `Database.run`, each client a thread with a connection of its
 own (as each Lambda container has). pgbench: a custom script of the same shape on the same
 tables (read the guild, claim an operation row, move the balance, append the entry, bump the
 counters, in one transaction), so the ratio shows what our Python, psycopg and round trips cost.
@@ -21,14 +21,14 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from pointsbot import ledger
+from pointsbot.community import points
 from pointsbot.platform.config import load_settings
 from pointsbot.platform.db import Database
 
 GUILD = 700_000_000_000_000_001
 BASE_USER = 710_000_000_000_000_000
 
-# Same statements, same tables, same order as ledger.award with silent=True. What pgbench cannot
+# Same statements, same tables, same order as points.award with silent=True. What pgbench cannot
 # do is ours alone: the idempotency fingerprint, the guard clauses, the achievements check
 # (one query when the guild defines none) and building the result objects in Python.
 PGBENCH_SCRIPT = r"""
@@ -113,7 +113,7 @@ def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bo
             started = time.perf_counter()
             try:
                 db.run(
-                    ledger.award, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
+                    points.award, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
                     amount=rnd.randint(1, 100), reason="bench", actor_id=None, source="system",
                     idempotency_key=f"bench-{clients}-{index}-{n}-{time.time_ns()}", silent=silent,
                     settings=settings,

@@ -6,8 +6,9 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from pointsbot import commands, ledger
+from pointsbot import commands
 from pointsbot.commands.dispatch import Outcome
+from pointsbot.community import points as ledger
 from pointsbot.delivery import tasks
 from pointsbot.delivery.tasks import Task
 from pointsbot.discord import interactions

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from pointsbot import ledger
+from pointsbot.community import points as ledger
 from pointsbot.platform.db import Database
 
 _keys = itertools.count(1)

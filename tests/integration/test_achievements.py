@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from pointsbot import ledger
 from pointsbot.community import achievements
+from pointsbot.community import points as ledger
 from pointsbot.delivery import outbox
 from pointsbot.ledger.guilds import ensure_guild, update_guild_settings
 from pointsbot.platform.db import Database

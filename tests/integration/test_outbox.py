@@ -344,7 +344,7 @@ def test_the_pacer_hands_out_slots_no_faster_than_the_rate_whoever_asks(db: Data
 
 # -- the points DM -------------------------------------------------------------------------------------
 def test_each_kind_of_change_gets_a_dm_that_says_what_happened(db: Database, settings) -> None:
-    from pointsbot import ledger
+    from pointsbot.community import points as ledger
 
     guild = new_guild(db)
     user = new_member(db, guild)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .. import ledger
-from ..community import audit
+from ..community import audit, points
 from ..ledger.guilds import guild_policy
 from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range
 from ..platform.config import Settings, get_settings
@@ -60,11 +60,11 @@ def _run_operation(
     common = dict(guild_id=guild_id, user_id=user_id, reason=reason, actor_id=actor_id, source="admin_site",
                   idempotency_key=key, silent=silent, settings=settings)  # fmt: skip
     if operation == "award":
-        return ledger.award(conn, amount=amount, **common)
+        return points.award(conn, amount=amount, **common)
     if operation == "deduct":
-        return ledger.deduct(conn, amount=amount, **common)
+        return points.deduct(conn, amount=amount, **common)
     if operation == "set":
-        return ledger.set_balance(conn, target=amount, **common)
+        return points.set_balance(conn, target=amount, **common)
     raise InvalidInput(f"Unknown operation {operation!r}.")
 
 
@@ -120,7 +120,7 @@ def revert_entry(
     original = ledger.get_entry(conn, guild_id, entry_id)
     if original is None:
         raise NotFound(f"There is no entry #{entry_id} in this server.")
-    result = ledger.revert(
+    result = points.revert(
         conn, guild_id=guild_id, entry_id=entry_id, reason=reason, actor_id=identity.user_id,
         source="admin_site", idempotency_key=f"admin:{_check_token(form_token)}", silent=silent,
         settings=settings or get_settings(),

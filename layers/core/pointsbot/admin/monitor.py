@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ..ledger.operations import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
+from ..ledger.entries import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
 from ..platform.errors import InvalidInput
 from ..platform.ids import format_snowflake, parse_snowflake
 

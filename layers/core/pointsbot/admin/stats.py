@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from ..ledger.operations import _ENTRY_COLUMNS, LedgerEntry
+from ..ledger.entries import _ENTRY_COLUMNS, LedgerEntry
 
 CHART_DAYS = 30
 # A day is final once no transaction that began in it can still commit; the statement timeout

@@ -9,10 +9,10 @@ from __future__ import annotations
 import psycopg
 
 from .. import ledger
-from ..community import audit, emails
+from ..community import audit, emails, points
 from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
-from .dispatch import Context, command
+from .context import Context, command
 from .member import mention
 
 PENDING_PAGE_SIZE = 10
@@ -44,13 +44,13 @@ def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
         idempotency_key=ctx.idempotency_key, silent=silent, settings=ctx.settings,
     )  # fmt: skip
     if operation == "add":
-        result = ledger.award(conn, amount=amount, **common)
+        result = points.award(conn, amount=amount, **common)
         done = f"Added {ctx.points(amount)} to {mention(target)}"
     elif operation == "remove":
-        result = ledger.deduct(conn, amount=amount, **common)
+        result = points.deduct(conn, amount=amount, **common)
         done = f"Took {ctx.points(amount)} from {mention(target)}"
     else:
-        result = ledger.set_balance(conn, target=amount, **common)
+        result = points.set_balance(conn, target=amount, **common)
         done = (
             f"Set the balance of {mention(target)} to {ctx.points(amount)} (change {result.entry.amount:+,})"
         )
@@ -84,7 +84,7 @@ def points_revert(ctx: Context, conn: psycopg.Connection) -> Reply:
     if entry_id is None or entry_id < 1:
         raise InvalidInput("Say which entry (its # number).")
     reason = ctx.text("reason").strip() or f"Revert of entry #{entry_id}"
-    result = ledger.revert(
+    result = points.revert(
         conn, guild_id=ctx.guild_id, entry_id=entry_id, reason=reason, actor_id=ctx.user_id, source="slash",
         idempotency_key=ctx.idempotency_key, silent=ctx.flag("silent"), settings=ctx.settings,
     )  # fmt: skip

@@ -24,6 +24,7 @@ TOKEN_MARGIN_S = 60
 TRY_AGAIN = (
     "The points database is not answering right now, so nothing was changed. Please try again in a moment."
 )
+SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
 
 
 def task_for(interaction: Interaction, attempt: int = 1) -> Task:
@@ -92,8 +93,6 @@ def complete_interaction(
         reply = Reply(TRY_AGAIN, ephemeral=True)
         logger.warning("deferred interaction gave up: database unavailable", extra={"attempt": attempt})
     except Exception:  # a bug will not go away on redelivery: say so instead of "thinking..." forever
-        from .endpoint import SOMETHING_WENT_WRONG
-
         logger.exception("deferred command failed")
         reply = Reply(SOMETHING_WENT_WRONG, ephemeral=True)
     client = client or discord_rest.get_client()

@@ -13,8 +13,15 @@ from typing import Any
 from ..discord import interactions
 from ..discord.interactions import RequestRejected
 from ..platform.config import Settings, get_public_settings, get_settings
+from .deferred import SOMETHING_WENT_WRONG
 
-SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
+# What the keep-alive sends this function: answered at once, without work, after warming.
+KEEPALIVE_EVENT: dict[str, Any] = {"keepalive": True}
+
+
+def is_keepalive(event: object) -> bool:
+    """Whether an invocation is the keep-alive's ping (answer it without doing any work)."""
+    return isinstance(event, dict) and event.get("keepalive") is True
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,9 @@ def warm(settings: Settings) -> None:
 
 
 def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
-    if "keepalive" in event:
-        from ..ops.keepalive import is_keepalive
-
-        if is_keepalive(event):
-            warm(get_settings())  # secrets too: the next command finds them read
-            return Answer(200, {"keepalive": "ok"}, "keepalive", "ok")
+    if is_keepalive(event):
+        warm(get_settings())  # secrets too: the next command finds them read
+        return Answer(200, {"keepalive": "ok"}, "keepalive", "ok")
     try:
         # No secret is read before the signature is checked: a PING (and a forged request)
         # never waits for Secrets Manager on a cold start.

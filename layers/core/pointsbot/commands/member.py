@@ -10,10 +10,10 @@ from typing import Any
 import psycopg
 
 from .. import ledger
-from ..community import emails
+from ..community import emails, points
 from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
-from .dispatch import Context, command
+from .context import Context, command
 
 LEADERBOARD_PAGE_SIZE = 10
 HISTORY_PAGE_SIZE = 10
@@ -144,7 +144,7 @@ def give(ctx: Context, conn: psycopg.Connection) -> Reply:
     if ctx.is_bot(target):
         raise InvalidInput("Bots cannot hold points.")
     ctx.remember_option_member(conn, target)
-    result = ledger.transfer(
+    result = points.transfer(
         conn, guild_id=ctx.guild_id, from_user_id=ctx.user_id, to_user_id=target, amount=amount,
         reason=ctx.text("reason"), idempotency_key=ctx.idempotency_key, source="slash", settings=ctx.settings,
     )  # fmt: skip

@@ -247,7 +247,7 @@ def approve(
     settings: Settings | None = None,
 ) -> ReviewResult:
     """Approve a pending submission: the member's email is set, an optional bonus paid, a DM queued."""
-    from .. import ledger
+    from . import points
 
     replay = _replay(conn, guild_id, idempotency_key, "approved")
     if replay is not None:
@@ -259,7 +259,7 @@ def approve(
     bonus_entry_id = None
     currency = "points"
     if bonus_points:
-        result = ledger.award(
+        result = points.award(
             conn, guild_id=guild_id, user_id=target.user_id, amount=bonus_points,
             reason=f"Email {target.email} approved", actor_id=reviewer_id, source=source,
             idempotency_key=f"email-bonus:{target.id}", kind="email_bonus", settings=settings,

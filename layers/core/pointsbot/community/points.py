@@ -1,18 +1,64 @@
-"""What follows a ledger change inside the same database transaction.
+"""A member's points change as the bot makes it: the ledger operation, then what follows it.
 
-Kept apart from the ledger so the ledger does not import the features built on it
-(achievements, the DM outbox); each adds its step to `after_change`.
+`award`, `deduct`, `set_balance`, `transfer` and `revert` take the ledger's arguments and run
+the ledger's operation (pointsbot.ledger), then `after_change` in the same transaction: the
+points DM into the outbox and the achievement checks the change can make true. Every caller
+that changes a member's points on a member's or an admin's behalf goes through here; the
+ledger itself imports nothing above it. An achievement's bonus is paid by the bare ledger
+(achievements.grant), as `after_change` would only skip it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec
 
 import psycopg
 
-if TYPE_CHECKING:
-    from ..ledger import LedgerEntry, OperationResult
-    from ..ledger.guilds import GuildPolicy
+from .. import ledger
+from ..delivery import outbox
+from ..ledger import LedgerEntry, OperationResult, ensure_member
+from ..ledger.guilds import GuildPolicy, guild_policy
+from ..platform.config import get_settings
+from . import achievements
+
+__all__ = [  # the ledger's result types and first contact come along, so callers need this module alone
+    "LedgerEntry",
+    "OperationResult",
+    "after_change",
+    "award",
+    "deduct",
+    "ensure_member",
+    "points_dm_text",
+    "revert",
+    "set_balance",
+    "transfer",
+]
+
+_Request = ParamSpec("_Request")
+_Operation = Callable[Concatenate[psycopg.Connection, _Request], OperationResult]
+
+
+def _followed(operation: _Operation[_Request]) -> _Operation[_Request]:
+    """The ledger's `operation`, then `after_change` under the same guild policy."""
+
+    @functools.wraps(operation)
+    def change(conn: psycopg.Connection, *args: _Request.args, **request: _Request.kwargs) -> OperationResult:
+        policy = guild_policy(conn, request.get("settings") or get_settings(), request["guild_id"])  # type: ignore[arg-type]
+        request["policy"] = policy
+        result = operation(conn, *args, **request)
+        after_change(conn, result, policy)
+        return result
+
+    return change
+
+
+award = _followed(ledger.award)
+deduct = _followed(ledger.deduct)
+set_balance = _followed(ledger.set_balance)
+transfer = _followed(ledger.transfer)
+revert = _followed(ledger.revert)
 
 
 def after_change(conn: psycopg.Connection, result: OperationResult, policy: GuildPolicy) -> None:
@@ -32,8 +78,6 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
                 continue
             if guild_name is None:
                 guild_name = _guild_name(conn, entry.guild_id)
-            from ..delivery import outbox
-
             outbox.enqueue_dm(
                 conn,
                 guild_id=entry.guild_id,
@@ -46,8 +90,6 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
     # paying it; checking here as well would recurse.
     if all(entry.kind == "achievement" for entry in result.entries):
         return
-    from . import achievements
-
     for user_id in sorted({entry.user_id for entry in result.entries}):
         achievements.check_member(conn, result.entries[0].guild_id, user_id, policy=policy)
 

@@ -382,7 +382,7 @@ def deliver_due(
     client = client or get_client()
     rate = float(settings.dm_rate_per_second)
     budget = settings.dm_deliver_budget_s if budget_s is None else budget_s
-    from ..ops.worker import time_left_s
+    from .tasks import time_left_s
 
     left = time_left_s()
     if left is not None:

@@ -7,6 +7,7 @@ that feeds the same worker handler with SQS-shaped events (see pointsbot_local.q
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,3 +71,19 @@ def set_task_queue(queue: TaskQueue | None) -> None:
     """Install a queue for this process (the local runtime, tests)."""
     global _queue
     _queue = queue
+
+
+# The worker's invocation: when it must be done (monotonic clock), so a long task (DM delivery)
+# stops in time and hands the rest on instead of being killed by Lambda's timeout.
+_deadline: float | None = None
+
+
+def set_deadline(remaining_ms: int | None) -> None:
+    """Called by the worker handler with the invocation's remaining time (None: no limit)."""
+    global _deadline
+    _deadline = None if remaining_ms is None else time.monotonic() + remaining_ms / 1000
+
+
+def time_left_s() -> float | None:
+    """Seconds left in the current invocation, or None outside one."""
+    return None if _deadline is None else _deadline - time.monotonic()

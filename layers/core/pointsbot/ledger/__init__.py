@@ -1,34 +1,29 @@
-"""The points ledger: balances and their entries, exact and append-only (see operations.py).
+"""The points ledger: balances and their entries, exact and append-only.
 
-This face hands on the ledger's public names, so callers say `ledger.award`,
-`ledger.leaderboard_page`. The write operations here are the bare ledger: a member's change as
-the bot makes it (with its DM and achievement checks) goes through `community.points`.
+entries.py holds the records, operations.py the writes (one guarded statement each, keyed
+for idempotency), queries.py the reads; guilds.py a server's row and its policy (the limits).
+This face hands on the public names, so callers say `ledger.award`, `ledger.rank_of`.
+
+The writes here are the bare ledger. A member's change as the bot makes it, with the DM and
+the achievement checks that follow it in the same transaction, is `community.points`: the
+ledger never calls up into the features built on it.
 """
 
-from .operations import (
-    KINDS,
-    MAX_REASON,
-    SOURCES,
+from .entries import KINDS, SOURCES, LedgerEntry, OperationResult
+from .operations import MAX_REASON, award, deduct, ensure_member, revert, set_balance, transfer
+from .queries import (
     GuildTotals,
     HistoryPage,
     LeaderboardPage,
     LeaderboardRow,
-    LedgerEntry,
-    OperationResult,
     RankInfo,
-    award,
     balance,
-    deduct,
-    ensure_member,
     get_entry,
     guild_totals,
     history_page,
     leaderboard_page,
     page_count,
     rank_of,
-    revert,
-    set_balance,
-    transfer,
 )
 
 __all__ = [

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -32,68 +30,12 @@ from ..platform.errors import (
     ReasonRequired,
     TransfersDisabled,
 )
+from .entries import _ENTRY_COLUMNS, SOURCES, LedgerEntry, OperationResult, _entry
 from .guilds import GuildPolicy, guild_policy
 
-SOURCES = ("slash", "admin_site", "achievement", "system")
-KINDS = (
-    "award",
-    "deduct",
-    "set",
-    "transfer_in",
-    "transfer_out",
-    "revert",
-    "achievement",
-    "email_bonus",
-)
 # Credits that count against the daily cap. Set, revert and bonuses are deliberate acts.
 _CAPPED_KINDS = ("award", "transfer_in")
 MAX_REASON = 500
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    id: int
-    operation_id: int
-    guild_id: int
-    user_id: int
-    amount: int
-    balance_after: int
-    kind: str
-    reason: str
-    actor_id: int | None
-    source: str
-    silent: bool
-    counterparty_id: int | None
-    reverts_id: int | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class OperationResult:
-    operation_id: int
-    entries: tuple[LedgerEntry, ...]
-    replayed: bool
-
-    @property
-    def entry(self) -> LedgerEntry:
-        return self.entries[0]
-
-    @property
-    def balance(self) -> int:
-        return self.entries[0].balance_after
-
-    def entry_for(self, user_id: int) -> LedgerEntry:
-        return next(e for e in self.entries if e.user_id == user_id)
-
-
-_ENTRY_COLUMNS = (
-    "id, operation_id, guild_id, user_id, amount, balance_after, kind, reason, actor_id, source, "
-    "silent, counterparty_id, reverts_id, created_at"
-)
-
-
-def _entry(row: tuple) -> LedgerEntry:
-    return LedgerEntry(*row)
 
 
 # -- validation ----------------------------------------------------------------------------
@@ -317,14 +259,6 @@ def _admin_floor(policy: GuildPolicy) -> int | None:
     return None if policy.allow_negative else 0
 
 
-def _finish(conn: psycopg.Connection, result: OperationResult, policy: GuildPolicy) -> OperationResult:
-    """What follows a change in the same transaction (achievements, DMs)."""
-    from ..community import points as effects  # late: effects builds on the ledger
-
-    effects.after_change(conn, result, policy)
-    return result
-
-
 # -- write operations ------------------------------------------------------------------------
 def award(
     conn: psycopg.Connection,
@@ -339,13 +273,14 @@ def award(
     silent: bool = False,
     kind: str = "award",
     settings: Settings | None = None,
+    policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Credit a member. `kind` may name a bonus ('achievement', 'email_bonus')."""
     if kind not in ("award", "achievement", "email_bonus"):
         raise InvalidInput(f"award cannot write kind {kind!r}")
     amount = _check_amount(amount)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     if kind == "award":
         _check_limit(policy, amount)
     begun = _begin(conn, guild_id, idempotency_key, kind, _fingerprint(op=kind, user=user_id, amount=amount))
@@ -355,7 +290,7 @@ def award(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
     )  # fmt: skip
-    return _finish(conn, OperationResult(begun, (entry,), replayed=False), policy)
+    return OperationResult(begun, (entry,), replayed=False)
 
 
 def deduct(
@@ -370,11 +305,12 @@ def deduct(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Debit a member; below zero only where the guild allows negative balances."""
     amount = _check_amount(amount)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     _check_limit(policy, amount)
     begun = _begin(
         conn,
@@ -390,7 +326,7 @@ def deduct(
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent,
         floor=_admin_floor(policy),
     )  # fmt: skip
-    return _finish(conn, OperationResult(begun, (entry,), replayed=False), policy)
+    return OperationResult(begun, (entry,), replayed=False)
 
 
 def set_balance(
@@ -405,11 +341,12 @@ def set_balance(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Make a balance exactly `target`; the entry records the difference."""
     target = _check_amount(target, positive=False)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     if target < 0 and not policy.allow_negative:
         raise InvalidInput("Balances cannot be set below zero here.")
     begun = _begin(
@@ -431,7 +368,7 @@ def set_balance(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=target - current,
         kind="set", reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
     )  # fmt: skip
-    return _finish(conn, OperationResult(begun, (entry,), replayed=False), policy)
+    return OperationResult(begun, (entry,), replayed=False)
 
 
 def transfer(
@@ -445,13 +382,14 @@ def transfer(
     idempotency_key: str,
     source: str = "slash",
     settings: Settings | None = None,
+    policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """One member gives points to another. The giver never goes below zero."""
     amount = _check_amount(amount)
     reason_text = _check_reason(reason, required=False)
     if from_user_id == to_user_id:
         raise InvalidInput("You cannot give points to yourself.")
-    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     if not policy.transfers_enabled:
         raise TransfersDisabled("Giving points to other members is switched off in this server.")
     _check_limit(policy, amount)
@@ -475,7 +413,7 @@ def transfer(
                    actor_id=from_user_id, source=_check_source(source), silent=False, **legs[user_id])
         )  # fmt: skip
     entries.sort(key=lambda e: e.id)
-    return _finish(conn, OperationResult(begun, tuple(entries), replayed=False), policy)
+    return OperationResult(begun, tuple(entries), replayed=False)
 
 
 def revert(
@@ -489,10 +427,11 @@ def revert(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Reverse an earlier entry with a new one (both legs of a transfer)."""
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     begun = _begin(conn, guild_id, idempotency_key, "revert", _fingerprint(op="revert", entry=entry_id))
     if isinstance(begun, OperationResult):
         return begun
@@ -528,172 +467,4 @@ def revert(
         except pg_errors.UniqueViolation as exc:  # a concurrent revert of the same entry won
             raise AlreadyReverted(f"Entry #{target.id} has already been reverted.") from exc
     entries.sort(key=lambda e: e.id)
-    return _finish(conn, OperationResult(begun, tuple(entries), replayed=False), policy)
-
-
-# -- read side --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HistoryPage:
-    entries: tuple[LedgerEntry, ...]
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return page_count(self.total, self.page_size)
-
-
-@dataclass(frozen=True)
-class LeaderboardRow:
-    rank: int
-    user_id: int
-    balance: int
-    display_name: str | None
-
-
-@dataclass(frozen=True)
-class LeaderboardPage:
-    rows: tuple[LeaderboardRow, ...]
-    page: int
-    page_size: int
-    total_members: int
-
-    @property
-    def pages(self) -> int:
-        return page_count(self.total_members, self.page_size)
-
-
-@dataclass(frozen=True)
-class RankInfo:
-    rank: int
-    balance: int
-    total_members: int
-
-
-@dataclass(frozen=True)
-class GuildTotals:
-    members: int
-    points_in_circulation: int
-    transactions: int
-    transactions_today: int
-
-
-def balance(conn: psycopg.Connection, guild_id: int, user_id: int) -> int:
-    row = conn.execute(
-        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
-    ).fetchone()
-    return row[0] if row else 0
-
-
-def get_entry(conn: psycopg.Connection, guild_id: int, entry_id: int) -> LedgerEntry | None:
-    row = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s",
-        (guild_id, entry_id),
-    ).fetchone()
-    return _entry(row) if row else None
-
-
-def page_count(total: int, page_size: int) -> int:
-    """How many pages `total` rows fill (at least one, so an empty list is "page 1 of 1")."""
-    return max(1, -(-total // page_size))
-
-
-def _page_args(page: int, page_size: int) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidInput("Pages start at 1.")
-    if not 1 <= page_size <= 100:
-        raise InvalidInput("A page holds 1 to 100 rows.")
-    return page, page_size
-
-
-def history_page(
-    conn: psycopg.Connection, guild_id: int, user_id: int, page: int = 1, page_size: int = 10
-) -> HistoryPage:
-    """A member's entries, newest first."""
-    page, page_size = _page_args(page, page_size)
-    rows = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND user_id = %s "
-        "ORDER BY id DESC LIMIT %s OFFSET %s",
-        (guild_id, user_id, page_size, (page - 1) * page_size),
-    ).fetchall()
-    total = conn.execute(
-        "SELECT transaction_count FROM user_stats WHERE guild_id = %s AND user_id = %s",
-        (guild_id, user_id),
-    ).fetchone()
-    return HistoryPage(tuple(_entry(r) for r in rows), page, page_size, total[0] if total else 0)
-
-
-def leaderboard_page(
-    conn: psycopg.Connection, guild_id: int, page: int = 1, page_size: int = 10
-) -> LeaderboardPage:
-    """Members by balance, highest first; ties share a rank and are listed by user id."""
-    page, page_size = _page_args(page, page_size)
-    rows = conn.execute(
-        """
-        SELECT p.user_id, p.balance, m.display_name
-        FROM points p JOIN members m USING (guild_id, user_id)
-        WHERE p.guild_id = %s
-        ORDER BY p.balance DESC, p.user_id
-        LIMIT %s OFFSET %s
-        """,
-        (guild_id, page_size, (page - 1) * page_size),
-    ).fetchall()
-    # Competition ranking: 1 + how many have strictly more.
-    above, total = _count_above(conn, guild_id, rows[0][1] if rows else None)
-    ranked: list[LeaderboardRow] = []
-    if rows:
-        first_rank = 1 + above
-        offset = (page - 1) * page_size
-        rank = first_rank
-        for index, (user_id, bal, name) in enumerate(rows):
-            if index and bal != rows[index - 1][1]:
-                rank = offset + index + 1  # everyone listed before it has strictly more
-            ranked.append(LeaderboardRow(rank, user_id, bal, name))
-    return LeaderboardPage(tuple(ranked), page, page_size, total)
-
-
-def _count_above(conn: psycopg.Connection, guild_id: int, balance: int | None) -> tuple[int, int]:
-    """(members with a balance above `balance`, all members) of the guild.
-
-    The total is the guild's trigger-kept member_count (sql/002); the count above walks the
-    leaderboard index only as far as `balance`, so the top of the board costs next to nothing.
-    """
-    above, total = conn.execute(
-        """
-        SELECT CASE WHEN %(b)s::bigint IS NULL THEN 0 ELSE
-                   (SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance > %(b)s::bigint) END,
-               coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0)
-        """,
-        {"b": balance, "g": guild_id},
-    ).fetchone()
-    return above, total
-
-
-def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
-    """A member's place: 1 + how many members of the guild have strictly more.
-
-    A member never seen ranks as a balance of zero. The balance is read first and passed as a
-    value, so the count is a range of the leaderboard index (O(members above)).
-    """
-    row = conn.execute(
-        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
-    ).fetchone()
-    bal = row[0] if row else 0
-    above, total = _count_above(conn, guild_id, bal)
-    return RankInfo(rank=above + 1, balance=bal, total_members=total)
-
-
-def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
-    row = conn.execute(
-        """
-        SELECT coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0),
-               (SELECT coalesce(sum(balance), 0) FROM points WHERE guild_id = %(g)s),
-               (SELECT coalesce(sum(transaction_count), 0) FROM user_stats WHERE guild_id = %(g)s),
-               (SELECT count(*) FROM transactions
-                 WHERE guild_id = %(g)s AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC')
-                       AT TIME ZONE 'UTC')
-        """,
-        {"g": guild_id},
-    ).fetchone()
-    return GuildTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return OperationResult(begun, tuple(entries), replayed=False)

@@ -2,7 +2,7 @@
 forget stored interaction answers past their use.
 
 `KEEPALIVE_EVENT` is what the keep-alive sends the interactions function; that handler answers
-it at once without work (`is_keepalive(event)`). In AWS the warmer is a Lambda invoke; the
+it at once without work (`is_keepalive(event)`; both are the endpoint's, named here too). In AWS the warmer is a Lambda invoke; the
 local runtime installs one that calls the handler in-process (`set_warmer`).
 """
 
@@ -14,16 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..commands.endpoint import KEEPALIVE_EVENT, is_keepalive
 from ..platform.db import Database
 
-KEEPALIVE_EVENT: dict[str, Any] = {"keepalive": True}
+__all__ = ["KEEPALIVE_EVENT", "KeepaliveResult", "LambdaWarmer", "get_warmer", "is_keepalive", "keepalive_response",
+           "run", "set_warmer"]  # fmt: skip
 
 Warmer = Callable[[dict[str, Any]], Any]
-
-
-def is_keepalive(event: object) -> bool:
-    """Whether an invocation is the keep-alive's ping (answer it without doing any work)."""
-    return isinstance(event, dict) and event.get("keepalive") is True
 
 
 def keepalive_response() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Secret settings from AWS Secrets Manager (or SSM Parameter Store), read once per container.
 
-A secret setting X (a row of config.SETTINGS_TABLE with secret=True) comes from the
+A secret setting X (a row of settings_table.SETTINGS_TABLE with secret=True) comes from the
 environment variable X when that is set (local runs, tests). Otherwise, when `X_SECRET_ARN`
 names a Secrets Manager secret or an SSM parameter, `config.get_settings()` reads it from
 there on first use - never at import - and the value is kept for the life of the container.
@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
+
+from .settings_table import SETTINGS_TABLE
 
 SUFFIX = "_SECRET_ARN"
 
@@ -123,8 +125,6 @@ def with_secrets(
     environ: Mapping[str, str], fetch: Callable[[str], str] = fetch_secret_string
 ) -> Mapping[str, str]:
     """`environ` with every secret setting that is only given by reference filled in."""
-    from .config import SETTINGS_TABLE  # config imports this module lazily, so no cycle at import
-
     wanted = {
         setting.env: environ[reference_variable(setting.env)]
         for setting in SETTINGS_TABLE

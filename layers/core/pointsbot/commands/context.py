@@ -1,0 +1,96 @@
+"""What a command is given and how it is registered: the `command` decorator and `Context`.
+
+member.py and admin.py register their commands here; dispatch.py looks them up and runs them.
+Kept apart from dispatch so the commands and their dispatcher do not import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from ..community import members
+from ..discord.interactions import Interaction, Reply
+from ..ledger.guilds import GuildPolicy
+from ..platform.config import Settings
+from ..platform.errors import InvalidInput
+from ..platform.ids import parse_snowflake
+
+CommandFn = Callable[["Context", psycopg.Connection], Reply]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    path: str
+    fn: CommandFn
+    writes: bool
+
+
+_REGISTRY: dict[str, CommandSpec] = {}
+
+
+def command(path: str, *, writes: bool = False) -> Callable[[CommandFn], CommandFn]:
+    """Register the function that answers `/path` ("balance", "points add", ...)."""
+
+    def register(fn: CommandFn) -> CommandFn:
+        _REGISTRY[path] = CommandSpec(path, fn, writes)
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    """One command's inputs: who asks, where, with which options, under which policy."""
+
+    interaction: Interaction
+    path: str
+    options: dict[str, Any]
+    guild_id: int
+    user_id: int
+    settings: Settings
+    policy: GuildPolicy
+    update: bool = False  # a button asked: the answer replaces the message it was on
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.interaction.id
+
+    @property
+    def actor_name(self) -> str:
+        return self.interaction.username or self.interaction.user_id
+
+    def member(self, name: str = "member") -> int | None:
+        value = self.options.get(name)
+        return None if value is None else parse_snowflake(value, name)
+
+    def integer(self, name: str, default: int | None = None) -> int | None:
+        value = self.options.get(name, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"The {name} must be a whole number.")
+        return value
+
+    def text(self, name: str, default: str = "") -> str:
+        value = self.options.get(name, default)
+        return value if isinstance(value, str) else default
+
+    def flag(self, name: str) -> bool:
+        return self.options.get(name) is True
+
+    def points(self, amount: int) -> str:
+        return f"**{amount:,} {self.policy.currency_name}**"
+
+    def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
+        """Keep the names Discord resolved for a member named in an option."""
+        resolved = self.interaction.users.get(str(user_id))
+        members.remember(conn, self.guild_id, user_id,
+                         resolved.username if resolved else None, resolved.display_name if resolved else None)  # fmt: skip
+
+    def is_bot(self, user_id: int) -> bool:
+        raw = ((self.interaction.raw.get("data") or {}).get("resolved") or {}).get("users") or {}
+        return bool((raw.get(str(user_id)) or {}).get("bot"))

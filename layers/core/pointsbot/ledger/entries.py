@@ -1,0 +1,67 @@
+"""The ledger's records: an entry (one change of one balance) and an operation's result.
+
+The kinds and sources an entry may carry are listed here; `transactions` holds the entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+SOURCES = ("slash", "admin_site", "achievement", "system")
+KINDS = (
+    "award",
+    "deduct",
+    "set",
+    "transfer_in",
+    "transfer_out",
+    "revert",
+    "achievement",
+    "email_bonus",
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    operation_id: int
+    guild_id: int
+    user_id: int
+    amount: int
+    balance_after: int
+    kind: str
+    reason: str
+    actor_id: int | None
+    source: str
+    silent: bool
+    counterparty_id: int | None
+    reverts_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    operation_id: int
+    entries: tuple[LedgerEntry, ...]
+    replayed: bool
+
+    @property
+    def entry(self) -> LedgerEntry:
+        return self.entries[0]
+
+    @property
+    def balance(self) -> int:
+        return self.entries[0].balance_after
+
+    def entry_for(self, user_id: int) -> LedgerEntry:
+        return next(e for e in self.entries if e.user_id == user_id)
+
+
+_ENTRY_COLUMNS = (
+    "id, operation_id, guild_id, user_id, amount, balance_after, kind, reason, actor_id, source, "
+    "silent, counterparty_id, reverts_id, created_at"
+)
+
+
+def _entry(row: tuple) -> LedgerEntry:
+    return LedgerEntry(*row)

@@ -1,0 +1,227 @@
+"""Every setting the bot reads: its variable, field, kind, default, what it does, whether secret.
+
+Declarations only. `config` reads the environment by this table; `secrets` fills in the secret
+settings given by reference. The README's table and the template checks are tested against it,
+so a new setting is added here first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    kind: type
+    default: Any
+    help: str
+    secret: bool = False
+
+
+# One row a setting reads best as one line.
+# fmt: off
+SETTINGS_TABLE: tuple[Setting, ...] = (
+    # Database
+    Setting(
+        "DATABASE_URL",
+        "database_url",
+        str,
+        "",
+        "Postgres URL. Empty: the local runtime starts an embedded Postgres.",
+        secret=True,
+    ),
+    Setting(
+        "DB_STATEMENT_TIMEOUT_MS",
+        "db_statement_timeout_ms",
+        int,
+        5000,
+        "Statement timeout for every database session, in milliseconds.",
+    ),
+    Setting(
+        "DB_CONNECT_TIMEOUT_S",
+        "db_connect_timeout_s",
+        int,
+        5,
+        "Seconds to wait for a database connection.",
+    ),
+    Setting(
+        "DB_PREPARE_THRESHOLD",
+        "db_prepare_threshold",
+        int,
+        5,
+        "psycopg prepare threshold; -1 disables server-side prepared statements (for PgBouncer in transaction mode).",
+    ),
+    Setting(
+        "DB_POOL_MAX",
+        "db_pool_max",
+        int,
+        10,
+        "Largest connection pool of the local runtime (Lambda keeps one connection per container).",
+    ),
+    Setting(
+        "INTERACTION_DB_STATEMENT_TIMEOUT_MS",
+        "interaction_db_statement_timeout_ms",
+        int,
+        1000,
+        "Statement timeout of the interactions function's inline attempt; slower work is deferred to the worker.",
+    ),
+    Setting(
+        "INTERACTION_DB_CONNECT_TIMEOUT_S",
+        "interaction_db_connect_timeout_s",
+        int,
+        2,
+        "Connect timeout of the interactions function's inline attempt (psycopg's floor is 2 s).",
+    ),
+    # Discord
+    Setting(
+        "DISCORD_PUBLIC_KEY",
+        "discord_public_key",
+        str,
+        "",
+        "Hex Ed25519 public key of the Discord application (verifies interactions).",
+    ),
+    Setting(
+        "DISCORD_APPLICATION_ID",
+        "discord_application_id",
+        str,
+        "",
+        "Discord application id (snowflake).",
+    ),
+    Setting(
+        "DISCORD_BOT_TOKEN",
+        "discord_bot_token",
+        str,
+        "",
+        "Bot token for Discord's REST API.",
+        secret=True,
+    ),
+    Setting(
+        "DISCORD_API_BASE_URL",
+        "discord_api_base_url",
+        str,
+        "https://discord.com/api/v10",
+        "Base URL of Discord's HTTP API (the local stand-in in development).",
+    ),
+    Setting(
+        "BOT_URL",
+        "bot_url",
+        str,
+        "https://github.com/pointsbot/pointsbot",
+        "URL in the User-Agent header sent to Discord.",
+    ),
+    # Ledger limits and switches (guild settings may override each)
+    Setting(
+        "POINTS_MAX_CHANGE",
+        "max_change",
+        int,
+        1_000_000,
+        "Largest single change of a balance (absolute amount; at most 1000000000000, the balance range).",
+    ),
+    Setting(
+        "POINTS_DAILY_CAP",
+        "daily_cap",
+        int,
+        0,
+        "Most points a member may be credited per UTC day (0: no cap). Set, revert and achievement bonuses do not count.",
+    ),
+    Setting(
+        "POINTS_ALLOW_NEGATIVE",
+        "allow_negative",
+        bool,
+        False,
+        "Whether admin deductions may take a balance below zero.",
+    ),
+    Setting(
+        "POINTS_TRANSFERS_ENABLED",
+        "transfers_enabled",
+        bool,
+        True,
+        "Whether members may give points to each other (/give).",
+    ),
+    Setting(
+        "POINTS_CURRENCY_NAME",
+        "currency_name",
+        str,
+        "points",
+        "What the points are called in messages.",
+    ),
+    Setting(
+        "DM_NOTIFICATIONS",
+        "dm_notifications",
+        bool,
+        True,
+        "Whether members get a DM when their points change (unless silent).",
+    ),
+    # DM delivery and achievements
+    Setting(
+        "DM_RATE_PER_SECOND",
+        "dm_rate_per_second",
+        int,
+        45,
+        "Discord requests per second DM delivery may make, shared by every worker (Discord allows 50 in all).",
+    ),
+    Setting(
+        "DM_MAX_ATTEMPTS",
+        "dm_max_attempts",
+        int,
+        5,
+        "Tries per DM after Discord errors (5xx, network) before it is marked failed.",
+    ),
+    Setting(
+        "DM_RETRY_BASE_S",
+        "dm_retry_base_s",
+        int,
+        15,
+        "First retry delay of a failed DM in seconds; doubles on each further try (at most 15 minutes).",
+    ),
+    Setting(
+        "DM_LEASE_S",
+        "dm_lease_s",
+        int,
+        300,
+        "Seconds a worker may hold a claimed DM; after that another worker may take it over.",
+    ),
+    Setting(
+        "DM_DELIVER_BUDGET_S",
+        "dm_deliver_budget_s",
+        int,
+        60,
+        "Seconds one delivery task runs before it hands the rest on to a new task.",
+    ),
+    Setting(
+        "ACHIEVEMENT_SWEEP_SCHEDULE",
+        "achievement_sweep_schedule",
+        str,
+        "rate(1 hour)",
+        "EventBridge schedule of the achievement sweep (the local runtime understands rate(...) too).",
+    ),
+    Setting(
+        "INTERACTIONS_FUNCTION_NAME",
+        "interactions_function_name",
+        str,
+        "",
+        "Name of the interactions Lambda function the keep-alive warms (empty: no warming).",
+    ),
+    Setting(
+        "ACHIEVEMENT_SWEEP_BATCH",
+        "achievement_sweep_batch",
+        int,
+        1000,
+        "Members per batch (one transaction) of the achievement sweep.",
+    ),
+    # Operations
+    Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
+    Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
+    Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
+    # Admin site
+    Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
+    Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
+    Setting("DISCORD_OAUTH_AUTHORIZE_URL", "discord_oauth_authorize_url", str, "https://discord.com/oauth2/authorize", "Discord's OAuth2 authorize page (the local stand-in's in development)."),
+    Setting("ADMIN_SESSION_IDLE_MINUTES", "admin_session_idle_minutes", int, 60, "An admin session ends after this many minutes without a request."),
+    Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
+    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name from one client address allowed in 15 minutes (an address may fail 4x this over all names, a name 20x over all addresses)."),
+)
+# fmt: on
