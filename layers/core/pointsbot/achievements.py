@@ -430,6 +430,7 @@ def grant(
             amount=bonus_points,
             reason=f"Achievement: {name}",
             actor_id=None,
+            actor_name="achievement",
             source="achievement",
             idempotency_key=key,
             # The achievement DM below tells the member about the bonus; no second DM.

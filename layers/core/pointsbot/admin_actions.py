@@ -81,7 +81,7 @@ def review_email(
     if approve:
         result = emails.approve(conn, guild_id=guild_id, submission_id=submission_id, reviewer_id=identity.user_id,
                                 note=note, bonus_points=bonus_points, idempotency_key=key, source="admin_site",
-                                settings=settings)  # fmt: skip
+                                settings=settings, reviewer_name=identity.actor_name)  # fmt: skip
     else:
         result = emails.reject(conn, guild_id=guild_id, submission_id=submission_id, reviewer_id=identity.user_id,
                                note=note, idempotency_key=key)  # fmt: skip
