@@ -119,6 +119,13 @@ def _db_down(exc: DatabaseUnavailable) -> Response:
                        with_session=False)  # fmt: skip
 
 
+@app.exception_handler(web.UnsafeHeader)
+def _unsafe_header(exc: web.UnsafeHeader) -> Response:
+    # Input validation should have stopped this earlier; logged as an error so it gets fixed.
+    logger.error("unsafe response header refused", extra={"error": str(exc)})
+    return _error_page(400, "That address cannot be followed: it holds characters a web address cannot have.")
+
+
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response:
     logger.exception("admin site error")
@@ -211,7 +218,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
     session = req.session
     # The state must be the one this browser's session asked for: a callback that another
     # site started (login CSRF) or a replayed one is refused.
-    if session is None or not session.oauth_state or not state or state != session.oauth_state:
+    if session is None or not session.oauth_state_ok(state):
         raise web.Refused(
             403, "This sign-in link is not from this browser's session. Start the sign-in again."
         )

@@ -71,7 +71,25 @@ class Session:
         return self.identity is not None
 
     def csrf_ok(self, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+        return tokens_match(self.csrf_token, submitted)
+
+    def oauth_state_ok(self, returned: str | None) -> bool:
+        """Whether Discord's callback carries the state this session asked for."""
+        return tokens_match(self.oauth_state, returned)
+
+
+def tokens_match(expected: str | None, submitted: str | None) -> bool:
+    """Constant-time comparison of a secret token with what a browser sent.
+
+    hmac.compare_digest refuses str with non-ASCII characters (a TypeError, once a 500), so
+    both sides are compared as UTF-8 bytes; "surrogatepass" keeps even a lone surrogate
+    comparable instead of raising. Empty never matches.
+    """
+    if not expected or not submitted or not isinstance(submitted, str):
+        return False
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), submitted.encode("utf-8", "surrogatepass")
+    )
 
 
 def _hash(token: str) -> str:
