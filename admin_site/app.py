@@ -187,10 +187,12 @@ def login(req: web.AdminRequest) -> Response:
     return _signed_in(req, identity, req.form("next"))
 
 
-def _signed_in(req: web.AdminRequest, identity: sessions.Identity, next_url: str | None) -> Response:
+def _signed_in(
+    req: web.AdminRequest, identity: sessions.Identity, next_url: str | None, discord_token: str | None = None
+) -> Response:
     previous = req.session.token if req.session else None
     max_age = timedelta(hours=req.settings.admin_session_max_hours)
-    req.session = req.db.run(admin_actions.start_session, previous, identity, max_age)
+    req.session = req.db.run(admin_actions.start_session, previous, identity, max_age, discord_token)
     req.new_cookie = req.session.token
     return web.redirect(req, web.safe_next(next_url))
 
@@ -237,7 +239,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
     except auth.OAuthFailed as exc:
         req.flash("error", exc.message)
         return web.redirect(req, web.url("/login"))
-    return _signed_in(req, identity, None)
+    return _signed_in(req, identity, None, discord_token=token)  # kept to re-check the rights
 
 
 @route("POST", "/logout", access="signed_in")

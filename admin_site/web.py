@@ -267,6 +267,10 @@ def load_request(event: APIGatewayProxyEventV2, settings: Settings | None = None
     session = None
     if token:
         session = db.run(sessions.load, token, idle=timedelta(minutes=settings.admin_session_idle_minutes))
+    if session is not None:  # a Discord session's rights are Discord's to say, every few minutes
+        session = auth.recheck_discord_rights(db, session, settings)
+        if session is None:  # the rights are gone: the session has ended
+            return AdminRequest(event, settings, db, None, clear_cookie=True)
     return AdminRequest(event, settings, db, session)
 
 
