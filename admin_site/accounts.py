@@ -5,7 +5,9 @@
     python -m admin_site.accounts disable NAME | enable NAME
     python -m admin_site.accounts list
 
-Uses DATABASE_URL; with none set it uses the local runtime's embedded Postgres (as `make run`).
+Uses DATABASE_URL; with none set, the local runtime's embedded Postgres in LOCAL_DIR (or
+--local-dir; default .local), as `make run` does: the one already running there, else one
+started for this command and stopped again at its end.
 The password may come from ADMIN_PASSWORD instead of the prompt (scripts, tests).
 """
 
@@ -15,6 +17,8 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from pointsbot.admin import auth
 from pointsbot.platform.config import get_settings
@@ -23,17 +27,18 @@ from pointsbot.platform.errors import DomainError
 from pointsbot.platform.ids import format_snowflake, parse_snowflake
 
 
-def _database_url() -> str:
+def _database(local_dir: Path | None) -> tuple[str, Any]:
+    """The database URL, and this command's hold on an embedded Postgres (None if not used)."""
     url = os.environ.get("DATABASE_URL")
     if url:
-        return url
-    from pointsbot_local.__main__ import prepare_environment  # development only
+        return url, None
+    from pointsbot_local.__main__ import default_local_dir, embedded_database  # development only
 
-    prepare_environment()
+    url, postgres = embedded_database(local_dir or default_local_dir())
     from pointsbot.platform.migrate import migrate
 
-    migrate(os.environ["DATABASE_URL"], log=lambda _m: None)
-    return os.environ["DATABASE_URL"]
+    migrate(url, log=lambda _m: None)
+    return url, postgres
 
 
 def _password(confirm: bool = True) -> str:
@@ -46,18 +51,31 @@ def _password(confirm: bool = True) -> str:
     return first
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m admin_site.accounts", description=__doc__.split("\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--local-dir", type=Path, default=None,
+        help="the local runtime's folder, whose embedded Postgres is used without DATABASE_URL (default: LOCAL_DIR or .local)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
-    create = sub.add_parser("create", help="create an account that manages the given guilds")
+    create = sub.add_parser(
+        "create", parents=[common], help="create an account that manages the given guilds"
+    )
     create.add_argument("name")
     create.add_argument("--guild", action="append", required=True, help="a guild id (repeat for several)")
     for name in ("password", "disable", "enable"):
-        sub.add_parser(name).add_argument("name")
-    sub.add_parser("list")
-    args = parser.parse_args(argv)
+        sub.add_parser(name, parents=[common]).add_argument("name")
+    sub.add_parser("list", parents=[common])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    postgres = None
     try:
-        db = Database(_database_url(), statement_timeout_ms=get_settings().db_statement_timeout_ms)
+        url, postgres = _database(args.local_dir)
+        db = Database(url, statement_timeout_ms=get_settings().db_statement_timeout_ms)
         try:
             if args.command == "create":
                 guilds = [parse_snowflake(g, "guild id") for g in args.guild]
@@ -80,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    finally:
+        if postgres is not None:  # stops it if this command started it; a running `make run`'s stays
+            postgres.release()
     return 0
 
 

@@ -111,6 +111,13 @@ def _db_down(exc: DatabaseUnavailable) -> Response:
                        with_session=False)  # fmt: skip
 
 
+@app.exception_handler(web.UnsafeHeader)
+def _unsafe_header(exc: web.UnsafeHeader) -> Response:
+    # Input validation should have stopped this earlier; logged as an error so it gets fixed.
+    logger.error("unsafe response header refused", extra={"error": str(exc)})
+    return _error_page(400, "That address cannot be followed: it holds characters a web address cannot have.")
+
+
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response:
     logger.exception("admin site error")
@@ -172,10 +179,12 @@ def login(req: web.AdminRequest) -> Response:
     return _signed_in(req, identity, req.form("next"))
 
 
-def _signed_in(req: web.AdminRequest, identity: sessions.Identity, next_url: str | None) -> Response:
+def _signed_in(
+    req: web.AdminRequest, identity: sessions.Identity, next_url: str | None, discord_token: str | None = None
+) -> Response:
     previous = req.session.token if req.session else None
     max_age = timedelta(hours=req.settings.admin_session_max_hours)
-    req.session = req.db.run(admin_actions.start_session, previous, identity, max_age)
+    req.session = req.db.run(admin_actions.start_session, previous, identity, max_age, discord_token)
     req.new_cookie = req.session.token
     return web.redirect(req, web.safe_next(next_url))
 
@@ -203,7 +212,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
     session = req.session
     # The state must be the one this browser's session asked for: a callback that another
     # site started (login CSRF) or a replayed one is refused.
-    if session is None or not session.oauth_state or not state or state != session.oauth_state:
+    if session is None or not session.oauth_state_ok(state):
         raise web.Refused(
             403, "This sign-in link is not from this browser's session. Start the sign-in again."
         )
@@ -222,7 +231,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
     except auth.OAuthFailed as exc:
         req.flash("error", exc.message)
         return web.redirect(req, web.url("/login"))
-    return _signed_in(req, identity, None)
+    return _signed_in(req, identity, None, discord_token=token)  # kept to re-check the rights
 
 
 @route("POST", "/logout", access="signed_in")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import mimetypes
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -267,6 +268,10 @@ def load_request(event: APIGatewayProxyEventV2, settings: Settings | None = None
     session = None
     if token:
         session = db.run(sessions.load, token, idle=timedelta(minutes=settings.admin_session_idle_minutes))
+    if session is not None:  # a Discord session's rights are Discord's to say, every few minutes
+        session = auth.recheck_discord_rights(db, session, settings)
+        if session is None:  # the rights are gone: the session has ended
+            return AdminRequest(event, settings, db, None, clear_cookie=True)
     return AdminRequest(event, settings, db, session)
 
 
@@ -313,6 +318,19 @@ def _cookie(req: AdminRequest) -> list[Cookie]:
     return []
 
 
+class UnsafeHeader(ValueError):
+    """A response header would carry a character a header line cannot hold (CR, LF, any other
+    control character, or non-ASCII): the response is refused rather than sent."""
+
+
+def _check_header(name: str, value: str) -> None:
+    # Printable ASCII only: a CR or LF would end the header line and start one the sender
+    # chose (header injection); other control characters and non-ASCII are not valid either.
+    for text in (name, value):
+        if not all(" " <= c <= "~" for c in text):
+            raise UnsafeHeader(f"refused a response header with an unsafe character: {name!r}")
+
+
 def respond(
     req: AdminRequest | None,
     status: int,
@@ -321,9 +339,17 @@ def respond(
     headers: dict[str, str] | None = None,
     settings: Settings | None = None,
 ) -> Response:
+    """Every answer of the site is built here, so every header is checked here."""
     settings = settings or (req.settings if req else get_settings())
     all_headers = {**security_headers(settings), "Cache-Control": "no-store", **(headers or {})}
-    return Response(status, content_type, body, all_headers, cookies=_cookie(req) if req else [])
+    cookies = _cookie(req) if req else []
+    for name, value in [
+        *all_headers.items(),
+        ("Content-Type", content_type),
+        *(("Set-Cookie", str(c)) for c in cookies),
+    ]:
+        _check_header(name, value)
+    return Response(status, content_type, body, all_headers, cookies=cookies)
 
 
 def page(req: AdminRequest, template: str, status: int = 200, **context: Any) -> Response:
@@ -363,10 +389,16 @@ def sign_in_redirect(req: AdminRequest) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path inside the site may be a post-sign-in destination (no open redirect)."""
-    if target and target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url("/")
+    """The one check of a redirect target that came from outside (`next=`): a path inside the
+    site, or the site's home. No open redirect (another host, `//`, a backslash), and no control
+    character (nor a lone surrogate) at all, so nothing a browser sent can end a header line;
+    characters beyond ASCII are percent-encoded, as a Location header holds ASCII only."""
+    if not isinstance(target, str) or any(unicodedata.category(c) in ("Cc", "Cs") for c in target):
+        return url("/")
+    if not target.startswith(PREFIX + "/") or target.startswith("//") or "\\" in target:
+        return url("/")
+    # Keep what is already URL syntax (including %XX escapes); encode the rest.
+    return quote(target, safe="/?#[]@!$&'()*+,;=:%-._~")
 
 
 def static_file(name: str) -> tuple[bytes, str] | None:

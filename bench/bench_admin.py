@@ -87,7 +87,8 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
                                           actor_id, source, silent, created_at)
                 SELECT %(op)s, %(g)s, %(base)s + 1 + floor(random() * %(members)s)::bigint,
                        a.amount, 0, a.kind, 'bench entry ' || i,
-                       CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 700000000000000000 + (i %% 5) END,
+                       CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 700000000000000000 + (i %% 5)
+                            ELSE 710000000000000000 + (i %% 1000) END,  -- a transfer's actor: the giver
                        CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 'admin_site' ELSE 'slash' END,
                        false,
                        now() - make_interval(secs => (%(n)s - i)::float8 * 31536000 / %(n)s)

@@ -4,8 +4,9 @@ Members, balances, counters, approved emails and recent ledger entries are bulk-
 generate_series. Five achievements (member for 365 days, top 100, email approved, 1,000 earned
 within 7 days, balance of 900,000) are defined after the load, so the first sweep finds and pays
 everyone who qualifies (one ledger entry, member_achievements row and DM each); a second sweep
-is the steady state (nobody new). Each sweep runs as a series of simulated Lambda invocations
-with the template's timeout, continuing from the saved cursor.
+is the steady state (only who crossed a line since). Each sweep runs as a series of simulated
+Lambda invocations with the template's timeout, continuing from the saved cursor. Each sweep's
+awards are checked against an independent count of who qualified as of its start.
 
     python -m bench.bench_sweep [--quick] [--members N] [--timeout-s 120]
 """
@@ -93,23 +94,31 @@ DEFINITIONS = (
 )
 
 
-def expected_awards(dsn: str) -> int:
-    """Who qualifies, counted by a plain query written apart from the sweep's."""
+def expected_awards(dsn: str, as_of: datetime) -> int:
+    """Who qualifies as of the sweep's start `as_of` (README, "Achievements": the leaderboard
+    and the clock of that moment) and does not hold the achievement yet, counted by a plain
+    query written apart from the sweep's, before any batch has run. Places by rank(), not by
+    the sweep's cutoff balance."""
     with psycopg.connect(dsn) as conn:
         return conn.execute(
             """
-            WITH cutoff AS (SELECT balance FROM points WHERE guild_id = %(g)s
-                            ORDER BY balance DESC, user_id OFFSET 99 LIMIT 1),
+            WITH ranked AS (SELECT user_id, balance, rank() OVER (ORDER BY balance DESC) AS place
+                            FROM points WHERE guild_id = %(g)s),
                  week AS (SELECT user_id, sum(amount) s FROM transactions
-                          WHERE guild_id = %(g)s AND created_at >= now() - interval '7 days' GROUP BY user_id)
-            SELECT (SELECT count(*) FROM members WHERE guild_id = %(g)s AND joined_at <= now() - interval '365 days')
-                 + (SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance > 0
-                      AND balance >= (SELECT balance FROM cutoff))
-                 + (SELECT count(DISTINCT user_id) FROM email_submissions WHERE guild_id = %(g)s AND status = 'approved')
-                 + (SELECT count(*) FROM week WHERE s >= 1000)
-                 + (SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance >= 900000)
+                          WHERE guild_id = %(g)s AND created_at >= %(t)s - interval '7 days' GROUP BY user_id),
+                 qualifying (user_id, name) AS (
+                    SELECT user_id, 'Veteran' FROM members
+                    WHERE guild_id = %(g)s AND joined_at <= %(t)s - interval '365 days'
+                    UNION ALL SELECT user_id, 'Top 100' FROM ranked WHERE balance > 0 AND place <= 100
+                    UNION ALL SELECT DISTINCT user_id, 'Verified' FROM email_submissions
+                    WHERE guild_id = %(g)s AND status = 'approved'
+                    UNION ALL SELECT user_id, 'Hot week' FROM week WHERE s >= 1000
+                    UNION ALL SELECT user_id, 'Rich' FROM ranked WHERE balance >= 900000)
+            SELECT count(*) FROM qualifying q
+            WHERE NOT EXISTS (SELECT 1 FROM member_achievements ma JOIN achievements a ON a.id = ma.achievement_id
+                              WHERE ma.guild_id = %(g)s AND ma.user_id = q.user_id AND a.name = q.name)
             """,
-            {"g": GUILD},
+            {"g": GUILD, "t": as_of},
         ).fetchone()[0]
 
 
@@ -154,10 +163,15 @@ def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> 
     try:
         for definition in DEFINITIONS:
             database.run(achievements.create_definition, GUILD, **definition)
-        expected = expected_awards(dsn)
+        # Open the sweep (its snapshot taken) before counting, so the count and the sweep judge
+        # by the same moment; the first invocation then continues it.
+        _, as_of = database.run(achievements.start_sweep)
+        expected = expected_awards(dsn, as_of)
         print(f"  first sweep ({expected:,} awards due) ...", flush=True)
         first = sweep_as_lambda(database, timeout_s, settings)
         print("  steady-state sweep ...", flush=True)
+        _, steady_as_of = database.run(achievements.start_sweep)
+        steady_expected = expected_awards(dsn, steady_as_of)
         second = sweep_as_lambda(database, timeout_s, settings)
         with psycopg.connect(dsn) as conn:
             paid_twice = conn.execute(
@@ -172,6 +186,7 @@ def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> 
         "lambda_timeout_s": timeout_s,
         "load_seconds": round(load_s, 1),
         "expected_awards": expected,
+        "steady_expected_awards": steady_expected,
         "first": first,
         "steady": second,
         "paid_twice": paid_twice,
@@ -191,12 +206,15 @@ def markdown(report: dict) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| first (5 new achievements) | {first['members']:,} | {first['awards']:,} | {first['seconds']} | "
         f"{first['members_per_s']:,} | {first['invocations']} | {first['longest_invocation_s']} |",
-        f"| steady state (nobody new) | {steady['members']:,} | {steady['awards']:,} | {steady['seconds']} | "
+        f"| steady state (second sweep) | {steady['members']:,} | {steady['awards']:,} | {steady['seconds']} | "
         f"{steady['members_per_s']:,} | {steady['invocations']} | {steady['longest_invocation_s']} |",
         "",
-        f"Awards expected by an independent count before the sweep: {report['expected_awards']:,} (a few "
-        "more are found while it runs: the bonuses it pays move members into the top 100); members "
-        f"paid twice for one achievement: {report['paid_twice']}.",
+        "Independent count of who qualifies as of each sweep's start (a separate query, places by "
+        f"rank(), taken before the first batch): first sweep {report['expected_awards']:,} "
+        f"(awards {first['awards']:,}, difference {first['awards'] - report['expected_awards']:+,}), "
+        f"steady state {report['steady_expected_awards']:,} (awards {steady['awards']:,}, difference "
+        f"{steady['awards'] - report['steady_expected_awards']:+,}); members paid twice for one "
+        f"achievement: {report['paid_twice']}.",
         "",
     ]
 
@@ -224,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     print(f"written: bench/results/{stamp}-sweep.json and .md")
-    return 0 if report["paid_twice"] == 0 and report["first"]["awards"] >= report["expected_awards"] else 1
+    exact = (
+        report["first"]["awards"] == report["expected_awards"]
+        and report["steady"]["awards"] == report["steady_expected_awards"]
+    )
+    return 0 if report["paid_twice"] == 0 and exact else 1
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from . import keys, pg
 from .handlers import ROOT
@@ -16,15 +16,28 @@ from .handlers import ROOT
 LOCAL_DIR = ROOT / ".local"
 
 
-def prepare_environment(local_dir: Path = LOCAL_DIR) -> dict[str, str]:
+def default_local_dir() -> Path:
+    """Where local state lives: LOCAL_DIR, else .local in the checkout."""
+    return Path(os.environ.get("LOCAL_DIR") or LOCAL_DIR)
+
+
+def embedded_database(local_dir: Path) -> tuple[str, pg.EmbeddedPostgres]:
+    """The URL of the local database in `local_dir`'s embedded Postgres (started, or joined
+    when one already runs there) and this process's hold on that server, to release."""
+    postgres = pg.start_embedded(local_dir / "pgdata")
+    return pg.ensure_database(postgres.url, "pointsbot"), postgres
+
+
+def prepare_environment(local_dir: Path | None = None) -> dict[str, str]:
     """Fill in what a local run needs and the operator did not give: a database, a key pair.
 
     Returns what was chosen, for the start-up banner.
     """
+    local_dir = local_dir or default_local_dir()
     chosen: dict[str, str] = {}
     if not os.environ.get("DATABASE_URL"):
-        dsn = pg.start_embedded(local_dir / "pgdata")
-        os.environ["DATABASE_URL"] = pg.ensure_database(dsn, "pointsbot")
+        # pg keeps this process's hold on the server; the run's shutdown releases it.
+        os.environ["DATABASE_URL"] = embedded_database(local_dir)[0]
         chosen["database"] = f"embedded Postgres in {local_dir / 'pgdata'}"
     else:
         chosen["database"] = "DATABASE_URL from the environment"
@@ -40,7 +53,7 @@ def prepare_environment(local_dir: Path = LOCAL_DIR) -> dict[str, str]:
     return chosen
 
 
-def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR, verbose: bool = False):
+def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path | None = None, verbose: bool = False):
     """Everything `run` starts, returned so tests can start the same stack in-process."""
     from pointsbot.delivery import tasks
     from pointsbot.platform import runtime
@@ -105,9 +118,42 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path = LOCAL_DIR
     return server, chosen
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    # SIGTERM (kill, a process manager, CI) ends the run exactly as Ctrl-C does.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _run(args: argparse.Namespace) -> int:
-    server, chosen = start(args.host, args.port, local_dir=args.local_dir, verbose=args.verbose)
-    url = server.url
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    server = None
+    try:
+        server, chosen = start(args.host, args.port, local_dir=args.local_dir, verbose=args.verbose)
+        _banner(server.url, chosen)
+        threading.Event().wait()  # until a signal
+    except KeyboardInterrupt as stop:
+        print(f"stopping ({stop.args[0] if stop.args else 'SIGINT'})", flush=True)
+    finally:
+        # A second signal must not cut the shutdown short and leave the database running.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        _shut_down(server)
+    return 0
+
+
+def _shut_down(server: Any) -> None:
+    from pointsbot.platform import runtime
+
+    if server is not None:
+        server.stop()
+    runtime.reset()  # the pool's connections end before the server they are on
+    for datadir, stopped in pg.release_all():
+        state = "stopped" if stopped else "left running: another process still uses it"
+        print(f"embedded Postgres in {datadir} {state}", flush=True)
+    print("pointsbot local runtime stopped", flush=True)
+
+
+def _banner(url: str, chosen: dict[str, str]) -> None:
     print("pointsbot local runtime")
     print(f"  database       {chosen['database']}")
     print(f"  discord keys   {chosen['keys']}")
@@ -124,13 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  worker queue   {chosen['queue']}")
     if "schedules" in chosen:
         print(f"  schedules      {chosen['schedules']}")
-    print("Ctrl-C stops it.", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
-    server.stop()
-    return 0
+    print("Ctrl-C (or SIGTERM) stops it, and the embedded Postgres with it.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_PORT", "8787")))
     run.add_argument("--verbose", action="store_true")
     run.add_argument(
-        "--local-dir", type=Path, default=Path(os.environ.get("LOCAL_DIR", LOCAL_DIR)),
+        "--local-dir", type=Path, default=default_local_dir(),
         help="where the embedded Postgres and the local key pair live (default .local); --port 0 picks a free port",
     )  # fmt: skip
     run.set_defaults(func=_run)

@@ -1,8 +1,10 @@
 """Discord's side of OAuth2 for the local stand-in: authorize page, token, users/@me, guilds.
 
 The stand-in knows a few users and which guilds they are in with what permissions
-(`oauth_directory`): tests set it directly; people add a user (owner of a guild) with the
-small form on the authorize page. Codes are single-use and expire; tokens are opaque.
+(`oauth_directory`): tests set it directly, and change it (`join` with other permissions,
+`leave`, `revoke`) to see the admin site re-check a session's rights; people add a user
+(owner of a guild) with the small form on the authorize page. Codes are single-use and
+expire; tokens are opaque.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ class OAuthDirectory:
     ) -> None:
         with self.lock:
             self.users[user_id].guilds[guild_id] = (guild_name, owner, permissions)
+
+    def leave(self, user_id: str, guild_id: str) -> None:
+        with self.lock:
+            self.users[user_id].guilds.pop(guild_id, None)
+
+    def revoke(self, user_id: str) -> None:
+        """The user de-authorized the application: their access tokens stop working."""
+        with self.lock:
+            for token in [t for t, u in self.tokens.items() if u == user_id]:
+                del self.tokens[token]
 
     def reset(self) -> None:
         with self.lock:
@@ -208,7 +220,7 @@ def current_user(request: Request) -> HttpResponse:
     return json_response(
         200,
         {"id": user.id, "username": user.username, "global_name": user.global_name, "discriminator": "0",
-         "avatar": None},
+         "avatar": None, "public_flags": 0, "flags": 0, "mfa_enabled": False, "locale": "en-US"},
     )  # fmt: skip
 
 
@@ -218,7 +230,15 @@ def current_user_guilds(request: Request) -> HttpResponse:
     if user is None:
         return error_response(401, 0, "401: Unauthorized")
     guilds = [
-        {"id": gid, "name": name, "icon": None, "owner": owner, "permissions": str(perms), "features": []}
+        {
+            "id": gid,
+            "name": name,
+            "icon": None,
+            "banner": None,
+            "owner": owner,
+            "permissions": str(perms),
+            "features": [],
+        }
         for gid, (name, owner, perms) in sorted(user.guilds.items())
     ]
     return json_response(200, guilds)

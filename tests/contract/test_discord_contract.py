@@ -158,3 +158,32 @@ def test_the_definitions_conform_to_the_bulk_overwrite_body(contract):
     body = [{**c, "default_member_permissions": None if c["default_member_permissions"] is None
              else int(c["default_member_permissions"])} for c in commands.definitions()]  # fmt: skip
     assert contract.errors(schema, body) == []
+
+
+def test_admin_sign_in_and_rights_recheck_traffic_conforms(fresh_standin, contract):
+    from pointsbot.admin.auth import DiscordOAuthClient, OAuthFailed
+    from pointsbot_local.discord_standin_oauth import MANAGE_GUILD, oauth_directory
+
+    # Given a Discord user who manages one guild and owns another, with an access token
+    oauth_directory.reset()
+    oauth_directory.add_user("200000000000000002", "dora", "Dora")
+    oauth_directory.join("200000000000000002", "300000000000000003", "Alpha", permissions=MANAGE_GUILD)
+    oauth_directory.join("200000000000000002", "300000000000000004", "Beta", owner=True)
+    oauth_directory.tokens["user-access-token"] = "200000000000000002"
+    client = DiscordOAuthClient(fresh_standin, APP, "client-secret", "https://example.org/bot")
+    try:
+        # When the admin site asks who they are and what they manage, then once revoked
+        user = client.current_user("user-access-token")
+        grants = client.guilds("user-access-token")
+        oauth_directory.revoke("200000000000000002")
+        with pytest.raises(OAuthFailed):
+            client.guilds("user-access-token")
+    finally:
+        oauth_directory.reset()
+    # Then the answers are read right, and every request and answer is as Discord's spec says
+    assert user == (200000000000000002, "Dora")
+    assert [(g.guild_id, g.can_manage) for g in grants] == [
+        (300000000000000003, True),
+        (300000000000000004, True),
+    ]
+    assert _all_exchanges_conform(contract) == 3

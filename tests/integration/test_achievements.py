@@ -459,3 +459,120 @@ def test_checking_one_guild_now_leaves_others_and_the_scheduled_sweep_alone(
     assert one(db, "SELECT count(*) FROM achievement_sweeps") == 0
     # The scheduled sweep then finds the other guild's members only.
     assert achievements.run_sweep(db, batch_size=100, settings=settings).awards == 7
+
+
+# -- what a sweep qualifies members by: the leaderboard and the clock as of its start -----------
+def qualifying_as_of(db: Database, guild: int, as_of) -> set[tuple[int, int]]:
+    """(member, achievement) pairs that met an active achievement at `as_of` and were not held
+    then, counted apart from the sweep's query: balances rebuilt from the ledger entries made
+    before that moment, places by rank()."""
+    rows = db.fetchall(
+        """
+        WITH balance AS (SELECT user_id, sum(amount) AS balance FROM transactions
+                         WHERE guild_id = %(g)s AND created_at < %(t)s GROUP BY user_id),
+             ranked AS (SELECT user_id, balance, rank() OVER (ORDER BY balance DESC) AS place FROM balance)
+        SELECT m.user_id, a.id
+        FROM members m
+        JOIN achievements a ON a.guild_id = m.guild_id AND a.active
+        LEFT JOIN ranked r ON r.user_id = m.user_id
+        WHERE m.guild_id = %(g)s
+          AND NOT EXISTS (SELECT 1 FROM member_achievements ma WHERE ma.guild_id = m.guild_id
+                          AND ma.user_id = m.user_id AND ma.achievement_id = a.id AND ma.earned_at < %(t)s)
+          AND ((a.criterion = 'top_k' AND r.balance > 0 AND r.place <= a.threshold)
+            OR (a.criterion = 'balance_at_least' AND coalesce(r.balance, 0) >= a.threshold)
+            OR (a.criterion = 'member_days' AND m.joined_at <= %(t)s - make_interval(days => a.window_days)))
+        """,
+        {"g": guild, "t": as_of},
+    )
+    return set(rows)
+
+
+@pytest.mark.parametrize("one_guild", [False, True], ids=["scheduled sweep", "check one guild now"])
+def test_bonuses_paid_mid_sweep_do_not_move_later_batches_out_of_the_top_k(
+    fresh_db: Database, settings, one_guild: bool
+) -> None:
+    # Given the top 5 (members 20-24) sit in later batches, and members 1-6 of the first batches
+    # are veterans whose bonus lifts them above everyone
+    db = fresh_db
+    guild = new_guild(db)
+    for user in range(1, 7):
+        award(db, guild, user, 100, settings, silent=True)
+        _backdate(db, guild, user, 40)
+    for place, user in enumerate(range(20, 25)):
+        award(db, guild, user, 500 + 10 * place, settings, silent=True)
+    for user in range(30, 36):
+        award(db, guild, user, 50, settings, silent=True)
+    top = define(db, guild, name="Top 5", criterion="top_k", threshold=5, bonus_points=7)
+    veteran = define(db, guild, name="Veteran", criterion="member_days", window_days=30, bonus_points=1000)
+
+    for sweep in range(2):
+        # When a sweep runs in batches of 3
+        before = one(db, "SELECT now()")
+        report = achievements.run_sweep(
+            db, batch_size=3, settings=settings, guild_id=guild if one_guild else None
+        )
+
+        # Then it paid exactly who qualified as of its start, counted independently
+        assert report.finished
+        if one_guild:
+            as_of = before  # nobody is near a line in time: any moment before the check will do
+        else:
+            as_of = one(db, "SELECT started_at FROM achievement_sweeps WHERE id = %s", (report.sweep_id,))
+        expected = qualifying_as_of(db, guild, as_of)
+        paid = set(
+            db.fetchall(
+                "SELECT user_id, achievement_id FROM member_achievements WHERE guild_id = %s AND earned_at >= %s",
+                (guild, as_of),
+            )
+        )
+        assert paid == expected
+        assert report.awards == len(expected)
+        if sweep == 0:
+            assert expected == {(u, veteran.id) for u in range(1, 7)} | {(u, top.id) for u in range(20, 25)}
+        else:
+            # The bonuses of the first sweep put members 1-6 at the top (a tie: all six are
+            # first); the next sweep sees them.
+            assert expected == {(u, top.id) for u in range(1, 7)}
+    assert one(db, "SELECT count(*) FROM achievement_sweep_cutoffs") == 0
+    assert_ledger_consistent(db, guild)
+
+
+def test_a_continued_sweep_keeps_the_leaderboard_and_clock_of_its_start(fresh_db: Database, settings) -> None:
+    # Given members 8 and 9 are the top 2, and 6 and 7 are about to be members for 30 days
+    db = fresh_db
+    guild = new_guild(db)
+    award(db, guild, 1, 10, settings, silent=True)
+    for user in range(2, 8):
+        award(db, guild, user, 1, settings, silent=True)
+    award(db, guild, 8, 50, settings, silent=True)
+    award(db, guild, 9, 40, settings, silent=True)
+    top = define(db, guild, name="Top 2", criterion="top_k", threshold=2)
+    veteran = define(db, guild, name="Veteran", criterion="member_days", window_days=30)
+
+    # When one batch of the sweep runs (one Lambda invocation), then member 1 (checked already)
+    # jumps to first place, member 7 turns out to have joined exactly 30 days before the
+    # sweep's start and member 6 a millisecond later
+    first = achievements.run_sweep(db, batch_size=2, settings=settings, max_batches=1)
+    assert not first.finished and first.awards == 0
+    as_of = one(db, "SELECT started_at FROM achievement_sweeps WHERE id = %s", (first.sweep_id,))
+    award(db, guild, 1, 100, settings, silent=True)  # gets Top 2 at once, from the check on change
+    db.run(
+        lambda c: c.execute(
+            "UPDATE members SET joined_at = CASE user_id WHEN 7 THEN %(t)s - interval '30 days' "
+            "ELSE %(t)s - interval '30 days' + interval '1 millisecond' END "
+            "WHERE guild_id = %(g)s AND user_id IN (6, 7)",
+            {"t": as_of, "g": guild},
+        )
+    )
+    rest = achievements.run_sweep(db, batch_size=2, settings=settings)
+
+    # Then the next invocation judged by the same leaderboard and clock: 9 was second when the
+    # sweep started, 6 was not yet a member for 30 days then
+    assert rest.finished and rest.sweep_id == first.sweep_id
+    expected = qualifying_as_of(db, guild, as_of)
+    assert expected == {(8, top.id), (9, top.id), (7, veteran.id)}
+    held = set(
+        db.fetchall("SELECT user_id, achievement_id FROM member_achievements WHERE guild_id = %s", (guild,))
+    )
+    assert held == expected | {(1, top.id)}
+    assert one(db, "SELECT awards FROM achievement_sweeps WHERE id = %s", (first.sweep_id,)) == len(expected)

@@ -137,7 +137,7 @@ def test_bulk_rows_refused_while_applying_are_reported_not_fatal(db, settings):
     assert [r.ok for r in preview.rows] == [True, False]  # 2102 has nothing to remove
     # The balance moves between the dry run and the apply: the row is refused, the batch goes on
     _award(db, settings, 2101, 1, "seed-2101b")
-    db.run(lambda conn: ledger.deduct(conn, guild_id=GUILD, user_id=2101, amount=6, reason="x", actor_id=None,
+    db.run(lambda conn: ledger.deduct(conn, guild_id=GUILD, user_id=2101, amount=6, reason="x", actor_id=None, actor_name="local:drain",
                                       source="admin_site", idempotency_key="drain", settings=settings))  # fmt: skip
     batch = db.run(bulk.start_batch, ADMIN, GUILD, preview, "bulk-form-2")
     done = bulk.continue_batch(db.run, GUILD, batch.id, settings=settings)
@@ -232,7 +232,7 @@ def test_csv_export_keeps_ids_as_text_and_defuses_formulas(db, settings):
 
 def test_dashboard_figures_and_daily_series_cache_closed_days(db, settings, sql):
     _award(db, settings, 6001, 100, "d-1")
-    db.run(lambda conn: ledger.deduct(conn, guild_id=GUILD, user_id=6001, amount=40, reason="x", actor_id=None,
+    db.run(lambda conn: ledger.deduct(conn, guild_id=GUILD, user_id=6001, amount=40, reason="x", actor_id=None, actor_name="local:d",
                                       source="admin_site", idempotency_key="d-2", settings=settings))  # fmt: skip
     figures = db.run(stats.figures, GUILD)
     assert figures.transactions_today == figures.transactions_7d >= 2

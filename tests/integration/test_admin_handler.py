@@ -1,10 +1,11 @@
 """The admin site's Lambda handler on its own: what it answers when the database is away, and
-sign-in throttling by client address."""
+sign-in throttling by client address, and a Discord session's rights re-checked against
+Discord (the stand-in, over HTTP)."""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -143,3 +144,143 @@ def test_a_name_guessed_from_many_addresses_meets_the_far_higher_name_limit(site
     # Then a further try is refused from a fresh address too, before any password is checked
     with pytest.raises(auth.TooManyAttempts):
         site.run(auth.sign_in_local, "spread-out", "any password at all", "198.51.100.200", 5)
+
+
+# -- a Discord session's rights are re-checked against Discord ---------------------------------
+GUILD_2 = 760000000000000002
+DORA = "780000000000000008"
+
+
+@pytest.fixture
+def discord_site(site, standin_url, monkeypatch):
+    """The admin handler signing in through the Discord stand-in (over HTTP), which knows Dora:
+    Manage Server in two guilds the bot serves."""
+    from pointsbot.platform.config import reset_settings
+    from pointsbot_local.discord_standin import standin
+    from pointsbot_local.discord_standin_oauth import MANAGE_GUILD, oauth_directory
+
+    for key, value in {"DISCORD_API_BASE_URL": standin_url, "DISCORD_APPLICATION_ID": "100000000000000001",
+                       "DISCORD_CLIENT_SECRET": "handler-test-secret",
+                       "DISCORD_OAUTH_AUTHORIZE_URL": standin_url + "/oauth2/authorize"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    site.run(lambda conn: conn.execute(
+        "INSERT INTO guilds (guild_id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", (GUILD, GUILD_2)))  # fmt: skip
+    oauth_directory.reset()
+    standin.clear()
+    oauth_directory.add_user(DORA, "dora", "Dora")
+    oauth_directory.join(DORA, str(GUILD), "Alpha", permissions=MANAGE_GUILD)
+    oauth_directory.join(DORA, str(GUILD_2), "Beta", permissions=MANAGE_GUILD)
+    yield site
+    oauth_directory.reset()
+    standin.clear()
+
+
+def _discord_sign_in(browser: Browser, user_id: str) -> dict:
+    """The browser's way through Discord's authorize page (the stand-in's) and back."""
+    from pointsbot_local.discord_standin import PREFIX, standin
+
+    started = browser.request("POST", "/admin/oauth/start", {"csrf_token": browser.csrf()})
+    query = parse_qs(urlsplit(started["headers"]["Location"]).query)
+    form = {k: query[k][0] for k in ("client_id", "redirect_uri", "state")}
+    approved = standin(
+        "POST", PREFIX + "/oauth2/authorize", {}, urlencode({**form, "user_id": user_id}).encode()
+    )
+    callback = urlsplit(dict(approved.headers)["location"])
+    return browser.request("GET", f"{callback.path}?{callback.query}")
+
+
+def _rights_checked_minutes_ago(db, minutes: int) -> None:
+    db.run(lambda conn: conn.execute(
+        "UPDATE admin_sessions SET rights_checked_at = now() - %s * interval '1 minute' "
+        "WHERE identity->>'kind' = 'discord'", (minutes,)))  # fmt: skip
+
+
+def test_a_discord_admin_who_loses_manage_server_loses_the_guild_then_the_session(discord_site):
+    from pointsbot_local.discord_standin_oauth import oauth_directory
+
+    # Given Dora signed in with Discord, managing both guilds
+    browser = Browser()
+    assert _discord_sign_in(browser, DORA)["headers"]["Location"] == "/admin/"
+    assert browser.request("GET", f"/admin/g/{GUILD_2}/")["statusCode"] == 200
+    # When Discord takes Manage Server in guild 2 away, and the last check is 6 minutes old
+    oauth_directory.join(DORA, str(GUILD_2), "Beta", permissions=0)
+    _rights_checked_minutes_ago(discord_site, 6)
+    # Then guild 2 is refused, guild 1 still works
+    refused = browser.request("GET", f"/admin/g/{GUILD_2}/")
+    assert refused["statusCode"] == 403 and "You do not manage this server" in refused["body"]
+    assert browser.request("GET", f"/admin/g/{GUILD}/")["statusCode"] == 200
+    # When she leaves guild 1 in Discord too
+    oauth_directory.leave(DORA, str(GUILD))
+    _rights_checked_minutes_ago(discord_site, 6)
+    # Then the session is over: pages send her to sign in, forms are refused
+    answer = browser.request("GET", f"/admin/g/{GUILD}/")
+    assert answer["statusCode"] == 303 and answer["headers"]["Location"].startswith("/admin/login")
+    assert discord_site.run(lambda c: c.execute("SELECT count(*) FROM admin_sessions WHERE identity->>'kind' = 'discord'").fetchone()[0]) == 0  # fmt: skip
+    actions = discord_site.run(lambda c: [r[0] for r in c.execute(
+        "SELECT action FROM admin_audit WHERE actor_id = %s ORDER BY id", (int(DORA),))])  # fmt: skip
+    assert actions == ["session.sign_in", "session.rights_narrowed", "session.rights_gone"]
+
+
+def test_rights_are_asked_of_discord_only_when_the_last_answer_is_old(discord_site):
+    from pointsbot_local.discord_standin import standin
+
+    browser = Browser()
+    _discord_sign_in(browser, DORA)
+    asked = len(standin.sent("GET", "/users/@me/guilds"))
+    for _ in range(3):
+        assert browser.request("GET", f"/admin/g/{GUILD}/")["statusCode"] == 200
+    assert len(standin.sent("GET", "/users/@me/guilds")) == asked
+    _rights_checked_minutes_ago(discord_site, 6)
+    browser.request("GET", f"/admin/g/{GUILD}/")
+    browser.request("GET", f"/admin/g/{GUILD}/")
+    assert len(standin.sent("GET", "/users/@me/guilds")) == asked + 1
+
+
+def test_with_discord_unreachable_a_session_runs_on_for_the_grace_only(discord_site):
+    from pointsbot_local.discord_standin import standin
+
+    # Given a signed-in Discord admin, and Discord answering 502 from now on
+    browser = Browser()
+    _discord_sign_in(browser, DORA)
+    standin.inject("GET", "/users/@me/guilds", 502, {"message": "Bad Gateway", "code": 0}, times=100)
+    # When the rights are due a check 6 minutes after the last answer: the session goes on
+    _rights_checked_minutes_ago(discord_site, 6)
+    assert browser.request("GET", f"/admin/g/{GUILD}/")["statusCode"] == 200
+    # When 16 minutes have passed without an answer (the grace is 15): it ends
+    _rights_checked_minutes_ago(discord_site, 16)
+    answer = browser.request("GET", f"/admin/g/{GUILD}/")
+    assert answer["statusCode"] == 303 and answer["headers"]["Location"].startswith("/admin/login")
+
+
+def test_a_token_discord_refuses_ends_the_session_at_once(discord_site):
+    from pointsbot_local.discord_standin_oauth import oauth_directory
+
+    browser = Browser()
+    _discord_sign_in(browser, DORA)
+    oauth_directory.revoke(DORA)  # Dora de-authorized the application in Discord
+    _rights_checked_minutes_ago(discord_site, 6)
+    answer = browser.request("POST", f"/admin/g/{GUILD}/points", {"csrf_token": "x"})
+    assert answer["statusCode"] == 403 and "not signed in" in answer["body"]
+
+
+def test_the_access_token_is_kept_sealed(discord_site):
+    from pointsbot_local.discord_standin_oauth import oauth_directory
+
+    _discord_sign_in(Browser(), DORA)
+    (issued,) = oauth_directory.tokens
+    rows = discord_site.run(lambda c: c.execute("SELECT t::text FROM admin_sessions t").fetchall())
+    assert rows and not any(issued in r[0] for r in rows)
+    sealed = discord_site.run(lambda c: c.execute(
+        "SELECT discord_token FROM admin_sessions WHERE discord_token IS NOT NULL").fetchone()[0])  # fmt: skip
+    assert issued.encode() not in bytes(sealed)
+
+
+def test_local_account_sessions_are_not_asked_of_discord(discord_site):
+    from pointsbot_local.discord_standin import standin
+
+    discord_site.run(auth.create_account, "local-one", "a long local password", [GUILD])
+    browser = Browser()
+    browser.sign_in("local-one", "a long local password")
+    assert browser.request("GET", f"/admin/g/{GUILD}/")["statusCode"] == 200
+    assert standin.sent("GET", "/users/@me/guilds") == []

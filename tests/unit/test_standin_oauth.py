@@ -53,7 +53,7 @@ def test_code_for_token_then_user_and_guilds_as_discord_shapes_them():
     me = json.loads(_call("GET", "/users/@me", headers={"Authorization": f"Bearer {token}"}).body)
     assert me["id"] == "200000000000000002" and me["global_name"] == "Dora"
     guilds = json.loads(_call("GET", "/users/@me/guilds", headers={"Authorization": f"Bearer {token}"}).body)
-    assert guilds == [{"id": "300000000000000003", "name": "Guild", "icon": None, "owner": False,
+    assert guilds == [{"id": "300000000000000003", "name": "Guild", "icon": None, "banner": None, "owner": False,
                        "permissions": str(MANAGE_GUILD), "features": []}]  # fmt: skip
 
 

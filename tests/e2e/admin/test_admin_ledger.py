@@ -1,10 +1,12 @@
 """Points changes through the admin site over HTTP: the balance range's plain message on every
-form that takes an amount or a limit."""
+form that takes an amount or a limit, and the actor every entry names."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from _admin_e2e import GUILD_A, HttpClient
+from _admin_e2e import ADMIN_NAME, GUILD_A, HttpClient
 
 from pointsbot.platform.amounts import MAX_BALANCE, OUT_OF_RANGE
 
@@ -61,3 +63,24 @@ def test_settings_refuse_limits_beyond_the_range_with_the_plain_message(site, fi
     status, headers, _ = client.request("POST", f"/g/{GUILD_A}/settings", form)
     assert OUT_OF_RANGE in _follow(client, status, headers)
     assert _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,)) == before
+
+
+def test_a_change_by_a_local_account_shows_the_account_in_the_transactions_monitor(site):
+    # Given the local account signed in (it has no Discord id)
+    client = HttpClient(site)
+    csrf = client.sign_in()
+    # When it awards points through the points form
+    status, _, _ = client.request(
+        "POST", f"/g/{GUILD_A}/points",
+        {"csrf_token": csrf, "member": MEMBER, "operation": "award", "amount": "7", "reason": "actor shown",
+         "form_token": "actor-e2e"},
+    )  # fmt: skip
+    assert status == 303
+    # Then the monitor's Actor column names the account (the old code left it blank)
+    status, _, body = client.request("GET", f"/g/{GUILD_A}/transactions")
+    assert status == 200
+    row = next(r for r in re.findall(r"<tr>.*?</tr>", body, re.S) if "actor shown" in r)
+    assert f"<td>local:{ADMIN_NAME}</td>" in row
+    # and the filter finds its entries by that name
+    _, _, filtered = client.request("GET", f"/g/{GUILD_A}/transactions?actor=local%3A{ADMIN_NAME}")
+    assert "actor shown" in filtered

@@ -84,7 +84,7 @@ def review_email(
     if approve:
         result = emails.approve(conn, guild_id=guild_id, submission_id=submission_id, reviewer_id=identity.user_id,
                                 note=note, bonus_points=bonus_points, idempotency_key=key, source="admin_site",
-                                settings=settings)  # fmt: skip
+                                settings=settings, reviewer_name=identity.actor_name)  # fmt: skip
     else:
         result = emails.reject(conn, guild_id=guild_id, submission_id=submission_id, reviewer_id=identity.user_id,
                                note=note, idempotency_key=key)  # fmt: skip
@@ -160,10 +160,14 @@ def record_check_run(conn: psycopg.Connection, identity: Identity, guild_id: int
 
 
 def start_session(
-    conn: psycopg.Connection, previous_token: str | None, identity: Identity, max_age: timedelta
+    conn: psycopg.Connection,
+    previous_token: str | None,
+    identity: Identity,
+    max_age: timedelta,
+    discord_token: str | None = None,
 ) -> sessions.Session:
     """Sign-in: a new session (the anonymous one ends), a welcome line, an audit line."""
-    session = sessions.sign_in(conn, previous_token, identity, max_age=max_age)
+    session = sessions.sign_in(conn, previous_token, identity, max_age=max_age, discord_token=discord_token)
     sessions.add_flash(conn, session, "ok", f"Signed in as {identity.name}.")
     audit.record(conn, guild_id=None, actor_id=identity.user_id, actor_name=identity.actor_name,
                  action="session.sign_in", target=identity.kind, after={"guilds": len(identity.guild_ids)})  # fmt: skip

@@ -12,13 +12,21 @@ import hashlib
 import hmac
 import secrets
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 
+from ..community import audit
 from ..platform.errors import DomainError, InvalidInput
-from .sessions import Identity
+from ..platform.observability import logger
+from . import sessions
+from .sessions import Identity, Session
+
+if TYPE_CHECKING:
+    from ..platform.config import Settings
+    from ..platform.db import Database
 
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
@@ -42,6 +50,10 @@ class TooManyAttempts(DomainError):
 
 class OAuthFailed(DomainError):
     code = "oauth_failed"
+
+
+class DiscordUnreachable(OAuthFailed):
+    """Discord could not be asked (network, 5xx, rate limit): no answer, not a refusal."""
 
 
 # -- passwords -------------------------------------------------------------------------------
@@ -240,7 +252,9 @@ class DiscordOAuthClient:
         except DiscordError as exc:
             raise OAuthFailed(f"Discord refused the sign-in ({exc.status}). Please try again.") from exc
         except (DiscordUnavailable, RateLimited) as exc:
-            raise OAuthFailed("Discord could not be reached for the sign-in. Please try again.") from exc
+            raise DiscordUnreachable(
+                "Discord could not be reached for the sign-in. Please try again."
+            ) from exc
 
     def exchange_code(self, code: str, redirect_uri: str) -> str:
         answer = self._call(
@@ -319,3 +333,81 @@ def sign_in_local(
     name_addr_key = _throttle_keys(name, address)[0][0]
     conn.execute("DELETE FROM admin_login_failures WHERE throttle_key = %s", (name_addr_key,))
     return identity
+
+
+# -- re-checking a Discord session's rights ----------------------------------------------------
+# A re-check happens inside an admin's page request, so Discord gets little time to answer;
+# a slow answer counts as unreachable (the grace below), not as a refusal.
+RECHECK_TIMEOUT_S = 3.0
+
+
+def recheck_discord_rights(
+    db: Database, session: Session, settings: Settings, client: DiscordOAuthClient | None = None
+) -> Session | None:
+    """Ask Discord again which guilds a Discord session's user may manage, once the last
+    answer is older than ADMIN_RIGHTS_RECHECK_MINUTES. Guilds no longer managed (or no longer
+    served) leave the session; with none left, or when Discord refuses the stored token
+    (revoked, expired), the session ends and None is returned. While Discord cannot be
+    reached the session goes on until ADMIN_RIGHTS_GRACE_MINUTES after the last confirmation,
+    then ends: a Discord outage must not sign every admin out mid-task, nor keep rights alive
+    unchecked for long. Local accounts are configured here, by whoever runs
+    `admin_site.accounts`, so there is nothing in Discord to re-check them against."""
+    identity = session.identity
+    if identity is None or identity.kind != "discord":
+        return session
+    age = session.rights_age_s
+    if age is not None and age < settings.admin_rights_recheck_minutes * 60:
+        return session
+    access_token = session.discord_token
+    if access_token is None:  # nothing to ask Discord with (a session older than the re-check)
+        return _end_session(db, session, "no Discord token to re-check the rights with")
+    client = client or DiscordOAuthClient(settings.discord_api_base_url, settings.discord_application_id,
+                                          settings.discord_client_secret, settings.bot_url,
+                                          timeout=RECHECK_TIMEOUT_S)  # fmt: skip
+    try:
+        grants = client.guilds(access_token)
+    except DiscordUnreachable as exc:
+        if age is not None and age < settings.admin_rights_grace_minutes * 60:
+            logger.warning("admin rights re-check: Discord unreachable, session kept within the grace",
+                           extra={"user_id": identity.user_id, "rights_age_s": round(age), "error": str(exc)})  # fmt: skip
+            return session
+        return _end_session(db, session, "Discord could not be reached to re-check the rights")
+    except OAuthFailed:
+        return _end_session(db, session, "Discord refused the session's token")
+    try:
+        fresh = db.run(discord_identity, identity.user_id, identity.name, grants)
+    except OAuthFailed:
+        return _end_session(db, session, "no managed guild left")
+    # Rights only shrink during a session; a guild gained in Discord comes with the next sign-in.
+    kept = tuple(g for g in identity.guild_ids if g in fresh.guild_ids)
+    if not kept:
+        return _end_session(db, session, "no managed guild left")
+    narrowed = replace(identity, guild_ids=kept)
+
+    def confirm(conn: psycopg.Connection) -> None:
+        sessions.confirm_rights(conn, session, narrowed)
+        if kept != identity.guild_ids:
+            audit.record(conn, guild_id=None, actor_id=identity.user_id, actor_name=identity.actor_name,
+                         action="session.rights_narrowed", target="discord",
+                         before={"guilds": [str(g) for g in identity.guild_ids]},
+                         after={"guilds": [str(g) for g in kept]})  # fmt: skip
+
+    db.run(confirm)
+    if kept != identity.guild_ids:
+        logger.info("admin rights re-check: session narrowed",
+                    extra={"user_id": identity.user_id, "guilds_left": len(kept)})  # fmt: skip
+    return session
+
+
+def _end_session(db: Database, session: Session, why: str) -> None:
+    identity = session.identity
+    assert identity is not None
+
+    def end(conn: psycopg.Connection) -> None:
+        sessions.end(conn, session.token)
+        audit.record(conn, guild_id=None, actor_id=identity.user_id, actor_name=identity.actor_name,
+                     action="session.rights_gone", target="discord", after={"why": why})  # fmt: skip
+
+    db.run(end)
+    logger.info("admin rights re-check: session ended", extra={"user_id": identity.user_id, "why": why})
+    return None

@@ -53,12 +53,13 @@ def _run_operation(
     amount: int,
     reason: str,
     actor_id: int | None,
+    actor_name: str,
     silent: bool,
     key: str,
     settings: Settings,
 ) -> ledger.OperationResult:
-    common = dict(guild_id=guild_id, user_id=user_id, reason=reason, actor_id=actor_id, source="admin_site",
-                  idempotency_key=key, silent=silent, settings=settings)  # fmt: skip
+    common = dict(guild_id=guild_id, user_id=user_id, reason=reason, actor_id=actor_id, actor_name=actor_name,
+                  source="admin_site", idempotency_key=key, silent=silent, settings=settings)  # fmt: skip
     if operation == "award":
         return points.award(conn, amount=amount, **common)
     if operation == "deduct":
@@ -93,7 +94,7 @@ def change_points(
     before = ledger.balance(conn, guild_id, user_id)
     result = _run_operation(
         conn, operation=operation, guild_id=guild_id, user_id=user_id, amount=amount, reason=reason,
-        actor_id=identity.user_id, silent=silent, key=key, settings=settings,
+        actor_id=identity.user_id, actor_name=identity.actor_name, silent=silent, key=key, settings=settings,
     )  # fmt: skip
     if not result.replayed:
         audit.record(
@@ -122,7 +123,7 @@ def revert_entry(
         raise NotFound(f"There is no entry #{entry_id} in this server.")
     result = points.revert(
         conn, guild_id=guild_id, entry_id=entry_id, reason=reason, actor_id=identity.user_id,
-        source="admin_site", idempotency_key=f"admin:{_check_token(form_token)}", silent=silent,
+        actor_name=identity.actor_name, source="admin_site", idempotency_key=f"admin:{_check_token(form_token)}", silent=silent,
         settings=settings or get_settings(),
     )  # fmt: skip
     if not result.replayed:
@@ -358,14 +359,14 @@ def _apply_chunk(
 ) -> BatchStatus:
     # The row lock makes two continuations of one batch take turns instead of racing.
     row = conn.execute(
-        f"SELECT {_BATCH_COLUMNS}, rows, form_token, actor_id FROM admin_bulk_batches "
+        f"SELECT {_BATCH_COLUMNS}, rows, form_token, actor_id, actor_name FROM admin_bulk_batches "
         "WHERE guild_id = %s AND id = %s FOR UPDATE",
         (guild_id, batch_id),
     ).fetchone()
     if row is None:
         raise NotFound("There is no such bulk batch in this server.")
     status = _status(row[:8])
-    rows, token, actor_id = row[8], row[9], row[10]
+    rows, token, actor_id, actor_name = row[8], row[9], row[10], row[11]
     start = status.done + status.failed
     if status.finished:
         return status
@@ -377,7 +378,7 @@ def _apply_chunk(
             with conn.transaction():  # a savepoint: one refused row leaves the others alone
                 _run_operation(
                     conn, operation=status.operation, guild_id=guild_id, user_id=int(item["user_id"]),
-                    amount=int(item["amount"]), reason=item["reason"], actor_id=actor_id,
+                    amount=int(item["amount"]), reason=item["reason"], actor_id=actor_id, actor_name=actor_name,
                     silent=status.silent, key=f"admin-bulk:{token}:{index}", settings=settings,
                 )  # fmt: skip
             applied += 1

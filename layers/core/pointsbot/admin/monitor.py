@@ -33,6 +33,7 @@ _ID_SLACK = timedelta(hours=1)
 class TransactionFilter:
     user_id: int | None = None
     actor_id: int | None = None
+    actor_name: str = ""  # an actor without a Discord id: "local:alice", "achievement", "system"
     kind: str = ""
     source: str = ""
     date_from: date | None = None
@@ -66,6 +67,8 @@ class TransactionFilter:
             except ValueError:
                 raise InvalidInput(f"{what} must be a date (YYYY-MM-DD).") from None
 
+        actor = (form.get("actor") or "").strip()
+        by_name = bool(actor) and not actor.isdigit()
         kind = (form.get("kind") or "").strip()
         if kind and kind not in KINDS:
             raise InvalidInput(f"Unknown kind {kind!r}.")
@@ -74,7 +77,8 @@ class TransactionFilter:
             raise InvalidInput(f"Unknown source {source!r}.")
         return cls(
             user_id=opt_id("member", "Member"),
-            actor_id=opt_id("actor", "Actor"),
+            actor_id=None if by_name else opt_id("actor", "Actor"),
+            actor_name=actor[:100] if by_name else "",
             kind=kind,
             source=source,
             date_from=opt_date("from", "From"),
@@ -87,7 +91,7 @@ class TransactionFilter:
         """The filter as query-string values (for paging and export links)."""
         values = {
             "member": format_snowflake(self.user_id),
-            "actor": format_snowflake(self.actor_id),
+            "actor": self.actor_name or format_snowflake(self.actor_id),
             "kind": self.kind,
             "source": self.source,
             "from": self.date_from.isoformat() if self.date_from else "",
@@ -106,6 +110,9 @@ class TransactionFilter:
         if self.actor_id is not None:
             where.append("t.actor_id = %(aid)s")
             params["aid"] = self.actor_id
+        if self.actor_name:
+            where.append("t.actor_id IS NULL AND t.actor_name = %(aname)s")
+            params["aname"] = self.actor_name
         if self.kind:
             where.append("t.kind = %(kind)s")
             params["kind"] = self.kind
@@ -182,7 +189,7 @@ def transactions_page(
 
 
 CSV_HEADER = ("id", "created_at", "user_id", "member", "amount", "balance_after", "kind", "reason",
-              "actor_id", "source", "silent", "counterparty_id", "reverts_id")  # fmt: skip
+              "actor_id", "source", "silent", "counterparty_id", "reverts_id", "actor")  # fmt: skip
 
 
 def _csv_safe(text: str | None) -> str:
@@ -206,7 +213,7 @@ def export_csv(conn: psycopg.Connection, guild_id: int, flt: TransactionFilter) 
                 e.id, e.created_at.isoformat(), format_snowflake(e.user_id), _csv_safe(row.member_name),
                 e.amount, e.balance_after, e.kind, _csv_safe(e.reason), format_snowflake(e.actor_id) or "",
                 e.source, "true" if e.silent else "false", format_snowflake(e.counterparty_id) or "",
-                e.reverts_id or "",
+                e.reverts_id or "", _csv_safe(e.actor),
             ))  # fmt: skip
         written += len(page.rows)
         yield buffer.getvalue()

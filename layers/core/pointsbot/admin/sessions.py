@@ -3,7 +3,9 @@
 A session is anonymous (it carries the sign-in form's CSRF token and the OAuth state) until
 someone signs in; signing in always issues a new session and ends the anonymous one, so a
 token planted before sign-in is worth nothing after it. Sessions end after an idle timeout,
-an absolute timeout, or sign-out (the row is deleted).
+an absolute timeout, or sign-out (the row is deleted). A Discord session also keeps the
+user's OAuth2 access token, sealed with a key only the cookie's token gives, so its admin
+rights can be asked of Discord again (`auth.recheck_discord_rights`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
 from psycopg.types.json import Jsonb
 
 # A busy admin clicks many times a minute; writing last_seen_at on every click buys nothing.
@@ -65,17 +69,53 @@ class Session:
     oauth_state: str | None = None
     flashes: list[dict[str, str]] = field(default_factory=list)
     created_at: datetime | None = None
+    sealed_discord_token: bytes | None = None
+    rights_age_s: float | None = None  # seconds since Discord last confirmed the rights
+
+    @property
+    def discord_token(self) -> str | None:
+        """The Discord OAuth2 access token of a Discord sign-in (None if absent or unreadable)."""
+        if not self.sealed_discord_token:
+            return None
+        try:
+            return _box(self.token).decrypt(self.sealed_discord_token).decode()
+        except (CryptoError, UnicodeDecodeError):
+            return None
 
     @property
     def signed_in(self) -> bool:
         return self.identity is not None
 
     def csrf_ok(self, submitted: str | None) -> bool:
-        return bool(submitted) and hmac.compare_digest(self.csrf_token, submitted or "")
+        return tokens_match(self.csrf_token, submitted)
+
+    def oauth_state_ok(self, returned: str | None) -> bool:
+        """Whether Discord's callback carries the state this session asked for."""
+        return tokens_match(self.oauth_state, returned)
+
+
+def tokens_match(expected: str | None, submitted: str | None) -> bool:
+    """Constant-time comparison of a secret token with what a browser sent.
+
+    hmac.compare_digest refuses str with non-ASCII characters (a TypeError, once a 500), so
+    both sides are compared as UTF-8 bytes; "surrogatepass" keeps even a lone surrogate
+    comparable instead of raising. Empty never matches.
+    """
+    if not expected or not submitted or not isinstance(submitted, str):
+        return False
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), submitted.encode("utf-8", "surrogatepass")
+    )
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _box(token: str) -> SecretBox:
+    # The key comes from the cookie's token, which only the browser holds; the table keeps a
+    # SHA-256 of it, from which this HMAC cannot be had. No key to manage, none in the database.
+    return SecretBox(hmac.digest(token.encode(), b"pointsbot admin session: discord token", "sha256"))
 
 
 def create(
@@ -85,12 +125,15 @@ def create(
     max_age: timedelta,
     oauth_state: str | None = None,
     flashes: list[dict[str, str]] | None = None,
+    discord_token: str | None = None,
 ) -> Session:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
+    sealed = None if discord_token is None else bytes(_box(token).encrypt(discord_token.encode()))
     row = conn.execute(
-        "INSERT INTO admin_sessions (token_hash, identity, csrf_token, oauth_state, flashes, expires_at) "
-        "VALUES (%s, %s, %s, %s, %s, now() + %s) RETURNING created_at",
+        "INSERT INTO admin_sessions (token_hash, identity, csrf_token, oauth_state, flashes, expires_at, "
+        "discord_token, rights_checked_at) "
+        "VALUES (%s, %s, %s, %s, %s, now() + %s, %s, CASE WHEN %s THEN now() END) RETURNING created_at",
         (
             _hash(token),
             None if identity is None else Jsonb(identity.as_json()),
@@ -98,9 +141,12 @@ def create(
             oauth_state,
             Jsonb(flashes or []),
             max_age,
+            sealed,
+            sealed is not None,
         ),
     ).fetchone()
-    return Session(token, csrf, identity, oauth_state, list(flashes or []), row[0])
+    return Session(token, csrf, identity, oauth_state, list(flashes or []), row[0], sealed,
+                   None if sealed is None else 0.0)  # fmt: skip
 
 
 def load(conn: psycopg.Connection, token: str | None, *, idle: timedelta) -> Session | None:
@@ -109,7 +155,8 @@ def load(conn: psycopg.Connection, token: str | None, *, idle: timedelta) -> Ses
         return None
     row = conn.execute(
         """
-        SELECT identity, csrf_token, oauth_state, flashes, created_at, last_seen_at < now() - %s
+        SELECT identity, csrf_token, oauth_state, flashes, created_at, last_seen_at < now() - %s,
+               discord_token, extract(epoch FROM now() - rights_checked_at)::float8
         FROM admin_sessions
         WHERE token_hash = %s AND expires_at > now() AND last_seen_at > now() - %s
         """,
@@ -117,12 +164,22 @@ def load(conn: psycopg.Connection, token: str | None, *, idle: timedelta) -> Ses
     ).fetchone()
     if row is None:
         return None
-    identity, csrf, state, flashes, created_at, stale = row
+    identity, csrf, state, flashes, created_at, stale, sealed, rights_age_s = row
     if stale:
         conn.execute("UPDATE admin_sessions SET last_seen_at = now() WHERE token_hash = %s", (_hash(token),))
     return Session(
-        token, csrf, None if identity is None else Identity.from_json(identity), state, flashes, created_at
+        token, csrf, None if identity is None else Identity.from_json(identity), state, flashes, created_at,
+        None if sealed is None else bytes(sealed), rights_age_s,
+    )  # fmt: skip
+
+
+def confirm_rights(conn: psycopg.Connection, session: Session, identity: Identity) -> None:
+    """Discord confirmed the rights just now: the session manages exactly `identity`'s guilds."""
+    conn.execute(
+        "UPDATE admin_sessions SET identity = %s, rights_checked_at = now() WHERE token_hash = %s",
+        (Jsonb(identity.as_json()), _hash(session.token)),
     )
+    session.identity, session.rights_age_s = identity, 0.0
 
 
 def set_oauth_state(conn: psycopg.Connection, session: Session, state: str) -> None:
@@ -159,12 +216,18 @@ def end(conn: psycopg.Connection, token: str | None) -> None:
 
 
 def sign_in(
-    conn: psycopg.Connection, previous_token: str | None, identity: Identity, *, max_age: timedelta
+    conn: psycopg.Connection,
+    previous_token: str | None,
+    identity: Identity,
+    *,
+    max_age: timedelta,
+    discord_token: str | None = None,
 ) -> Session:
-    """End the anonymous session and start a new one for `identity` (a new id at sign-in)."""
+    """End the anonymous session and start a new one for `identity` (a new id at sign-in);
+    a Discord sign-in keeps its access token for re-checking the rights."""
     end(conn, previous_token)
     purge_expired(conn)
-    return create(conn, identity=identity, max_age=max_age)
+    return create(conn, identity=identity, max_age=max_age, discord_token=discord_token)
 
 
 def purge_expired(conn: psycopg.Connection, limit: int = 500) -> int:

@@ -40,7 +40,8 @@ def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
     silent = ctx.flag("silent")
     ctx.remember_option_member(conn, target)
     common = dict(
-        guild_id=ctx.guild_id, user_id=target, reason=ctx.text("reason"), actor_id=ctx.user_id, source="slash",
+        guild_id=ctx.guild_id, user_id=target, reason=ctx.text("reason"), actor_id=ctx.user_id,
+        actor_name=ctx.actor_name, source="slash",
         idempotency_key=ctx.idempotency_key, silent=silent, settings=ctx.settings,
     )  # fmt: skip
     if operation == "add":
@@ -85,7 +86,8 @@ def points_revert(ctx: Context, conn: psycopg.Connection) -> Reply:
         raise InvalidInput("Say which entry (its # number).")
     reason = ctx.text("reason").strip() or f"Revert of entry #{entry_id}"
     result = points.revert(
-        conn, guild_id=ctx.guild_id, entry_id=entry_id, reason=reason, actor_id=ctx.user_id, source="slash",
+        conn, guild_id=ctx.guild_id, entry_id=entry_id, reason=reason, actor_id=ctx.user_id,
+        actor_name=ctx.actor_name, source="slash",
         idempotency_key=ctx.idempotency_key, silent=ctx.flag("silent"), settings=ctx.settings,
     )  # fmt: skip
     _audit(ctx, conn, "points.revert", f"entry:{entry_id}", {"entries": [e.id for e in result.entries]})
@@ -119,7 +121,7 @@ def emails_approve(ctx: Context, conn: psycopg.Connection) -> Reply:
     bonus = ctx.integer("bonus", 0) or 0
     result = emails.approve(
         conn, guild_id=ctx.guild_id, user_id=target, reviewer_id=ctx.user_id, note=ctx.text("note"),
-        bonus_points=bonus, source="slash", settings=ctx.settings,
+        bonus_points=bonus, source="slash", settings=ctx.settings, reviewer_name=ctx.actor_name,
     )  # fmt: skip
     done = result.submission
     _audit(ctx, conn, "email.approve", f"member:{target}",

@@ -147,6 +147,7 @@ def give(ctx: Context, conn: psycopg.Connection) -> Reply:
     result = points.transfer(
         conn, guild_id=ctx.guild_id, from_user_id=ctx.user_id, to_user_id=target, amount=amount,
         reason=ctx.text("reason"), idempotency_key=ctx.idempotency_key, source="slash", settings=ctx.settings,
+        actor_name=ctx.actor_name,
     )  # fmt: skip
     reason = ctx.text("reason").strip()
     left = result.entry_for(ctx.user_id).balance_after

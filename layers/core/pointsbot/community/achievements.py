@@ -333,18 +333,20 @@ def earned_by(conn: psycopg.Connection, guild_id: int, user_id: int) -> list[Ear
 
 
 # -- qualifying ----------------------------------------------------------------------------
-# Whether member m (with points p and user_stats s, either may be missing) meets achievement a.
+# Whether member m (with points p and user_stats s, either may be missing) meets achievement a,
+# with {now} as the present (now() for a change; the sweep's start for the sweep).
 # `a.cutoff` is the balance of the K-th place for top_k (NULL: fewer than K members), so
 # "rank <= K" (competition rank: 1 + how many have strictly more) is "balance >= cutoff".
 # The arms are ANDed with the criterion first so only the matching arm's subquery runs.
-_QUALIFIES = """
+def _qualifies(now: str) -> str:
+    return f"""
 (
     (a.criterion = 'balance_at_least' AND coalesce(p.balance, 0) >= a.threshold)
  OR (a.criterion = 'earned_at_least' AND coalesce(s.total_earned, 0) >= a.threshold)
  OR (a.criterion = 'transactions_at_least' AND coalesce(s.transaction_count, 0) >= a.threshold)
  OR (a.criterion = 'top_k' AND coalesce(p.balance, 0) > 0
      AND (a.cutoff IS NULL OR p.balance >= a.cutoff))
- OR (a.criterion = 'member_days' AND m.joined_at <= now() - make_interval(days => a.window_days))
+ OR (a.criterion = 'member_days' AND m.joined_at <= {now} - make_interval(days => a.window_days))
  OR (a.criterion = 'email_approved' AND EXISTS (
         SELECT 1 FROM email_submissions e
         WHERE e.guild_id = m.guild_id AND e.user_id = m.user_id AND e.status = 'approved'))
@@ -354,16 +356,19 @@ _QUALIFIES = """
                                  ELSE greatest(t.amount, 0) END), 0)
         FROM transactions t
         WHERE t.guild_id = m.guild_id AND t.user_id = m.user_id
-          AND t.created_at >= now() - make_interval(days => a.window_days)) >= a.threshold)
+          AND t.created_at >= {now} - make_interval(days => a.window_days)) >= a.threshold)
 )
 """
 
-_ACTIVE = """
+
+# The balance of the K-th place of top-K achievement `a` (NULL: fewer than K members).
+_CUTOFF = """(
+    SELECT p2.balance FROM points p2 WHERE p2.guild_id = a.guild_id
+    ORDER BY p2.balance DESC, p2.user_id OFFSET greatest(a.threshold, 1) - 1 LIMIT 1)"""
+
+_ACTIVE = f"""
 SELECT a.id, a.guild_id, a.name, a.bonus_points, a.criterion, a.threshold, a.window_days,
-       CASE WHEN a.criterion = 'top_k' THEN (
-           SELECT p2.balance FROM points p2 WHERE p2.guild_id = a.guild_id
-           ORDER BY p2.balance DESC, p2.user_id OFFSET greatest(a.threshold, 1) - 1 LIMIT 1)
-       END AS cutoff
+       CASE WHEN a.criterion = 'top_k' THEN {_CUTOFF} END AS cutoff
 FROM achievements a
 WHERE a.active AND a.criterion = ANY(%(kinds)s)
 """
@@ -378,7 +383,7 @@ LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id
 WHERE m.guild_id = %(guild_id)s AND m.user_id = %(user_id)s AND m.erased_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM member_achievements ma
                   WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND ma.achievement_id = a.id)
-  AND {_QUALIFIES}
+  AND {_qualifies("now()")}
 ORDER BY a.id
 """
 
@@ -430,6 +435,7 @@ def grant(
             amount=bonus_points,
             reason=f"Achievement: {name}",
             actor_id=None,
+            actor_name="achievement",
             source="achievement",
             idempotency_key=key,
             # The achievement DM below tells the member about the bonus; no second DM.
@@ -504,8 +510,22 @@ def check_member(
 
 
 # -- the sweep -----------------------------------------------------------------------------
+# What a sweep qualifies members by (README, "Achievements"): the leaderboard and the clock as
+# of the sweep's start, each member's own numbers when their batch is checked. Without the
+# fixed leaderboard, the bonuses paid to one batch raise the top-K cutoff for the batches after
+# it, and members who were in the top K when the sweep started miss the award.
 _MIN_KEY = -(2**63)
 _DELIVERY_REQUEST_EVERY_S = 10.0
+
+
+@dataclass
+class SweepSnapshot:
+    """The sweep's fixed view: its start time and, per top-K achievement id, the K it was taken
+    for and the K-th place balance then (None: fewer than K members)."""
+
+    as_of: datetime
+    cutoffs: dict[int, tuple[int, int | None]]
+
 
 _BATCH_QUALIFIES = f"""
 WITH batch AS (
@@ -514,7 +534,18 @@ WITH batch AS (
     WHERE (m.guild_id, m.user_id) > (%(after_g)s, %(after_u)s)
       AND (m.guild_id, m.user_id) <= (%(upto_g)s, %(upto_u)s)
       AND m.erased_at IS NULL
-), a AS MATERIALIZED ({_ACTIVE} AND a.guild_id IN (SELECT DISTINCT guild_id FROM batch))
+), a AS MATERIALIZED (
+    SELECT a.id, a.guild_id, a.name, a.bonus_points, a.criterion, a.threshold, a.window_days, c.cutoff
+    FROM achievements a
+    LEFT JOIN unnest(%(cut_ids)s::bigint[], %(cut_ks)s::bigint[], %(cut_values)s::bigint[])
+              AS c(achievement_id, k, cutoff)
+           ON c.achievement_id = a.id AND c.k = a.threshold
+    WHERE a.active AND a.criterion = ANY(%(kinds)s)
+      AND a.guild_id IN (SELECT DISTINCT guild_id FROM batch)
+      -- A top-K achievement is only judged against the snapshot's cutoff (one defined or
+      -- edited a moment ago is picked up by the next batch).
+      AND (a.criterion <> 'top_k' OR c.achievement_id IS NOT NULL)
+)
 SELECT m.guild_id, m.user_id, a.id, a.name, a.bonus_points
 FROM batch m
 JOIN a ON a.guild_id = m.guild_id
@@ -522,9 +553,57 @@ LEFT JOIN points p ON p.guild_id = m.guild_id AND p.user_id = m.user_id
 LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id
 WHERE NOT EXISTS (SELECT 1 FROM member_achievements ma
                   WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND ma.achievement_id = a.id)
-  AND {_QUALIFIES}
+  AND {_qualifies("%(as_of)s::timestamptz")}
 ORDER BY m.guild_id, m.user_id, a.id
 """
+
+# Top-K achievements of the given guilds (NULL: all guilds) the snapshot has no cutoff for yet,
+# or one taken for another K, with their K-th place balance now.
+_MISSING_CUTOFFS = f"""
+SELECT a.id, a.threshold, {_CUTOFF}
+FROM achievements a
+WHERE a.active AND a.criterion = 'top_k'
+  AND (%(guilds)s::bigint[] IS NULL OR a.guild_id = ANY(%(guilds)s::bigint[]))
+  AND NOT EXISTS (SELECT 1 FROM unnest(%(known_ids)s::bigint[], %(known_ks)s::bigint[]) AS k(id, k)
+                  WHERE k.id = a.id AND k.k = a.threshold)
+"""
+
+
+def _add_missing_cutoffs(conn: psycopg.Connection, snapshot: SweepSnapshot, guilds: list[int] | None) -> list:
+    known = list(snapshot.cutoffs.items())
+    rows = conn.execute(
+        _MISSING_CUTOFFS,
+        {"guilds": guilds, "known_ids": [i for i, _ in known], "known_ks": [k for _, (k, _) in known]},
+    ).fetchall()
+    for achievement_id, k, cutoff in rows:
+        snapshot.cutoffs[achievement_id] = (k, cutoff)
+    return rows
+
+
+def _sweep_snapshot(conn: psycopg.Connection, sweep_id: int, opened: bool) -> SweepSnapshot:
+    """The scheduled sweep's snapshot, stored with it so every batch and every run that
+    continues it (another Lambda invocation, another sweeper) uses the same one. Taken for
+    every guild when the sweep opens (`opened`: in this transaction)."""
+    as_of = conn.execute("SELECT started_at FROM achievement_sweeps WHERE id = %s", (sweep_id,)).fetchone()[0]
+    rows = conn.execute(
+        "SELECT achievement_id, threshold, cutoff FROM achievement_sweep_cutoffs WHERE sweep_id = %s",
+        (sweep_id,),
+    ).fetchall()
+    snapshot = SweepSnapshot(as_of, {i: (k, c) for i, k, c in rows})
+    if opened:
+        _store_cutoffs(conn, sweep_id, _add_missing_cutoffs(conn, snapshot, None))
+    return snapshot
+
+
+def _store_cutoffs(conn: psycopg.Connection, sweep_id: int, rows: list) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO achievement_sweep_cutoffs (sweep_id, achievement_id, threshold, cutoff) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (sweep_id, achievement_id) "
+                "DO UPDATE SET threshold = EXCLUDED.threshold, cutoff = EXCLUDED.cutoff",
+                [(sweep_id, *row) for row in rows],
+            )
 
 
 @dataclass(frozen=True)
@@ -546,10 +625,12 @@ class SweepReport:
     seconds: float
 
 
-def _open_sweep(conn: psycopg.Connection, continuing: int | None) -> tuple[int, int, int] | None:
+def _open_sweep(conn: psycopg.Connection, continuing: int | None) -> tuple[int, int, int, bool] | None:
     """The sweep in progress, locked for this batch (a second sweeper waits here, then goes
     on from the cursor this one leaves); a new one if none is open, unless the caller is
-    `continuing` a sweep (then None once that one is finished)."""
+    `continuing` a sweep (then None once that one is finished). The last item says whether
+    the sweep was opened in this transaction."""
+    opened = False
     for _ in range(2):
         row = conn.execute(
             "SELECT id, cursor_guild_id, cursor_user_id FROM achievement_sweeps "
@@ -559,11 +640,15 @@ def _open_sweep(conn: psycopg.Connection, continuing: int | None) -> tuple[int, 
             sweep_id, g, u = row
             if continuing is not None and sweep_id != continuing:
                 return None
-            return sweep_id, _MIN_KEY if g is None else g, _MIN_KEY if u is None else u
+            return sweep_id, _MIN_KEY if g is None else g, _MIN_KEY if u is None else u, opened
         if continuing is not None:
             return None
-        conn.execute(
-            "INSERT INTO achievement_sweeps DEFAULT VALUES ON CONFLICT ((TRUE)) WHERE finished_at IS NULL DO NOTHING"
+        opened = (
+            conn.execute(
+                "INSERT INTO achievement_sweeps DEFAULT VALUES "
+                "ON CONFLICT ((TRUE)) WHERE finished_at IS NULL DO NOTHING RETURNING id"
+            ).fetchone()
+            is not None
         )
     raise RuntimeError("could not open an achievement sweep")
 
@@ -574,10 +659,11 @@ def _sweep_range(
     limit: tuple[int, int],
     batch_size: int,
     settings: Settings,
-) -> tuple[tuple[int, int], bool, int, list[Granted]]:
+    snapshot: SweepSnapshot,
+) -> tuple[tuple[int, int], bool, int, list[Granted], list]:
     """Check the next `batch_size` members after key `after` (up to key `limit`) against every
-    active achievement and grant what they meet. Returns (last key, reached the limit,
-    members checked, grants)."""
+    active achievement, as of `snapshot`, and grant what they meet. Returns (last key, reached
+    the limit, members checked, grants, cutoffs added to the snapshot)."""
     end = conn.execute(
         "SELECT guild_id, user_id FROM members WHERE (guild_id, user_id) > (%s, %s) "
         "AND (guild_id, user_id) <= (%s, %s) ORDER BY guild_id, user_id OFFSET %s LIMIT 1",
@@ -585,10 +671,15 @@ def _sweep_range(
     ).fetchone()
     finished = end is None
     upto = limit if end is None else (end[0], end[1])
-    members = conn.execute(
-        "SELECT count(*) FROM members WHERE (guild_id, user_id) > (%s, %s) AND (guild_id, user_id) <= (%s, %s)",
+    members, guilds = conn.execute(
+        "SELECT count(*), array_agg(DISTINCT guild_id) FROM members "
+        "WHERE (guild_id, user_id) > (%s, %s) AND (guild_id, user_id) <= (%s, %s)",
         (*after, *upto),
-    ).fetchone()[0]
+    ).fetchone()
+    # Top-K achievements defined (or given a new K) since the snapshot was taken: their
+    # leaderboard as of now, kept for the rest of the sweep.
+    added = _add_missing_cutoffs(conn, snapshot, guilds or []) if members else []
+    cutoffs = list(snapshot.cutoffs.items())
     due = conn.execute(
         _BATCH_QUALIFIES,
         {
@@ -597,6 +688,10 @@ def _sweep_range(
             "upto_g": upto[0],
             "upto_u": upto[1],
             "kinds": list(ALL_KINDS),
+            "as_of": snapshot.as_of,
+            "cut_ids": [i for i, _ in cutoffs],
+            "cut_ks": [k for _, (k, _) in cutoffs],
+            "cut_values": [c for _, (_, c) in cutoffs],
         },
     ).fetchall()
     granted: list[Granted] = []
@@ -622,16 +717,31 @@ def _sweep_range(
             )  # fmt: skip
             if got is not None:
                 granted.append(got)
-    return upto, finished, members, granted
+    return upto, finished, members, granted, added
+
+
+def guild_snapshot(conn: psycopg.Connection, guild_id: int) -> SweepSnapshot:
+    """The fixed view of a check of one guild (the admin site's "check now"), taken at its
+    start and kept by the caller for all its batches."""
+    snapshot = SweepSnapshot(conn.execute("SELECT now()").fetchone()[0], {})
+    _add_missing_cutoffs(conn, snapshot, [guild_id])
+    return snapshot
 
 
 def guild_batch(
-    conn: psycopg.Connection, guild_id: int, after_user: int, batch_size: int, settings: Settings
+    conn: psycopg.Connection,
+    guild_id: int,
+    after_user: int,
+    batch_size: int,
+    settings: Settings,
+    snapshot: SweepSnapshot | None = None,
 ) -> tuple[BatchResult, int]:
-    """One batch of a check of one guild only (the admin site's "check now"); the cursor is
-    the caller's, not the scheduled sweep's. Returns the result and the next cursor."""
-    (_, upto_u), finished, members, granted = _sweep_range(
-        conn, (guild_id, after_user), (guild_id, 2**63 - 1), batch_size, settings
+    """One batch of a check of one guild only (the admin site's "check now"); the cursor and
+    the snapshot are the caller's, not the scheduled sweep's. Returns the result and the next
+    cursor."""
+    snapshot = snapshot or guild_snapshot(conn, guild_id)
+    (_, upto_u), finished, members, granted, _ = _sweep_range(
+        conn, (guild_id, after_user), (guild_id, 2**63 - 1), batch_size, settings, snapshot
     )
     return BatchResult(0, members, tuple(granted), finished), upto_u
 
@@ -640,15 +750,20 @@ def sweep_batch(
     conn: psycopg.Connection, batch_size: int, settings: Settings, continuing: int | None = None
 ) -> BatchResult:
     """One batch of the sweep in one transaction: the next `batch_size` members after the
-    cursor, every active achievement they now meet, the cursor moved on. With `continuing`,
-    only that sweep is worked on (finished: nothing to do)."""
+    cursor, every active achievement they met as of the sweep's snapshot, the cursor moved
+    on. With `continuing`, only that sweep is worked on (finished: nothing to do)."""
     opened = _open_sweep(conn, continuing)
     if opened is None:
         return BatchResult(continuing or 0, 0, (), finished=True)
-    sweep_id, after_g, after_u = opened
-    (upto_g, upto_u), finished, members, granted = _sweep_range(
-        conn, (after_g, after_u), (2**63 - 1, 2**63 - 1), batch_size, settings
+    sweep_id, after_g, after_u, new = opened
+    snapshot = _sweep_snapshot(conn, sweep_id, new)
+    (upto_g, upto_u), finished, members, granted, added = _sweep_range(
+        conn, (after_g, after_u), (2**63 - 1, 2**63 - 1), batch_size, settings, snapshot
     )
+    if finished:
+        conn.execute("DELETE FROM achievement_sweep_cutoffs WHERE sweep_id = %s", (sweep_id,))
+    else:
+        _store_cutoffs(conn, sweep_id, added)
     conn.execute(
         """
         UPDATE achievement_sweeps SET cursor_guild_id = %s, cursor_user_id = %s,
@@ -666,6 +781,16 @@ def sweep_batch(
         ),
     )
     return BatchResult(sweep_id, members, tuple(granted), finished)
+
+
+def start_sweep(conn: psycopg.Connection) -> tuple[int, datetime]:
+    """Open the scheduled sweep (or find the one in progress) and take its snapshot without
+    checking anyone yet; returns its id and start. For counting, beside it, who qualifies as
+    of that start (bench/bench_sweep.py)."""
+    opened = _open_sweep(conn, None)
+    assert opened is not None
+    sweep_id, _, _, new = opened
+    return sweep_id, _sweep_snapshot(conn, sweep_id, new).as_of
 
 
 def run_sweep(
@@ -700,6 +825,7 @@ def run_sweep(
     last_request = 0.0
     sweep_id = None
     guild_cursor = _MIN_KEY
+    snapshot = database.run(guild_snapshot, guild_id) if guild_id is not None else None
     finished = False
     while not finished:
         if max_batches is not None and batches >= max_batches:
@@ -711,7 +837,7 @@ def run_sweep(
             result = database.run(sweep_batch, size, settings, sweep_id)
             sweep_id = result.sweep_id
         else:
-            result, guild_cursor = database.run(guild_batch, guild_id, guild_cursor, size, settings)
+            result, guild_cursor = database.run(guild_batch, guild_id, guild_cursor, size, settings, snapshot)
         slowest = max(slowest, time.monotonic() - t0)
         batches += 1
         finished = result.finished

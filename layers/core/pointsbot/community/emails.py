@@ -245,6 +245,7 @@ def approve(
     idempotency_key: str | None = None,
     source: str = "slash",
     settings: Settings | None = None,
+    reviewer_name: str = "",
 ) -> ReviewResult:
     """Approve a pending submission: the member's email is set, an optional bonus paid, a DM queued."""
     from . import points
@@ -261,7 +262,7 @@ def approve(
     if bonus_points:
         result = points.award(
             conn, guild_id=guild_id, user_id=target.user_id, amount=bonus_points,
-            reason=f"Email {target.email} approved", actor_id=reviewer_id, source=source,
+            reason=f"Email {target.email} approved", actor_id=reviewer_id, actor_name=reviewer_name, source=source,
             idempotency_key=f"email-bonus:{target.id}", kind="email_bonus", settings=settings,
             silent=True,  # the approval DM below names the bonus; one DM, not two
         )  # fmt: skip

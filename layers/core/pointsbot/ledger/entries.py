@@ -37,6 +37,19 @@ class LedgerEntry:
     counterparty_id: int | None
     reverts_id: int | None
     created_at: datetime
+    # Who made it when there is no Discord id to name them by ("local:alice", "achievement",
+    # "system"), and the name a Discord user had; sql/004. Empty on entries older than that.
+    actor_name: str = ""
+
+    @property
+    def actor(self) -> str:
+        """Who made the entry, for people: the name recorded, else the Discord id, else (an
+        entry from before names were recorded) the source that made it."""
+        if self.actor_name:
+            return self.actor_name
+        if self.actor_id is not None:
+            return str(self.actor_id)
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,7 @@ class OperationResult:
 
 _ENTRY_COLUMNS = (
     "id, operation_id, guild_id, user_id, amount, balance_after, kind, reason, actor_id, source, "
-    "silent, counterparty_id, reverts_id, created_at"
+    "silent, counterparty_id, reverts_id, created_at, actor_name"
 )
 
 

@@ -62,6 +62,23 @@ def _check_source(source: str) -> str:
     return source
 
 
+MAX_ACTOR_NAME = 100
+
+
+def _check_actor(actor_id: int | None, actor_name: str | None, source: str) -> str:
+    """The actor name an entry records; every entry names who made it.
+
+    A person (slash command, admin site) is named by a Discord id or, for a local admin
+    account, which has none, by its name; bonuses and jobs are named by their source.
+    """
+    name = str(actor_name or "").strip()[:MAX_ACTOR_NAME]
+    if not name and actor_id is None:
+        if source in ("achievement", "system"):
+            return source
+        raise InvalidInput("This change does not say who made it; sign in again and retry.")
+    return name
+
+
 def _check_limit(policy: GuildPolicy, change: int) -> None:
     if abs(change) > policy.max_change:
         raise LimitExceeded(
@@ -148,9 +165,9 @@ WITH upd AS (
     RETURNING balance
 ), entry AS (
     INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
-                              actor_id, source, silent, counterparty_id, reverts_id)
+                              actor_id, source, silent, counterparty_id, reverts_id, actor_name)
     SELECT %(operation_id)s, %(guild_id)s, %(user_id)s, %(amount)s, upd.balance, %(kind)s, %(reason)s,
-           %(actor_id)s, %(source)s, %(silent)s, %(counterparty_id)s, %(reverts_id)s
+           %(actor_id)s, %(source)s, %(silent)s, %(counterparty_id)s, %(reverts_id)s, %(actor_name)s
     FROM upd
     RETURNING {_ENTRY_COLUMNS}
 ), stats AS (
@@ -179,6 +196,7 @@ def _apply(
     source: str,
     silent: bool,
     floor: int | None,
+    actor_name: str,
     counterparty_id: int | None = None,
     reverts_id: int | None = None,
 ) -> LedgerEntry:
@@ -199,6 +217,7 @@ def _apply(
         "kind": kind,
         "reason": reason,
         "actor_id": actor_id,
+        "actor_name": actor_name,
         "source": source,
         "silent": silent,
         "counterparty_id": counterparty_id,
@@ -273,12 +292,14 @@ def award(
     silent: bool = False,
     kind: str = "award",
     settings: Settings | None = None,
+    actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Credit a member. `kind` may name a bonus ('achievement', 'email_bonus')."""
     if kind not in ("award", "achievement", "email_bonus"):
         raise InvalidInput(f"award cannot write kind {kind!r}")
     amount = _check_amount(amount)
+    actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
     policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     if kind == "award":
@@ -289,6 +310,7 @@ def award(
     entry = _apply(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
+        actor_name=actor_name,
     )  # fmt: skip
     return OperationResult(begun, (entry,), replayed=False)
 
@@ -305,10 +327,12 @@ def deduct(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Debit a member; below zero only where the guild allows negative balances."""
     amount = _check_amount(amount)
+    actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
     policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     _check_limit(policy, amount)
@@ -324,7 +348,7 @@ def deduct(
     entry = _apply(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=-amount, kind="deduct",
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent,
-        floor=_admin_floor(policy),
+        floor=_admin_floor(policy), actor_name=actor_name,
     )  # fmt: skip
     return OperationResult(begun, (entry,), replayed=False)
 
@@ -341,10 +365,12 @@ def set_balance(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Make a balance exactly `target`; the entry records the difference."""
     target = _check_amount(target, positive=False)
+    actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
     policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     if target < 0 and not policy.allow_negative:
@@ -367,6 +393,7 @@ def set_balance(
     entry = _apply(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=target - current,
         kind="set", reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
+        actor_name=actor_name,
     )  # fmt: skip
     return OperationResult(begun, (entry,), replayed=False)
 
@@ -382,9 +409,10 @@ def transfer(
     idempotency_key: str,
     source: str = "slash",
     settings: Settings | None = None,
+    actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
-    """One member gives points to another. The giver never goes below zero."""
+    """One member gives points to another (the giver is the actor). The giver never goes below zero."""
     amount = _check_amount(amount)
     reason_text = _check_reason(reason, required=False)
     if from_user_id == to_user_id:
@@ -410,7 +438,8 @@ def transfer(
     for user_id in sorted(legs):
         entries.append(
             _apply(conn, policy, operation_id=begun, guild_id=guild_id, reason=reason_text,
-                   actor_id=from_user_id, source=_check_source(source), silent=False, **legs[user_id])
+                   actor_id=from_user_id, actor_name=_check_actor(from_user_id, actor_name, source),
+                   source=_check_source(source), silent=False, **legs[user_id])
         )  # fmt: skip
     entries.sort(key=lambda e: e.id)
     return OperationResult(begun, tuple(entries), replayed=False)
@@ -427,10 +456,12 @@ def revert(
     idempotency_key: str,
     silent: bool = False,
     settings: Settings | None = None,
+    actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
     """Reverse an earlier entry with a new one (both legs of a transfer)."""
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
+    actor_name = _check_actor(actor_id, actor_name, source)
     policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     begun = _begin(conn, guild_id, idempotency_key, "revert", _fingerprint(op="revert", entry=entry_id))
     if isinstance(begun, OperationResult):
@@ -459,7 +490,7 @@ def revert(
         try:
             entries.append(
                 _apply(conn, policy, operation_id=begun, guild_id=guild_id, user_id=target.user_id,
-                       amount=-target.amount, kind="revert", reason=reason, actor_id=actor_id,
+                       amount=-target.amount, kind="revert", reason=reason, actor_id=actor_id, actor_name=actor_name,
                        source=_check_source(source), silent=silent,
                        floor=_admin_floor(policy) if target.amount > 0 else None,
                        counterparty_id=target.counterparty_id, reverts_id=target.id)

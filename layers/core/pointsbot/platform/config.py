@@ -65,6 +65,8 @@ class Settings:
     discord_oauth_authorize_url: str
     admin_session_idle_minutes: int
     admin_session_max_hours: int
+    admin_rights_recheck_minutes: int
+    admin_rights_grace_minutes: int
     admin_login_max_failures: int
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -105,6 +107,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     ):
         if value < low:
             raise ConfigError(f"{env} must be at least {low}")
+    if settings.admin_rights_recheck_minutes < 1:
+        raise ConfigError("ADMIN_RIGHTS_RECHECK_MINUTES must be at least 1")
+    if settings.admin_rights_grace_minutes < settings.admin_rights_recheck_minutes:
+        raise ConfigError("ADMIN_RIGHTS_GRACE_MINUTES must be at least ADMIN_RIGHTS_RECHECK_MINUTES")
     return settings
 
 

@@ -1,0 +1,46 @@
+"""A browser against the admin site's Lambda handler, in-process: keeps the session cookie and
+sends forms from one client address (any address, unlike a real socket)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+from pointsbot_local import apigw
+
+
+class Browser:
+    """Keeps the session cookie like a browser and sends requests from one client address."""
+
+    def __init__(self, address: str = "198.51.100.7") -> None:
+        self.address = address
+        self.cookie: str | None = None
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> dict:
+        from admin_site.app import lambda_handler
+
+        headers = {"host": "admin.test"}
+        if self.cookie:
+            headers["cookie"] = f"pointsbot_admin={self.cookie}"
+        body = b""
+        if form is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            body = urlencode(form).encode()
+        event = apigw.to_event(method, path, headers, body, source_ip=self.address)
+        result = lambda_handler(event, apigw.LambdaContext("admin_site"))
+        for cookie in result.get("cookies", []):
+            name, _, rest = cookie.partition("=")
+            if name == "pointsbot_admin":
+                value = rest.split(";", 1)[0]
+                self.cookie = value or None
+        return result
+
+    def csrf(self, path: str = "/admin/login") -> str:
+        body = self.request("GET", path)["body"]
+        match = re.search(r'name="csrf_token" value="([^"]+)"', body)
+        assert match, body[:300]
+        return match.group(1)
+
+    def sign_in(self, name: str, password: str, **extra: str) -> dict:
+        form = {"csrf_token": self.csrf(), "name": name, "password": password, **extra}
+        return self.request("POST", "/admin/login", form)

@@ -1,0 +1,137 @@
+"""Hostile input to the admin site's handler: redirect targets with control characters,
+CSRF tokens beyond ASCII, huge page numbers, text Postgres cannot store.
+
+In-process requests (tests/integration/_admin_browser.py), so each test sees exactly the
+status, headers and cookies the Lambda handler returns."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlencode
+
+import pytest
+from _admin_browser import Browser
+
+from admin_site.app import ROUTES
+from pointsbot.admin import auth, sessions
+from pointsbot.platform import runtime
+from pointsbot.platform.db import Database
+
+pytestmark = pytest.mark.integration
+GUILD = 770000000000000001
+ADMIN_NAME = "input-admin"
+ADMIN_PASSWORD = "input admin's password"
+_SAMPLE = {"guild_id": str(GUILD), "user_id": "780000000000000003", "batch_id": "1", "submission_id": "1",
+           "decision": "approve", "achievement_id": "1", "name": "site.css"}  # fmt: skip
+
+
+def _fill(path: str) -> str:
+    return "/admin" + re.sub(r"<(\w+)>", lambda m: _SAMPLE[m.group(1)], path)
+
+
+@pytest.fixture(scope="module")
+def site(database_url):
+    """The admin handler on this module's database, with a local admin of GUILD."""
+    runtime.reset()
+    runtime.set_database(Database(database_url))
+    db = runtime.get_database()
+    db.run(
+        lambda conn: conn.execute(
+            "INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT DO NOTHING", (GUILD,)
+        )
+    )
+    db.run(auth.create_account, ADMIN_NAME, ADMIN_PASSWORD, [GUILD])
+    yield db
+    runtime.reset()
+
+
+@pytest.fixture
+def admin(site, monkeypatch) -> Browser:
+    monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
+    browser = Browser()
+    assert browser.sign_in(ADMIN_NAME, ADMIN_PASSWORD)["statusCode"] == 303
+    return browser
+
+
+def _all_header_text(result: dict) -> str:
+    return "\n".join([f"{k}: {v}" for k, v in result["headers"].items()] + list(result.get("cookies", [])))
+
+
+# -- 1. redirect targets ---------------------------------------------------------------------
+INJECTIONS = ["/admin/%0D%0ASet-Cookie:%20planted=1", "/admin/%0ASet-Cookie:%20planted=1",
+              "/admin/%0DSet-Cookie:%20planted=1", "/admin/g/%00planted", "/admin/%09planted",
+              "/admin/%7Fplanted", "/admin/%C2%85planted"]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", INJECTIONS)
+def test_a_signed_in_admin_is_not_redirected_to_a_target_with_control_characters(admin, target):
+    # Given a signed-in admin; When they open the sign-in page with a poisoned next=
+    result = admin.request("GET", f"/admin/login?next={target}")
+    # Then they go to the site's home, and no header carries what the link planted
+    assert result["statusCode"] == 303
+    assert result["headers"]["Location"] == "/admin/"
+    assert "planted" not in _all_header_text(result)
+
+
+@pytest.mark.parametrize(
+    "target", ["/admin/\r\nSet-Cookie: planted=1", "/admin/\nplanted", "/admin/\x00planted"]
+)
+def test_signing_in_with_a_poisoned_next_lands_on_the_home_page(site, monkeypatch, target):
+    monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
+    result = Browser("198.51.100.31").sign_in(ADMIN_NAME, ADMIN_PASSWORD, next=target)
+    assert result["statusCode"] == 303
+    assert result["headers"]["Location"] == "/admin/"
+    assert "planted" not in _all_header_text(result)
+
+
+def test_a_target_beyond_ascii_is_followed_percent_encoded(admin):
+    result = admin.request("GET", f"/admin/login?next=/admin/g/{GUILD}/members%3Fq%3DJos%C3%A9")
+    assert result["headers"]["Location"] == f"/admin/g/{GUILD}/members?q=Jos%C3%A9"
+
+
+# -- 5. CSRF tokens ---------------------------------------------------------------------------
+POST_ROUTES = [r for r in ROUTES if r.method == "POST"]
+
+
+def test_the_post_routes_walked_are_the_apps():
+    assert len(POST_ROUTES) >= 20 and {"/login", "/g/<guild_id>/points"} <= {r.path for r in POST_ROUTES}
+
+
+@pytest.mark.parametrize("route", POST_ROUTES, ids=lambda r: r.path)
+def test_a_csrf_token_beyond_ascii_is_a_403_on_every_post_route(admin, site, route):
+    # Given a signed-in admin (and so a session for the public forms too) and its real token
+    real = admin.csrf(f"/admin/g/{GUILD}/points")
+    before = site.run(lambda conn: conn.execute(
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM admin_audit),"
+        " (SELECT count(*) FROM direct_messages), (SELECT count(*) FROM members)").fetchone())  # fmt: skip
+    for token in ("é", real[:-1] + "é", "🔑" * len(real), real + "\u00a0", real.upper() + "x"):
+        # When a form comes with a token that is not the session's (beyond ASCII or not)
+        form = {"csrf_token": token, "member": "780000000000000003", "amount": "5", "reason": "x",
+                "operation": "award", "form_token": "t", "name": ADMIN_NAME, "password": ADMIN_PASSWORD}  # fmt: skip
+        result = admin.request("POST", _fill(route.path), form)
+        # Then it is refused as not from this site: a 403, never a 500
+        assert result["statusCode"] == 403, (token, result["body"][:300])
+        assert "did not come from this site" in result["body"]
+    after = site.run(lambda conn: conn.execute(
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM admin_audit),"
+        " (SELECT count(*) FROM direct_messages), (SELECT count(*) FROM members)").fetchone())  # fmt: skip
+    assert after == before
+
+
+@pytest.mark.parametrize("returned", ["état-inconnu", "state-of-this-sessioN", ""])
+def test_the_oauth_callback_compares_the_state_in_constant_time_and_refuses_a_wrong_one(
+    site, monkeypatch, returned
+):
+    # Given a browser whose session started a Discord sign-in, and a spy on the comparison
+    monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
+    browser = Browser("198.51.100.32")
+    browser.request("GET", "/admin/login")
+    site.run(sessions.set_oauth_state, sessions.Session(browser.cookie, "", None), "state-of-this-session")
+    compared = []
+    real = sessions.hmac.compare_digest
+    monkeypatch.setattr(sessions.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    # When Discord's callback comes back with another state
+    result = browser.request("GET", f"/admin/oauth/callback?{urlencode({'state': returned, 'code': 'c'})}")
+    # Then it is refused (403, not a 500), by a constant-time comparison of bytes
+    assert result["statusCode"] == 403 and "not from this browser" in result["body"]
+    assert returned == "" or compared == [(b"state-of-this-session", returned.encode())]

@@ -1,0 +1,62 @@
+"""The one-place rules for input from outside, without I/O: redirect targets, response headers,
+secret token comparison."""
+
+from __future__ import annotations
+
+import pytest
+
+from admin_site import web
+from pointsbot.admin import sessions
+from pointsbot.platform.config import load_settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("char", ["\r\n", "\r", "\n", "\x00", "\t", "\x0b", "\x1b", "\x7f", "\x85", "\ud800"])
+def test_a_redirect_target_with_any_control_character_falls_back_to_home(char):
+    assert web.safe_next(f"/admin/{char}Set-Cookie: planted=1") == "/admin/"
+    assert web.safe_next(f"/admin/g/1/members?q=a{char}") == "/admin/"
+
+
+def test_a_redirect_target_keeps_url_syntax_and_encodes_what_is_beyond_ascii():
+    assert web.safe_next("/admin/g/1/members?q=a+b&page=2#top") == "/admin/g/1/members?q=a+b&page=2#top"
+    assert web.safe_next("/admin/g/1/members?q=José") == "/admin/g/1/members?q=Jos%C3%A9"
+    assert web.safe_next("/admin/g/1/members?q=%0D%0A") == "/admin/g/1/members?q=%0D%0A"  # stays escaped
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Location": "/admin/\r\nSet-Cookie: planted=1"}, {"Location": "/admin/\nx"}, {"X-Note": "a\x00b"},
+     {"Content-Disposition": 'attachment; filename="é.csv"'}, {"Bad\r\nName": "x"}],
+)  # fmt: skip
+def test_the_response_layer_refuses_any_header_a_line_cannot_hold(headers):
+    with pytest.raises(web.UnsafeHeader):
+        web.respond(None, 303, "", headers=headers, settings=load_settings({}))
+
+
+def test_the_response_layer_sends_ordinary_headers():
+    answer = web.respond(
+        None, 303, "", headers={"Location": "/admin/g/1/?a=b%20c"}, settings=load_settings({})
+    )
+    assert answer.headers["Location"] == "/admin/g/1/?a=b%20c"
+
+
+@pytest.mark.parametrize("submitted", ["é", "токен", "\ud800", "🔑" * 43, "", None, 42])
+def test_secret_tokens_compare_without_error_whatever_arrives(submitted):
+    expected = "k3y-Of_The_Session"
+    assert sessions.tokens_match(expected, submitted) is False
+    assert sessions.tokens_match(expected, expected) is True
+    assert sessions.tokens_match("", "") is False and sessions.tokens_match(None, expected) is False
+
+
+def test_the_oauth_state_is_compared_in_constant_time(monkeypatch):
+    # Given a session waiting for Discord's callback, and a spy on the constant-time compare
+    seen = []
+    real = sessions.hmac.compare_digest
+    monkeypatch.setattr(sessions.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
+    session = sessions.Session("token", "csrf", None, oauth_state="state-from-the-start")
+    # Then a wrong state (ASCII or not) is refused through it, and the right one passes
+    assert not session.oauth_state_ok("state-from-the-stArt")
+    assert not session.oauth_state_ok("état")
+    assert session.oauth_state_ok("state-from-the-start")
+    assert len(seen) == 3 and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in seen)
