@@ -2,511 +2,80 @@
 
 A member earns each achievement at most once: the `member_achievements` row and the bonus
 (a ledger entry with the stable key "achievement:{id}:{user}") are written in one transaction.
+
+Four modules: achievement_criteria.py (what may be asked, and the SQL that judges it),
+achievement_definitions.py (the admin's definitions and their holders), achievement_grants.py
+(granting, and the check right after a change), and this one: the sweep over every member.
+This module also hands on the others' public names, so callers say `achievements.X`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg import errors as pg_errors
 
 from .. import ledger
 from ..ledger.guilds import GuildPolicy, guild_policy
-from ..platform.amounts import MAX_BALANCE
 from ..platform.config import Settings, get_settings
-from ..platform.errors import DomainError, InvalidInput, NotFound
-
-
-@dataclass(frozen=True)
-class Criterion:
-    kind: str
-    label: str  # for the admin site's form, with {n} and {d}
-    threshold_label: str | None  # None: the criterion takes no number N
-    uses_window: bool  # takes a number of days D
-    on_change: bool  # a balance change can make it true (checked right after the change)
-
-
-CRITERIA: dict[str, Criterion] = {
-    c.kind: c
-    for c in (
-        Criterion("balance_at_least", "Balance of at least {n}", "balance", False, True),
-        Criterion("earned_at_least", "Earned at least {n} in total", "points earned", False, True),
-        Criterion("transactions_at_least", "At least {n} transactions", "transactions", False, True),
-        Criterion("earned_within_days", "Earned at least {n} within {d} days", "points earned", True, True),
-        Criterion("top_k", "In the top {n} of the leaderboard", "places", False, True),
-        Criterion("email_approved", "Email address approved", None, False, False),
-        Criterion("member_days", "Member for at least {d} days", None, True, False),
-    )
-}
-# What a change of a balance can make true; the rest only the sweep checks (time passes,
-# other members' balances move, an email is approved).
-CHANGE_KINDS: tuple[str, ...] = tuple(k for k, c in CRITERIA.items() if c.on_change)
-ALL_KINDS: tuple[str, ...] = tuple(CRITERIA)
-
-MAX_NAME = 100
-MAX_DESCRIPTION = 500
-MAX_BONUS = 1_000_000_000
-MAX_WINDOW_DAYS = 3650
-# A bonus can make another achievement true; each is earned at most once, so the chain ends,
-# but the loop is bounded anyway.
-_MAX_ROUNDS = 20
-
-
-@dataclass(frozen=True)
-class AchievementDefinition:
-    id: int
-    guild_id: int
-    name: str
-    description: str
-    bonus_points: int
-    criterion: str
-    threshold: int
-    window_days: int | None
-    active: bool
-    created_at: datetime
-    updated_at: datetime
-    holders: int = 0
-
-    @property
-    def criterion_text(self) -> str:
-        spec = CRITERIA.get(self.criterion)
-        if spec is None:
-            return self.criterion
-        return spec.label.format(n=f"{self.threshold:,}", d=self.window_days or 0)
-
-
-@dataclass(frozen=True)
-class EarnedAchievement:
-    achievement_id: int
-    name: str
-    description: str
-    bonus_points: int
-    earned_at: datetime
-
-
-@dataclass(frozen=True)
-class Holder:
-    user_id: int
-    display_name: str | None
-    username: str | None
-    earned_at: datetime
-    transaction_id: int | None
-
-
-@dataclass(frozen=True)
-class HoldersPage:
-    holders: tuple[Holder, ...]
-    page: int
-    page_size: int
-    total: int
-
-
-@dataclass(frozen=True)
-class Granted:
-    """An achievement a member has just earned (in the current transaction)."""
-
-    guild_id: int
-    user_id: int
-    achievement_id: int
-    name: str
-    bonus_points: int
-    transaction_id: int | None
-    dm_id: int | None
-
-
-# -- definitions (the admin site) -----------------------------------------------------------
-_DEF_COLUMNS = (
-    "a.id, a.guild_id, a.name, a.description, a.bonus_points, a.criterion, a.threshold, a.window_days, "
-    "a.active, a.created_at, a.updated_at"
+from ..platform.errors import InvalidInput
+from .achievement_criteria import ALL_KINDS, CHANGE_KINDS, CRITERIA, CUTOFF, Criterion, qualifies
+from .achievement_definitions import (
+    MAX_BONUS,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_WINDOW_DAYS,
+    AchievementDefinition,
+    EarnedAchievement,
+    Holder,
+    HoldersPage,
+    create_definition,
+    delete_definition,
+    earned_by,
+    get_definition,
+    holders,
+    list_definitions,
+    update_definition,
+    validate_definition,
 )
+from .achievement_grants import Granted, _guild_name, check_member, grant
 
-
-def _definition(row: tuple, holders: int = 0) -> AchievementDefinition:
-    return AchievementDefinition(*row, holders=holders)
-
-
-def _int_field(value: object, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"The {what} must be a whole number.")
-    if not low <= value <= high:
-        raise InvalidInput(f"The {what} must be between {low:,} and {high:,}.")
-    return value
-
-
-def validate_definition(
-    *,
-    name: object,
-    description: object,
-    bonus_points: object,
-    criterion: object,
-    threshold: object,
-    window_days: object,
-) -> dict:
-    """Check a definition; returns clean values or raises InvalidInput naming the problem."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("The achievement needs a name.")
-    if len(name.strip()) > MAX_NAME:
-        raise InvalidInput(f"The name is too long (at most {MAX_NAME} characters).")
-    description = "" if description is None else description
-    if not isinstance(description, str) or len(description.strip()) > MAX_DESCRIPTION:
-        raise InvalidInput(f"The description is too long (at most {MAX_DESCRIPTION} characters).")
-    spec = CRITERIA.get(criterion) if isinstance(criterion, str) else None
-    if spec is None:
-        raise InvalidInput("Choose one of the criteria: " + ", ".join(CRITERIA) + ".")
-    bonus = _int_field(bonus_points, "bonus", 0, MAX_BONUS)
-    if spec.threshold_label is not None:
-        number = _int_field(threshold, spec.threshold_label, 1, 10**15)
-    else:
-        number = 0
-    days = _int_field(window_days, "number of days", 1, MAX_WINDOW_DAYS) if spec.uses_window else None
-    return {
-        "name": name.strip(),
-        "description": description.strip(),
-        "bonus_points": bonus,
-        "criterion": criterion,
-        "threshold": number,
-        "window_days": days,
-    }
-
-
-def list_definitions(
-    conn: psycopg.Connection, guild_id: int, *, include_inactive: bool = True
-) -> list[AchievementDefinition]:
-    """The guild's achievements with how many members hold each, by name."""
-    rows = conn.execute(
-        f"""
-        SELECT {_DEF_COLUMNS},
-               (SELECT count(*) FROM member_achievements ma
-                WHERE ma.guild_id = a.guild_id AND ma.achievement_id = a.id)
-        FROM achievements a
-        WHERE a.guild_id = %s AND (%s OR a.active)
-        ORDER BY lower(a.name), a.id
-        """,
-        (guild_id, include_inactive),
-    ).fetchall()
-    return [_definition(r[:-1], r[-1]) for r in rows]
-
-
-def get_definition(conn: psycopg.Connection, guild_id: int, achievement_id: int) -> AchievementDefinition:
-    row = conn.execute(
-        f"""
-        SELECT {_DEF_COLUMNS},
-               (SELECT count(*) FROM member_achievements ma
-                WHERE ma.guild_id = a.guild_id AND ma.achievement_id = a.id)
-        FROM achievements a WHERE a.guild_id = %s AND a.id = %s
-        """,
-        (guild_id, achievement_id),
-    ).fetchone()
-    if row is None:
-        raise NotFound("There is no such achievement in this server.")
-    return _definition(row[:-1], row[-1])
-
-
-def _name_taken() -> InvalidInput:
-    return InvalidInput("An achievement with that name exists already in this server.")
-
-
-def create_definition(
-    conn: psycopg.Connection,
-    guild_id: int,
-    *,
-    name: str,
-    criterion: str,
-    threshold: int = 0,
-    window_days: int | None = None,
-    bonus_points: int = 0,
-    description: str = "",
-    active: bool = True,
-) -> AchievementDefinition:
-    """Define an achievement. Members who already qualify get it on the next sweep (or on
-    their next change, for the criteria a change can make true)."""
-    clean = validate_definition(
-        name=name,
-        description=description,
-        bonus_points=bonus_points,
-        criterion=criterion,
-        threshold=threshold,
-        window_days=window_days,
-    )
-    from ..ledger.guilds import ensure_guild
-
-    ensure_guild(conn, guild_id)
-    try:
-        with conn.transaction():  # a savepoint: a taken name must not abort the caller's transaction
-            row = conn.execute(
-                f"""
-                INSERT INTO achievements AS a (guild_id, name, description, bonus_points, criterion,
-                                               threshold, window_days, active)
-                VALUES (%(guild_id)s, %(name)s, %(description)s, %(bonus_points)s, %(criterion)s,
-                        %(threshold)s, %(window_days)s, %(active)s)
-                RETURNING {_DEF_COLUMNS}
-                """,
-                {**clean, "guild_id": guild_id, "active": bool(active)},
-            ).fetchone()
-    except pg_errors.UniqueViolation:
-        raise _name_taken() from None
-    return _definition(row)
-
-
-_UPDATABLE = ("name", "description", "bonus_points", "criterion", "threshold", "window_days", "active")
-
-
-def update_definition(
-    conn: psycopg.Connection, guild_id: int, achievement_id: int, **changes: object
-) -> AchievementDefinition:
-    """Change some fields of a definition (any of name, description, bonus_points, criterion,
-    threshold, window_days, active). Members who hold it keep it and the bonus they got."""
-    unknown = set(changes) - set(_UPDATABLE)
-    if unknown:
-        raise InvalidInput(f"unknown achievement field(s): {', '.join(sorted(unknown))}")
-    current = get_definition(conn, guild_id, achievement_id)
-    merged = {f: changes.get(f, getattr(current, f)) for f in _UPDATABLE}
-    clean = validate_definition(**{k: v for k, v in merged.items() if k != "active"})
-    active = merged["active"]
-    if not isinstance(active, bool):
-        raise InvalidInput("Active must be true or false.")
-    try:
-        with conn.transaction():
-            row = conn.execute(
-                f"""
-                UPDATE achievements AS a SET name = %(name)s, description = %(description)s,
-                       bonus_points = %(bonus_points)s, criterion = %(criterion)s, threshold = %(threshold)s,
-                       window_days = %(window_days)s, active = %(active)s, updated_at = now()
-                WHERE a.guild_id = %(guild_id)s AND a.id = %(id)s
-                RETURNING {_DEF_COLUMNS}
-                """,
-                {**clean, "active": active, "guild_id": guild_id, "id": achievement_id},
-            ).fetchone()
-    except pg_errors.UniqueViolation:
-        raise _name_taken() from None
-    return _definition(row, current.holders)
-
-
-def delete_definition(conn: psycopg.Connection, guild_id: int, achievement_id: int) -> None:
-    """Delete a definition nobody holds yet; one that members hold can only be deactivated,
-    because their bonus entries point at it."""
-    current = get_definition(conn, guild_id, achievement_id)
-    if current.holders:
-        raise DomainError("Members hold this achievement already; deactivate it instead of deleting it.")
-    conn.execute("DELETE FROM achievements WHERE guild_id = %s AND id = %s", (guild_id, achievement_id))
-
-
-def holders(
-    conn: psycopg.Connection, guild_id: int, achievement_id: int, page: int = 1, page_size: int = 50
-) -> HoldersPage:
-    """Members who hold an achievement, most recent first."""
-    page = max(1, int(page))
-    page_size = max(1, min(200, int(page_size)))
-    rows = conn.execute(
-        """
-        SELECT ma.user_id, m.display_name, m.username, ma.earned_at, ma.transaction_id
-        FROM member_achievements ma JOIN members m USING (guild_id, user_id)
-        WHERE ma.guild_id = %s AND ma.achievement_id = %s
-        ORDER BY ma.earned_at DESC, ma.user_id
-        LIMIT %s OFFSET %s
-        """,
-        (guild_id, achievement_id, page_size, (page - 1) * page_size),
-    ).fetchall()
-    total = conn.execute(
-        "SELECT count(*) FROM member_achievements WHERE guild_id = %s AND achievement_id = %s",
-        (guild_id, achievement_id),
-    ).fetchone()[0]
-    return HoldersPage(tuple(Holder(*r) for r in rows), page, page_size, total)
-
-
-def earned_by(conn: psycopg.Connection, guild_id: int, user_id: int) -> list[EarnedAchievement]:
-    """What a member has earned in a guild, oldest first (bonus as defined now)."""
-    rows = conn.execute(
-        """
-        SELECT a.id, a.name, a.description, a.bonus_points, ma.earned_at
-        FROM member_achievements ma JOIN achievements a ON a.id = ma.achievement_id
-        WHERE ma.guild_id = %s AND ma.user_id = %s
-        ORDER BY ma.earned_at, a.id
-        """,
-        (guild_id, user_id),
-    ).fetchall()
-    return [EarnedAchievement(*r) for r in rows]
-
-
-# -- qualifying ----------------------------------------------------------------------------
-# Whether member m (with points p and user_stats s, either may be missing) meets achievement a,
-# with {now} as the present (now() for a change; the sweep's start for the sweep).
-# `a.cutoff` is the balance of the K-th place for top_k (NULL: fewer than K members), so
-# "rank <= K" (competition rank: 1 + how many have strictly more) is "balance >= cutoff".
-# The arms are ANDed with the criterion first so only the matching arm's subquery runs.
-def _qualifies(now: str) -> str:
-    return f"""
-(
-    (a.criterion = 'balance_at_least' AND coalesce(p.balance, 0) >= a.threshold)
- OR (a.criterion = 'earned_at_least' AND coalesce(s.total_earned, 0) >= a.threshold)
- OR (a.criterion = 'transactions_at_least' AND coalesce(s.transaction_count, 0) >= a.threshold)
- OR (a.criterion = 'top_k' AND coalesce(p.balance, 0) > 0
-     AND (a.cutoff IS NULL OR p.balance >= a.cutoff))
- OR (a.criterion = 'member_days' AND m.joined_at <= {now} - make_interval(days => a.window_days))
- OR (a.criterion = 'email_approved' AND EXISTS (
-        SELECT 1 FROM email_submissions e
-        WHERE e.guild_id = m.guild_id AND e.user_id = m.user_id AND e.status = 'approved'))
- OR (a.criterion = 'earned_within_days' AND (
-        -- "earned" as user_stats counts it: credits, less reverted credits.
-        SELECT coalesce(sum(CASE WHEN t.kind = 'revert' THEN least(t.amount, 0)
-                                 ELSE greatest(t.amount, 0) END), 0)
-        FROM transactions t
-        WHERE t.guild_id = m.guild_id AND t.user_id = m.user_id
-          AND t.created_at >= {now} - make_interval(days => a.window_days)) >= a.threshold)
-)
-"""
-
-
-# The balance of the K-th place of top-K achievement `a` (NULL: fewer than K members).
-_CUTOFF = """(
-    SELECT p2.balance FROM points p2 WHERE p2.guild_id = a.guild_id
-    ORDER BY p2.balance DESC, p2.user_id OFFSET greatest(a.threshold, 1) - 1 LIMIT 1)"""
-
-_ACTIVE = f"""
-SELECT a.id, a.guild_id, a.name, a.bonus_points, a.criterion, a.threshold, a.window_days,
-       CASE WHEN a.criterion = 'top_k' THEN {_CUTOFF} END AS cutoff
-FROM achievements a
-WHERE a.active AND a.criterion = ANY(%(kinds)s)
-"""
-
-_MEMBER_QUALIFIES = f"""
-WITH a AS MATERIALIZED ({_ACTIVE} AND a.guild_id = %(guild_id)s)
-SELECT a.id, a.name, a.bonus_points
-FROM members m
-JOIN a ON a.guild_id = m.guild_id
-LEFT JOIN points p ON p.guild_id = m.guild_id AND p.user_id = m.user_id
-LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id
-WHERE m.guild_id = %(guild_id)s AND m.user_id = %(user_id)s AND m.erased_at IS NULL
-  AND NOT EXISTS (SELECT 1 FROM member_achievements ma
-                  WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND ma.achievement_id = a.id)
-  AND {_qualifies("now()")}
-ORDER BY a.id
-"""
-
-
-def _dm_text(name: str, bonus: int, guild_name: str, currency: str) -> str:
-    where = f" in **{guild_name}**" if guild_name else ""
-    text = f"\N{TROPHY} You earned the achievement **{name}**{where}!"
-    if bonus:
-        text += f" Bonus: **{bonus:,} {currency}**."
-    return text
-
-
-def grant(
-    conn: psycopg.Connection,
-    guild_id: int,
-    user_id: int,
-    achievement_id: int,
-    name: str,
-    bonus_points: int,
-    *,
-    policy: GuildPolicy,
-    settings: Settings,
-    guild_name: str = "",
-) -> Granted | None:
-    """Give one achievement to one member in the caller's transaction; None if they hold it.
-
-    The member_achievements row is claimed first (a concurrent grant waits on it, then finds
-    it taken), then the bonus is paid under the key "achievement:{id}:{user}" (a replay pays
-    nothing), then the DM is queued unless the guild turned automatic DMs off.
-    """
-    row = conn.execute(
-        "INSERT INTO member_achievements (guild_id, user_id, achievement_id) VALUES (%s, %s, %s) "
-        "ON CONFLICT DO NOTHING RETURNING earned_at",
-        (guild_id, user_id, achievement_id),
-    ).fetchone()
-    if row is None:
-        return None
-    key = f"achievement:{achievement_id}:{user_id}"
-    transaction_id = None
-    # A bonus never takes a balance out of the range (pointsbot.platform.amounts): a member near the top
-    # gets what still fits, so earning it never refuses the change that earned it. The member's
-    # points row is locked by that change (or by the sweep's batch), so the room stays.
-    bonus_points = min(bonus_points, max(MAX_BALANCE - ledger.balance(conn, guild_id, user_id), 0))
-    if bonus_points > 0:
-        result = ledger.award(
-            conn,
-            guild_id=guild_id,
-            user_id=user_id,
-            amount=bonus_points,
-            reason=f"Achievement: {name}",
-            actor_id=None,
-            actor_name="achievement",
-            source="achievement",
-            idempotency_key=key,
-            # The achievement DM below tells the member about the bonus; no second DM.
-            silent=True,
-            kind="achievement",
-            settings=settings,
-        )
-        transaction_id = result.entry.id
-        conn.execute(
-            "UPDATE member_achievements SET transaction_id = %s "
-            "WHERE guild_id = %s AND user_id = %s AND achievement_id = %s",
-            (transaction_id, guild_id, user_id, achievement_id),
-        )
-    dm_id = None
-    if policy.dm_notifications:
-        from ..delivery import outbox
-
-        dm_id = outbox.enqueue_dm(
-            conn,
-            guild_id=guild_id,
-            user_id=user_id,
-            content=_dm_text(name, bonus_points, guild_name, policy.currency_name),
-            reason="achievement",
-            dedupe_key=key,
-        )
-    return Granted(guild_id, user_id, achievement_id, name, bonus_points, transaction_id, dm_id)
-
-
-def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:
-    row = conn.execute("SELECT name FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
-    return row[0] if row else ""
-
-
-def check_member(
-    conn: psycopg.Connection,
-    guild_id: int,
-    user_id: int,
-    *,
-    kinds: Iterable[str] = CHANGE_KINDS,
-    policy: GuildPolicy | None = None,
-    settings: Settings | None = None,
-) -> list[Granted]:
-    """Grant every active achievement of the given criteria the member now meets.
-
-    Runs in the caller's transaction (effects.after_change calls it after each change, with
-    the member's points row already locked by that change). A bonus is a change too, so the
-    check repeats until nothing new is earned; the bonus's own after_change skips this.
-    """
-    settings = settings or get_settings()
-    policy = policy or guild_policy(conn, settings, guild_id)
-    params = {"guild_id": guild_id, "user_id": user_id, "kinds": list(kinds)}
-    granted: list[Granted] = []
-    guild_name: str | None = None
-    for _ in range(_MAX_ROUNDS):
-        due = conn.execute(_MEMBER_QUALIFIES, params).fetchall()
-        if not due:
-            break
-        if guild_name is None:
-            guild_name = _guild_name(conn, guild_id)
-        paid = False
-        for achievement_id, name, bonus in due:
-            got = grant(
-                conn, guild_id, user_id, achievement_id, name, bonus,
-                policy=policy, settings=settings, guild_name=guild_name,
-            )  # fmt: skip
-            if got is not None:
-                granted.append(got)
-                paid = paid or bonus > 0
-        if not paid:
-            break
-    return granted
+__all__ = [
+    "ALL_KINDS",
+    "CHANGE_KINDS",
+    "CRITERIA",
+    "MAX_BONUS",
+    "MAX_DESCRIPTION",
+    "MAX_NAME",
+    "MAX_WINDOW_DAYS",
+    "AchievementDefinition",
+    "BatchResult",
+    "Criterion",
+    "EarnedAchievement",
+    "Granted",
+    "Holder",
+    "HoldersPage",
+    "SweepReport",
+    "SweepSnapshot",
+    "check_member",
+    "create_definition",
+    "delete_definition",
+    "earned_by",
+    "get_definition",
+    "grant",
+    "guild_batch",
+    "guild_snapshot",
+    "holders",
+    "list_definitions",
+    "run_sweep",
+    "start_sweep",
+    "sweep_batch",
+    "update_definition",
+    "validate_definition",
+]
 
 
 # -- the sweep -----------------------------------------------------------------------------
@@ -553,14 +122,14 @@ LEFT JOIN points p ON p.guild_id = m.guild_id AND p.user_id = m.user_id
 LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id
 WHERE NOT EXISTS (SELECT 1 FROM member_achievements ma
                   WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND ma.achievement_id = a.id)
-  AND {_qualifies("%(as_of)s::timestamptz")}
+  AND {qualifies("%(as_of)s::timestamptz")}
 ORDER BY m.guild_id, m.user_id, a.id
 """
 
 # Top-K achievements of the given guilds (NULL: all guilds) the snapshot has no cutoff for yet,
 # or one taken for another K, with their K-th place balance now.
 _MISSING_CUTOFFS = f"""
-SELECT a.id, a.threshold, {_CUTOFF}
+SELECT a.id, a.threshold, {CUTOFF}
 FROM achievements a
 WHERE a.active AND a.criterion = 'top_k'
   AND (%(guilds)s::bigint[] IS NULL OR a.guild_id = ANY(%(guilds)s::bigint[]))
