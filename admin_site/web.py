@@ -142,8 +142,13 @@ class AdminRequest:
     guild_id: int | None = None
     new_cookie: str | None = None
     clear_cookie: bool = False
+    back: str | None = None  # where a refused POST returns to, with the refusal as a flash message
     _form: dict[str, list[str]] | None = None
     _files: dict[str, bytes] = field(default_factory=dict)
+
+    def back_to(self, path: str) -> None:
+        """If a rule refuses this POST, go back to `path` with the refusal as a flash message."""
+        self.back = url(path)
 
     # who and where
     @property

@@ -1,4 +1,4 @@
-"""Load the Lambda handlers from functions/ and admin_site/ the way Lambda does: by file."""
+"""Load the Lambda handlers from functions/ the way Lambda does: by file."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ FUNCTIONS = {
     "achievements": ROOT / "functions" / "achievements" / "app.py",
     "keepalive": ROOT / "functions" / "keepalive" / "app.py",
     "register_commands": ROOT / "functions" / "register_commands" / "app.py",
-    "admin_site": ROOT / "admin_site" / "app.py",
+    "admin_site": ROOT / "functions" / "admin_site" / "app.py",
 }
 
 _loaded: dict[str, Handler] = {}

@@ -1,0 +1,88 @@
+"""6. Achievements: definitions, holders, and running the check for this guild."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from admin_site import web
+from admin_site.sections import Section, int_param, opt_int
+from pointsbot.admin import actions as admin_actions
+from pointsbot.community import achievements
+from pointsbot.delivery import outbox
+
+routes = Section()
+
+
+def _achievement_fields(req: web.AdminRequest) -> dict[str, Any]:
+    return {
+        "name": req.form("name"),
+        "description": req.form("description"),
+        "criterion": req.form("criterion"),
+        "threshold": req.form_int("threshold", "Threshold", required=False) or 0,
+        "window_days": req.form_int("window_days", "Days", required=False),
+        "bonus_points": req.form_int("bonus_points", "Bonus", required=False) or 0,
+        "active": req.checkbox("active"),
+    }
+
+
+@routes.route("GET", "/g/<guild_id>/achievements")
+def achievements_page(req: web.AdminRequest, guild_id: int) -> Response:
+    definitions = req.db.run(achievements.list_definitions, guild_id)
+    return web.page(req, "achievements.html", definitions=definitions, criteria=achievements.CRITERIA)
+
+
+@routes.route("POST", "/g/<guild_id>/achievements")
+def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/achievements")
+    definition = req.db.run(
+        admin_actions.create_achievement, req.identity, guild_id, _achievement_fields(req)
+    )
+    req.flash("ok", f"Achievement “{definition.name}” created. Members who qualify get it on the next check.")
+    return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))
+
+
+@routes.route("GET", "/g/<guild_id>/achievements/<achievement_id>")
+def achievement_page(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
+    aid = int_param(achievement_id)
+    page_no = opt_int(req.query("page"), "Page") or 1
+
+    def load(conn):
+        return achievements.get_definition(conn, guild_id, aid), achievements.holders(
+            conn, guild_id, aid, page_no, 50
+        )
+
+    definition, holders = req.db.run(load)
+    return web.page(
+        req, "achievement.html", definition=definition, holders=holders, criteria=achievements.CRITERIA
+    )
+
+
+@routes.route("POST", "/g/<guild_id>/achievements/<achievement_id>")
+def achievement_edit(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
+    aid = int_param(achievement_id)
+    req.back_to(f"/g/{guild_id}/achievements/{aid}")
+    toggle = req.form("toggle")
+    changes: dict[str, Any] = {"active": toggle == "on"} if toggle else _achievement_fields(req)
+    after = req.db.run(admin_actions.edit_achievement, req.identity, guild_id, aid, changes)
+    req.flash("ok", f"“{after.name}” saved" + ("" if after.active else " (switched off)") + ".")
+    return web.redirect(req, web.url(f"/g/{guild_id}/achievements" + ("" if toggle else f"/{aid}")))
+
+
+@routes.route("POST", "/g/<guild_id>/achievements-check")
+def achievements_check(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/achievements")
+    started = time.monotonic()
+    # This guild's members only, within a budget that fits one request; the scheduled sweep's
+    # place is left alone.
+    report = achievements.run_sweep(req.db, guild_id=guild_id, settings=req.settings,
+                                    time_left_s=lambda: 10.0 - (time.monotonic() - started))  # fmt: skip
+    outbox.request_delivery()
+    req.db.run(admin_actions.record_check_run, req.identity, guild_id, report)
+    more = "" if report.finished else " It ran out of time; run it again to go on."
+    req.flash(
+        "ok", f"Checked {report.members_checked:,} members, {report.awards:,} achievements awarded.{more}"
+    )
+    return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))

@@ -1,0 +1,111 @@
+"""4. Members: search, profiles, edits, data export and erasure."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import Response
+
+from admin_site import web
+from admin_site.sections import Section, opt_int
+from pointsbot import ledger
+from pointsbot.admin import actions as admin_actions
+from pointsbot.admin import bulk, monitor
+from pointsbot.community import achievements, members
+from pointsbot.platform.errors import DomainError, InvalidInput
+from pointsbot.platform.ids import format_snowflake, parse_snowflake
+
+routes = Section()
+
+
+@routes.route("GET", "/g/<guild_id>/members")
+def members_page(req: web.AdminRequest, guild_id: int) -> Response:
+    error, result = None, None
+    form = req.query_dict
+    try:
+        query = members.MemberQuery(
+            text=form.get("q", ""),
+            min_balance=opt_int(form.get("min_balance"), "Smallest balance"),
+            max_balance=opt_int(form.get("max_balance"), "Largest balance"),
+            achievement_id=opt_int(form.get("achievement"), "Achievement"),
+            email_status=form.get("email_status", ""),
+        )
+        page_no = opt_int(form.get("page"), "Page") or 1
+        result = req.db.run(members.search, guild_id, query, page_no)
+    except InvalidInput as exc:
+        error = exc.message
+    definitions = req.db.run(monitor.achievement_names, guild_id)
+    return web.page(req, "members.html", result=result, form=form, error=error, definitions=definitions,
+                    statuses=members.EMAIL_STATUSES, bulk_token=bulk.new_form_token())  # fmt: skip
+
+
+@routes.route("POST", "/g/<guild_id>/members")
+def member_create(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/members")
+    user_id = req.form_id("user_id", "Discord id")
+    req.db.run(admin_actions.create_member, req.identity, guild_id, user_id, req.form("display_name"))
+    req.flash("ok", f"Member {format_snowflake(user_id)} created.")
+    return web.redirect(req, web.url(f"/g/{guild_id}/members/{user_id}"))
+
+
+def _member_id(raw: str) -> int:
+    try:
+        return parse_snowflake(raw, "member id")
+    except DomainError:
+        raise web.Refused(404, "There is no such member.") from None
+
+
+@routes.route("GET", "/g/<guild_id>/members/<user_id>")
+def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
+    uid = _member_id(user_id)
+    page_no = opt_int(req.query("page"), "Page") or 1
+
+    def load(conn):
+        member = members.get(conn, guild_id, uid)
+        return (
+            member,
+            members.stats_of(conn, guild_id, uid),
+            ledger.history_page(conn, guild_id, uid, page_no, 20),
+            achievements.earned_by(conn, guild_id, uid),
+            monitor.email_submissions_of(conn, guild_id, uid),
+            monitor.dm_page(conn, guild_id, user_id=uid, limit=20)[0],
+        )
+
+    member, mstats, history, earned, submissions, dms = req.db.run(load)
+    return web.page(req, "member.html", member=member, mstats=mstats, history=history, earned=earned,
+                    submissions=submissions, dms=dms, form_token=bulk.new_form_token(),
+                    revert_token=bulk.new_form_token())  # fmt: skip
+
+
+@routes.route("POST", "/g/<guild_id>/members/<user_id>")
+def member_edit(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
+    uid = _member_id(user_id)
+    req.back_to(f"/g/{guild_id}/members/{uid}")
+    changes = {
+        "display_name": req.form("display_name"),
+        "email": req.form("email"),
+        "notes": req.form("notes"),
+        "dm_opt_out": req.checkbox("dm_opt_out"),
+    }
+    changed = req.db.run(admin_actions.edit_member, req.identity, guild_id, uid, changes)
+    req.flash("ok", "Profile saved." if changed else "Nothing to change.")
+    return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))
+
+
+# A POST (with the CSRF token) though it only reads: the export is written to the audit log,
+# and nothing is written on GET.
+@routes.route("POST", "/g/<guild_id>/members/<user_id>/export.json")
+def member_export(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
+    uid = _member_id(user_id)
+    data = req.db.run(admin_actions.export_member, req.identity, guild_id, uid)
+    return web.respond(req, 200, json.dumps(data, indent=2), "application/json",
+                       headers={"Content-Disposition": f'attachment; filename="member-{uid}.json"'})  # fmt: skip
+
+
+@routes.route("POST", "/g/<guild_id>/members/<user_id>/erase")
+def member_erase(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
+    uid = _member_id(user_id)
+    req.back_to(f"/g/{guild_id}/members/{uid}")
+    req.db.run(admin_actions.erase_member, req.identity, guild_id, uid, req.form("confirm"))
+    req.flash("ok", "Personal data erased; the ledger entries and the balance stay.")
+    return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))
