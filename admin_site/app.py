@@ -33,6 +33,7 @@ from pointsbot.db import DatabaseUnavailable
 from pointsbot.errors import DomainError, InvalidInput
 from pointsbot.ids import format_snowflake, parse_snowflake
 from pointsbot.observability import logger
+from pointsbot.wording import count
 
 try:  # the installed package (local runtime, tests)
     from admin_site import web
@@ -611,7 +612,9 @@ def achievements_check(req: web.AdminRequest, guild_id: int) -> Response:
     req.db.run(admin_actions.record_check_run, req.identity, guild_id, report)
     more = "" if report.finished else " It ran out of time; run it again to go on."
     req.flash(
-        "ok", f"Checked {report.members_checked:,} members, {report.awards:,} achievements awarded.{more}"
+        "ok",
+        f"Checked {count(report.members_checked, 'member')}, "
+        f"{count(report.awards, 'achievement')} awarded.{more}",
     )
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))
 
@@ -666,7 +669,7 @@ def dm_send(req: web.AdminRequest, guild_id: int) -> Response:
     queued = req.db.run(admin_actions.send_dms, req.identity, guild_id, recipients, req.form("content"),
                         req.form("form_token"))  # fmt: skip
     outbox.request_delivery()
-    req.flash("ok", f"{queued} message(s) queued." if queued else "Already queued; nothing new.")
+    req.flash("ok", f"{count(queued, 'message')} queued." if queued else "Already queued; nothing new.")
     return web.redirect(req, web.url(f"/g/{guild_id}/dms"))
 
 
@@ -677,7 +680,8 @@ def dm_retry(req: web.AdminRequest, guild_id: int) -> Response:
     requeued = req.db.run(admin_actions.retry_dms, req.identity, guild_id, ids or None)
     outbox.request_delivery()
     req.flash(
-        "ok", f"{requeued} failed message(s) queued again." if requeued else "No failed message to retry."
+        "ok",
+        f"{count(requeued, 'failed message')} queued again." if requeued else "No failed message to retry.",
     )
     return web.redirect(req, web.url(f"/g/{guild_id}/dms", status="failed"))
 
@@ -704,6 +708,7 @@ def settings_save(req: web.AdminRequest, guild_id: int) -> Response:
     _back(f"/g/{guild_id}/settings")
     changes: dict[str, Any] = {
         "currency_name": req.form("currency_name"),
+        "currency_singular": req.form("currency_singular"),
         "max_change": req.form_int("max_change", "Largest single change"),
         "daily_cap": req.form_int("daily_cap", "Daily cap"),
         "allow_negative": req.checkbox("allow_negative"),

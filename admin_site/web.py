@@ -20,7 +20,7 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from pointsbot import auth, runtime, sessions
+from pointsbot import auth, runtime, sessions, wording
 from pointsbot.config import Settings, get_settings
 from pointsbot.db import Database
 from pointsbot.errors import DomainError, InvalidInput
@@ -86,6 +86,7 @@ _env.filters["money"] = _money
 _env.filters["signed"] = _signed
 _env.filters["when"] = _when
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
+_env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
 _env.filters["tojson_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
 
 

@@ -162,7 +162,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "currency_name",
         str,
         "points",
-        "What the points are called in messages.",
+        "What the points are called in messages (plural; for one: the name less its plural ending, e.g. point, unless a server sets its own singular).",
     ),
     Setting(
         "DM_NOTIFICATIONS",

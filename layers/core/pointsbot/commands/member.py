@@ -12,6 +12,7 @@ import psycopg
 from .. import emails, ledger
 from ..errors import InvalidInput
 from ..interactions import Reply
+from ..wording import count, ngettext
 from .dispatch import Context, command
 
 LEADERBOARD_PAGE_SIZE = 10
@@ -74,8 +75,13 @@ def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
         board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
     lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
     for row in board.rows:
-        lines.append(f"{row.rank}. {mention(row.user_id)} {row.balance:,} {ctx.policy.currency_name}")
+        lines.append(f"{row.rank}. {mention(row.user_id)} {ctx.policy.points(row.balance)}")
     return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages))
+
+
+def only_pages(pages: int, what: str) -> str:
+    """The answer to a page past the end: "There is only 1 page of history."."""
+    return f"{ngettext('There is', 'There are', pages)} only {count(pages, 'page')} {what}."
 
 
 @command("rank")
@@ -94,7 +100,7 @@ def history(ctx: Context, conn: psycopg.Connection) -> Reply:
     result = ledger.history_page(conn, ctx.guild_id, ctx.user_id, page, HISTORY_PAGE_SIZE)
     if not result.entries:
         if result.total:
-            return Reply(f"There are only {result.pages} pages of history.", ephemeral=True)
+            return Reply(only_pages(result.pages, "of history"), ephemeral=True)
         return Reply(f"You have no {ctx.policy.currency_name} history yet.", ephemeral=True)
     lines = [f"**Your history** (page {result.page} of {result.pages})"]
     for entry in result.entries:
@@ -153,5 +159,5 @@ def give(ctx: Context, conn: psycopg.Connection) -> Reply:
     return Reply(
         f"{mention(ctx.user_id)} gave {ctx.points(amount)} to {mention(target)}"
         + (f": {reason}" if reason else ".")
-        + f"\n{mention(ctx.user_id)} has {left:,} {ctx.policy.currency_name} left."
+        + f"\n{mention(ctx.user_id)} has {ctx.policy.points(left)} left."
     )
