@@ -21,14 +21,13 @@ import psycopg
 from . import audit, sessions
 from .errors import DomainError, InvalidInput
 from .observability import logger
+from .permissions import ADMINISTRATOR, MANAGE_GUILD, parse_permissions
 from .sessions import Identity, Session
 
 if TYPE_CHECKING:
     from .config import Settings
     from .db import Database
 
-ADMINISTRATOR = 1 << 3
-MANAGE_GUILD = 1 << 5
 THROTTLE_WINDOW = timedelta(minutes=15)
 # scrypt's cost: 2**15 * 8 * 128 bytes = 32 MiB and about 0.1 s per check, a fair price
 # for a sign-in and a high one for guessing.
@@ -281,7 +280,7 @@ class DiscordOAuthClient:
                 grants.append(
                     DiscordGuildGrant(
                         int(guild["id"]), str(guild.get("name", "")), bool(guild.get("owner")),
-                        int(guild.get("permissions") or 0),
+                        parse_permissions(guild.get("permissions")),
                     )
                 )  # fmt: skip
             except (KeyError, TypeError, ValueError):
