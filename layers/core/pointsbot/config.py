@@ -232,6 +232,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
     Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
+    Setting("SECRETS_MAX_AGE_S", "secrets_max_age_s", int, 300, "Seconds a secret read from Secrets Manager (X_SECRET_ARN) is kept before it is read again, so a rotated secret reaches running functions without a redeploy (at least 10)."),
     # Admin site
     Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
     Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
@@ -276,6 +277,7 @@ class Settings:
     task_queue_url: str
     log_level: str
     stage: str
+    secrets_max_age_s: int
     admin_base_url: str
     discord_client_secret: str
     discord_oauth_authorize_url: str
@@ -320,6 +322,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("DM_LEASE_S", settings.dm_lease_s, 30),
         ("DM_DELIVER_BUDGET_S", settings.dm_deliver_budget_s, 1),
         ("ACHIEVEMENT_SWEEP_BATCH", settings.achievement_sweep_batch, 1),
+        ("SECRETS_MAX_AGE_S", settings.secrets_max_age_s, 10),
     ):
         if value < low:
             raise ConfigError(f"{env} must be at least {low}")
@@ -334,13 +337,14 @@ _cached: Settings | None = None
 
 
 def get_settings() -> Settings:
-    """The process's settings, read on first use (not at import, so tests can set the env)."""
+    """The process's settings, read on first use (not at import, so tests can set the env), and
+    again when a secret they hold is older than SECRETS_MAX_AGE_S."""
     global _cached
-    if _cached is None:
-        # In AWS the secret settings arrive as *_SECRET_ARN references, read here on first use.
-        from .secrets import with_secrets
+    from . import secrets
 
-        _cached = load_settings(with_secrets(os.environ))
+    if _cached is None or secrets.refresh_due():
+        # In AWS the secret settings arrive as *_SECRET_ARN references, read here on first use.
+        _cached = load_settings(secrets.with_secrets(os.environ))
     return _cached
 
 
