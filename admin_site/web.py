@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from pointsbot.admin import auth, sessions
 from pointsbot.admin.sessions import Identity, Session
-from pointsbot.platform import runtime
+from pointsbot.platform import runtime, wording
 from pointsbot.platform.config import Settings, get_settings
 from pointsbot.platform.db import Database
 from pointsbot.platform.errors import DomainError, InvalidInput
@@ -87,6 +87,7 @@ _env.filters["money"] = _money
 _env.filters["signed"] = _signed
 _env.filters["when"] = _when
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
+_env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
 _env.filters["tojson_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
 
 

@@ -12,6 +12,7 @@ from admin_site.sections import Section, int_param, opt_int
 from pointsbot.admin import actions as admin_actions
 from pointsbot.community import achievements
 from pointsbot.delivery import outbox
+from pointsbot.platform.wording import count
 
 routes = Section()
 
@@ -83,6 +84,8 @@ def achievements_check(req: web.AdminRequest, guild_id: int) -> Response:
     req.db.run(admin_actions.record_check_run, req.identity, guild_id, report)
     more = "" if report.finished else " It ran out of time; run it again to go on."
     req.flash(
-        "ok", f"Checked {report.members_checked:,} members, {report.awards:,} achievements awarded.{more}"
+        "ok",
+        f"Checked {count(report.members_checked, 'member')}, "
+        f"{count(report.awards, 'achievement')} awarded.{more}",
     )
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))

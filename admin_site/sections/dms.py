@@ -12,6 +12,7 @@ from pointsbot.community import members
 from pointsbot.delivery import outbox
 from pointsbot.platform.errors import InvalidInput
 from pointsbot.platform.ids import parse_snowflake
+from pointsbot.platform.wording import count
 
 routes = Section()
 
@@ -65,7 +66,7 @@ def dm_send(req: web.AdminRequest, guild_id: int) -> Response:
     queued = req.db.run(admin_actions.send_dms, req.identity, guild_id, recipients, req.form("content"),
                         req.form("form_token"))  # fmt: skip
     outbox.request_delivery()
-    req.flash("ok", f"{queued} message(s) queued." if queued else "Already queued; nothing new.")
+    req.flash("ok", f"{count(queued, 'message')} queued." if queued else "Already queued; nothing new.")
     return web.redirect(req, web.url(f"/g/{guild_id}/dms"))
 
 
@@ -76,6 +77,7 @@ def dm_retry(req: web.AdminRequest, guild_id: int) -> Response:
     requeued = req.db.run(admin_actions.retry_dms, req.identity, guild_id, ids or None)
     outbox.request_delivery()
     req.flash(
-        "ok", f"{requeued} failed message(s) queued again." if requeued else "No failed message to retry."
+        "ok",
+        f"{count(requeued, 'failed message')} queued again." if requeued else "No failed message to retry.",
     )
     return web.redirect(req, web.url(f"/g/{guild_id}/dms", status="failed"))

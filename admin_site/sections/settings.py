@@ -26,6 +26,7 @@ def settings_save(req: web.AdminRequest, guild_id: int) -> Response:
     req.back_to(f"/g/{guild_id}/settings")
     changes: dict[str, Any] = {
         "currency_name": req.form("currency_name"),
+        "currency_singular": req.form("currency_singular"),
         "max_change": req.form_int("max_change", "Largest single change"),
         "daily_cap": req.form_int("daily_cap", "Daily cap"),
         "allow_negative": req.checkbox("allow_negative"),

@@ -12,7 +12,13 @@
         .then(function (data) {
           Object.keys(data).forEach(function (key) {
             var el = stats.querySelector('[data-stat="' + key + '"]');
-            if (el) { el.textContent = Number(data[key]).toLocaleString("en-US"); }
+            // Figures past 2^53 arrive as strings (exact); group their digits without Number().
+            var value = data[key];
+            if (el) {
+              el.textContent = typeof value === "string"
+                ? value.replace(/\B(?=(\d{3})+(?!\d))/g, ",")
+                : Number(value).toLocaleString("en-US");
+            }
           });
           if (note) { note.textContent = "Updated " + new Date().toLocaleTimeString(); }
         })

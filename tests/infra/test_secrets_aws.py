@@ -1,4 +1,5 @@
-"""Secret settings read from Secrets Manager and SSM (moto) by get_settings(), lazily and once."""
+"""Secret settings read from Secrets Manager and SSM (moto) by get_settings(), lazily, and again
+after SECRETS_MAX_AGE_S so a rotation reaches warm containers."""
 
 from __future__ import annotations
 
@@ -82,15 +83,105 @@ def test_several_secrets_from_both_services_at_once_and_one_missing_is_named(aws
     )
 
 
-def test_secrets_are_fetched_once_per_container(aws, monkeypatch) -> None:
+class Clock:
+    """secrets.clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(secrets, "clock", fake, raising=False)
+    return fake
+
+
+def count_reads(reference: str) -> list[str]:
+    """The GetSecretValue calls the module's own client makes from now on."""
+    calls: list[str] = []
+    client = secrets._client_for(reference)
+    client.meta.events.register(
+        "before-call.secrets-manager.GetSecretValue", lambda **kwargs: calls.append(kwargs["model"].name)
+    )
+    return calls
+
+
+def test_a_rotated_secret_is_read_again_after_the_max_age_and_not_before(aws, monkeypatch, clock) -> None:
+    # Given a warm container that read the bot token, with secrets kept 300 s
+    created = aws["sm"].create_secret(Name="pointsbot/test/token", SecretString="first")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", created["ARN"])
+    monkeypatch.setenv("SECRETS_MAX_AGE_S", "300")
+    reads = count_reads(created["ARN"])
+    assert config.get_settings().discord_bot_token == "first"
+    # When the token is rotated
+    aws["sm"].put_secret_value(SecretId=created["ARN"], SecretString="second")
+    # Then within the age the container keeps what it read, without asking again
+    clock.now += 299
+    assert config.get_settings().discord_bot_token == "first"
+    assert len(reads) == 1
+    # And after it, the next use reads the new value once, and keeps that
+    clock.now += 2
+    assert config.get_settings().discord_bot_token == "second"
+    assert config.get_settings().discord_bot_token == "second"
+    assert len(reads) == 2
+    assert config.get_settings().secrets_max_age_s == 300
+
+
+def test_the_database_and_discord_client_follow_a_rotated_secret(aws, monkeypatch, clock) -> None:
+    from pointsbot.discord import rest as discord_rest
+    from pointsbot.platform import runtime
+
+    url = aws["sm"].create_secret(
+        Name="pointsbot/test/db", SecretString="postgresql://bot:old@db.example/points"
+    )
+    token = aws["sm"].create_secret(Name="pointsbot/test/bot", SecretString="token-old")
+    monkeypatch.setenv("DATABASE_URL_SECRET_ARN", url["ARN"])
+    monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", token["ARN"])
+    runtime.reset()
+    discord_rest.set_client(None)
+    try:
+        first_db, first_client = runtime.get_database(), discord_rest.get_client()
+        assert (first_db.dsn, first_client.token) == ("postgresql://bot:old@db.example/points", "token-old")
+        aws["sm"].put_secret_value(SecretId=url["ARN"], SecretString="postgresql://bot:new@db.example/points")
+        aws["sm"].put_secret_value(SecretId=token["ARN"], SecretString="token-new")
+        assert runtime.get_database() is first_db and discord_rest.get_client() is first_client
+        clock.now += secrets.DEFAULT_MAX_AGE_S
+        assert runtime.get_database().dsn == "postgresql://bot:new@db.example/points"
+        assert discord_rest.get_client().token == "token-new"
+    finally:
+        runtime.reset()
+        discord_rest.set_client(None)
+
+
+def test_a_failed_re_read_keeps_the_old_value_and_tries_again_soon(aws, monkeypatch, clock, caplog) -> None:
+    created = aws["sm"].create_secret(Name="pointsbot/test/token", SecretString="first")
+    monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", created["ARN"])
+    reads = count_reads(created["ARN"])
+    assert config.get_settings().discord_bot_token == "first"
+    # Secrets Manager cannot answer (here: access to the secret is gone) when the age has passed
+    aws["sm"].delete_secret(SecretId=created["ARN"], ForceDeleteWithoutRecovery=True)
+    clock.now += secrets.DEFAULT_MAX_AGE_S
+    assert config.get_settings().discord_bot_token == "first"
+    assert "could not read DISCORD_BOT_TOKEN again" in caplog.text
+    assert len(reads) == 2
+    # The next try is 30 s later, not on every use
+    clock.now += 29
+    assert config.get_settings().discord_bot_token == "first"
+    assert len(reads) == 2
+    clock.now += 1
+    assert config.get_settings().discord_bot_token == "first"
+    assert len(reads) == 3
+
+
+def test_a_new_container_reads_again_and_a_missing_secret_is_named(aws, monkeypatch) -> None:
     created = aws["sm"].create_secret(Name="pointsbot/test/token", SecretString="first")
     monkeypatch.setenv("DISCORD_BOT_TOKEN_SECRET_ARN", created["ARN"])
     assert config.get_settings().discord_bot_token == "first"
-    # The secret is rotated (or even deleted); a warm container keeps what it read
     aws["sm"].delete_secret(SecretId=created["ARN"], ForceDeleteWithoutRecovery=True)
-    config.reset_settings()
-    assert config.get_settings().discord_bot_token == "first"
-    # A new container reads it again, and a missing secret is a clear error
     secrets.clear_cache()
     config.reset_settings()
     with pytest.raises(secrets.SecretUnavailable) as caught:

@@ -305,6 +305,13 @@ def test_custom_metric_alarms_watch_metrics_the_code_emits(cfn, template) -> Non
                      for p in (cfn.root / d).rglob("*.py"))  # fmt: skip
     emitted = set(re.findall(r"add_metric\(\s*name=\"(\w+)\"", code))
     emitted |= set(re.findall(r"^\w*METRIC\w* = \"(\w+)\"", code, re.MULTILINE))
+    # Metrics that a metric filter of the template makes from the logs count as emitted.
+    emitted |= {
+        t["MetricName"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Logs::MetricFilter"
+        for t in r["Properties"]["MetricTransformations"]
+    }
     for name, alarm in _alarms(template).items():
         for metric in _metric_stats(alarm):
             if metric["Namespace"] == shared["POWERTOOLS_METRICS_NAMESPACE"]:
@@ -324,16 +331,96 @@ def test_outputs_give_the_urls_an_operator_pastes(template) -> None:
     assert outputs["HealthUrl"]["Value"]["Fn::Sub"].endswith("/health/deep")
 
 
-def test_log_groups_keep_logs_for_the_retention_parameter(template, functions) -> None:
-    groups = {
-        r["Properties"]["LogGroupName"]["Fn::Sub"]: r["Properties"]
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Logs::LogGroup"
-    }
-    for name in functions:
-        group = groups.get(f"/aws/lambda/${{{name}}}")
-        assert group is not None, f"{name} has no log group with a retention"
-        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+def _references(node: Any) -> set[str]:
+    """Logical ids a piece of the template refers to (Ref, GetAtt, ${X} in Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([\w.:]+)\}", text)}
+            found |= _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _references(item)
+    return found
+
+
+def test_every_function_logs_to_its_own_group_made_before_it_with_the_retention(template, functions) -> None:
+    resources = template["Resources"]
+    used: set[str] = set()
+    for name, function in functions.items():
+        # The function names its group (LoggingConfig), so CloudFormation creates the group
+        # first: Lambda never makes one of its own, without retention, that the stack's
+        # resource would then collide with.
+        group_ref = function.get("LoggingConfig", {}).get("LogGroup")
+        assert isinstance(group_ref, dict) and "Ref" in group_ref, (
+            f"{name}: LoggingConfig.LogGroup: !Ref <its group>"
+        )
+        group = resources[group_ref["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup", name
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert not _references(group) & set(functions), f"{group_ref['Ref']} must not wait for a function"
+        assert group_ref["Ref"] not in used, f"{name} shares a log group"
+        used.add(group_ref["Ref"])
+        assert group["Properties"]["LogGroupName"]["Fn::Sub"].startswith("/aws/lambda/pointsbot-${Stage}-"), (
+            name
+        )
+
+
+def test_the_sweep_and_the_admin_site_alarm_on_any_error_without_a_volume_floor(template) -> None:
+    alarms = _alarms(template)
+    resources = template["Resources"]
+
+    def watching(function: str) -> list[dict[str, Any]]:
+        return [
+            a for a in alarms.values()
+            if any(m["MetricName"] == "Errors" and m["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+                   for m in _metric_stats(a))
+        ]  # fmt: skip
+
+    for function in ("AchievementsFunction", "AdminSiteFunction"):
+        (alarm,) = watching(function)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and alarm["Threshold"] <= 1, (
+            function
+        )
+        assert alarm["EvaluationPeriods"] == 1 and alarm["TreatMissingData"] == "notBreaching", function
+        for expression in (m["Expression"] for m in alarm.get("Metrics", []) if "Expression" in m):
+            assert "IF(" not in expression.upper(), f"{function}: no minimum number of requests"
+    # The admin site's error pages (it catches its exceptions) count too: a filter on its log
+    # group turns each ERROR line into the metric the admin alarm adds.
+    (admin,) = watching("AdminSiteFunction")
+    logged = [m for m in _metric_stats(admin) if m["MetricName"] != "Errors"]
+    (metric,) = logged
+    filters = [
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::Logs::MetricFilter" and r["Properties"]["LogGroupName"] == resources["AdminSiteFunction"]["Properties"]["LoggingConfig"]["LogGroup"]
+    ]  # fmt: skip
+    (admin_filter,) = filters
+    (transformation,) = admin_filter["MetricTransformations"]
+    assert transformation["MetricName"] == metric["MetricName"]
+    assert transformation["MetricNamespace"] == metric["Namespace"]
+    assert admin_filter["FilterPattern"] == '{ $.level = "ERROR" }'
+
+
+def test_the_admin_error_filter_matches_what_the_admin_site_logs(caplog) -> None:
+    # What the filter and its dimension read: Powertools' JSON "level" and "service", as the
+    # shared logger formats an error line.
+    import json
+
+    from pointsbot.platform.observability import logger
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("admin site error")
+    (record,) = [r for r in caplog.records if r.getMessage() == "admin site error"]
+    line = json.loads(logger.registered_formatter.format(record))
+    assert (line["level"], line["service"]) == ("ERROR", "pointsbot")
 
 
 def test_samconfig_has_default_and_prod_and_no_secret(cfn, template) -> None:

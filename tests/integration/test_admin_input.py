@@ -6,6 +6,8 @@ status, headers and cookies the Lambda handler returns."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from urllib.parse import urlencode
 
@@ -135,3 +137,37 @@ def test_the_oauth_callback_compares_the_state_in_constant_time_and_refuses_a_wr
     # Then it is refused (403, not a 500), by a constant-time comparison of bytes
     assert result["statusCode"] == 403 and "not from this browser" in result["body"]
     assert returned == "" or compared == [(b"state-of-this-session", returned.encode())]
+
+
+# -- CSV export ---------------------------------------------------------------------------------
+FORMULAS = ["=1+1", " =1+1", "\u3000=1+1", "\u00a0@SUM(A1)", "\u200b=1", "\t=1", "\r=1", "\n=1",
+            "\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\ufe66 1", "  -1", "+1", "@x"]  # fmt: skip
+PLAIN = ["thanks", "a=b", "5 points", "Zoë", "x-1"]
+
+
+def test_the_csv_export_defuses_every_formula_start(site, monkeypatch):
+    # Given entries whose reason and member name start like a formula in any of its disguises
+    from pointsbot import ledger
+    from pointsbot.community import members
+
+    monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
+    texts = FORMULAS + PLAIN
+    for n, text in enumerate(texts):
+        user = 790000000000000100 + n
+        site.run(members.remember, GUILD, user, None, text)
+        site.run(lambda conn, u=user, t=text, k=n: ledger.award(conn, guild_id=GUILD, user_id=u, amount=1, reason=t,
+                 actor_id=None, actor_name="local:input-admin", source="admin_site", idempotency_key=f"csv-formula-{k}"))  # fmt: skip
+    browser = Browser("198.51.100.33")
+    browser.sign_in(ADMIN_NAME, ADMIN_PASSWORD)
+    # When the admin exports the ledger
+    result = browser.request("GET", f"/admin/g/{GUILD}/transactions.csv")
+    assert result["statusCode"] == 200
+    rows = {r["user_id"]: r for r in csv.DictReader(io.StringIO(result["body"]))}
+    # Then every formula-looking cell starts with a quote, and plain text is left alone
+    for n, text in enumerate(texts):
+        row = rows[str(790000000000000100 + n)]
+        for cell in (row["member"], row["reason"]):
+            if text in FORMULAS:
+                assert cell.startswith("'"), (text, cell)
+            else:
+                assert cell == text

@@ -361,9 +361,9 @@ def test_each_kind_of_change_gets_a_dm_that_says_what_happened(db: Database, set
     where = f"in **Guild {guild}**"
     assert texts == [
         f"You received **1,500 points** {where}.\nReason: event win\nYour balance is now **1,500 points**.",
-        f"**1 points** was taken from your balance {where}.\nReason: typo\nYour balance is now **1,499 points**.",
+        f"**1 point** was taken from your balance {where}.\nReason: typo\nYour balance is now **1,499 points**.",
         f"Your balance {where} was set to **42 points**.\nReason: reset",
-        f"An earlier change was undone: **1 points** added back to your balance {where}.\n"
+        f"An earlier change was undone: **1 point** added back to your balance {where}.\n"
         "Reason: mistake\nYour balance is now **43 points**.",
     ]
 

@@ -1,13 +1,18 @@
 """The one-place rules for input from outside, without I/O: redirect targets, response headers,
-secret token comparison."""
+secret token comparison, permission bit sets."""
 
 from __future__ import annotations
 
 import pytest
 
 from admin_site import web
-from pointsbot.admin import sessions
+from pointsbot.admin import auth, sessions
+from pointsbot.commands.dispatch import is_admin
+from pointsbot.discord import interactions
+from pointsbot.discord.permissions import ADMINISTRATOR, MANAGE_GUILD, parse_permissions
+from pointsbot.ledger.guilds import policy_from
 from pointsbot.platform.config import load_settings
+from pointsbot_local.simulate import command_payload
 
 pytestmark = pytest.mark.unit
 
@@ -60,3 +65,40 @@ def test_the_oauth_state_is_compared_in_constant_time(monkeypatch):
     assert not session.oauth_state_ok("état")
     assert session.oauth_state_ok("state-from-the-start")
     assert len(seen) == 3 and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in seen)
+
+
+NOT_A_BIT_SET = ["-1", "-8", "-9223372036854775808", "+8", " 8", "8 ", "8.0", "1e3", "0x28", "\uff18", "", "abc",
+                 str(2**64), "9" * 5000, 8, -1, 8.0, True, None, ["8"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", NOT_A_BIT_SET, ids=repr)
+def test_anything_but_a_non_negative_integer_string_is_no_rights(raw):
+    assert parse_permissions(raw) == 0
+
+
+def test_a_permission_string_is_its_bits():
+    assert parse_permissions("8") == ADMINISTRATOR and parse_permissions("32") == MANAGE_GUILD
+    assert parse_permissions(str((1 << 60) | MANAGE_GUILD)) == (1 << 60) | MANAGE_GUILD
+    assert parse_permissions("0") == 0 and parse_permissions(str(2**64 - 1)) == 2**64 - 1
+
+
+@pytest.mark.parametrize("raw", ["-1", "-8", "-32", "8.0", "\uff18"])
+def test_a_negative_or_odd_member_permissions_value_is_not_admin(raw):
+    # Given an interaction whose member permissions Discord would never send (-1 has every bit set)
+    payload = command_payload("points add", permissions=0)
+    payload["member"]["permissions"] = raw
+    parsed = interactions.parse(payload)
+    # Then the member has no rights at all
+    assert parsed.permissions == 0
+    assert is_admin(parsed, policy_from(load_settings({}), None)) is False
+
+
+@pytest.mark.parametrize("raw", ["-1", "-8", "-32", 40, "1e9"])
+def test_an_oauth_guild_with_a_negative_or_odd_permissions_value_is_not_manageable(raw, monkeypatch):
+    # Given Discord's guild list (GET /users/@me/guilds) with a permissions value it never sends
+    client = auth.DiscordOAuthClient("http://discord.invalid/api/v10", "1", "secret", "https://bot.example")
+    rows = [{"id": "700000000000000001", "name": "Odd", "owner": False, "permissions": raw}]
+    monkeypatch.setattr(client, "_call", lambda *a, **k: rows)
+    # Then the guild is listed with no rights and cannot be managed
+    (grant,) = client.guilds("token")
+    assert grant.permissions == 0 and grant.can_manage is False

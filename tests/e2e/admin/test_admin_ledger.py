@@ -84,3 +84,17 @@ def test_a_change_by_a_local_account_shows_the_account_in_the_transactions_monit
     # and the filter finds its entries by that name
     _, _, filtered = client.request("GET", f"/g/{GUILD_A}/transactions?actor=local%3A{ADMIN_NAME}")
     assert "actor shown" in filtered
+
+
+def test_the_settings_page_names_the_currency_singular(site):
+    client = HttpClient(site)
+    csrf = client.sign_in()
+    form = {"csrf_token": csrf, "currency_name": "geese", "currency_singular": "goose", "max_change": "1000",
+            "daily_cap": "0"}  # fmt: skip
+    status, headers, _ = client.request("POST", f"/g/{GUILD_A}/settings", form)
+    body = _follow(client, status, headers)
+    assert "Settings saved." in body and 'name="currency_singular" value="goose"' in body
+    # An empty singular goes back to the rule (geese -> "geese"; points -> "point")
+    form.update(currency_name="points", currency_singular="")
+    body = _follow(client, *client.request("POST", f"/g/{GUILD_A}/settings", form)[:2])
+    assert "now “point”" in body and "Set here: 7 overrides." in body

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from ..community import audit
+from ..discord.permissions import ADMINISTRATOR, MANAGE_GUILD, parse_permissions
 from ..platform.errors import DomainError, InvalidInput
 from ..platform.observability import logger
 from . import sessions
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from ..platform.config import Settings
     from ..platform.db import Database
 
-ADMINISTRATOR = 1 << 3
-MANAGE_GUILD = 1 << 5
 THROTTLE_WINDOW = timedelta(minutes=15)
 # scrypt's cost: 2**15 * 8 * 128 bytes = 32 MiB and about 0.1 s per check, a fair price
 # for a sign-in and a high one for guessing.
@@ -282,7 +281,7 @@ class DiscordOAuthClient:
                 grants.append(
                     DiscordGuildGrant(
                         int(guild["id"]), str(guild.get("name", "")), bool(guild.get("owner")),
-                        int(guild.get("permissions") or 0),
+                        parse_permissions(guild.get("permissions")),
                     )
                 )  # fmt: skip
             except (KeyError, TypeError, ValueError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -192,10 +193,22 @@ CSV_HEADER = ("id", "created_at", "user_id", "member", "amount", "balance_after"
               "actor_id", "source", "silent", "counterparty_id", "reverts_id", "actor")  # fmt: skip
 
 
+_FORMULA_STARTS = frozenset("=+-@")
+
+
 def _csv_safe(text: str | None) -> str:
-    """Cells a spreadsheet would run as a formula get a leading quote."""
+    """Cells a spreadsheet would run as a formula get a leading quote (OWASP's CSV injection
+    advice): one that starts with a tab, CR or LF, or whose first visible character is = + - @,
+    also after leading whitespace or invisible format characters, and in their full-width and
+    small forms (U+FF1D, U+FE66, ...), which NFKC folds to the ASCII ones."""
     value = text or ""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    if value[:1] in ("\t", "\r", "\n"):
+        return "'" + value
+    for char in value:
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf"):
+            continue
+        return "'" + value if unicodedata.normalize("NFKC", char)[:1] in _FORMULA_STARTS else value
+    return value
 
 
 def export_csv(conn: psycopg.Connection, guild_id: int, flt: TransactionFilter) -> Iterator[str]:

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from ..ledger.entries import _ENTRY_COLUMNS, LedgerEntry
+from ..platform.amounts import COUNTER_CEILING
 
 CHART_DAYS = 30
 # A day is final once no transaction that began in it can still commit; the statement timeout
@@ -29,8 +30,11 @@ class DashboardFigures:
     failed_dms: int  # failed and not retried yet
     queued_dms: int
 
-    def as_json(self) -> dict[str, int]:
-        return {
+    def as_json(self) -> dict[str, int | str]:
+        """The figures for stats.json. Each balance is within ±10^12, but the circulation is a sum
+        over members and can pass 2^53, past which a JavaScript number is no longer exact: such a
+        figure is sent as a decimal string (the dashboard script shows strings as they are)."""
+        figures = {
             "members": self.members,
             "points_in_circulation": self.points_in_circulation,
             "transactions_today": self.transactions_today,
@@ -39,6 +43,7 @@ class DashboardFigures:
             "failed_dms": self.failed_dms,
             "queued_dms": self.queued_dms,
         }
+        return {k: v if abs(v) <= COUNTER_CEILING else str(v) for k, v in figures.items()}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from .. import ledger
 from ..community import audit, emails, points
 from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
+from ..platform.wording import count
 from .context import Context, command
-from .member import mention
+from .member import mention, only_pages
 
 PENDING_PAGE_SIZE = 10
 
@@ -104,7 +105,7 @@ def emails_pending(ctx: Context, conn: psycopg.Connection) -> Reply:
     result = emails.pending(conn, ctx.guild_id, page, PENDING_PAGE_SIZE)
     if not result.submissions:
         if result.total:
-            return Reply(f"There are only {result.pages} pages of pending submissions.", ephemeral=True)
+            return Reply(only_pages(result.pages, "of pending submissions"), ephemeral=True)
         return Reply("No email submissions are waiting for review.", ephemeral=True)
     lines = [f"**Pending email submissions** ({result.total:,}; page {result.page} of {result.pages})"]
     for item in result.submissions:
@@ -164,7 +165,7 @@ def member_info(ctx: Context, conn: psycopg.Connection) -> Reply:
     lines = [
         f"**{display_name or username or target}** ({mention(target)}, id {target})",
         f"Balance {ctx.points(place.balance)}, rank #{place.rank:,} of {max(place.total_members, 1):,}",
-        f"{stats[0]:,} entries; earned {stats[1]:,}, spent {stats[2]:,}",
+        f"{count(stats[0], 'entry', 'entries')}; earned {stats[1]:,}, spent {stats[2]:,}",
         f"Email: {email or 'none'}" + (f" (pending: {waiting.email})" if waiting else ""),
         f"DMs: {'opted out' if opted_out else 'on'}; first seen <t:{int(joined_at.timestamp())}:d>",
     ]

@@ -83,7 +83,7 @@ class Context:
         return self.options.get(name) is True
 
     def points(self, amount: int) -> str:
-        return f"**{amount:,} {self.policy.currency_name}**"
+        return f"**{self.policy.points(amount)}**"
 
     def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
         """Keep the names Discord resolved for a member named in an option."""

@@ -13,6 +13,7 @@ from .. import ledger
 from ..community import emails, points
 from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
+from ..platform.wording import count, ngettext
 from .context import Context, command
 
 LEADERBOARD_PAGE_SIZE = 10
@@ -75,8 +76,13 @@ def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
         board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
     lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
     for row in board.rows:
-        lines.append(f"{row.rank}. {mention(row.user_id)} {row.balance:,} {ctx.policy.currency_name}")
+        lines.append(f"{row.rank}. {mention(row.user_id)} {ctx.policy.points(row.balance)}")
     return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages))
+
+
+def only_pages(pages: int, what: str) -> str:
+    """The answer to a page past the end: "There is only 1 page of history."."""
+    return f"{ngettext('There is', 'There are', pages)} only {count(pages, 'page')} {what}."
 
 
 @command("rank")
@@ -95,7 +101,7 @@ def history(ctx: Context, conn: psycopg.Connection) -> Reply:
     result = ledger.history_page(conn, ctx.guild_id, ctx.user_id, page, HISTORY_PAGE_SIZE)
     if not result.entries:
         if result.total:
-            return Reply(f"There are only {result.pages} pages of history.", ephemeral=True)
+            return Reply(only_pages(result.pages, "of history"), ephemeral=True)
         return Reply(f"You have no {ctx.policy.currency_name} history yet.", ephemeral=True)
     lines = [f"**Your history** (page {result.page} of {result.pages})"]
     for entry in result.entries:
@@ -154,5 +160,5 @@ def give(ctx: Context, conn: psycopg.Connection) -> Reply:
     return Reply(
         f"{mention(ctx.user_id)} gave {ctx.points(amount)} to {mention(target)}"
         + (f": {reason}" if reason else ".")
-        + f"\n{mention(ctx.user_id)} has {left:,} {ctx.policy.currency_name} left."
+        + f"\n{mention(ctx.user_id)} has {ctx.policy.points(left)} left."
     )

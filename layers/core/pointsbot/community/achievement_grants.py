@@ -48,11 +48,11 @@ ORDER BY a.id
 """
 
 
-def _dm_text(name: str, bonus: int, guild_name: str, currency: str) -> str:
+def _dm_text(name: str, bonus: int, guild_name: str, policy: GuildPolicy) -> str:
     where = f" in **{guild_name}**" if guild_name else ""
     text = f"\N{TROPHY} You earned the achievement **{name}**{where}!"
     if bonus:
-        text += f" Bonus: **{bonus:,} {currency}**."
+        text += f" Bonus: **{policy.points(bonus)}**."
     return text
 
 
@@ -115,7 +115,7 @@ def grant(
             conn,
             guild_id=guild_id,
             user_id=user_id,
-            content=_dm_text(name, bonus_points, guild_name, policy.currency_name),
+            content=_dm_text(name, bonus_points, guild_name, policy),
             reason="achievement",
             dedupe_key=key,
         )

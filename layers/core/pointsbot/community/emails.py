@@ -258,7 +258,6 @@ def approve(
     text = _check_note(note)
     target = _target(conn, guild_id, submission_id, user_id)
     bonus_entry_id = None
-    currency = "points"
     if bonus_points:
         result = points.award(
             conn, guild_id=guild_id, user_id=target.user_id, amount=bonus_points,
@@ -267,10 +266,6 @@ def approve(
             silent=True,  # the approval DM below names the bonus; one DM, not two
         )  # fmt: skip
         bonus_entry_id = result.entry.id
-        from ..ledger.guilds import guild_policy
-        from ..platform.config import get_settings
-
-        currency = guild_policy(conn, settings or get_settings(), guild_id).currency_name
     decided = _decide(conn, target, "approved", reviewer_id, text, idempotency_key, bonus_entry_id)
     conn.execute(
         "UPDATE members SET email = %s, updated_at = now() WHERE guild_id = %s AND user_id = %s",
@@ -282,7 +277,11 @@ def approve(
     achievements.check_member(conn, guild_id, decided.user_id, kinds=("email_approved",), settings=settings)
     message = f"Your email address {decided.email} was approved."
     if bonus_points:
-        message += f" You received {bonus_points:,} {currency}."
+        from ..ledger.guilds import guild_policy
+        from ..platform.config import get_settings
+
+        received = guild_policy(conn, settings or get_settings(), guild_id).points(bonus_points)
+        message += f" You received {received}."
     if text:
         message += f"\nNote from the admins: {text}"
     return ReviewResult(decided, bonus_entry_id, _queue_dm(conn, decided, message))

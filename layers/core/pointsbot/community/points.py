@@ -82,7 +82,7 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
                 conn,
                 guild_id=entry.guild_id,
                 user_id=entry.user_id,
-                content=points_dm_text(entry, guild_name, policy.currency_name),
+                content=points_dm_text(entry, guild_name, policy),
                 reason="points",
                 dedupe_key=f"points:{entry.id}",
             )
@@ -99,14 +99,14 @@ def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:
     return row[0] if row else ""
 
 
-def points_dm_text(entry: LedgerEntry, guild_name: str, currency: str) -> str:
+def points_dm_text(entry: LedgerEntry, guild_name: str, policy: GuildPolicy) -> str:
     """The DM a member gets when their balance changes."""
     where = f" in **{guild_name}**" if guild_name else ""
-    amount = f"{abs(entry.amount):,} {currency}"
+    amount = policy.points(abs(entry.amount))
     if entry.kind == "transfer_in" and entry.counterparty_id is not None:
         text = f"<@{entry.counterparty_id}> gave you **{amount}**{where}."
     elif entry.kind == "set":
-        text = f"Your balance{where} was set to **{entry.balance_after:,} {currency}**."
+        text = f"Your balance{where} was set to **{policy.points(entry.balance_after)}**."
     elif entry.kind == "revert":
         verb = "added back to" if entry.amount > 0 else "taken back from"
         text = f"An earlier change was undone: **{amount}** {verb} your balance{where}."
@@ -117,5 +117,5 @@ def points_dm_text(entry: LedgerEntry, guild_name: str, currency: str) -> str:
     if entry.reason:
         text += f"\nReason: {entry.reason}"
     if entry.kind != "set":
-        text += f"\nYour balance is now **{entry.balance_after:,} {currency}**."
+        text += f"\nYour balance is now **{policy.points(entry.balance_after)}**."
     return text

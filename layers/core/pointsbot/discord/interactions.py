@@ -14,6 +14,9 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from .permissions import ADMINISTRATOR, parse_permissions
+from .permissions import MANAGE_GUILD as MANAGE_GUILD  # the bit commands check, re-exported
+
 # Interaction types
 PING = 1
 APPLICATION_COMMAND = 2
@@ -29,8 +32,6 @@ DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
 
 EPHEMERAL = 1 << 6
-ADMINISTRATOR = 1 << 3
-MANAGE_GUILD = 1 << 5
 
 # Discord signs `timestamp + body`; a replayed request outside this window is refused.
 MAX_AGE_S = 300
@@ -230,7 +231,7 @@ def parse(payload: dict[str, Any]) -> Interaction:
             str(uid): ResolvedUser(str(uid), u.get("username"), _display(u, resolved_members.get(uid)))
             for uid, u in (resolved.get("users") or {}).items()
         }
-        permissions = int(str((member or {}).get("permissions") or "0"))
+        permissions = parse_permissions((member or {}).get("permissions"))
         command = " ".join([str(data["name"]), *path]) if payload["type"] == APPLICATION_COMMAND else ""
         return Interaction(
             id=str(payload["id"]),

@@ -333,20 +333,27 @@ class DiscordClient:
 
 
 _client: DiscordClient | None = None
+_made_here = False
 
 
 def get_client() -> DiscordClient:
     """The container's client, made from the settings on first use."""
-    global _client
+    global _client, _made_here
     from ..platform.config import get_settings
 
     settings = get_settings()
-    if _client is None or _client.base_url != (settings.discord_api_base_url or DEFAULT_BASE_URL).rstrip("/"):
-        _client = DiscordClient.from_settings(settings)
+    if (
+        _client is None
+        or _client.base_url != (settings.discord_api_base_url or DEFAULT_BASE_URL).rstrip("/")
+        # A rotated token (pointsbot/platform/secrets.py reads it again): only for a client made here,
+        # not one given by set_client.
+        or (_made_here and _client.token != settings.discord_bot_token)
+    ):
+        _client, _made_here = DiscordClient.from_settings(settings), True
     return _client
 
 
 def set_client(client: DiscordClient | None) -> None:
     """Use this client in the process (tests)."""
-    global _client
-    _client = client
+    global _client, _made_here
+    _client, _made_here = client, False

@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput, OutOfRange
+from ..platform.wording import currency_singular, points
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,16 @@ class GuildPolicy:
     dm_notifications: bool
     currency_name: str
     admin_role_ids: tuple[int, ...] = ()
+    currency_singular: str = ""  # empty: derived from currency_name (pointsbot.platform.wording)
+
+    @property
+    def currency_one(self) -> str:
+        """What one of the currency is called: the guild's singular, or one derived from the name."""
+        return self.currency_singular or currency_singular(self.currency_name)
+
+    def points(self, amount: int) -> str:
+        """An amount in this guild's currency, singular or plural: "1 point", "5 points"."""
+        return points(amount, self.currency_name, self.currency_one)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -37,6 +48,7 @@ OVERRIDABLE: dict[str, type] = {
     "transfers_enabled": bool,
     "dm_notifications": bool,
     "currency_name": str,
+    "currency_singular": str,
     "admin_role_ids": list,
 }
 
@@ -53,6 +65,7 @@ def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPo
         dm_notifications=bool(overrides.get("dm_notifications", settings.dm_notifications)),
         currency_name=str(overrides.get("currency_name", settings.currency_name)),
         admin_role_ids=roles,
+        currency_singular=str(overrides.get("currency_singular", "") or ""),
     )
 
 
@@ -93,6 +106,8 @@ def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput("max_change must be above zero")
         elif kind is bool and not isinstance(value, bool):
             raise InvalidInput(f"{key} must be true or false")
+        elif key == "currency_singular" and isinstance(value, str) and not value.strip():
+            value = ""  # empty: derived from the currency name again
         elif kind is str:
             if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
                 raise InvalidInput(f"{key} must be 1 to 32 characters")

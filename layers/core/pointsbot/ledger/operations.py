@@ -82,8 +82,7 @@ def _check_actor(actor_id: int | None, actor_name: str | None, source: str) -> s
 def _check_limit(policy: GuildPolicy, change: int) -> None:
     if abs(change) > policy.max_change:
         raise LimitExceeded(
-            f"That is more than the largest single change allowed here "
-            f"({policy.max_change:,} {policy.currency_name})."
+            f"That is more than the largest single change allowed here ({policy.points(policy.max_change)})."
         )
 
 
@@ -253,7 +252,7 @@ def _apply(
         if cap is not None and credited_today + amount > policy.daily_cap:
             left = max(policy.daily_cap - credited_today, 0)
             raise DailyCapReached(
-                f"That would pass the daily limit of {policy.daily_cap:,} {policy.currency_name} "
+                f"That would pass the daily limit of {policy.points(policy.daily_cap)} "
                 f"for this member ({left:,} left today)."
             )
         if floor is not None and amount < 0 and balance + amount <= MAX_BALANCE:

@@ -60,6 +60,7 @@ class Settings:
     task_queue_url: str
     log_level: str
     stage: str
+    secrets_max_age_s: int
     admin_base_url: str
     discord_client_secret: str
     discord_oauth_authorize_url: str
@@ -104,6 +105,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("DM_LEASE_S", settings.dm_lease_s, 30),
         ("DM_DELIVER_BUDGET_S", settings.dm_deliver_budget_s, 1),
         ("ACHIEVEMENT_SWEEP_BATCH", settings.achievement_sweep_batch, 1),
+        ("SECRETS_MAX_AGE_S", settings.secrets_max_age_s, 10),
     ):
         if value < low:
             raise ConfigError(f"{env} must be at least {low}")
@@ -118,9 +120,10 @@ _cached: Settings | None = None
 
 
 def get_settings() -> Settings:
-    """The process's settings, read on first use (not at import, so tests can set the env)."""
+    """The process's settings, read on first use (not at import, so tests can set the env), and
+    again when a secret they hold is older than SECRETS_MAX_AGE_S."""
     global _cached
-    if _cached is None:
+    if _cached is None or secrets.refresh_due():
         # In AWS the secret settings arrive as *_SECRET_ARN references, read here on first use.
         _cached = load_settings(secrets.with_secrets(os.environ))
     return _cached

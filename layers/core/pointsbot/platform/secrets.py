@@ -1,15 +1,20 @@
-"""Secret settings from AWS Secrets Manager (or SSM Parameter Store), read once per container.
+"""Secret settings from AWS Secrets Manager (or SSM Parameter Store), re-read after a bounded age.
 
 A secret setting X (a row of settings_table.SETTINGS_TABLE with secret=True) comes from the
 environment variable X when that is set (local runs, tests). Otherwise, when `X_SECRET_ARN`
 names a Secrets Manager secret or an SSM parameter, `config.get_settings()` reads it from
-there on first use - never at import - and the value is kept for the life of the container.
+there on first use - never at import - and keeps the value for `SECRETS_MAX_AGE_S` seconds;
+the first use after that reads it again, so a rotated secret reaches warm containers without
+a redeploy. (The same idea as Powertools parameters' `max_age`; kept here because this module
+also fetches several secrets at once on a cold start, with short timeouts, from either service.)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -17,8 +22,16 @@ from urllib.parse import quote
 from .settings_table import SETTINGS_TABLE
 
 SUFFIX = "_SECRET_ARN"
+MAX_AGE_VARIABLE = "SECRETS_MAX_AGE_S"
+DEFAULT_MAX_AGE_S = 300
+# After a failed re-read the old value is kept (a warm container goes on working through a
+# Secrets Manager hiccup) and the read is tried again this much later.
+_RETRY_AFTER_FAILURE_S = 30.0
 
-_cache: dict[str, str] = {}
+_log = logging.getLogger(__name__)
+# reference -> (the raw string, when it is to be read again on the `clock`)
+_cache: dict[str, tuple[str, float]] = {}
+clock: Callable[[], float] = time.monotonic  # tests move it
 _clients: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
@@ -104,21 +117,48 @@ def secret_value(env: str, raw: str) -> str:
     raise SecretUnavailable(f"the secret for {env} is JSON without a {env!r} or 'value' key")
 
 
-def read_secret(env: str, reference: str, fetch: Callable[[str], str] = fetch_secret_string) -> str:
-    """The value of setting `env` from `reference`, fetched once per container."""
+def max_age_s(environ: Mapping[str, str]) -> int:
+    """How long a fetched secret is kept (`SECRETS_MAX_AGE_S`; config.py validates it)."""
+    try:
+        return max(int(environ.get(MAX_AGE_VARIABLE) or DEFAULT_MAX_AGE_S), 1)
+    except ValueError:
+        return DEFAULT_MAX_AGE_S
+
+
+def read_secret(
+    env: str,
+    reference: str,
+    fetch: Callable[[str], str] = fetch_secret_string,
+    max_age: float = DEFAULT_MAX_AGE_S,
+) -> str:
+    """The value of setting `env` from `reference`, fetched again once `max_age` seconds passed."""
     with _lock:
-        if reference in _cache:
-            return secret_value(env, _cache[reference])
+        cached = _cache.get(reference)
+    if cached is not None and clock() < cached[1]:
+        return secret_value(env, cached[0])
     try:
         raw = fetch(reference)
-    except SecretUnavailable:
-        raise
     except Exception as exc:  # botocore's errors, a timeout: say which setting, hide the details' values
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        raise SecretUnavailable(f"could not read {env} from {reference}: {code}") from exc
+        if isinstance(exc, SecretUnavailable):
+            error = exc
+        else:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+            error = SecretUnavailable(f"could not read {env} from {reference}: {code}")
+        if cached is None:
+            raise error from exc
+        _log.warning("could not read %s again; keeping the value read before (%s)", env, error)
+        with _lock:
+            _cache[reference] = (cached[0], clock() + min(_RETRY_AFTER_FAILURE_S, max_age))
+        return secret_value(env, cached[0])
     with _lock:
-        _cache[reference] = raw
+        _cache[reference] = (raw, clock() + max_age)
     return secret_value(env, raw)
+
+
+def refresh_due() -> bool:
+    """Whether a secret read before is old enough to be read again."""
+    with _lock:
+        return bool(_cache) and clock() >= min(until for _, until in _cache.values())
 
 
 def with_secrets(
@@ -133,9 +173,10 @@ def with_secrets(
     if not wanted:
         return environ
     resolved = dict(environ)
+    max_age = max_age_s(environ)
     if len(wanted) == 1:
         ((env, reference),) = wanted.items()
-        resolved[env] = read_secret(env, reference, fetch)
+        resolved[env] = read_secret(env, reference, fetch, max_age)
         return resolved
     # Several secrets on a cold start: fetch them at once, it is on the interactions function's
     # 3-second clock. The clients are made first, here: boto3's default session is not thread-safe.
@@ -145,13 +186,13 @@ def with_secrets(
         for reference in wanted.values():
             _client_for(reference)
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
-        values = pool.map(lambda item: read_secret(item[0], item[1], fetch), wanted.items())
+        values = pool.map(lambda item: read_secret(item[0], item[1], fetch, max_age), wanted.items())
         resolved.update(zip(wanted, values, strict=True))
     return resolved
 
 
 def clear_cache() -> None:
-    """Forget fetched secrets and clients (tests; a rotated secret reaches new containers anyway)."""
+    """Forget fetched secrets and clients (tests)."""
     with _lock:
         _cache.clear()
         _clients.clear()

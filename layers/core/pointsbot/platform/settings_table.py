@@ -146,7 +146,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "currency_name",
         str,
         "points",
-        "What the points are called in messages.",
+        "What the points are called in messages (plural; for one: the name less its plural ending, e.g. point, unless a server sets its own singular).",
     ),
     Setting(
         "DM_NOTIFICATIONS",
@@ -216,6 +216,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("TASK_QUEUE_URL", "task_queue_url", str, "", "SQS queue URL for deferred work and DM delivery (the local runtime uses an in-process queue)."),
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
     Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
+    Setting("SECRETS_MAX_AGE_S", "secrets_max_age_s", int, 300, "Seconds a secret read from Secrets Manager (X_SECRET_ARN) is kept before it is read again, so a rotated secret reaches running functions without a redeploy (at least 10)."),
     # Admin site
     Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
     Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
