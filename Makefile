@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format bench migrate clean
 
-$(STAMP): pyproject.toml layers/core/requirements.txt admin_site/requirements.txt requirements-dev.txt
+$(STAMP): pyproject.toml layers/core/requirements.in admin_site/requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

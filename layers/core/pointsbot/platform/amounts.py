@@ -4,7 +4,7 @@ Balances live in [-MAX_BALANCE, MAX_BALANCE] and no single change, daily cap or 
 larger than MAX_BALANCE. So a balance plus any change stays far inside Postgres' bigint
 (2^63 - 1, about 9.2e18) and inside the integers a JavaScript number holds exactly (2^53 - 1,
 about 9.0e15), and the counters that only grow (earned, spent, credited today) are kept below
-COUNTER_CEILING by the ledger's statement. sql/003_balance_range.sql holds the same bound as
+COUNTER_CEILING by the ledger's statement. sql/032_balance_range.sql holds the same bound as
 CHECK constraints, so no path can write past it.
 """
 
