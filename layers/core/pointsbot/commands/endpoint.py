@@ -129,7 +129,13 @@ def _handle(event: dict[str, Any], now: float | None, database: Any, verified: l
     except RequestRejected as rejected:
         return Answer(rejected.status, {"error": rejected.message}, "-", f"rejected_{rejected.status}")
     if interaction.type == interactions.AUTOCOMPLETE:  # none registered; an empty list is valid
-        return Answer(200, {"type": 8, "data": {"choices": []}}, "autocomplete", "ok", interaction.id)
+        return Answer(
+            200,
+            {"type": interactions.AUTOCOMPLETE_RESULT, "data": {"choices": []}},
+            "autocomplete",
+            "ok",
+            interaction.id,
+        )
     if interaction.type not in (interactions.APPLICATION_COMMAND, interactions.MESSAGE_COMPONENT):
         return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
                       interaction.id)  # fmt: skip

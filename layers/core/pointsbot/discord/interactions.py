@@ -11,27 +11,31 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from discord_interactions import InteractionResponseFlags, InteractionResponseType, InteractionType
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from .permissions import ADMINISTRATOR, parse_permissions
 from .permissions import MANAGE_GUILD as MANAGE_GUILD  # the bit commands check, re-exported
 
-# Interaction types
-PING = 1
-APPLICATION_COMMAND = 2
-MESSAGE_COMPONENT = 3
-AUTOCOMPLETE = 4
-MODAL_SUBMIT = 5
+# Discord's numbers come from discord-interactions (the design card's library): interaction
+# types, callback types and the ephemeral flag, under the short names this package uses. The
+# signature is checked with PyNaCl directly (`Verifier`): the library's verify_key makes a key
+# per call, prints failures to stdout and knows no timestamp window.
+PING = InteractionType.PING
+APPLICATION_COMMAND = InteractionType.APPLICATION_COMMAND
+MESSAGE_COMPONENT = InteractionType.MESSAGE_COMPONENT
+AUTOCOMPLETE = InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE
+MODAL_SUBMIT = InteractionType.MODAL_SUBMIT
 
-# Interaction callback types
-PONG = 1
-CHANNEL_MESSAGE_WITH_SOURCE = 4
-DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
-DEFERRED_UPDATE_MESSAGE = 6
-UPDATE_MESSAGE = 7
+PONG = InteractionResponseType.PONG
+CHANNEL_MESSAGE_WITH_SOURCE = InteractionResponseType.CHANNEL_MESSAGE_WITH_SOURCE
+DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = InteractionResponseType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+DEFERRED_UPDATE_MESSAGE = InteractionResponseType.DEFERRED_UPDATE_MESSAGE
+UPDATE_MESSAGE = InteractionResponseType.UPDATE_MESSAGE
+AUTOCOMPLETE_RESULT = InteractionResponseType.APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
 
-EPHEMERAL = 1 << 6
+EPHEMERAL = InteractionResponseFlags.EPHEMERAL
 
 # Discord signs `timestamp + body`; a replayed request outside this window is refused.
 MAX_AGE_S = 300
