@@ -1,7 +1,8 @@
 """The points ledger: balances and their entries, exact and append-only.
 
-entries.py holds the records, operations.py the writes (one guarded statement each, keyed
-for idempotency), queries.py the reads; guilds.py a server's row and its policy (the limits).
+entries.py holds the records; operations.py the writes (each checked, keyed for idempotency,
+and run through statement.py's one guarded statement); queries.py the reads; guilds.py a
+server's row and its policy (the limits).
 This face hands on the public names, so callers say `ledger.award`, `ledger.rank_of`.
 
 The writes here are the bare ledger. A member's change as the bot makes it, with the DM and
@@ -10,7 +11,7 @@ ledger never calls up into the features built on it.
 """
 
 from .entries import KINDS, SOURCES, LedgerEntry, OperationResult
-from .operations import MAX_REASON, award, deduct, ensure_member, revert, set_balance, transfer
+from .operations import MAX_REASON, award, deduct, revert, set_balance, transfer
 from .queries import (
     GuildTotals,
     HistoryPage,
@@ -25,6 +26,7 @@ from .queries import (
     page_count,
     rank_of,
 )
+from .statement import ensure_member
 
 __all__ = [
     "KINDS",

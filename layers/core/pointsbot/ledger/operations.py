@@ -16,25 +16,21 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from ..platform.amounts import COUNTER_CEILING, MAX_BALANCE, OUT_OF_RANGE, check_in_range
+from ..platform.amounts import MAX_BALANCE, check_in_range
 from ..platform.config import Settings, get_settings
 from ..platform.errors import (
     AlreadyReverted,
-    DailyCapReached,
     IdempotencyConflict,
-    InsufficientBalance,
     InvalidInput,
     LimitExceeded,
     NotFound,
-    OutOfRange,
     ReasonRequired,
     TransfersDisabled,
 )
 from .entries import _ENTRY_COLUMNS, SOURCES, LedgerEntry, OperationResult, _entry
 from .guilds import GuildPolicy, guild_policy
+from .statement import apply_entry, ensure_member
 
-# Credits that count against the daily cap. Set, revert and bonuses are deliberate acts.
-_CAPPED_KINDS = ("award", "transfer_in")
 MAX_REASON = 500
 
 
@@ -125,154 +121,6 @@ def _begin(
     return OperationResult(op_id, _entries_of(conn, op_id), replayed=True)
 
 
-# -- applying one entry -------------------------------------------------------------------
-def ensure_member(conn: psycopg.Connection, guild_id: int, user_id: int) -> None:
-    """Create the member's rows on first contact (the guild row must exist)."""
-    conn.execute(
-        """
-        WITH m AS (
-            INSERT INTO members (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
-        ), p AS (
-            INSERT INTO points (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
-        )
-        INSERT INTO user_stats (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
-        """,
-        {"g": guild_id, "u": user_id},
-    )
-
-
-# One statement: move the balance (guarded), write the entry, keep the counters. If a guard
-# fails, no row comes back and nothing was changed. The guards: the balance range (always),
-# the floor, the daily cap. Counters that only grow stop at COUNTER_CEILING (written so the
-# sum itself cannot overflow) instead of failing every later change of the member.
-_APPLY = f"""
-WITH upd AS (
-    UPDATE points SET
-        balance = balance + %(amount)s,
-        daily_credited = CASE WHEN %(capped)s
-            THEN LEAST(CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END,
-                       %(ceiling)s::bigint - %(amount)s) + %(amount)s
-            ELSE daily_credited END,
-        daily_date = CASE WHEN %(capped)s THEN (now() AT TIME ZONE 'UTC')::date ELSE daily_date END,
-        updated_at = now()
-    WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s
-      AND balance + %(amount)s BETWEEN -%(bound)s::bigint AND %(bound)s::bigint
-      AND (%(floor)s::bigint IS NULL OR balance + %(amount)s >= %(floor)s::bigint)
-      AND (NOT %(capped)s OR %(cap)s::bigint IS NULL
-           OR (CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END)
-              + %(amount)s <= %(cap)s::bigint)
-    RETURNING balance
-), entry AS (
-    INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
-                              actor_id, source, silent, counterparty_id, reverts_id, actor_name)
-    SELECT %(operation_id)s, %(guild_id)s, %(user_id)s, %(amount)s, upd.balance, %(kind)s, %(reason)s,
-           %(actor_id)s, %(source)s, %(silent)s, %(counterparty_id)s, %(reverts_id)s, %(actor_name)s
-    FROM upd
-    RETURNING {_ENTRY_COLUMNS}
-), stats AS (
-    UPDATE user_stats SET
-        transaction_count = transaction_count + 1,
-        total_earned = LEAST(total_earned, %(ceiling)s::bigint - %(earned)s) + %(earned)s,
-        total_spent = LEAST(total_spent, %(ceiling)s::bigint - %(spent)s) + %(spent)s,
-        last_transaction_at = now()
-    WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s AND EXISTS (SELECT 1 FROM upd)
-)
-SELECT * FROM entry
-"""
-
-
-def _apply(
-    conn: psycopg.Connection,
-    policy: GuildPolicy,
-    *,
-    operation_id: int,
-    guild_id: int,
-    user_id: int,
-    amount: int,
-    kind: str,
-    reason: str,
-    actor_id: int | None,
-    source: str,
-    silent: bool,
-    floor: int | None,
-    actor_name: str,
-    counterparty_id: int | None = None,
-    reverts_id: int | None = None,
-) -> LedgerEntry:
-    # Credits of the capped kinds are always counted, so a cap switched on during the day
-    # (a guild override) still sees what was credited earlier that day.
-    capped = kind in _CAPPED_KINDS and amount > 0
-    cap = policy.daily_cap if capped and policy.daily_cap > 0 else None
-    if kind == "revert":
-        # Undoing a credit takes it back out of "earned"; undoing a debit out of "spent".
-        earned, spent = (amount, 0) if amount < 0 else (0, -amount)
-    else:
-        earned, spent = max(amount, 0), max(-amount, 0)
-    params = {
-        "operation_id": operation_id,
-        "guild_id": guild_id,
-        "user_id": user_id,
-        "amount": amount,
-        "kind": kind,
-        "reason": reason,
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "source": source,
-        "silent": silent,
-        "counterparty_id": counterparty_id,
-        "reverts_id": reverts_id,
-        "floor": floor,
-        "capped": capped,
-        "cap": cap,
-        "earned": earned,
-        "spent": spent,
-        "bound": MAX_BALANCE,
-        "ceiling": COUNTER_CEILING,
-    }
-    try:
-        row = conn.execute(_APPLY, params).fetchone()
-        if row is None:
-            # Either a guard refused or the member is new. Creating the member is a no-op when
-            # it exists (or when a concurrent first contact has just created it), so always
-            # create, then run the same statement once more: only a guard can refuse it now.
-            ensure_member(conn, guild_id, user_id)
-            row = conn.execute(_APPLY, params).fetchone()
-    except (pg_errors.NumericValueOutOfRange, pg_errors.CheckViolation) as exc:
-        # Past bigint or past sql/003's CHECK: only a balance stored before the range existed
-        # gets here. The transaction is aborted, so nothing of it is written.
-        raise OutOfRange(OUT_OF_RANGE) from exc
-    if row is None:
-        balance, credited_today = _points_state(conn, guild_id, user_id)
-        # Say which guard refused from which guards were in play, not from a second read of
-        # the balance: a concurrent credit may have committed since the guarded UPDATE ran.
-        # The capped kinds are credits (no floor): the cap or the range refused. The day's
-        # credited counter only grows, so if it leaves room now it left room then. A debit
-        # with a floor: the floor (the range's lower end is below every floor), unless the
-        # balance was above the range before the range existed. Anything else: the range.
-        if cap is not None and credited_today + amount > policy.daily_cap:
-            left = max(policy.daily_cap - credited_today, 0)
-            raise DailyCapReached(
-                f"That would pass the daily limit of {policy.points(policy.daily_cap)} "
-                f"for this member ({left:,} left today)."
-            )
-        if floor is not None and amount < 0 and balance + amount <= MAX_BALANCE:
-            raise InsufficientBalance(
-                f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it "
-                f"below {floor:,}."
-            )
-        raise OutOfRange(OUT_OF_RANGE)
-    return _entry(row)
-
-
-def _points_state(conn: psycopg.Connection, guild_id: int, user_id: int) -> tuple[int, int] | None:
-    """(balance, credited today) or None for a member never seen."""
-    return conn.execute(
-        "SELECT balance, CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date "
-        "THEN daily_credited ELSE 0 END FROM points WHERE guild_id = %s AND user_id = %s",
-        (guild_id, user_id),
-    ).fetchone()
-
-
 def _admin_floor(policy: GuildPolicy) -> int | None:
     return None if policy.allow_negative else 0
 
@@ -306,7 +154,7 @@ def award(
     begun = _begin(conn, guild_id, idempotency_key, kind, _fingerprint(op=kind, user=user_id, amount=amount))
     if isinstance(begun, OperationResult):
         return begun
-    entry = _apply(
+    entry = apply_entry(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
         actor_name=actor_name,
@@ -344,7 +192,7 @@ def deduct(
     )
     if isinstance(begun, OperationResult):
         return begun
-    entry = _apply(
+    entry = apply_entry(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=-amount, kind="deduct",
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent,
         floor=_admin_floor(policy), actor_name=actor_name,
@@ -389,7 +237,7 @@ def set_balance(
         _check_limit(policy, target - current)
     # else: a balance stored before the range existed; setting it back into the range is
     # the way to repair it, however large that change is.
-    entry = _apply(
+    entry = apply_entry(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=target - current,
         kind="set", reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
         actor_name=actor_name,
@@ -436,7 +284,7 @@ def transfer(
     # Rows are always locked in user id order, so two opposite transfers cannot deadlock.
     for user_id in sorted(legs):
         entries.append(
-            _apply(conn, policy, operation_id=begun, guild_id=guild_id, reason=reason_text,
+            apply_entry(conn, policy, operation_id=begun, guild_id=guild_id, reason=reason_text,
                    actor_id=from_user_id, actor_name=_check_actor(from_user_id, actor_name, source),
                    source=_check_source(source), silent=False, **legs[user_id])
         )  # fmt: skip
@@ -488,7 +336,7 @@ def revert(
     for target in sorted(targets, key=lambda t: t.user_id):
         try:
             entries.append(
-                _apply(conn, policy, operation_id=begun, guild_id=guild_id, user_id=target.user_id,
+                apply_entry(conn, policy, operation_id=begun, guild_id=guild_id, user_id=target.user_id,
                        amount=-target.amount, kind="revert", reason=reason, actor_id=actor_id, actor_name=actor_name,
                        source=_check_source(source), silent=silent,
                        floor=_admin_floor(policy) if target.amount > 0 else None,
