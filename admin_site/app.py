@@ -26,6 +26,7 @@ from pointsbot import (
     members,
     monitor,
     outbox,
+    paging,
     sessions,
     stats,
 )
@@ -426,7 +427,7 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
             achievement_id=_opt_int(form.get("achievement"), "Achievement"),
             email_status=form.get("email_status", ""),
         )
-        page_no = _opt_int(form.get("page"), "Page") or 1
+        page_no = paging.page_number(form.get("page"))
         result = req.db.run(members.search, guild_id, query, page_no)
     except InvalidInput as exc:
         error = exc.message
@@ -464,7 +465,7 @@ def _member_id(raw: str) -> int:
 @route("GET", "/g/<guild_id>/members/<user_id>")
 def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
-    page_no = _opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
 
     def load(conn):
         member = members.get(conn, guild_id, uid)
@@ -520,7 +521,7 @@ def member_erase(req: web.AdminRequest, guild_id: int, user_id: str) -> Response
 # -- 5. email submissions --------------------------------------------------------------------
 @route("GET", "/g/<guild_id>/emails")
 def email_queue(req: web.AdminRequest, guild_id: int) -> Response:
-    page_no = _opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
     queue = req.db.run(emails.pending, guild_id, page_no, 25)
     names = req.db.run(monitor.member_names, guild_id, [s.user_id for s in queue.submissions])
     return web.page(req, "emails.html", queue=queue, names=names, form_token=bulk.new_form_token)
@@ -576,7 +577,7 @@ def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
 @route("GET", "/g/<guild_id>/achievements/<achievement_id>")
 def achievement_page(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
     aid = _int_param(achievement_id)
-    page_no = _opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
 
     def load(conn):
         return achievements.get_definition(conn, guild_id, aid), achievements.holders(

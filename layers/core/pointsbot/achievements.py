@@ -19,6 +19,7 @@ from .amounts import MAX_BALANCE
 from .config import Settings, get_settings
 from .errors import DomainError, InvalidInput, NotFound
 from .guilds import GuildPolicy, guild_policy
+from .paging import page_number
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def holders(
     conn: psycopg.Connection, guild_id: int, achievement_id: int, page: int = 1, page_size: int = 50
 ) -> HoldersPage:
     """Members who hold an achievement, most recent first."""
-    page = max(1, int(page))
+    page = page_number(page)
     page_size = max(1, min(200, int(page_size)))
     rows = conn.execute(
         """

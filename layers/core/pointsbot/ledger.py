@@ -33,6 +33,7 @@ from .errors import (
     TransfersDisabled,
 )
 from .guilds import GuildPolicy, guild_policy
+from .paging import page_number
 
 SOURCES = ("slash", "admin_site", "achievement", "system")
 KINDS = (
@@ -643,8 +644,7 @@ def page_count(total: int, page_size: int) -> int:
 
 
 def _page_args(page: int, page_size: int) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidInput("Pages start at 1.")
+    page = page_number(page)
     if not 1 <= page_size <= 100:
         raise InvalidInput("A page holds 1 to 100 rows.")
     return page, page_size

@@ -22,6 +22,7 @@ from ..errors import DomainError, InvalidInput
 from ..guilds import GuildPolicy, policy_from
 from ..ids import parse_snowflake
 from ..interactions import MANAGE_GUILD, Interaction, Reply
+from ..paging import page_number
 from .catalog import is_admin_command, is_ephemeral
 
 CommandFn = Callable[["Context", psycopg.Connection], Reply]
@@ -80,6 +81,10 @@ class Context:
             raise InvalidInput(f"The {name} must be a whole number.")
         return value
 
+    def page(self) -> int:
+        """The `page` option, clamped (a page past the end is each command's own business)."""
+        return page_number(self.options.get("page"))
+
     def text(self, name: str, default: str = "") -> str:
         value = self.options.get(name, default)
         return value if isinstance(value, str) else default
@@ -129,8 +134,9 @@ def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
     """Command path, options and whether the answer updates a message (buttons)."""
     if interaction.is_component:
         kind, _, rest = (interaction.custom_id or "").partition(":")
-        if kind == "leaderboard" and rest.split(":", 1)[0].isdigit():
-            return "leaderboard", {"page": int(rest.split(":", 1)[0])}, True
+        page = rest.split(":", 1)[0]
+        if kind == "leaderboard" and page.isascii() and page.isdigit():
+            return "leaderboard", {"page": page_number(page)}, True
         return "", {}, True
     return interaction.command, dict(interaction.options), False
 
