@@ -8,10 +8,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
-from admin_site.sections import Section, int_param, opt_int
+from admin_site.sections import Section, int_param
 from pointsbot.admin import actions as admin_actions
 from pointsbot.community import achievements
 from pointsbot.delivery import outbox
+from pointsbot.platform import paging
 from pointsbot.platform.wording import count
 
 routes = Section()
@@ -48,7 +49,7 @@ def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
 @routes.route("GET", "/g/<guild_id>/achievements/<achievement_id>")
 def achievement_page(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
     aid = int_param(achievement_id)
-    page_no = opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
 
     def load(conn):
         return achievements.get_definition(conn, guild_id, aid), achievements.holders(

@@ -5,18 +5,19 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
-from admin_site.sections import Section, int_param, opt_int
+from admin_site.sections import Section, int_param
 from pointsbot.admin import actions as admin_actions
 from pointsbot.admin import bulk, monitor
 from pointsbot.community import emails
 from pointsbot.delivery import outbox
+from pointsbot.platform import paging
 
 routes = Section()
 
 
 @routes.route("GET", "/g/<guild_id>/emails")
 def email_queue(req: web.AdminRequest, guild_id: int) -> Response:
-    page_no = opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
     queue = req.db.run(emails.pending, guild_id, page_no, 25)
     names = req.db.run(monitor.member_names, guild_id, [s.user_id for s in queue.submissions])
     return web.page(req, "emails.html", queue=queue, names=names, form_token=bulk.new_form_token)

@@ -12,6 +12,7 @@ from pointsbot import ledger
 from pointsbot.admin import actions as admin_actions
 from pointsbot.admin import bulk, monitor
 from pointsbot.community import achievements, members
+from pointsbot.platform import paging
 from pointsbot.platform.errors import DomainError, InvalidInput
 from pointsbot.platform.ids import format_snowflake, parse_snowflake
 
@@ -30,7 +31,7 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
             achievement_id=opt_int(form.get("achievement"), "Achievement"),
             email_status=form.get("email_status", ""),
         )
-        page_no = opt_int(form.get("page"), "Page") or 1
+        page_no = paging.page_number(form.get("page"))
         result = req.db.run(members.search, guild_id, query, page_no)
     except InvalidInput as exc:
         error = exc.message
@@ -58,7 +59,7 @@ def _member_id(raw: str) -> int:
 @routes.route("GET", "/g/<guild_id>/members/<user_id>")
 def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
-    page_no = opt_int(req.query("page"), "Page") or 1
+    page_no = paging.page_number(req.query("page"))
 
     def load(conn):
         member = members.get(conn, guild_id, uid)

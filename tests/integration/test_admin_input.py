@@ -139,6 +139,53 @@ def test_the_oauth_callback_compares_the_state_in_constant_time_and_refuses_a_wr
     assert returned == "" or compared == [(b"state-of-this-session", returned.encode())]
 
 
+# -- 6. page numbers ---------------------------------------------------------------------------
+HUGE_PAGES = ["4611686018427387904", "9223372036854775808", "9" * 5000, "-4611686018427387904", "0", "100001"]
+MEMBER = 790000000000000001
+
+
+@pytest.fixture(scope="module")
+def paged_data(site):
+    """A member with history and a pending email, and an achievement they hold."""
+    from pointsbot import ledger
+    from pointsbot.community import achievements, emails, members
+
+    site.run(members.remember, GUILD, MEMBER, "paged", "Paged Member")
+    for n in range(3):
+        site.run(lambda conn, k=n: ledger.award(conn, guild_id=GUILD, user_id=MEMBER, amount=5, reason="paging",
+                 actor_id=None, actor_name="local:input-admin", source="admin_site", idempotency_key=f"paged-{k}"))  # fmt: skip
+    site.run(emails.submit, GUILD, MEMBER, "paged@example.com")
+    definition = site.run(lambda conn: achievements.create_definition(conn, GUILD, name="Paged", criterion="balance_at_least",
+                                                                        threshold=1, bonus_points=0, active=True))  # fmt: skip
+    site.run(lambda conn: conn.execute(
+        "INSERT INTO member_achievements (guild_id, user_id, achievement_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (GUILD, MEMBER, definition.id)))  # fmt: skip
+    return definition.id
+
+
+def _paged_pages(achievement_id: int) -> list[str]:
+    return [f"/admin/g/{GUILD}/members", f"/admin/g/{GUILD}/members/{MEMBER}", f"/admin/g/{GUILD}/emails",
+            f"/admin/g/{GUILD}/achievements/{achievement_id}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("page", HUGE_PAGES, ids=lambda p: p[:24])
+def test_every_paged_admin_page_clamps_the_page_number(admin, paged_data, page):
+    # Given every admin page that takes ?page=
+    for path in _paged_pages(paged_data):
+        # When it is asked for a page far beyond bigint (or below 1)
+        result = admin.request("GET", f"{path}?page={page}")
+        # Then it answers with a page, not a 500
+        assert result["statusCode"] == 200, (path, result["body"][:300])
+        assert "Something went wrong" not in result["body"]
+
+
+def test_a_page_that_is_not_a_number_is_a_plain_refusal(admin, paged_data):
+    for path in _paged_pages(paged_data):
+        result = admin.request("GET", f"{path}?page=1e9")
+        assert result["statusCode"] in (200, 400), path
+        assert "The page must be a whole number." in result["body"]
+
+
 # -- CSV export ---------------------------------------------------------------------------------
 FORMULAS = ["=1+1", " =1+1", "\u3000=1+1", "\u00a0@SUM(A1)", "\u200b=1", "\t=1", "\r=1", "\n=1",
             "\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\ufe66 1", "  -1", "+1", "@x"]  # fmt: skip

@@ -12,6 +12,8 @@ from pointsbot.discord import interactions
 from pointsbot.discord.permissions import ADMINISTRATOR, MANAGE_GUILD, parse_permissions
 from pointsbot.ledger.guilds import policy_from
 from pointsbot.platform.config import load_settings
+from pointsbot.platform.errors import InvalidInput
+from pointsbot.platform.paging import page_number
 from pointsbot_local.simulate import command_payload
 
 pytestmark = pytest.mark.unit
@@ -102,3 +104,23 @@ def test_an_oauth_guild_with_a_negative_or_odd_permissions_value_is_not_manageab
     # Then the guild is listed with no rights and cannot be managed
     (grant,) = client.guilds("token")
     assert grant.permissions == 0 and grant.can_manage is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, 1), ("", 1), ("  ", 1), (0, 1), ("0", 1), (-5, 1), ("-4611686018427387904", 1), (7, 7), ("7", 7),
+     (" 7 ", 7), ("+7", 7), ("007", 7), (PAGE_MAX := 100_000, PAGE_MAX), (PAGE_MAX + 1, PAGE_MAX),
+     ("4611686018427387904", PAGE_MAX), (2**64, PAGE_MAX), ("9" * 5000, PAGE_MAX), ("0" * 5000 + "3", 3)],
+)  # fmt: skip
+def test_a_page_number_is_clamped_into_range(raw, expected):
+    assert page_number(raw) == expected
+
+
+def test_a_page_number_can_have_a_lower_ceiling():
+    assert page_number("5000", maximum=1000) == 1000 and page_number(999, maximum=1000) == 999
+
+
+@pytest.mark.parametrize("raw", ["1e9", "2.5", "abc", "\uff17", "1 000", 2.5, True, [1]], ids=repr)
+def test_a_page_that_is_not_a_whole_number_is_refused_plainly(raw):
+    with pytest.raises(InvalidInput, match=r"^The page must be a whole number\.$"):
+        page_number(raw)

@@ -101,7 +101,7 @@ def points_revert(ctx: Context, conn: psycopg.Connection) -> Reply:
 
 @command("emails pending")
 def emails_pending(ctx: Context, conn: psycopg.Connection) -> Reply:
-    page = ctx.integer("page", 1) or 1
+    page = ctx.page()
     result = emails.pending(conn, ctx.guild_id, page, PENDING_PAGE_SIZE)
     if not result.submissions:
         if result.total:

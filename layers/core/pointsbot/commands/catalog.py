@@ -12,6 +12,8 @@ import hashlib
 import json
 from typing import Any
 
+from ..platform.paging import MAX_PAGE
+
 SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER = 1, 3, 4, 5, 6
 CHAT_INPUT = 1
 GUILD_CONTEXT = 0  # InteractionContextType.GUILD: never in DMs, the bot's data is per guild
@@ -55,7 +57,7 @@ def _amount(description: str, minimum: int = 1) -> dict[str, Any]:
 
 
 def _page() -> dict[str, Any]:
-    return _option(INTEGER, "page", "Page number (1 is the first)", min_value=1, max_value=100_000)
+    return _option(INTEGER, "page", "Page number (1 is the first)", min_value=1, max_value=MAX_PAGE)
 
 
 _REASON = _option(STRING, "reason", "Why (shown in the member's history)", True, max_length=500)

@@ -18,6 +18,7 @@ from ..ledger.guilds import GuildPolicy
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput
 from ..platform.ids import parse_snowflake
+from ..platform.paging import page_number
 
 CommandFn = Callable[["Context", psycopg.Connection], Reply]
 
@@ -74,6 +75,10 @@ class Context:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidInput(f"The {name} must be a whole number.")
         return value
+
+    def page(self) -> int:
+        """The `page` option, clamped (a page past the end is each command's own business)."""
+        return page_number(self.options.get("page"))
 
     def text(self, name: str, default: str = "") -> str:
         value = self.options.get(name, default)

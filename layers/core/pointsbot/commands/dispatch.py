@@ -21,6 +21,7 @@ from ..platform.config import Settings, get_settings
 from ..platform.db import Database
 from ..platform.errors import DomainError
 from ..platform.ids import parse_snowflake
+from ..platform.paging import page_number
 from .catalog import is_admin_command, is_ephemeral
 from .context import _REGISTRY, CommandSpec, Context
 
@@ -53,8 +54,9 @@ def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
     """Command path, options and whether the answer updates a message (buttons)."""
     if interaction.is_component:
         kind, _, rest = (interaction.custom_id or "").partition(":")
-        if kind == "leaderboard" and rest.split(":", 1)[0].isdigit():
-            return "leaderboard", {"page": int(rest.split(":", 1)[0])}, True
+        page = rest.split(":", 1)[0]
+        if kind == "leaderboard" and page.isascii() and page.isdigit():
+            return "leaderboard", {"page": page_number(page)}, True
         return "", {}, True
     return interaction.command, dict(interaction.options), False
 

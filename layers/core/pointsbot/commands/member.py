@@ -68,9 +68,7 @@ def leaderboard_buttons(page: int, pages: int) -> tuple[dict[str, Any], ...]:
 
 @command("leaderboard")
 def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
-    page = ctx.integer("page", 1) or 1
-    if page < 1:
-        raise InvalidInput("Pages start at 1.")
+    page = ctx.page()
     board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE)
     if page > board.pages:  # past the end (members left, or a stale button): show the last page
         board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
@@ -97,7 +95,7 @@ def rank(ctx: Context, conn: psycopg.Connection) -> Reply:
 
 @command("history")
 def history(ctx: Context, conn: psycopg.Connection) -> Reply:
-    page = ctx.integer("page", 1) or 1
+    page = ctx.page()
     result = ledger.history_page(conn, ctx.guild_id, ctx.user_id, page, HISTORY_PAGE_SIZE)
     if not result.entries:
         if result.total:

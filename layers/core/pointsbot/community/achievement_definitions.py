@@ -10,6 +10,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ..platform.errors import DomainError, InvalidInput, NotFound
+from ..platform.paging import page_number
 from .achievement_criteria import CRITERIA
 
 MAX_NAME = 100
@@ -248,7 +249,7 @@ def holders(
     conn: psycopg.Connection, guild_id: int, achievement_id: int, page: int = 1, page_size: int = 50
 ) -> HoldersPage:
     """Members who hold an achievement, most recent first."""
-    page = max(1, int(page))
+    page = page_number(page)
     page_size = max(1, min(200, int(page_size)))
     rows = conn.execute(
         """

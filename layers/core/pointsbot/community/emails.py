@@ -18,6 +18,7 @@ from psycopg import errors as pg_errors
 from ..ledger import page_count
 from ..platform.config import Settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
+from ..platform.paging import page_number
 
 MAX_ADDRESS = 254
 MAX_NOTE = 500
@@ -140,8 +141,7 @@ def get(conn: psycopg.Connection, guild_id: int, submission_id: int) -> EmailSub
 
 def pending(conn: psycopg.Connection, guild_id: int, page: int = 1, page_size: int = 10) -> EmailPage:
     """Pending submissions of a guild, oldest first (first come, first reviewed)."""
-    if page < 1:
-        raise InvalidInput("Pages start at 1.")
+    page = page_number(page)
     if not 1 <= page_size <= 100:
         raise InvalidInput("A page holds 1 to 100 rows.")
     rows = conn.execute(

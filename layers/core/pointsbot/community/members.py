@@ -15,6 +15,7 @@ from ..ledger import ensure_member
 from ..ledger.guilds import ensure_guild
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.ids import format_snowflake, parse_snowflake
+from ..platform.paging import page_number
 
 
 def remember(
@@ -45,6 +46,7 @@ def remember(
 
 EMAIL_STATUSES = ("pending", "approved", "rejected", "none")
 SEARCH_PAGE = 50
+MAX_SEARCH_PAGE = 1000
 MAX_NAME = 100
 MAX_NOTES = 4000
 
@@ -137,8 +139,7 @@ def search(conn: psycopg.Connection, guild_id: int, query: MemberQuery, page: in
 
     Names and emails match by prefix (an index range scan, fast at a million members).
     """
-    if page < 1 or page > 1000:
-        raise InvalidInput("Pages run from 1 to 1000; narrow the search instead.")
+    page = page_number(page, MAX_SEARCH_PAGE)  # deeper than this, narrow the search instead
     where, params = _search_where(guild_id, query)
     params["limit"] = SEARCH_PAGE + 1
     params["offset"] = (page - 1) * SEARCH_PAGE

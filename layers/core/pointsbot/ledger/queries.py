@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from ..platform.errors import InvalidInput
+from ..platform.paging import page_number
 from .entries import _ENTRY_COLUMNS, LedgerEntry, _entry
 
 
@@ -82,8 +83,7 @@ def page_count(total: int, page_size: int) -> int:
 
 
 def _page_args(page: int, page_size: int) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidInput("Pages start at 1.")
+    page = page_number(page)
     if not 1 <= page_size <= 100:
         raise InvalidInput("A page holds 1 to 100 rows.")
     return page, page_size
