@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from .tasks import Task
 
@@ -36,17 +37,22 @@ def run_task(task: Task) -> None:
     handler_for(task.kind)(task)
 
 
+# How many times SQS hands a message to the worker before moving it to the dead-letter queue
+# (template.yaml's maxReceiveCount; the local queue uses the same).
+MAX_RECEIVES = 5
+
 # When the current invocation must be done (monotonic clock), so a long task (DM delivery)
-# stops in time and hands the rest on instead of being killed by Lambda's timeout.
-_deadline: float | None = None
+# stops in time and hands the rest on instead of being killed by Lambda's timeout. A context
+# variable, so the local runtime's worker threads each have their own.
+_deadline: ContextVar[float | None] = ContextVar("worker_deadline", default=None)
 
 
 def set_deadline(remaining_ms: int | None) -> None:
     """Called by the worker handler with the invocation's remaining time (None: no limit)."""
-    global _deadline
-    _deadline = None if remaining_ms is None else time.monotonic() + remaining_ms / 1000
+    _deadline.set(None if remaining_ms is None else time.monotonic() + remaining_ms / 1000)
 
 
 def time_left_s() -> float | None:
     """Seconds left in the current invocation, or None outside one."""
-    return None if _deadline is None else _deadline - time.monotonic()
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
