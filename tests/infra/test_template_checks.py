@@ -205,6 +205,18 @@ def test_the_task_queue_feeds_the_worker_with_partial_batch_failures_and_a_dead_
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # AWS's advice: visibility at least six times the function's timeout, or work is done twice.
     assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    # The worker logs and counts a task's last try by this number; the local queue uses it too.
+    from pointsbot.ops.worker import MAX_RECEIVES
+
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVES
+    # Tasks that gave up are alarmed: the dead-letter queue's depth.
+    alarmed = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in resources.values()
+        if a["Type"] == "AWS::CloudWatch::Alarm"
+        and a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
+    assert "TaskDeadLetterQueue" in alarmed
     for name in ("InteractionsFunction", "WorkerFunction", "AdminSiteFunction"):
         sends = [p for p in _policies(functions[name]) if isinstance(p, dict) and "SQSSendMessagePolicy" in p]
         assert sends == [

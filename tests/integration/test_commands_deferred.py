@@ -13,7 +13,7 @@ from _command_helpers import ADMIN, new_member, payload, use_queue
 from pointsbot.commands import deferred
 from pointsbot.commands.deferred import RETRY_DELAYS_S, TRY_AGAIN, complete_interaction, task_for
 from pointsbot.discord.interactions import parse
-from pointsbot.discord.rest import DiscordClient, DiscordUnavailable
+from pointsbot.discord.rest import DiscordClient
 from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
@@ -61,15 +61,53 @@ def test_the_worker_runs_the_command_and_edits_the_original(db, client, sql, tas
 
 
 def test_a_redelivered_task_applies_once_and_edits_again(db, client, sql, task_queue):
-    # The edit failed the first time (Discord 5xx), so SQS delivers the task again.
+    # SQS delivers at least once: the same task again changes nothing twice.
     target = new_member()
     raw = _add(target)
-    standin.inject("PATCH", ORIGINAL, 503, {"message": "upstream", "code": 0})
-    with pytest.raises(DiscordUnavailable):
-        complete_interaction(task_for(parse(raw)), database=db, client=client)
+    complete_interaction(task_for(parse(raw)), database=db, client=client)
     complete_interaction(task_for(parse(raw)), database=db, client=client)
     assert "Added **6 points**" in discord_standin_rest.state.original(raw["token"])["content"]
     assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
+
+
+def test_an_answer_discord_did_not_take_is_shown_later_without_the_database(
+    db, dead_db, client, sql, task_queue
+):
+    # The command was done, then the edit failed (Discord 5xx) and the database went away: the
+    # member must still see what was done, never "nothing was changed, try again".
+    target = new_member()
+    raw = _add(target)
+    standin.inject("PATCH", ORIGINAL, 503, {"message": "upstream", "code": 0})
+    complete_interaction(task_for(parse(raw)), database=db, client=client)
+    assert discord_standin_rest.state.original(raw["token"]) is None
+    (again,) = [t for t in task_queue.sent if t.kind == deferred.TASK_KIND]
+    complete_interaction(again, database=dead_db, client=client)
+    assert "Added **6 points**" in discord_standin_rest.state.original(raw["token"])["content"]
+    assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
+
+
+def test_while_the_database_is_known_down_tasks_move_on_without_waiting_for_it(
+    dead_db, client, task_queue, monkeypatch
+):
+    # One task at a time tries the database during an outage; the rest go on to their next
+    # attempt without a connection wait each (a backlog of thousands took hours that way).
+    monkeypatch.setattr(deferred, "outage", deferred._Outage())
+    tried: list[str] = []
+
+    class Watched:
+        def run(self, fn, *args, **kwargs):
+            tried.append("run")
+            return dead_db.run(fn, *args, **kwargs)
+
+    raws = [_add(new_member()) for _ in range(3)]
+    complete_interaction(task_for(parse(raws[0])), database=Watched(), client=client)
+    assert tried == ["run"]
+    outage_probe = deferred.outage.begin()  # another task is probing right now
+    assert outage_probe is True
+    for raw in raws[1:]:
+        complete_interaction(task_for(parse(raw)), database=Watched(), client=client)
+    assert tried == ["run"]
+    assert [t.payload["attempt"] for t in task_queue.sent if t.kind == deferred.TASK_KIND] == [2, 2, 2]
 
 
 def test_an_inline_attempt_that_did_commit_is_not_applied_twice(db, client, sql, task_queue):

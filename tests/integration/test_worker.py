@@ -201,3 +201,28 @@ def test_delivery_fails_the_record_when_the_database_is_down(sqs, monkeypatch: p
     assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted(
         m["MessageId"] for m in messages
     )
+
+
+def test_a_task_failing_its_last_try_is_logged_and_counted_before_the_dead_letter_queue(
+    sqs, test_kinds, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pointsbot.platform.observability import metrics
+
+    counted: list[str] = []
+    add_metric = metrics.add_metric
+    monkeypatch.setattr(metrics, "add_metric", lambda **kw: (counted.append(kw["name"]), add_metric(**kw)))
+    client, url = sqs
+    tasks.get_task_queue().send(Task("test_fail", {}))
+    (message,) = receive(client, url)
+    event = lambda_event([message])
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(worker.MAX_RECEIVES - 1)
+    assert run_worker(event)["batchItemFailures"]
+    assert "TasksDeadLettered" not in counted
+    # The last receive before SQS moves it (maxReceiveCount): say which task and why, and count it.
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(worker.MAX_RECEIVES)
+    assert run_worker(event)["batchItemFailures"]
+    (last,) = [r for r in caplog.records if "goes to the dead-letter queue" in r.getMessage()]
+    assert (
+        last.levelname == "ERROR" and last.kind == "test_fail" and "this task fails" in str(last.exc_info[1])
+    )
+    assert counted.count("TasksDeadLettered") == 1

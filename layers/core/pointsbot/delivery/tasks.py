@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,16 +75,17 @@ def set_task_queue(queue: TaskQueue | None) -> None:
 
 
 # The worker's invocation: when it must be done (monotonic clock), so a long task (DM delivery)
-# stops in time and hands the rest on instead of being killed by Lambda's timeout.
-_deadline: float | None = None
+# stops in time and hands the rest on instead of being killed by Lambda's timeout. A context
+# variable, so the local runtime's worker threads each have their own.
+_deadline: ContextVar[float | None] = ContextVar("worker_deadline", default=None)
 
 
 def set_deadline(remaining_ms: int | None) -> None:
     """Called by the worker handler with the invocation's remaining time (None: no limit)."""
-    global _deadline
-    _deadline = None if remaining_ms is None else time.monotonic() + remaining_ms / 1000
+    _deadline.set(None if remaining_ms is None else time.monotonic() + remaining_ms / 1000)
 
 
 def time_left_s() -> float | None:
     """Seconds left in the current invocation, or None outside one."""
-    return None if _deadline is None else _deadline - time.monotonic()
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()

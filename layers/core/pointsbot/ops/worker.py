@@ -11,7 +11,15 @@ from collections.abc import Callable
 
 from ..delivery.tasks import Task, set_deadline, time_left_s
 
-__all__ = ["TASK_HANDLERS", "UnknownTask", "handler_for", "run_task", "set_deadline", "time_left_s"]
+__all__ = [
+    "MAX_RECEIVES",
+    "TASK_HANDLERS",
+    "UnknownTask",
+    "handler_for",
+    "run_task",
+    "set_deadline",
+    "time_left_s",
+]
 
 # kind -> (module, function). Imported on first use so a worker that only delivers DMs does
 # not pay for the interaction code on a cold start, and the other way round.
@@ -35,3 +43,8 @@ def handler_for(kind: str) -> Callable[[Task], None]:
 
 def run_task(task: Task) -> None:
     handler_for(task.kind)(task)
+
+
+# How many times SQS hands a message to the worker before moving it to the dead-letter queue
+# (template.yaml's maxReceiveCount; the local queue uses the same).
+MAX_RECEIVES = 5

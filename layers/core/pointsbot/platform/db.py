@@ -101,6 +101,11 @@ class Database:
                 check=ConnectionPool.check_connection,
                 open=True,
                 timeout=connect_timeout_s + 5,
+                # psycopg_pool retries a failed connect in the background with a doubling delay
+                # for up to 5 minutes, and asks for no other meanwhile: after an outage the pool
+                # stayed without connections for minutes though the database was back. Giving
+                # up after one connect timeout lets the next request start a fresh attempt.
+                reconnect_timeout=max(1, connect_timeout_s),
             )
 
     @classmethod
