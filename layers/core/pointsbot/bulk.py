@@ -26,6 +26,7 @@ from .errors import DomainError, InvalidInput, NotFound
 from .guilds import guild_policy
 from .ids import parse_snowflake
 from .sessions import Identity
+from .storable import check_text
 
 OPERATIONS = ("award", "deduct", "set")
 MAX_ROWS = 10_000
@@ -246,6 +247,7 @@ def check_rows(
                 raise InvalidInput("a reason is required")
             if len(reason) > ledger.MAX_REASON:
                 raise InvalidInput(f"the reason is longer than {ledger.MAX_REASON} characters")
+            check_text(reason, "the reason")
             if user_id in seen:
                 raise InvalidInput("this member is already in the batch")
             seen.add(user_id)

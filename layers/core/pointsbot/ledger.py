@@ -34,6 +34,7 @@ from .errors import (
 )
 from .guilds import GuildPolicy, guild_policy
 from .paging import page_number
+from .storable import check_text
 
 SOURCES = ("slash", "admin_site", "achievement", "system")
 KINDS = (
@@ -125,7 +126,7 @@ def _check_reason(reason: str | None, required: bool) -> str:
         raise ReasonRequired("A reason is required for this change.")
     if len(text) > MAX_REASON:
         raise InvalidInput(f"The reason is too long (at most {MAX_REASON} characters).")
-    return text
+    return check_text(text, "The reason")
 
 
 def _check_source(source: str) -> str:
