@@ -46,11 +46,7 @@ def _dm_recipients(req: web.AdminRequest, guild_id: int) -> list[int]:
 @routes.route("POST", "/g/<guild_id>/dms/preview")
 def dm_preview(req: web.AdminRequest, guild_id: int) -> Response:
     req.back_to(f"/g/{guild_id}/dms")
-    content = req.form("content").strip()
-    if not content:
-        raise InvalidInput("The message is empty.")
-    if len(content) > outbox.MAX_CONTENT:
-        raise InvalidInput(f"The message is too long (at most {outbox.MAX_CONTENT} characters).")
+    content = outbox.check_content(req.form("content"))
     recipients = _dm_recipients(req, guild_id)
     if not recipients:
         raise InvalidInput("No member matches; nobody would get this message.")

@@ -4,10 +4,10 @@ Discord (the stand-in, over HTTP)."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from _admin_browser import Browser
 
 from pointsbot.admin import auth
 from pointsbot.platform import runtime
@@ -49,44 +49,7 @@ def test_unknown_paths_are_a_404_page(database_away):
     assert result["statusCode"] == 404 and "There is no such page." in result["body"]
 
 
-# -- a browser against the handler, in-process (any client address) ----------------------------
-class Browser:
-    """Keeps the session cookie like a browser and sends requests from one client address."""
-
-    def __init__(self, address: str = "198.51.100.7") -> None:
-        self.address = address
-        self.cookie: str | None = None
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> dict:
-        from admin_site.app import lambda_handler
-
-        headers = {"host": "admin.test"}
-        if self.cookie:
-            headers["cookie"] = f"pointsbot_admin={self.cookie}"
-        body = b""
-        if form is not None:
-            headers["content-type"] = "application/x-www-form-urlencoded"
-            body = urlencode(form).encode()
-        event = apigw.to_event(method, path, headers, body, source_ip=self.address)
-        result = lambda_handler(event, apigw.LambdaContext("admin_site"))
-        for cookie in result.get("cookies", []):
-            name, _, rest = cookie.partition("=")
-            if name == "pointsbot_admin":
-                value = rest.split(";", 1)[0]
-                self.cookie = value or None
-        return result
-
-    def csrf(self, path: str = "/admin/login") -> str:
-        body = self.request("GET", path)["body"]
-        match = re.search(r'name="csrf_token" value="([^"]+)"', body)
-        assert match, body[:300]
-        return match.group(1)
-
-    def sign_in(self, name: str, password: str) -> dict:
-        form = {"csrf_token": self.csrf(), "name": name, "password": password}
-        return self.request("POST", "/admin/login", form)
-
-
+# -- a browser against the handler, in-process (any client address): tests/integration/_admin_browser.py
 @pytest.fixture
 def site(database_url, monkeypatch):
     """The admin handler on this module's database, with the settings a fresh environment gives."""

@@ -186,6 +186,79 @@ def test_a_page_that_is_not_a_number_is_a_plain_refusal(admin, paged_data):
         assert "The page must be a whole number." in result["body"]
 
 
+# -- 7. text Postgres cannot store ------------------------------------------------------------
+def _counts(site) -> tuple:
+    return site.run(lambda conn: conn.execute(
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM direct_messages),"
+        " (SELECT count(*) FROM achievements), (SELECT count(*) FROM admin_bulk_batches),"
+        " (SELECT count(*) FROM email_submissions WHERE status <> 'pending'),"
+        " (SELECT string_agg(coalesce(display_name, '') || coalesce(notes, '') || coalesce(email, ''), ',') FROM members),"
+        " (SELECT string_agg(settings::text, ',') FROM guilds)").fetchone())  # fmt: skip
+
+
+def _nul_form(csrf: str, text: str) -> dict[str, str]:
+    """Every field the site's forms read, ids and numbers valid, every free text poisoned."""
+    return {"csrf_token": csrf, "member": str(MEMBER), "user_id": str(MEMBER), "to": str(MEMBER),
+            "recipient": str(MEMBER), "amount": "5", "operation": "award", "form_token": "nul-form",
+            "reason": text, "csv_text": f"{MEMBER},5,{text}", "content": text, "audience": "one",
+            "display_name": text, "email": f"a{text}@example.com", "notes": text, "note": text,
+            "name": text, "description": text, "criterion": "balance_at_least", "threshold": "1",
+            "bonus_points": "0", "active": "on", "currency_name": text, "max_change": "1000",
+            "daily_cap": "0", "confirm": str(MEMBER) + text, "entry_id": "1", "q": text, "password": text}  # fmt: skip
+
+
+@pytest.mark.parametrize("route", [r for r in POST_ROUTES if r.path != "/logout"], ids=lambda r: r.path)
+def test_text_with_a_nul_in_any_form_field_is_never_a_500_and_changes_nothing(admin, site, paged_data, route):
+    # Given a signed-in admin and the data as it is
+    csrf = admin.csrf(f"/admin/g/{GUILD}/points")
+    before = _counts(site)
+    for text in ("x\x00y", "\x00"):
+        # When a form arrives with NUL in every free-text field
+        result = admin.request("POST", _fill(route.path), _nul_form(csrf, text))
+        # Then no 500: a redirect back with the refusal, or a plain page
+        assert result["statusCode"] != 500, result["body"][:400]
+        assert "Something went wrong" not in result["body"]
+    # And nothing of the text was stored anywhere
+    assert _counts(site) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "message"),
+    [("/points", {"reason": "thanks\x00"}, "The reason contains a NUL character"),
+     ("/dms/preview", {"content": "hello\x00"}, "The message contains a NUL character"),
+     ("/dms/send", {"content": "hello\x00"}, "The message contains a NUL character"),
+     (f"/members/{MEMBER}", {"notes": "n\x00"}, "contains a NUL character"),
+     ("/achievements", {"name": "Nul\x00"}, "contains a NUL character"),
+     ("/settings", {"currency_name": "pts\x00"}, "contains a NUL character"),
+     ("/emails/{sid}/approve", {"note": "ok\x00"}, "contains a NUL character")],
+)  # fmt: skip
+def test_a_nul_in_a_form_comes_back_as_a_plain_message(admin, site, paged_data, path, fields, message):
+    sid = site.run(lambda conn: conn.execute(
+        "SELECT id FROM email_submissions WHERE guild_id = %s AND user_id = %s", (GUILD, MEMBER)).fetchone()[0])  # fmt: skip
+    csrf = admin.csrf(f"/admin/g/{GUILD}/points")
+    form = {"csrf_token": csrf, "member": str(MEMBER), "to": str(MEMBER), "recipient": str(MEMBER), "amount": "5",
+            "operation": "award", "form_token": "nul-plain", "reason": "fine", "content": "fine", "audience": "one",
+            "name": "fine", "criterion": "balance_at_least", "threshold": "1", "currency_name": "points",
+            "max_change": "1000", "daily_cap": "0", **fields}  # fmt: skip
+    result = admin.request("POST", f"/admin/g/{GUILD}" + path.format(sid=sid), form)
+    assert result["statusCode"] in (303, 400), result["body"][:300]
+    shown = (
+        admin.request("GET", result["headers"]["Location"])["body"]
+        if result["statusCode"] == 303
+        else result["body"]
+    )
+    assert message in shown and "Remove it and try again." in shown
+
+
+def test_a_nul_in_a_csv_row_is_that_rows_refusal_in_the_dry_run(admin, paged_data):
+    csrf = admin.csrf(f"/admin/g/{GUILD}/points")
+    form = {"csrf_token": csrf, "operation": "award", "form_token": "nul-csv",
+            "csv_text": f"{MEMBER},5,fine\n{MEMBER + 1},5,bad\x00reason"}  # fmt: skip
+    result = admin.request("POST", f"/admin/g/{GUILD}/bulk/preview", form)
+    assert result["statusCode"] == 200
+    assert "the reason contains a NUL character" in result["body"]
+
+
 # -- CSV export ---------------------------------------------------------------------------------
 FORMULAS = ["=1+1", " =1+1", "\u3000=1+1", "\u00a0@SUM(A1)", "\u200b=1", "\t=1", "\r=1", "\n=1",
             "\uff1dHYPERLINK(\"http://x\")", "\uff0b1", "\uff0d1", "\uff20SUM(A1)", "\ufe66 1", "  -1", "+1", "@x"]  # fmt: skip

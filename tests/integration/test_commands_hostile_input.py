@@ -4,7 +4,7 @@ can still carry: pages far beyond bigint, text Postgres cannot store."""
 from __future__ import annotations
 
 import pytest
-from _command_helpers import GUILD_A, admin, click, new_member, run, seed
+from _command_helpers import GUILD_A, admin, click, counts, new_member, run, seed, use_queue
 
 from pointsbot.community import emails
 
@@ -50,3 +50,41 @@ def test_a_leaderboard_button_beyond_bigint_shows_the_last_page(db, settings, hi
 def test_a_page_that_is_not_a_whole_number_is_a_plain_refusal(db, settings, history_member):
     outcome = run(db, settings, "history", {"page": 2.5}, user_id=history_member)
     assert outcome.status == "refused" and outcome.reply.content == "The page must be a whole number."
+
+
+# -- 7. text Postgres cannot store -----------------------------------------------------------
+NUL_TEXT = ["thanks\x00", "\x00", "a\x00b" * 3, "broken \ud800 surrogate"]
+
+
+@pytest.fixture
+def task_queue():
+    yield from use_queue()
+
+
+@pytest.mark.parametrize("text", NUL_TEXT, ids=repr)
+def test_every_text_option_with_a_nul_is_a_plain_refusal_that_changes_nothing(
+    db, settings, sql, task_queue, text
+):
+    # Given a member with points and a pending email
+    member = new_member()
+    seed(db, settings, GUILD_A, member, 100)
+    run(db, settings, "email submit", {"address": f"{member}@example.com"}, user_id=member)
+    before = counts(sql)
+    # When each command with a free-text option gets text Postgres cannot store
+    outcomes = [
+        admin(db, settings, "points add", {"member": member, "amount": 5, "reason": text}),
+        admin(db, settings, "points remove", {"member": member, "amount": 5, "reason": text}),
+        admin(db, settings, "points set", {"member": member, "amount": 5, "reason": text}),
+        run(db, settings, "give", {"member": new_member(), "amount": 5, "reason": text}, user_id=member),
+        run(db, settings, "email submit", {"address": f"x{text}@example.com"}, user_id=new_member()),
+        admin(db, settings, "emails approve", {"member": member, "note": text}),
+        admin(db, settings, "emails reject", {"member": member, "note": text}),
+    ]
+    # Then each is a private, plain refusal naming the problem, never "something went wrong"
+    for outcome in outcomes:
+        assert outcome.status == "refused" and outcome.reply.ephemeral, outcome
+        assert "cannot be stored. Remove it and try again." in outcome.reply.content or (
+            "email address" in outcome.reply.content.lower()
+        ), outcome.reply.content
+    # And nothing was written
+    assert counts(sql) == before

@@ -14,6 +14,7 @@ from pointsbot.ledger.guilds import policy_from
 from pointsbot.platform.config import load_settings
 from pointsbot.platform.errors import InvalidInput
 from pointsbot.platform.paging import page_number
+from pointsbot.platform.storable import check_text
 from pointsbot_local.simulate import command_payload
 
 pytestmark = pytest.mark.unit
@@ -124,3 +125,29 @@ def test_a_page_number_can_have_a_lower_ceiling():
 def test_a_page_that_is_not_a_whole_number_is_refused_plainly(raw):
     with pytest.raises(InvalidInput, match=r"^The page must be a whole number\.$"):
         page_number(raw)
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x00", "broken \ud800", "\udfff end"], ids=repr)
+def test_text_postgres_cannot_store_is_refused_with_a_plain_message(text):
+    with pytest.raises(
+        InvalidInput, match=r"^The note contains .* which cannot be stored\. Remove it and try again\.$"
+    ):
+        check_text(text, "The note")
+
+
+def test_any_other_text_is_storable_as_it_is():
+    for text in ("", "plain", "Zoë 🔑 \uff1d", "tab\tand\nnewline", "\x01\x1b\x7f"):
+        assert check_text(text) == text
+
+
+def test_every_kind_of_parameter_is_looked_at_before_it_is_sent():
+    from psycopg.types.json import Jsonb
+
+    from pointsbot.platform.storable import check_params
+
+    check_params(None)
+    check_params((1, None, True, "fine", ["a", "b"], Jsonb({"k": ["v"]})))
+    for poisoned in [("a\x00",), {"name": "a\x00"}, (["ok", "a\x00"],), (Jsonb({"k": ["a\x00"]}),),
+                     (Jsonb({"a\x00": 1}),), ("\ud800",)]:  # fmt: skip
+        with pytest.raises(InvalidInput):
+            check_params(poisoned)

@@ -162,3 +162,16 @@ def test_the_guild_switcher_works_without_javascript_and_only_for_managed_guilds
     assert status == 303 and headers["location"] == f"/admin/g/{GUILD_A}/"
     status, _, body = client.request("GET", f"/guilds?to={GUILD_B}")
     assert status == 200 and "Beta Guild" not in body
+
+
+def test_a_poisoned_next_plants_no_header_over_http(site):
+    # Given a signed-in admin talking HTTP to the local runtime
+    client = HttpClient(site)
+    client.sign_in()
+    # When a link carries CR/LF and a header of its own in next=
+    status, headers, _ = client.request(
+        "GET", "/login?next=/admin/%0D%0ASet-Cookie:%20planted=1%0D%0AX-Planted:%201"
+    )
+    # Then the redirect goes home and the response has no header the link chose
+    assert status == 303 and headers["location"] == "/admin/"
+    assert "x-planted" not in headers and "planted" not in headers.get("set-cookie", "")

@@ -26,6 +26,7 @@ from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
 from ..platform.ids import parse_snowflake
+from ..platform.storable import check_text
 from .sessions import Identity
 
 OPERATIONS = ("award", "deduct", "set")
@@ -247,6 +248,7 @@ def check_rows(
                 raise InvalidInput("a reason is required")
             if len(reason) > ledger.MAX_REASON:
                 raise InvalidInput(f"the reason is longer than {ledger.MAX_REASON} characters")
+            check_text(reason, "the reason")
             if user_id in seen:
                 raise InvalidInput("this member is already in the batch")
             seen.add(user_id)

@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ..platform.errors import InvalidInput
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger, metrics
+from ..platform.storable import check_text
 
 if TYPE_CHECKING:
     from ..platform.config import Settings
@@ -30,13 +31,14 @@ MAX_CONTENT = 2000
 DELIVER_TASK_KIND = "deliver_dms"
 
 
-def _check_content(content: object) -> str:
+def check_content(content: object) -> str:
+    """A DM's text, stripped, or InvalidInput: empty, too long, or not storable."""
     if not isinstance(content, str) or not content.strip():
         raise InvalidInput("The message is empty.")
     text = content.strip()
     if len(text) > MAX_CONTENT:
         raise InvalidInput(f"The message is too long (at most {MAX_CONTENT} characters).")
-    return text
+    return check_text(text, "The message")
 
 
 def enqueue_dm(
@@ -57,7 +59,7 @@ def enqueue_dm(
     """
     if reason not in REASONS:
         raise InvalidInput(f"unknown DM reason {reason!r}")
-    text = _check_content(content)
+    text = check_content(content)
     if dedupe_key is not None and (not dedupe_key or len(dedupe_key) > 200):
         raise InvalidInput("A DM dedupe key is 1 to 200 characters.")
     row = conn.execute(

@@ -27,6 +27,7 @@ from ..platform.errors import (
     ReasonRequired,
     TransfersDisabled,
 )
+from ..platform.storable import check_text
 from .entries import _ENTRY_COLUMNS, SOURCES, LedgerEntry, OperationResult, _entry
 from .guilds import GuildPolicy, guild_policy
 from .statement import apply_entry, ensure_member
@@ -49,7 +50,7 @@ def _check_reason(reason: str | None, required: bool) -> str:
         raise ReasonRequired("A reason is required for this change.")
     if len(text) > MAX_REASON:
         raise InvalidInput(f"The reason is too long (at most {MAX_REASON} characters).")
-    return text
+    return check_text(text, "The reason")
 
 
 def _check_source(source: str) -> str:

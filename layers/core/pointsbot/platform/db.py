@@ -20,6 +20,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
+from . import storable
+
 T = TypeVar("T")
 
 RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
@@ -52,6 +54,8 @@ def connection_kwargs(
         "keepalives_count": 3,
     }
     kwargs["prepare_threshold"] = None if prepare_threshold < 0 else prepare_threshold
+    # str and JSON parameters refuse text Postgres cannot store (NUL) with a plain InvalidInput.
+    kwargs["cursor_factory"] = storable.CheckedCursor
     return kwargs
 
 
