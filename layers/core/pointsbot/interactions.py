@@ -133,7 +133,7 @@ def read_request(event: dict[str, Any], verifier: Verifier, now: float | None = 
         raise RequestRejected(400, "JSON nested too deeply") from None
     if _nested_deeper_than(payload, MAX_JSON_DEPTH):
         raise RequestRejected(400, "JSON nested too deeply")
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
+    if not isinstance(payload, dict) or type(payload.get("type")) is not int:  # true is no type
         raise RequestRejected(400, "an interaction is a JSON object with an integer type")
     return payload
 
@@ -182,6 +182,7 @@ class Interaction:
     options: dict[str, Any]
     custom_id: str | None
     users: dict[str, ResolvedUser] = field(default_factory=dict)
+    option_types: dict[str, int] = field(default_factory=dict)  # the type each option came as
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -197,21 +198,120 @@ class Interaction:
         return bool(self.permissions & ADMINISTRATOR) or bool(self.permissions & bit)
 
 
-def _flatten_options(options: list[dict[str, Any]] | None) -> tuple[list[str], dict[str, Any]]:
-    """Sub-command (group) names and the leaf options of an application command."""
+# -- the shape of an interaction -------------------------------------------------------------
+# Checked once, here, by hand rather than with a JSON Schema library: the fields the bot reads
+# are few, the checks are a screenful, and jsonschema (a dev dependency) would bring attrs,
+# referencing and a compiled rpds into the layer and its import into a cold start. Fields the
+# bot does not read are not checked; a payload that breaks a check is not Discord's: 400.
+MAX_NAME_CHARS = 100  # usernames, global names and nicks are at most 32; some slack for changes
+MAX_TOKEN_CHARS = 1000  # Discord's tokens are a few hundred URL-safe characters
+MAX_OPTION_STRING_CHARS = 6000  # Discord's own limit for a string option
+MAX_CUSTOM_ID_CHARS = 100  # Discord's own limit
+MAX_OPTIONS = 25  # per level, Discord's own limit
+MAX_ROLES = 250  # a guild's roles, Discord's own limit
+MAX_SAFE_NUMBER = 2**53  # integer and number options are doubles in Discord's API
+SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
+# STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT
+_OPTION_TYPES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11})
+
+
+def _refuse(where: str, what: str) -> RequestRejected:
+    return RequestRejected(400, f"not an interaction Discord would send: {where} {what}")
+
+
+def _snowflake(value: Any, where: str) -> str:
+    """A Discord id as Discord sends it: a string of digits, no sign or leading zero, < 2^63."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= 19
+        or not value.isascii()
+        or not value.isdigit()
+        or value[0] == "0"
+        or int(value) >= 2**63
+    ):
+        raise _refuse(where, "is not a Discord id")
+    return value
+
+
+def _text(value: Any, where: str, max_chars: int, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise _refuse(where, f"is not a string of 1 to {max_chars} characters")
+    return value
+
+
+def _object(value: Any, where: str, *, optional: bool = True) -> dict[str, Any]:
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse(where, "is not an object")
+    return value
+
+
+def _list(value: Any, where: str, max_items: int) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > max_items:
+        raise _refuse(where, f"is not a list of at most {max_items}")
+    return value
+
+
+def _integer(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refuse(where, "is not an integer")
+    return value
+
+
+def _option_value(option: dict[str, Any], where: str) -> Any:
+    """An option's value: a string, number or boolean of an option type Discord has. Whether it
+    is the type the command declares is for `catalog.option_problem`, which answers in words."""
+    kind, value = option.get("type"), option.get("value")
+    if kind not in _OPTION_TYPES:
+        raise _refuse(where, "has an unknown option type")
+    if isinstance(value, str):
+        if len(value) > MAX_OPTION_STRING_CHARS:
+            raise _refuse(where, f"is longer than {MAX_OPTION_STRING_CHARS} characters")
+    elif isinstance(value, float):
+        if not abs(value) <= MAX_SAFE_NUMBER:  # NaN and infinities too
+            raise _refuse(where, "is not a number in range")
+    elif not isinstance(value, int):  # bool is an int
+        raise _refuse(where, "is not a string, number or boolean")
+    return value
+
+
+def _flatten_options(options: Any) -> tuple[list[str], dict[str, Any], dict[str, int]]:
+    """Sub-command (group) names, and the leaf options' values and types, of a command."""
     path: list[str] = []
     values: dict[str, Any] = {}
-    while options:
-        first = options[0]
-        if first.get("type") in (1, 2):  # SUB_COMMAND, SUB_COMMAND_GROUP
-            path.append(str(first.get("name", "")))
-            options = first.get("options") or []
+    types: dict[str, int] = {}
+    level = _list(options, "data.options", MAX_OPTIONS)
+    while level:
+        for option in level:
+            _object(option, "an option", optional=False)
+        first = level[0]
+        if first.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            if len(level) != 1 or len(path) == 2 or (path and first["type"] == SUB_COMMAND_GROUP):
+                raise _refuse("data.options", "nest sub-commands the way Discord does not")
+            path.append(_text(first.get("name"), "a sub-command name", 32, optional=False))
+            level = _list(first.get("options"), "a sub-command's options", MAX_OPTIONS)
             continue
-        for option in options:
-            if "name" in option and "value" in option:
-                values[str(option["name"])] = option["value"]
+        for option in level:
+            name = _text(option.get("name"), "an option name", 32, optional=False)
+            if name in values:
+                raise _refuse("data.options", f"name {name!r} twice")
+            values[name] = _option_value(option, f"option {name!r}")
+            types[name] = option["type"]
         break
-    return path, values
+    return path, values, types
+
+
+def _user_of(value: Any, where: str) -> dict[str, Any]:
+    user = _object(value, where, optional=False)
+    _snowflake(user.get("id"), f"{where}.id")
+    for name in ("username", "global_name"):
+        _text(user.get(name), f"{where}.{name}", MAX_NAME_CHARS)
+    return user
 
 
 def _display(user: dict[str, Any], member: dict[str, Any] | None) -> str | None:
@@ -219,43 +319,72 @@ def _display(user: dict[str, Any], member: dict[str, Any] | None) -> str | None:
 
 
 def parse(payload: dict[str, Any]) -> Interaction:
-    """Turn a verified payload into an Interaction; raises RequestRejected(400) if it is not one."""
-    try:
-        member = payload.get("member") or None
-        user = (member or {}).get("user") or payload.get("user") or {}
-        data = payload.get("data") or {}
-        path, options = _flatten_options(data.get("options"))
-        resolved = data.get("resolved") or {}
-        resolved_members = resolved.get("members") or {}
-        users = {
-            str(uid): ResolvedUser(str(uid), u.get("username"), _display(u, resolved_members.get(uid)))
-            for uid, u in (resolved.get("users") or {}).items()
-        }
-        permissions = parse_permissions((member or {}).get("permissions"))
-        command = " ".join([str(data["name"]), *path]) if payload["type"] == APPLICATION_COMMAND else ""
-        return Interaction(
-            id=str(payload["id"]),
-            application_id=str(payload["application_id"]),
-            type=int(payload["type"]),
-            token=str(payload["token"]),
-            guild_id=str(payload["guild_id"]) if payload.get("guild_id") else None,
-            channel_id=str(payload.get("channel_id") or (payload.get("channel") or {}).get("id") or "")
-            or None,
-            user_id=str(user["id"]),
-            username=user.get("username"),
-            display_name=_display(user, member),
-            permissions=permissions,
-            roles=tuple(str(r) for r in (member or {}).get("roles") or ()),
-            command=command,
-            options=options,
-            custom_id=str(data["custom_id"]) if payload["type"] == MESSAGE_COMPONENT else None,
-            users=users,
-            raw=payload,
+    """Turn a verified payload into an Interaction; raises RequestRejected(400) if it is not one
+    Discord would send (see the checks above)."""
+    kind = _integer(payload.get("type"), "type")
+    interaction_id = _snowflake(payload.get("id"), "id")
+    application_id = _snowflake(payload.get("application_id"), "application_id")
+    token = _text(payload.get("token"), "token", MAX_TOKEN_CHARS, optional=False)
+    if not token.isascii() or not token.isprintable() or " " in token:  # it goes into webhook URLs
+        raise _refuse("token", "has characters Discord's tokens do not")
+    guild_id = payload.get("guild_id")
+    if guild_id is not None:
+        _snowflake(guild_id, "guild_id")
+    channel_id = payload.get("channel_id")
+    if channel_id is None:
+        channel_id = _object(payload.get("channel"), "channel").get("id")
+    if channel_id is not None:
+        _snowflake(channel_id, "channel_id")
+    member = _object(payload.get("member"), "member") or None
+    if member is not None:
+        user = _user_of(member.get("user"), "member.user")
+        _text(member.get("nick"), "member.nick", MAX_NAME_CHARS)
+        roles = tuple(
+            _snowflake(r, "member.roles[]") for r in _list(member.get("roles"), "member.roles", MAX_ROLES)
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RequestRejected(
-            400, f"not an interaction Discord would send ({exc.__class__.__name__})"
-        ) from exc
+    else:
+        user = _user_of(payload.get("user"), "user")
+        roles = ()
+    data = _object(payload.get("data"), "data", optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT))
+    command, options, option_types, custom_id = "", {}, {}, None
+    users: dict[str, ResolvedUser] = {}
+    if kind == APPLICATION_COMMAND:
+        path, options, option_types = _flatten_options(data.get("options"))
+        command = " ".join([_text(data.get("name"), "data.name", 32, optional=False), *path])
+        resolved = _object(data.get("resolved"), "data.resolved")
+        resolved_members = _object(resolved.get("members"), "data.resolved.members")
+        for uid, raw_user in _object(resolved.get("users"), "data.resolved.users").items():
+            _snowflake(uid, "a data.resolved.users key")
+            resolved_user = _user_of(raw_user, "a data.resolved.users value")
+            resolved_member = _object(resolved_members.get(uid), "a data.resolved.members value") or None
+            _text((resolved_member or {}).get("nick"), "a resolved member's nick", MAX_NAME_CHARS)
+            users[uid] = ResolvedUser(
+                uid, resolved_user.get("username"), _display(resolved_user, resolved_member)
+            )
+        if kind == AUTOCOMPLETE:
+            command = ""
+    elif kind == MESSAGE_COMPONENT:
+        custom_id = _text(data.get("custom_id"), "data.custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
+        _integer(data.get("component_type"), "data.component_type")
+    return Interaction(
+        id=interaction_id,
+        application_id=application_id,
+        type=kind,
+        token=token,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        user_id=user["id"],
+        username=user.get("username"),
+        display_name=_display(user, member),
+        permissions=parse_permissions((member or {}).get("permissions")),
+        roles=roles,
+        command=command,
+        options=options,
+        custom_id=custom_id,
+        users=users,
+        option_types=option_types,
+        raw=payload,
+    )
 
 
 # -- answers -----------------------------------------------------------------------------------
