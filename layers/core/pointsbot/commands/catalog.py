@@ -162,3 +162,69 @@ def canonical_json(commands: list[dict[str, Any]] | tuple[dict[str, Any], ...]) 
 def definitions_hash() -> str:
     """SHA-256 of the definitions; the deploy-time custom resource re-registers when it changes."""
     return hashlib.sha256(canonical_json(COMMANDS).encode()).hexdigest()
+
+
+def leaf_options(path: str) -> list[dict[str, Any]] | None:
+    """The option definitions of `/path` ("points add"), or None if there is no such command."""
+    words = path.split(" ")
+    options: list[dict[str, Any]] | None = next(
+        (c["options"] for c in COMMANDS if c["name"] == words[0]), None
+    )
+    for word in words[1:]:
+        sub = next((o for o in options or () if o["type"] == SUB_COMMAND and o["name"] == word), None)
+        options = None if sub is None else sub["options"]
+    if options and any(o["type"] == SUB_COMMAND for o in options):
+        return None  # a command with sub-commands is never run without one
+    return options
+
+
+def option_problem(path: str, values: dict[str, Any], types: dict[str, int] | None = None) -> str | None:
+    """Why `values` (and the `types` they came as) are not what `/path` declares, as a plain
+    sentence; None when they are. Names, types, required options and string lengths; not the
+    range of numbers, which the commands and the ledger check with their own message.
+
+    Discord checks options against the registered definitions, so this only says no to
+    payloads Discord never sends (or to an interaction made under definitions since changed).
+    """
+    declared = leaf_options(path)
+    if declared is None:
+        return None  # an unknown command: dispatch answers that itself
+    by_name = {option["name"]: option for option in declared}
+    for name in values:
+        if name not in by_name:
+            return f"/{path} has no option called {name[:32]!r}."
+    for option in declared:
+        name, value = option["name"], values.get(option["name"])
+        if value is None:
+            if option.get("required"):
+                return f"/{path} needs its {name} option."
+            continue
+        kind = option["type"]
+        if types is not None and types.get(name, kind) != kind:
+            return f"The {name} option came as another type than /{path} has it."
+        if kind == INTEGER:
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"The {name} must be a whole number."
+            # How large or small is the commands' and the ledger's rule (one message for it).
+        elif kind == STRING:
+            if not isinstance(value, str):
+                return f"The {name} must be text."
+            if len(value) > option.get("max_length", 6000):
+                return f"The {name} can be at most {option.get('max_length', 6000):,} characters long."
+        elif kind == BOOLEAN and not isinstance(value, bool):
+            return f"{name} must be true or false."
+        elif kind == USER and not _is_snowflake(value):
+            return f"The {name} must be a member of this server."
+    return None
+
+
+def _is_snowflake(value: Any) -> bool:
+    """A Discord id as Discord writes it: digits, no sign or leading zero, below 2^63."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 19
+        and value.isascii()
+        and value.isdigit()
+        and value[0] != "0"
+        and int(value) < 2**63
+    )

@@ -22,7 +22,7 @@ from ..platform.db import Database
 from ..platform.errors import DomainError
 from ..platform.ids import parse_snowflake
 from ..platform.paging import page_number
-from .catalog import is_admin_command, is_ephemeral
+from .catalog import is_admin_command, is_ephemeral, option_problem
 from .context import _REGISTRY, CommandSpec, Context
 
 
@@ -139,6 +139,9 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
         return Outcome(
             Reply("This command is not known (any more).", ephemeral=True), path or "component", "refused"
         )
+    problem = None if interaction.is_component else option_problem(path, options, interaction.option_types)
+    if problem is not None:  # checked before anything is read or written
+        return Outcome(Reply(problem, ephemeral=True), path, "refused")
     try:
         ctx = Context(
             interaction=interaction,

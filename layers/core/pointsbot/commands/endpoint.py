@@ -7,6 +7,7 @@ a private "try again in a moment". Never a 500.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,14 @@ KEEPALIVE_EVENT: dict[str, Any] = {"keepalive": True}
 def is_keepalive(event: object) -> bool:
     """Whether an invocation is the keep-alive's ping (answer it without doing any work)."""
     return isinstance(event, dict) and event.get("keepalive") is True
+
+
+# Discord waits 3 s for an answer. Counted from when the function got the request: the inline
+# attempt (waiting for the connection, connecting, every statement, COMMIT) has until
+# INLINE_BUDGET_S, then the interaction is deferred; queueing it has until ANSWER_BY_S, else
+# the member is asked to try again. What is left covers API Gateway and the network.
+INLINE_BUDGET_S = 2.0
+ANSWER_BY_S = 2.5
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
     signature is verified it is a 401, after it a private "something went wrong"."""
     verified: list[bool] = []
     try:
-        return _handle(event, now, database, verified)
+        return _handle(event, now, database, verified, time.monotonic())
     except Exception:  # the last line of defence (a broken setting, a bug)
         from ..platform.observability import logger
 
@@ -107,7 +116,9 @@ def warm(settings: Settings) -> None:
         pass  # the keep-alive reports database health itself
 
 
-def _handle(event: dict[str, Any], now: float | None, database: Any, verified: list[bool]) -> Answer:
+def _handle(
+    event: dict[str, Any], now: float | None, database: Any, verified: list[bool], arrived: float
+) -> Answer:
     if is_keepalive(event):
         warm(get_settings())  # secrets too: the next command finds them read
         return Answer(200, {"keepalive": "ok"}, "keepalive", "ok")
@@ -140,26 +151,41 @@ def _handle(event: dict[str, Any], now: float | None, database: Any, verified: l
         return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
                       interaction.id)  # fmt: skip
     settings = get_settings()
-    return run_command(interaction, settings, database or inline_database(settings))
+    return run_command(interaction, settings, database or inline_database(settings), arrived=arrived)
 
 
-def run_command(interaction: interactions.Interaction, settings: Settings, database: Any) -> Answer:
+def run_command(
+    interaction: interactions.Interaction, settings: Settings, database: Any, *, arrived: float | None = None
+) -> Answer:
+    """Run the command inline within the budget; defer it when the database is slow, hung or away.
+
+    `arrived` (time.monotonic()) is when the request came in; the budget counts from there.
+    """
     from .. import commands
-    from ..platform.db import DatabaseUnavailable
+    from ..platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
     from ..platform.observability import logger
     from . import deferred
     from .dispatch import answers_privately
 
     logger.set_correlation_id(interaction.id)
+    arrived = time.monotonic() if arrived is None else arrived
     name = interaction.command or "component"
     try:
-        outcome = commands.execute(database, interaction, settings)
+        outcome = run_within(
+            _left(arrived, INLINE_BUDGET_S), commands.execute, database, interaction, settings
+        )
     except DatabaseUnavailable as exc:
         logger.warning(
             "inline attempt could not reach the database; deferring", extra={"error": str(exc)[:200]}
         )
         try:
-            deferred.enqueue(interaction)
+            # The queue gets a deadline too: an answer after Discord's 3 s is no answer at all.
+            run_within(_left(arrived, ANSWER_BY_S), deferred.enqueue, interaction)
+        except DeadlineExceeded:
+            logger.warning("the queue did not take the deferred interaction in time; asking to try again")
+            return Answer(
+                200, interactions.ephemeral(deferred.TRY_AGAIN), name, "unavailable", interaction.id
+            )
         except Exception:
             logger.exception("could not queue the deferred interaction")
             return Answer(
@@ -171,3 +197,9 @@ def run_command(interaction: interactions.Interaction, settings: Settings, datab
         logger.exception("command failed")
         return Answer(200, interactions.ephemeral(SOMETHING_WENT_WRONG), name, "error", interaction.id)
     return Answer(200, outcome.reply.as_response(), outcome.command or name, outcome.status, interaction.id)
+
+
+def _left(arrived: float, budget_s: float) -> float:
+    """Seconds left of a budget counted from the request's arrival (a little at least, so a late
+    start still gets one quick try rather than none)."""
+    return max(0.05, arrived + budget_s - time.monotonic())

@@ -1,4 +1,5 @@
-"""Discord's interactions protocol: signature checks, parsing, and the shapes of answers.
+"""Discord's interactions protocol: parsing, and the shapes of answers (signature.py checks
+that a request is Discord's; its names are handed on here too).
 
 No database and no command logic here: this is what the interactions function needs to answer
 PING and to turn a signed HTTP body into an `Interaction` (and a `Reply` back into JSON).
@@ -6,22 +7,25 @@ PING and to turn a signed HTTP body into an `Interaction` (and a `Reply` back in
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from discord_interactions import InteractionResponseFlags, InteractionResponseType, InteractionType
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
 from .permissions import ADMINISTRATOR, parse_permissions
 from .permissions import MANAGE_GUILD as MANAGE_GUILD  # the bit commands check, re-exported
+
+# signature.py's names the protocol's callers use, handed on: interactions.read_request, ...
+from .signature import MAX_BODY_BYTES as MAX_BODY_BYTES
+from .signature import RequestRejected
+from .signature import read_request as read_request
+from .signature import verifier_for as verifier_for
 
 # Discord's numbers come from discord-interactions (the design card's library): interaction
 # types, callback types and the ephemeral flag, under the short names this package uses. The
 # signature is checked with PyNaCl directly (`Verifier`): the library's verify_key makes a key
 # per call, prints failures to stdout and knows no timestamp window.
+
 PING = InteractionType.PING
 APPLICATION_COMMAND = InteractionType.APPLICATION_COMMAND
 MESSAGE_COMPONENT = InteractionType.MESSAGE_COMPONENT
@@ -37,126 +41,7 @@ AUTOCOMPLETE_RESULT = InteractionResponseType.APPLICATION_COMMAND_AUTOCOMPLETE_R
 
 EPHEMERAL = InteractionResponseFlags.EPHEMERAL
 
-# Discord signs `timestamp + body`; a replayed request outside this window is refused.
-MAX_AGE_S = 300
-MAX_AHEAD_S = 60
-# Discord's interaction payloads are a few KB; this keeps a deferred one within an SQS message.
-MAX_BODY_BYTES = 128 * 1024
-# Discord's deepest payload (a message with nested components, inside an interaction) is about
-# a dozen levels of objects and arrays; anything far deeper is not from Discord. A fixed limit
-# keeps what is accepted independent of how deep the interpreter's stack happens to be.
-MAX_JSON_DEPTH = 64
-
 DISCORD_EPOCH_MS = 1_420_070_400_000
-
-
-class RequestRejected(Exception):
-    """The HTTP request cannot be processed; `status` is what to answer (400, 401, 413)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# -- verification --------------------------------------------------------------------------
-class Verifier:
-    """Checks Discord's Ed25519 signature; the key is parsed once and kept."""
-
-    def __init__(self, public_key_hex: str) -> None:
-        try:
-            self._key = VerifyKey(bytes.fromhex(public_key_hex))
-        except ValueError as exc:
-            raise ValueError("DISCORD_PUBLIC_KEY must be 64 hex characters") from exc
-        self.public_key_hex = public_key_hex
-
-    def verify(self, headers: dict[str, str], body: bytes, now: float | None = None) -> None:
-        """Raise RequestRejected(401) unless the signature is valid and the timestamp fresh.
-
-        `headers` must have lower-case names (API Gateway payload 2.0 gives them so).
-        """
-        signature = headers.get("x-signature-ed25519", "")
-        timestamp = headers.get("x-signature-timestamp", "")
-        if not signature or not timestamp:
-            raise RequestRejected(401, "missing signature headers")
-        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-            raise RequestRejected(401, "bad signature timestamp")
-        now = time.time() if now is None else now
-        age = now - int(timestamp)
-        if age > MAX_AGE_S or age < -MAX_AHEAD_S:
-            raise RequestRejected(401, "stale or future signature timestamp")
-        try:
-            raw_signature = bytes.fromhex(signature)
-        except ValueError:
-            raise RequestRejected(401, "invalid request signature") from None
-        if len(raw_signature) != 64:
-            raise RequestRejected(401, "invalid request signature")
-        try:
-            self._key.verify(timestamp.encode() + body, raw_signature)
-        except BadSignatureError:
-            raise RequestRejected(401, "invalid request signature") from None
-
-
-_verifier: Verifier | None = None
-
-
-def verifier_for(public_key_hex: str) -> Verifier:
-    """The container's verifier (rebuilt only if the configured key changes, as in tests)."""
-    global _verifier
-    if _verifier is None or _verifier.public_key_hex != public_key_hex:
-        _verifier = Verifier(public_key_hex)
-    return _verifier
-
-
-def body_of(event: dict[str, Any]) -> bytes:
-    """The raw request body of an API Gateway HTTP API (payload 2.0) event."""
-    import base64
-    import binascii
-
-    raw = event.get("body") or ""
-    if event.get("isBase64Encoded"):
-        try:
-            return base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise RequestRejected(400, "body is not valid base64") from None
-    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-
-
-def read_request(event: dict[str, Any], verifier: Verifier, now: float | None = None) -> dict[str, Any]:
-    """Verify and parse one event; raises RequestRejected with the status to answer."""
-    body = body_of(event)
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestRejected(413, "request body too large")
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    verifier.verify(headers, body, now)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RequestRejected(400, "malformed JSON") from None
-    except RecursionError:  # the parser recurses per level: 1,000 "[" in a row are enough
-        raise RequestRejected(400, "JSON nested too deeply") from None
-    if _nested_deeper_than(payload, MAX_JSON_DEPTH):
-        raise RequestRejected(400, "JSON nested too deeply")
-    if not isinstance(payload, dict) or not isinstance(payload.get("type"), int):
-        raise RequestRejected(400, "an interaction is a JSON object with an integer type")
-    return payload
-
-
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether objects and arrays nest more than `limit` levels (walked without recursion)."""
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
 
 
 # -- parsed interactions ---------------------------------------------------------------------
@@ -186,6 +71,7 @@ class Interaction:
     options: dict[str, Any]
     custom_id: str | None
     users: dict[str, ResolvedUser] = field(default_factory=dict)
+    option_types: dict[str, int] = field(default_factory=dict)  # the type each option came as
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -201,21 +87,120 @@ class Interaction:
         return bool(self.permissions & ADMINISTRATOR) or bool(self.permissions & bit)
 
 
-def _flatten_options(options: list[dict[str, Any]] | None) -> tuple[list[str], dict[str, Any]]:
-    """Sub-command (group) names and the leaf options of an application command."""
+# -- the shape of an interaction -------------------------------------------------------------
+# Checked once, here, by hand rather than with a JSON Schema library: the fields the bot reads
+# are few, the checks are a screenful, and jsonschema (a dev dependency) would bring attrs,
+# referencing and a compiled rpds into the layer and its import into a cold start. Fields the
+# bot does not read are not checked; a payload that breaks a check is not Discord's: 400.
+MAX_NAME_CHARS = 100  # usernames, global names and nicks are at most 32; some slack for changes
+MAX_TOKEN_CHARS = 1000  # Discord's tokens are a few hundred URL-safe characters
+MAX_OPTION_STRING_CHARS = 6000  # Discord's own limit for a string option
+MAX_CUSTOM_ID_CHARS = 100  # Discord's own limit
+MAX_OPTIONS = 25  # per level, Discord's own limit
+MAX_ROLES = 250  # a guild's roles, Discord's own limit
+MAX_SAFE_NUMBER = 2**53  # integer and number options are doubles in Discord's API
+SUB_COMMAND, SUB_COMMAND_GROUP = 1, 2
+# STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT
+_OPTION_TYPES = frozenset({3, 4, 5, 6, 7, 8, 9, 10, 11})
+
+
+def _refuse(where: str, what: str) -> RequestRejected:
+    return RequestRejected(400, f"not an interaction Discord would send: {where} {what}")
+
+
+def _snowflake(value: Any, where: str) -> str:
+    """A Discord id as Discord sends it: a string of digits, no sign or leading zero, < 2^63."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= 19
+        or not value.isascii()
+        or not value.isdigit()
+        or value[0] == "0"
+        or int(value) >= 2**63
+    ):
+        raise _refuse(where, "is not a Discord id")
+    return value
+
+
+def _text(value: Any, where: str, max_chars: int, *, optional: bool = True) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_chars:
+        raise _refuse(where, f"is not a string of 1 to {max_chars} characters")
+    return value
+
+
+def _object(value: Any, where: str, *, optional: bool = True) -> dict[str, Any]:
+    if value is None and optional:
+        return {}
+    if not isinstance(value, dict):
+        raise _refuse(where, "is not an object")
+    return value
+
+
+def _list(value: Any, where: str, max_items: int) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > max_items:
+        raise _refuse(where, f"is not a list of at most {max_items}")
+    return value
+
+
+def _integer(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _refuse(where, "is not an integer")
+    return value
+
+
+def _option_value(option: dict[str, Any], where: str) -> Any:
+    """An option's value: a string, number or boolean of an option type Discord has. Whether it
+    is the type the command declares is for `catalog.option_problem`, which answers in words."""
+    kind, value = option.get("type"), option.get("value")
+    if kind not in _OPTION_TYPES:
+        raise _refuse(where, "has an unknown option type")
+    if isinstance(value, str):
+        if len(value) > MAX_OPTION_STRING_CHARS:
+            raise _refuse(where, f"is longer than {MAX_OPTION_STRING_CHARS} characters")
+    elif isinstance(value, float):
+        if not abs(value) <= MAX_SAFE_NUMBER:  # NaN and infinities too
+            raise _refuse(where, "is not a number in range")
+    elif not isinstance(value, int):  # bool is an int
+        raise _refuse(where, "is not a string, number or boolean")
+    return value
+
+
+def _flatten_options(options: Any) -> tuple[list[str], dict[str, Any], dict[str, int]]:
+    """Sub-command (group) names, and the leaf options' values and types, of a command."""
     path: list[str] = []
     values: dict[str, Any] = {}
-    while options:
-        first = options[0]
-        if first.get("type") in (1, 2):  # SUB_COMMAND, SUB_COMMAND_GROUP
-            path.append(str(first.get("name", "")))
-            options = first.get("options") or []
+    types: dict[str, int] = {}
+    level = _list(options, "data.options", MAX_OPTIONS)
+    while level:
+        for option in level:
+            _object(option, "an option", optional=False)
+        first = level[0]
+        if first.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP):
+            if len(level) != 1 or len(path) == 2 or (path and first["type"] == SUB_COMMAND_GROUP):
+                raise _refuse("data.options", "nest sub-commands the way Discord does not")
+            path.append(_text(first.get("name"), "a sub-command name", 32, optional=False))
+            level = _list(first.get("options"), "a sub-command's options", MAX_OPTIONS)
             continue
-        for option in options:
-            if "name" in option and "value" in option:
-                values[str(option["name"])] = option["value"]
+        for option in level:
+            name = _text(option.get("name"), "an option name", 32, optional=False)
+            if name in values:
+                raise _refuse("data.options", f"name {name!r} twice")
+            values[name] = _option_value(option, f"option {name!r}")
+            types[name] = option["type"]
         break
-    return path, values
+    return path, values, types
+
+
+def _user_of(value: Any, where: str) -> dict[str, Any]:
+    user = _object(value, where, optional=False)
+    _snowflake(user.get("id"), f"{where}.id")
+    for name in ("username", "global_name"):
+        _text(user.get(name), f"{where}.{name}", MAX_NAME_CHARS)
+    return user
 
 
 def _display(user: dict[str, Any], member: dict[str, Any] | None) -> str | None:
@@ -223,43 +208,72 @@ def _display(user: dict[str, Any], member: dict[str, Any] | None) -> str | None:
 
 
 def parse(payload: dict[str, Any]) -> Interaction:
-    """Turn a verified payload into an Interaction; raises RequestRejected(400) if it is not one."""
-    try:
-        member = payload.get("member") or None
-        user = (member or {}).get("user") or payload.get("user") or {}
-        data = payload.get("data") or {}
-        path, options = _flatten_options(data.get("options"))
-        resolved = data.get("resolved") or {}
-        resolved_members = resolved.get("members") or {}
-        users = {
-            str(uid): ResolvedUser(str(uid), u.get("username"), _display(u, resolved_members.get(uid)))
-            for uid, u in (resolved.get("users") or {}).items()
-        }
-        permissions = parse_permissions((member or {}).get("permissions"))
-        command = " ".join([str(data["name"]), *path]) if payload["type"] == APPLICATION_COMMAND else ""
-        return Interaction(
-            id=str(payload["id"]),
-            application_id=str(payload["application_id"]),
-            type=int(payload["type"]),
-            token=str(payload["token"]),
-            guild_id=str(payload["guild_id"]) if payload.get("guild_id") else None,
-            channel_id=str(payload.get("channel_id") or (payload.get("channel") or {}).get("id") or "")
-            or None,
-            user_id=str(user["id"]),
-            username=user.get("username"),
-            display_name=_display(user, member),
-            permissions=permissions,
-            roles=tuple(str(r) for r in (member or {}).get("roles") or ()),
-            command=command,
-            options=options,
-            custom_id=str(data["custom_id"]) if payload["type"] == MESSAGE_COMPONENT else None,
-            users=users,
-            raw=payload,
+    """Turn a verified payload into an Interaction; raises RequestRejected(400) if it is not one
+    Discord would send (see the checks above)."""
+    kind = _integer(payload.get("type"), "type")
+    interaction_id = _snowflake(payload.get("id"), "id")
+    application_id = _snowflake(payload.get("application_id"), "application_id")
+    token = _text(payload.get("token"), "token", MAX_TOKEN_CHARS, optional=False)
+    if not token.isascii() or not token.isprintable() or " " in token:  # it goes into webhook URLs
+        raise _refuse("token", "has characters Discord's tokens do not")
+    guild_id = payload.get("guild_id")
+    if guild_id is not None:
+        _snowflake(guild_id, "guild_id")
+    channel_id = payload.get("channel_id")
+    if channel_id is None:
+        channel_id = _object(payload.get("channel"), "channel").get("id")
+    if channel_id is not None:
+        _snowflake(channel_id, "channel_id")
+    member = _object(payload.get("member"), "member") or None
+    if member is not None:
+        user = _user_of(member.get("user"), "member.user")
+        _text(member.get("nick"), "member.nick", MAX_NAME_CHARS)
+        roles = tuple(
+            _snowflake(r, "member.roles[]") for r in _list(member.get("roles"), "member.roles", MAX_ROLES)
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RequestRejected(
-            400, f"not an interaction Discord would send ({exc.__class__.__name__})"
-        ) from exc
+    else:
+        user = _user_of(payload.get("user"), "user")
+        roles = ()
+    data = _object(payload.get("data"), "data", optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT))
+    command, options, option_types, custom_id = "", {}, {}, None
+    users: dict[str, ResolvedUser] = {}
+    if kind == APPLICATION_COMMAND:
+        path, options, option_types = _flatten_options(data.get("options"))
+        command = " ".join([_text(data.get("name"), "data.name", 32, optional=False), *path])
+        resolved = _object(data.get("resolved"), "data.resolved")
+        resolved_members = _object(resolved.get("members"), "data.resolved.members")
+        for uid, raw_user in _object(resolved.get("users"), "data.resolved.users").items():
+            _snowflake(uid, "a data.resolved.users key")
+            resolved_user = _user_of(raw_user, "a data.resolved.users value")
+            resolved_member = _object(resolved_members.get(uid), "a data.resolved.members value") or None
+            _text((resolved_member or {}).get("nick"), "a resolved member's nick", MAX_NAME_CHARS)
+            users[uid] = ResolvedUser(
+                uid, resolved_user.get("username"), _display(resolved_user, resolved_member)
+            )
+        if kind == AUTOCOMPLETE:
+            command = ""
+    elif kind == MESSAGE_COMPONENT:
+        custom_id = _text(data.get("custom_id"), "data.custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
+        _integer(data.get("component_type"), "data.component_type")
+    return Interaction(
+        id=interaction_id,
+        application_id=application_id,
+        type=kind,
+        token=token,
+        guild_id=guild_id,
+        channel_id=channel_id,
+        user_id=user["id"],
+        username=user.get("username"),
+        display_name=_display(user, member),
+        permissions=parse_permissions((member or {}).get("permissions")),
+        roles=roles,
+        command=command,
+        options=options,
+        custom_id=custom_id,
+        users=users,
+        option_types=option_types,
+        raw=payload,
+    )
 
 
 # -- answers -----------------------------------------------------------------------------------

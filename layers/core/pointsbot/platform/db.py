@@ -8,12 +8,15 @@ A connection the server dropped while it sat idle is noticed before use and repl
 
 from __future__ import annotations
 
+import os
 import random
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,6 +35,107 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or did not answer in time. Nothing was written
     by the call that raised this, unless the failure happened during COMMIT itself (then an
     idempotency key makes the retry safe)."""
+
+
+class DeadlineExceeded(DatabaseUnavailable):
+    """An attempt run with `run_within` did not finish in time and was abandoned."""
+
+
+class Deadline:
+    """A wall-clock limit for everything one attempt does with the database: waiting for the
+    connection, connecting, every statement, COMMIT.
+
+    Postgres' own timeouts cannot give this. `statement_timeout` is kept by the server, and a
+    server whose processes are stopped (or a peer that takes bytes and never answers) keeps
+    nothing; a connect waits at least 2 s (libpq's floor), per address. So `expire` shuts down
+    the socket of the connection the attempt holds: a call blocked on it returns at once with
+    an error, and the server, when it runs again, reads end-of-file after what it was sent and
+    rolls back a transaction whose COMMIT it never got. If COMMIT was sent, it may commit: the
+    caller's idempotency key makes that and a retry one change, never two.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expires_at = time.monotonic() + seconds
+        self._expired = False
+        self._sockets: set[int] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def expired(self) -> bool:
+        return self._expired or time.monotonic() >= self.expires_at
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - time.monotonic())
+
+    def check(self) -> None:
+        if self.expired:
+            raise DeadlineExceeded("the database did not answer within the deadline")
+
+    @contextmanager
+    def watching(self, conn: psycopg.Connection) -> Iterator[None]:
+        """While the attempt uses `conn`, `expire` may cut it. The socket is let go before the
+        connection is closed or handed back, so a reused descriptor number is never cut."""
+        fd = conn.pgconn.socket
+        with self._lock:
+            if self.expired:
+                raise DeadlineExceeded("the database did not answer within the deadline")
+            self._sockets.add(fd)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sockets.discard(fd)
+
+    def expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            for fd in self._sockets:
+                _shut_down(fd)
+            self._sockets.clear()
+
+
+def _shut_down(fd: int) -> None:
+    """Shut down the socket behind `fd` (for both ends: the blocked reader wakes with EOF)."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:  # the duplicate is closed, the original stays
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed or never connected: nothing to cut
+
+
+# The deadline of the attempt running on this thread (set by `run_within`).
+_deadline: ContextVar[Deadline | None] = ContextVar("pointsbot_db_deadline", default=None)
+
+
+def run_within(seconds: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call fn(*args, **kwargs) with a wall-clock deadline of `seconds` and return its result.
+
+    fn runs on a thread of its own, so the caller gets control back when the time is up,
+    whatever fn is waiting for; every `Database` call fn makes is bound by the deadline (see
+    `Deadline`). Past it, the connection fn holds is cut and DeadlineExceeded is raised here;
+    the abandoned thread ends on its own (a connect that is under way finishes or gives up
+    within its connect timeout, then finds the deadline gone and runs nothing).
+    """
+    deadline = Deadline(seconds)
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def attempt() -> None:
+        _deadline.set(deadline)
+        try:
+            outcome["result"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the waiting caller, or dropped if it left
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=attempt, name="deadline-attempt", daemon=True).start()
+    if not done.wait(seconds):
+        deadline.expire()
+        raise DeadlineExceeded(f"the database did not answer within {seconds:.2f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def connection_kwargs(
@@ -139,21 +243,39 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A connection in autocommit mode; use `run` for anything that writes."""
+        """A connection in autocommit mode; use `run` for anything that writes.
+
+        Under a deadline (`run_within`) the wait for it is bounded and the deadline may cut it.
+        """
+        deadline = _deadline.get()
         if self._pool is not None:
             from psycopg_pool import PoolTimeout
 
             try:
-                conn = self._pool.getconn()
+                conn = self._pool.getconn(timeout=deadline.remaining() if deadline else None)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 raise DatabaseUnavailable(str(exc).strip() or "no database connection") from exc
             try:
-                yield conn
+                if deadline is None:
+                    yield conn
+                else:
+                    with deadline.watching(conn):
+                        yield conn
             finally:
                 self._pool.putconn(conn)
-        else:
-            with self._lock:
+            return
+        if not self._lock.acquire(timeout=deadline.remaining() if deadline else -1):
+            raise DeadlineExceeded("the database connection stayed busy until the deadline")
+        try:
+            if deadline is None:
                 yield self._single()
+            else:
+                deadline.check()  # a connect that outlived the deadline runs nothing more
+                conn = self._single()
+                with deadline.watching(conn):
+                    yield conn
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -172,9 +294,12 @@ class Database:
         """
         attempt = 0
         reconnected = False
+        deadline = _deadline.get()
         while True:
             attempt += 1
             body_done = False
+            if deadline is not None:
+                deadline.check()  # no new transaction once the deadline is gone
             try:
                 with self.connection() as conn, conn.transaction():
                     result = fn(conn, *args, **kwargs)
@@ -187,6 +312,8 @@ class Database:
             except psycopg.OperationalError as exc:
                 if isinstance(exc, pg_errors.QueryCanceled):
                     raise DatabaseUnavailable("the database did not answer in time") from exc
+                if deadline is not None and deadline.expired:  # cut by the deadline: no reconnect
+                    raise DeadlineExceeded("the database did not answer within the deadline") from exc
                 broken = self._conn is None or self._conn.broken or self._pool is not None
                 if not body_done and broken and not reconnected:
                     reconnected = True

@@ -5,8 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .db import Database, DatabaseUnavailable
+from .db import Database, DatabaseUnavailable, run_within
 from .migrate import schema_version
+
+# UptimeRobot (and anyone looking) should hear "503" within 3 s of asking, whether the database
+# refuses connections, is slow, or hangs; the connect and statement timeouts alone can add up
+# to 10 s, and a hung server honours neither.
+DEEP_CHECK_BUDGET_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class DeepHealth:
 def deep_check(database: Database) -> DeepHealth:
     started = time.perf_counter()
     try:
-        version = database.run(schema_version)
+        version = run_within(DEEP_CHECK_BUDGET_S, database.run, schema_version)
     except DatabaseUnavailable as exc:
         return DeepHealth(False, None, (time.perf_counter() - started) * 1000, str(exc)[:200])
     return DeepHealth(version is not None, version, (time.perf_counter() - started) * 1000)
