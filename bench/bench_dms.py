@@ -6,6 +6,8 @@ after their first DM, so each DM is one request), queued in the outbox, then del
 `--workers` concurrent simulated Lambda containers running functions/worker/app.py on
 "deliver_dms" tasks (three tasks to start with, as several enqueuers would send). Measured
 at the stand-in: requests per second against the allowed 50, and how many 429s were drawn.
+By default it runs twice in the same run, each in a fresh database: the old setting (45/s)
+and today's default of DM_RATE_PER_SECOND, side by side; `--rate R` runs R alone.
 
     python -m bench.bench_dms [--quick] [--dms N] [--members N] [--workers N] [--rate R]
 """
@@ -89,6 +91,8 @@ def run(dsn: str, dms: int, members: int, workers: int, rate: int | None) -> dic
     os.environ["DISCORD_BOT_TOKEN"] = "bench-token"  # noqa: S105 - the stand-in takes any token
     if rate is not None:
         os.environ["DM_RATE_PER_SECOND"] = str(rate)
+    else:
+        os.environ.pop("DM_RATE_PER_SECOND", None)
     config.reset_settings()
     set_client(None)
     database = Database(dsn, pooled=True, pool_max=workers + 4)
@@ -163,6 +167,7 @@ def run(dsn: str, dms: int, members: int, workers: int, rate: int | None) -> dic
         "requests_ok": len(ok),
         "status_counts": {str(k): v for k, v in sorted(statuses.items())},
         "rate_limited_429": statuses.get(429, 0),
+        "ratio_429": round(statuses.get(429, 0) / len(exchanges), 4) if exchanges else 0.0,
         "achieved_requests_per_s": round(achieved, 2),
         "ratio_to_allowed": round(achieved / ALLOWED_PER_S, 3),
         "ratio_to_configured": round(achieved / configured, 3),
@@ -175,23 +180,39 @@ def run(dsn: str, dms: int, members: int, workers: int, rate: int | None) -> dic
 
 
 def markdown(report: dict) -> list[str]:
-    return [
-        f"## DM delivery: {report['dms']:,} DMs through the worker to the stand-in (50 requests/s allowed)",
+    return markdown_compare([report])
+
+
+OLD_RATE = 45  # the setting before issue 16: a tenth of the global limit left unused
+
+
+def markdown_compare(reports: list[dict]) -> list[str]:
+    first = reports[0]
+    lines = [
+        f"## DM delivery: {first['dms']:,} DMs through the worker to the stand-in (50 requests/s allowed)",
         "",
-        f"{report['workers']} concurrent workers sharing the database pacer at DM_RATE_PER_SECOND="
-        f"{report['dm_rate_per_second']}; {report['members']:,} members with known DM channels (one request per DM).",
+        f"{first['workers']} concurrent workers sharing the database pacer; {first['members']:,} members with "
+        "known DM channels (one request per DM). Each row its own fresh database, same run.",
         "",
-        "| DMs | wall s | requests | achieved req/s | of allowed 50/s | of configured | 429s | busiest 1 s window |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {report['dms']:,} | {report['wall_seconds']} | {report['requests']:,} | "
-        f"{report['achieved_requests_per_s']} | {report['ratio_to_allowed']:.1%} | "
-        f"{report['ratio_to_configured']:.1%} | {report['rate_limited_429']} | {report['busiest_second']} |",
-        "",
-        f"Sent rows: {report['dms_sent_rows']:,}; messages the stand-in holds: {report['messages_at_standin']:,} "
-        f"(each DM exactly once). Worker invocations: {report['worker_invocations']}; delivery tasks sent: "
-        f"{report['tasks_sent']}.",
-        "",
+        "| DM_RATE_PER_SECOND | DMs | wall s | requests | achieved req/s | achieved / 50 | of configured "
+        "| 429s | 429 / requests | busiest 1 s window |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    for r in reports:
+        lines.append(
+            f"| {r['dm_rate_per_second']} | {r['dms']:,} | {r['wall_seconds']} | {r['requests']:,} | "
+            f"{r['achieved_requests_per_s']} | {r['ratio_to_allowed']:.3f} | {r['ratio_to_configured']:.3f} | "
+            f"{r['rate_limited_429']} | {r.get('ratio_429', 0):.2%} | {r['busiest_second']} |"
+        )
+    lines.append("")
+    for r in reports:
+        lines.append(
+            f"At {r['dm_rate_per_second']}/s: sent rows {r['dms_sent_rows']:,}, messages the stand-in holds "
+            f"{r['messages_at_standin']:,} (each DM exactly once); worker invocations {r['worker_invocations']}, "
+            f"delivery tasks sent {r['tasks_sent']}."
+        )
+    lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,23 +227,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dms", type=int, help="DMs to deliver (default 10,000)")
     parser.add_argument("--members", type=int, help="members they go to (default 2,000)")
     parser.add_argument("--workers", type=int, default=3, help="concurrent worker containers (default 3)")
-    parser.add_argument("--rate", type=int, help="DM_RATE_PER_SECOND (default: the configured 45)")
+    parser.add_argument(
+        "--rate", type=int, help="DM_RATE_PER_SECOND alone (default: the old 45 and today's default)"
+    )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
     args = parser.parse_args(argv)
     dms = args.dms or (1_000 if args.quick else 10_000)
     members = args.members or (200 if args.quick else 2_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    with server(embedded=args.embedded) as target, bench_database(target) as dsn:
+    from pointsbot.config import load_settings
+
+    rates = [args.rate] if args.rate else [OLD_RATE, load_settings({}).dm_rate_per_second]
+    reports = []
+    with server(embedded=args.embedded) as target:
         print(f"bench_dms: PostgreSQL {target.version} ({target.source})", flush=True)
-        report = run(dsn, dms, members, args.workers, args.rate)
-    text = "\n".join(markdown(report)) + "\n"
+        for rate in rates:
+            print(f"DM_RATE_PER_SECOND={rate}:", flush=True)
+            with bench_database(target) as dsn:
+                reports.append(run(dsn, dms, members, args.workers, rate))
+    report = {"runs": reports}
+    text = "\n".join(markdown_compare(reports)) + "\n"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stamp}-dms.json").write_text(json.dumps(report, indent=2))
     (RESULTS / f"{stamp}-dms.md").write_text(text)
     print()
     print(text)
     print(f"written: bench/results/{stamp}-dms.json and .md")
-    return 0 if report["messages_at_standin"] == report["dms"] == report["dms_sent_rows"] else 1
+    return 0 if all(r["messages_at_standin"] == r["dms"] == r["dms_sent_rows"] for r in reports) else 1
 
 
 if __name__ == "__main__":

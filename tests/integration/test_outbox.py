@@ -342,6 +342,47 @@ def test_the_pacer_hands_out_slots_no_faster_than_the_rate_whoever_asks(db: Data
     assert db.run(outbox.booked_ahead_s) > 0
 
 
+def test_every_bot_call_takes_a_slot_of_the_shared_budget_and_webhooks_do_not(discord: DiscordClient) -> None:
+    # Discord's global limit counts every request with the bot token, so DMs, channel opens and
+    # any other bot call (role grants, later) must draw on one budget; interaction webhooks
+    # are not counted by Discord and are not paced.
+    slots: list[str] = []
+    client = discord.with_pacer(lambda: slots.append("slot"))
+    channel = client.create_dm("700000000000000999")
+    client.send_message(channel, {"content": "hi"})
+    client.bulk_overwrite_commands("123456789012345678", [])
+    assert len(slots) == 3
+    client.edit_original("123456789012345678", "a-token", {"content": "done"})
+    assert len(slots) == 3
+    # A request sent again after a 429 is a request too.
+    standin.inject(
+        "POST", MESSAGES, 429, {"message": "slow down", "retry_after": 0.05, "global": False, "code": 0}
+    )
+    client.send_message(channel, {"content": "again"})
+    assert len(slots) == 5
+
+
+def test_the_containers_client_is_paced_by_the_bucket_every_worker_shares(
+    db: Database, discord: DiscordClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pointsbot import config, discord_rest, runtime
+
+    monkeypatch.setattr(runtime, "_database", db)
+    monkeypatch.setenv("DISCORD_API_BASE_URL", discord.base_url)
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "test-token")
+    config.reset_settings()
+    discord_rest.set_client(None)
+    try:
+        client = discord_rest.get_client()
+        before = db.fetchone("SELECT extract(epoch FROM tat)::float8 FROM dm_pacer WHERE id = 1")[0]
+        client.create_dm("700000000000000998")
+        after = db.fetchone("SELECT extract(epoch FROM tat)::float8 FROM dm_pacer WHERE id = 1")[0]
+        assert after > before  # the request took a slot
+    finally:
+        discord_rest.set_client(None)
+        config.reset_settings()
+
+
 # -- the points DM -------------------------------------------------------------------------------------
 def test_each_kind_of_change_gets_a_dm_that_says_what_happened(db: Database, settings) -> None:
     from pointsbot.community import points as ledger

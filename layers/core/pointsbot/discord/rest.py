@@ -4,11 +4,16 @@ Standard library only (urllib), so the interactions function does not pay for an
 on a cold start. Rate limits: per-route buckets learnt from the X-RateLimit-* headers, the
 global limit from a 429 with `global: true`; a 429 is waited out with its `retry_after` as long
 as the total wait stays under `max_retry_wait`, else `RateLimited` is raised for the caller
-(the worker) to try later.
+(the worker) to try later. Discord's global limit (50 requests per second per bot, all calls
+together) is kept by a `pacer` called before every request made with the bot token: the
+container's client takes a slot of the bucket every worker shares (`outbox.SharedPacer`).
+Interaction webhooks (@original edits, follow-ups) are not paced: Discord does not count them
+against the global limit, and a "try again" must get out while the database is away.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -108,6 +113,7 @@ class DiscordClient:
         max_retry_wait: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Callable[[], None] | None = None,
     ) -> None:
         if version is None:
             from .. import __version__ as version
@@ -122,6 +128,13 @@ class DiscordClient:
         self._bucket_ids: dict[str, str] = {}  # route key -> Discord's bucket hash + major params
         self._buckets: dict[str, _Bucket] = {}
         self._global_until = 0.0
+        self.pacer = pacer
+
+    def with_pacer(self, pacer: Callable[[], None]) -> DiscordClient:
+        """This client (sharing what it learnt of the buckets) with its bot calls paced by `pacer`."""
+        clone = copy.copy(self)
+        clone.pacer = pacer
+        return clone
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> DiscordClient:
@@ -205,9 +218,13 @@ class DiscordClient:
         """One call to Discord. `authorization` replaces the bot token (OAuth2's Basic and
         Bearer credentials); `form_body` is sent url-encoded, as the OAuth2 token endpoint wants."""
         route = Route(method.upper(), template, params or {})
+        # Only calls with the bot token count against the bot's global limit.
+        paced = self.pacer is not None and auth and authorization is None
         waited = 0.0
         while True:
             waited = self._wait_for_bucket(route, waited)
+            if paced:
+                self.pacer()
             status, headers, body = self._send(route, json_body, query, auth, form_body, authorization)
             self._learn(route, headers)
             if status == 429:
@@ -349,7 +366,10 @@ def get_client() -> DiscordClient:
         # not one given by set_client.
         or (_made_here and _client.token != settings.discord_bot_token)
     ):
-        _client, _made_here = DiscordClient.from_settings(settings), True
+        from .outbox import SharedPacer
+
+        # Every bot call of the container draws on the budget all workers share.
+        _client, _made_here = DiscordClient.from_settings(settings, pacer=SharedPacer()), True
     return _client
 
 

@@ -160,8 +160,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "DM_RATE_PER_SECOND",
         "dm_rate_per_second",
         int,
-        45,
-        "Discord requests per second DM delivery may make, shared by every worker (Discord allows 50 in all).",
+        48,
+        "Discord requests per second all bot calls together may make (DMs, DM channel opens, any call with the bot token), shared by every worker; Discord allows 50.",
     ),
     Setting(
         "DM_MAX_ATTEMPTS",
