@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     dms = args.dms or (1_000 if args.quick else 10_000)
     members = args.members or (200 if args.quick else 2_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    from pointsbot.config import load_settings
+    from pointsbot.platform.config import load_settings
 
     rates = [args.rate] if args.rate else [OLD_RATE, load_settings({}).dm_rate_per_second]
     reports = []

@@ -365,7 +365,8 @@ def test_every_bot_call_takes_a_slot_of_the_shared_budget_and_webhooks_do_not(di
 def test_the_containers_client_is_paced_by_the_bucket_every_worker_shares(
     db: Database, discord: DiscordClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pointsbot import config, discord_rest, runtime
+    from pointsbot.discord import rest as discord_rest
+    from pointsbot.platform import config, runtime
 
     monkeypatch.setattr(runtime, "_database", db)
     monkeypatch.setenv("DISCORD_API_BASE_URL", discord.base_url)

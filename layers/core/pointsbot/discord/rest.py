@@ -6,7 +6,7 @@ global limit from a 429 with `global: true`; a 429 is waited out with its `retry
 as the total wait stays under `max_retry_wait`, else `RateLimited` is raised for the caller
 (the worker) to try later. Discord's global limit (50 requests per second per bot, all calls
 together) is kept by a `pacer` called before every request made with the bot token: the
-container's client takes a slot of the bucket every worker shares (`outbox.SharedPacer`).
+container's client takes a slot of the bucket every worker shares (`pacing.SharedPacer`).
 Interaction webhooks (@original edits, follow-ups) are not paced: Discord does not count them
 against the global limit, and a "try again" must get out while the database is away.
 """
@@ -366,7 +366,7 @@ def get_client() -> DiscordClient:
         # not one given by set_client.
         or (_made_here and _client.token != settings.discord_bot_token)
     ):
-        from .outbox import SharedPacer
+        from .pacing import SharedPacer
 
         # Every bot call of the container draws on the budget all workers share.
         _client, _made_here = DiscordClient.from_settings(settings, pacer=SharedPacer()), True
