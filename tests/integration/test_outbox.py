@@ -233,6 +233,63 @@ def test_each_recipient_gets_one_channel_open_however_many_dms(
     assert sum(len(messages_to(u)) for u in users) == 43
 
 
+def test_a_recipient_with_a_dm_in_flight_is_left_to_the_worker_sending_it(db: Database) -> None:
+    # Two workers claim one after the other before either has sent anything: the second must
+    # not take another DM of a recipient the first holds, or both would open their DM channel.
+    guild = new_guild(db)
+    users = [new_member(db, guild) for _ in range(3)]
+    for round_ in range(2):
+        for user in users:
+            queue_dm(db, guild, user, f"round {round_}")
+    first = db.run(outbox.claim_due, 2, 300)
+    second = db.run(outbox.claim_due, 10, 300)
+    assert {dm.user_id for dm in first} == set(users[:2])
+    assert {dm.user_id for dm in second} == {users[2]}
+    assert [dm.content for dm in second] == ["round 0", "round 1"]
+    # A lease that ran out (a dead worker) frees the recipient again.
+    make_due(db)
+    assert {dm.user_id for dm in db.run(outbox.claim_due, 10, 300)} == set(users)
+
+
+def test_concurrent_delivery_tasks_open_each_recipients_channel_once(
+    db: Database, discord: DiscordClient, fast, queue
+) -> None:
+    # 48 DMs, four to each of 12 members, queued member by member (as a bulk change with a
+    # note per member makes them), and four delivery tasks at once, each claiming three at a time:
+    # a member's DMs come up in several workers' claims together.
+    guild = new_guild(db)
+    users = [new_member(db, guild) for _ in range(12)]
+    for user in users:
+        for n in range(4):
+            queue_dm(db, guild, user, f"dm {n}")
+    barrier = threading.Barrier(4)
+    reports: list[outbox.DeliveryReport] = []
+
+    class SlowToOpen(DiscordClient):
+        # Opening a channel takes a moment, as over the internet: without recipients owned by
+        # one worker, the others claim that member's next DM meanwhile and open it too.
+        def create_dm(self, recipient_id: str) -> str:
+            threading.Event().wait(0.05)
+            return super().create_dm(recipient_id)
+
+    def worker() -> None:
+        client = SlowToOpen(discord.base_url, "test-token", max_retry_wait=5.0)
+        barrier.wait()
+        reports.append(outbox.deliver_due(db, client, settings=fast, batch_size=3))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in reports) == 48
+    opened = sorted(e.body["recipient_id"] for e in standin.sent("POST", CHANNELS) if e.status == 200)
+    assert opened == sorted(str(u) for u in users)
+    for user in users:
+        # One owner at a time also keeps a member's DMs in the order they were queued.
+        assert [m["content"] for m in messages_to(user)] == [f"dm {n}" for n in range(4)]
+
+
 def test_a_forgotten_dm_channel_is_opened_again(db: Database, discord: DiscordClient, fast, queue) -> None:
     guild = new_guild(db)
     user = new_member(db, guild)

@@ -111,6 +111,14 @@ def request_delivery(delay_seconds: int = 0) -> bool:
 # buckets from the X-RateLimit-* headers and waits out a 429's retry_after. A row is claimed
 # by a status change under FOR UPDATE SKIP LOCKED (two workers never take the same row) with a
 # lease: a claimed row whose worker died becomes due again when the lease ends.
+#
+# A recipient's DMs belong to one worker at a time: a claim skips every recipient who has a DM
+# in flight (status 'sending' with a lease still running), and claims take turns (a transaction
+# advisory lock, held only for the claim's one statement), so two claims can never both see a
+# recipient free. The worker that owns a recipient opens their DM channel at most once and
+# remembers it in dm_channels before anyone else may claim their next DM; concurrent delivery
+# tasks therefore open each channel once, and a recipient's DMs go out in order. A row
+# locked under SKIP LOCKED alone could not give this: it locks rows, not recipients.
 
 # A worker that finds the bucket booked this far ahead leaves the work to the one booking it.
 _BUSY_AHEAD_S = 2.0
@@ -141,14 +149,21 @@ class DeliveryReport:
     stopped: str = ""  # "done", "busy", "budget"
 
 
+# Any constant will do; every claimer of the outbox takes the same one (migrate.py has ...001).
+_CLAIM_LOCK = 7_240_519_002
+
 _CLAIM = """
 UPDATE direct_messages d
 SET status = 'sending', attempts = d.attempts + 1, claimed_at = clock_timestamp(),
     next_attempt_at = clock_timestamp() + make_interval(secs => %(lease)s)
 FROM (
-    SELECT id FROM direct_messages
-    WHERE status IN ('queued', 'sending') AND next_attempt_at <= now()
-    ORDER BY next_attempt_at, id
+    SELECT q.id FROM direct_messages q
+    WHERE q.status IN ('queued', 'sending') AND q.next_attempt_at <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM direct_messages busy
+          WHERE busy.user_id = q.user_id AND busy.status = 'sending'
+            AND busy.next_attempt_at > now())
+    ORDER BY q.next_attempt_at, q.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ) due
@@ -162,7 +177,10 @@ RETURNING d.id, d.guild_id, d.user_id, d.content, d.reason, d.attempts, d.claime
 
 
 def claim_due(conn: psycopg.Connection, limit: int, lease_s: int) -> list[ClaimedDM]:
-    """Claim up to `limit` due DMs (queued, or sending with an expired lease) for this worker."""
+    """Claim up to `limit` due DMs (queued, or sending with an expired lease) for this worker,
+    of recipients no other worker has a DM in flight to (see above)."""
+    # Waits for a claim under way to commit, so this statement's snapshot sees its rows in flight.
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CLAIM_LOCK,))
     rows = conn.execute(_CLAIM, {"limit": limit, "lease": lease_s}).fetchall()
     return sorted((ClaimedDM(*r) for r in rows), key=lambda dm: dm.id)
 
