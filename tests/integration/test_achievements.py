@@ -124,7 +124,7 @@ def test_crossing_a_threshold_pays_the_bonus_once_with_a_stable_key_and_a_dm(db:
     assert db.run(achievements.earned_by, guild, 21) == []
     award(db, guild, 21, 60, settings)
     earned = db.run(achievements.earned_by, guild, 21)
-    assert [(e.name, e.bonus_points) for e in earned] == [("Rich", 25)]
+    assert [(e.name, e.bonus_paid) for e in earned] == [("Rich", 25)]
     award(db, guild, 21, 60, settings)  # still above: nothing more
     entries = db.fetchall(
         "SELECT t.amount, t.kind, t.source, t.silent, o.idempotency_key FROM transactions t "

@@ -124,7 +124,7 @@ def achievements(ctx: Context, conn: psycopg.Connection) -> Reply:
         return Reply(_whose(ctx, target, "You have no achievements yet.", "{who} has no achievements yet."))
     lines = [_whose(ctx, target, "**Your achievements**", "**Achievements of {who}**")]
     for item in earned:
-        bonus = f" (+{item.bonus_points:,})" if item.bonus_points else ""
+        bonus = f" (+{item.bonus_paid:,})" if item.bonus_paid else ""
         about = f" - {item.description}" if item.description else ""
         lines.append(f"- **{item.name}**{bonus}{about} (<t:{int(item.earned_at.timestamp())}:d>)")
     return Reply("\n".join(lines))

@@ -47,7 +47,7 @@ class EarnedAchievement:
     achievement_id: int
     name: str
     description: str
-    bonus_points: int
+    bonus_paid: int  # the bonus entry's amount: less than defined (or 0) at the balance ceiling
     earned_at: datetime
 
 
@@ -269,11 +269,17 @@ def holders(
 
 
 def earned_by(conn: psycopg.Connection, guild_id: int, user_id: int) -> list[EarnedAchievement]:
-    """What a member has earned in a guild, oldest first (bonus as defined now)."""
+    """What a member has earned in a guild, oldest first, with the bonus actually paid.
+
+    That is the bonus entry's amount, not the definition's bonus: a member at the balance
+    ceiling was paid what fitted (maybe nothing: no entry), and a definition edited later does
+    not change what was paid then.
+    """
     rows = conn.execute(
         """
-        SELECT a.id, a.name, a.description, a.bonus_points, ma.earned_at
+        SELECT a.id, a.name, a.description, coalesce(t.amount, 0), ma.earned_at
         FROM member_achievements ma JOIN achievements a ON a.id = ma.achievement_id
+        LEFT JOIN transactions t ON t.id = ma.transaction_id
         WHERE ma.guild_id = %s AND ma.user_id = %s
         ORDER BY ma.earned_at, a.id
         """,

@@ -338,8 +338,10 @@ def export(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, A
             "reverts_id, created_at FROM transactions WHERE guild_id = %s AND user_id = %s ORDER BY id"
         ),
         "achievements": rows(
-            "SELECT a.name, a.description, a.bonus_points, ma.earned_at FROM member_achievements ma "
-            "JOIN achievements a ON a.id = ma.achievement_id "
+            # The bonus paid (its entry), not the one defined: see achievements.earned_by.
+            "SELECT a.name, a.description, coalesce(t.amount, 0) AS bonus_paid, ma.transaction_id, "
+            "ma.earned_at FROM member_achievements ma JOIN achievements a ON a.id = ma.achievement_id "
+            "LEFT JOIN transactions t ON t.id = ma.transaction_id "
             "WHERE ma.guild_id = %s AND ma.user_id = %s ORDER BY ma.earned_at"
         ),
         "email_submissions": rows(
