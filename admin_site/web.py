@@ -396,15 +396,31 @@ def sign_in_redirect(req: AdminRequest) -> Response:
 
 def safe_next(target: str | None) -> str:
     """The one check of a redirect target that came from outside (`next=`): a path inside the
-    site, or the site's home. No open redirect (another host, `//`, a backslash), and no control
+    site, or the site's home. No open redirect (another host, `//`, a backslash), no way out of
+    the site's prefix (a dot segment, an encoded dot or slash), and no control
     character (nor a lone surrogate) at all, so nothing a browser sent can end a header line;
     characters beyond ASCII are percent-encoded, as a Location header holds ASCII only."""
     if not isinstance(target, str) or any(unicodedata.category(c) in ("Cc", "Cs") for c in target):
         return url("/")
     if not target.startswith(PREFIX + "/") or target.startswith("//") or "\\" in target:
         return url("/")
+    if _leaves_by_dots(urlsplit(target).path):
+        return url("/")
     # Keep what is already URL syntax (including %XX escapes); encode the rest.
     return quote(target, safe="/?#[]@!$&'()*+,;=:%-._~")
+
+
+# Percent-encoded dot, slash and backslash: a browser resolves "%2e%2e" as "..", and a server
+# or proxy that decodes once more turns "..%2f" into "../". No path of the site has them.
+_ENCODED_STEPS = ("%2e", "%2f", "%5c")
+
+
+def _leaves_by_dots(path: str) -> bool:
+    """Whether a path could climb out of where it starts: a "." or ".." segment, or an encoded
+    dot, slash or backslash. Refused rather than normalised: the site never links such a path,
+    so only a crafted link has one."""
+    lowered = path.lower()
+    return any(step in lowered for step in _ENCODED_STEPS) or any(s in (".", "..") for s in path.split("/"))
 
 
 def static_file(name: str) -> tuple[bytes, str] | None:

@@ -86,6 +86,19 @@ def test_signing_in_with_a_poisoned_next_lands_on_the_home_page(site, monkeypatc
     assert "planted" not in _all_header_text(result)
 
 
+@pytest.mark.parametrize(
+    "target", ["/admin/..%2f..%2fdiscord-api/_inspect", "/admin/..%252f..%252fdiscord-api/_inspect",
+               "/admin/%252e%252e/%252e%252e/discord-api/_inspect", "/admin/../../discord-api/_inspect"],
+)  # fmt: skip
+def test_a_next_with_dot_segments_does_not_leave_the_site(admin, site, monkeypatch, target):
+    # Signed in (GET /login) and signing in (POST /login): both land on the site's home
+    assert admin.request("GET", f"/admin/login?next={target}")["headers"]["Location"] == "/admin/"
+    monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
+    decoded = target.replace("%252", "%2").replace("%2f", "/")
+    result = Browser("198.51.100.34").sign_in(ADMIN_NAME, ADMIN_PASSWORD, next=decoded)
+    assert result["statusCode"] == 303 and result["headers"]["Location"] == "/admin/"
+
+
 def test_a_target_beyond_ascii_is_followed_percent_encoded(admin):
     result = admin.request("GET", f"/admin/login?next=/admin/g/{GUILD}/members%3Fq%3DJos%C3%A9")
     assert result["headers"]["Location"] == f"/admin/g/{GUILD}/members?q=Jos%C3%A9"

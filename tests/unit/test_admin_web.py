@@ -29,6 +29,22 @@ def test_after_sign_in_only_paths_inside_the_site_are_followed(target, expected)
     assert web.safe_next(target) == expected
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["/admin/../../discord-api/_inspect", "/admin/../health/deep", "/admin/./../x", "/admin/g/1/..",
+     "/admin/..%2f..%2fdiscord-api/_inspect", "/admin/..%2F..%2Fx", "/admin/%2e%2e/%2e%2e/x",
+     "/admin/%2E%2E/x", "/admin/.%2e/x", "/admin/..%5c..%5cx"],
+)  # fmt: skip
+def test_a_target_that_climbs_out_of_the_site_by_dot_segments_goes_home(target):
+    # A browser resolves "..", "%2e%2e" (and a decoding server "..%2f") against /admin/: out of the site
+    assert web.safe_next(target) == "/admin/"
+
+
+def test_dots_inside_a_name_or_the_query_are_not_dot_segments():
+    assert web.safe_next("/admin/static/site.css") == "/admin/static/site.css"
+    assert web.safe_next("/admin/g/1/members?q=a/../b%2F") == "/admin/g/1/members?q=a/../b%2F"
+
+
 def test_urls_and_ids_render_as_text():
     assert web.url("/g/1/members", q="a b", page=None) == "/admin/g/1/members?q=a+b"
     html = web.render_template("error.html", status_code=400, message="<b>no</b>", identity=None, flashes=[],
