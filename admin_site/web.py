@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pointsbot.admin import auth, sessions
 from pointsbot.admin.sessions import Identity, Session
 from pointsbot.platform import runtime, wording
+from pointsbot.platform.amounts import parse_whole_number
 from pointsbot.platform.config import Settings, get_settings
 from pointsbot.platform.db import Database
 from pointsbot.platform.errors import DomainError, InvalidInput
@@ -240,15 +241,12 @@ class AdminRequest:
             raise InvalidInput("The uploaded file is not UTF-8 text (save it as CSV UTF-8).") from None
 
     def form_int(self, name: str, what: str, *, required: bool = True) -> int | None:
-        text = self.form(name).strip().replace(",", "").replace("_", "")
+        text = self.form(name).strip()
         if not text:
             if required:
                 raise InvalidInput(f"{what} is required.")
             return None
-        try:
-            return int(text)
-        except ValueError:
-            raise InvalidInput(f"{what} must be a whole number.") from None
+        return parse_whole_number(text, what)
 
     def form_id(self, name: str, what: str) -> int:
         return parse_snowflake(self.form(name).strip(), what)
@@ -298,8 +296,17 @@ def check_csrf(req: AdminRequest) -> None:
         )
 
 
+def canonical_id(raw: str, digits: int = 19) -> bool:
+    """Whether a number in a path is written as the site writes it: digits 0-9, no sign, no
+    leading zero. Another spelling of the same id (/g/0300.../) is a page that does not exist,
+    so every page has one address (and one entry in logs, caches and the audit trail)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= digits and raw[0] != "0"
+
+
 def check_guild(req: AdminRequest, raw_guild_id: str) -> int:
     try:
+        if not canonical_id(raw_guild_id):
+            raise DomainError("not an id as the site writes it")
         guild_id = parse_snowflake(raw_guild_id, "guild id")
     except DomainError:
         raise Refused(404, "There is no such server.") from None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
-from pointsbot.platform.errors import InvalidInput
+from pointsbot.platform.amounts import parse_whole_number
 
 RouteFn = Callable[..., Response]
 
@@ -43,18 +43,14 @@ class Section:
 
 
 def int_param(raw: str) -> int:
-    """A numeric id from the path; anything else is a page that does not exist."""
-    if not raw.isdigit() or len(raw) > 18:
+    """A numeric id from the path, as the site writes it (digits 0-9, no leading zero);
+    anything else is a page that does not exist."""
+    if not web.canonical_id(raw, digits=18):
         raise web.Refused(404, "There is no such page.")
     return int(raw)
 
 
 def opt_int(value: str | None, what: str) -> int | None:
     """An optional whole number from a form or query (thousands separators allowed)."""
-    text = (value or "").strip().replace(",", "")
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(f"{what} must be a whole number.") from None
+    text = (value or "").strip()
+    return parse_whole_number(text, what) if text else None

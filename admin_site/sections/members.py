@@ -51,6 +51,8 @@ def member_create(req: web.AdminRequest, guild_id: int) -> Response:
 
 def _member_id(raw: str) -> int:
     try:
+        if not web.canonical_id(raw):
+            raise DomainError("not an id as the site writes it")
         return parse_snowflake(raw, "member id")
     except DomainError:
         raise web.Refused(404, "There is no such member.") from None

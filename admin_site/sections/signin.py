@@ -125,6 +125,6 @@ def logout(req: web.AdminRequest) -> Response:
 @routes.route("GET", "/guilds", access="signed_in")
 def guild_list(req: web.AdminRequest) -> Response:
     wanted = req.query("to")
-    if wanted.isdigit() and req.identity.may_manage(int(wanted)):  # the switcher without JavaScript
+    if web.canonical_id(wanted) and req.identity.may_manage(int(wanted)):  # the switcher without JavaScript
         return web.redirect(req, web.url(f"/g/{wanted}/"))
     return web.page(req, "guilds.html")

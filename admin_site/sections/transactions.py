@@ -8,7 +8,7 @@ from admin_site import web
 from admin_site.sections import Section, int_param
 from pointsbot import ledger
 from pointsbot.admin import bulk, monitor
-from pointsbot.platform.errors import InvalidInput
+from pointsbot.platform.errors import DomainError
 
 routes = Section()
 
@@ -18,7 +18,7 @@ def transactions(req: web.AdminRequest, guild_id: int) -> Response:
     error = None
     try:
         flt = monitor.TransactionFilter.from_form(req.query_dict)
-    except InvalidInput as exc:
+    except DomainError as exc:  # a bad value, or a number out of any range: shown above the list
         flt, error = monitor.TransactionFilter(), exc.message
     before = req.query("before")
     result = req.db.run(monitor.transactions_page, guild_id, flt, int_param(before) if before else None)

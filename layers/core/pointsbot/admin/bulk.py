@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from .. import ledger
 from ..community import audit, points
 from ..ledger.guilds import guild_policy
-from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range
+from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range, parse_whole_number
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
 from ..platform.ids import parse_snowflake
@@ -235,11 +235,7 @@ def check_rows(
         reason = (row.reason or default_reason).strip()
         try:
             user_id = parse_snowflake(row.user_id, "user_id")
-            try:
-                amount = int(row.amount)
-            except ValueError:
-                raise InvalidInput(f"amount {row.amount!r} is not a whole number") from None
-            check_in_range(amount)
+            amount = check_in_range(parse_whole_number(row.amount or "", f"the amount {row.amount!r}"))
             if operation in ("award", "deduct") and amount <= 0:
                 raise InvalidInput("amount must be above zero")
             if operation == "set" and amount < 0 and not policy.allow_negative:

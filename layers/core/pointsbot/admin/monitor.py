@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 
 from ..ledger.entries import _ENTRY_COLUMNS, KINDS, SOURCES, LedgerEntry
+from ..platform.amounts import parse_whole_number
 from ..platform.errors import InvalidInput
 from ..platform.ids import format_snowflake, parse_snowflake
 
@@ -28,6 +29,16 @@ EXPORT_LIMIT = 50_000
 # and one begun an hour after T a larger id than every entry begun before T: id bounds for a
 # date range that never cut off an entry inside it.
 _ID_SLACK = timedelta(hours=1)
+# The dates a filter is clamped to before any arithmetic: a date picker offers 0001-01-01 and
+# 9999-12-31, where "an hour before" or "the day after" is past what a datetime holds (that was
+# a 500). No entry is older than Discord itself (its ids count from 2015), and 9999-12-30 is as
+# good as no end: the clamped filter selects exactly what the typed one means.
+EARLIEST_DATE = date(2015, 1, 1)
+LATEST_DATE = date(9999, 12, 30)
+
+
+def _clamped(day: date) -> date:
+    return min(max(day, EARLIEST_DATE), LATEST_DATE)
 
 
 @dataclass(frozen=True)
@@ -52,12 +63,7 @@ class TransactionFilter:
 
         def opt_int(name: str, what: str) -> int | None:
             value = (form.get(name) or "").strip()
-            if not value:
-                return None
-            try:
-                return int(value)
-            except ValueError:
-                raise InvalidInput(f"{what} must be a whole number.") from None
+            return parse_whole_number(value, what) if value else None
 
         def opt_date(name: str, what: str) -> date | None:
             value = (form.get(name) or "").strip()
@@ -128,7 +134,7 @@ class TransactionFilter:
                 "t.id > coalesce((SELECT w.id FROM transactions w WHERE w.guild_id = %(g)s "
                 "AND w.created_at < %(from_slack)s ORDER BY w.created_at DESC LIMIT 1), 0)"
             )
-            params["from"] = datetime.combine(self.date_from, time.min, UTC)
+            params["from"] = datetime.combine(_clamped(self.date_from), time.min, UTC)
             params["from_slack"] = params["from"] - _ID_SLACK
         if self.date_to:
             where.append("t.created_at < %(to)s")
@@ -136,7 +142,7 @@ class TransactionFilter:
                 "t.id < coalesce((SELECT v.id FROM transactions v WHERE v.guild_id = %(g)s "
                 "AND v.created_at >= %(to_slack)s ORDER BY v.created_at LIMIT 1), 9223372036854775807)"
             )
-            params["to"] = datetime.combine(self.date_to + timedelta(days=1), time.min, UTC)
+            params["to"] = datetime.combine(_clamped(self.date_to) + timedelta(days=1), time.min, UTC)
             params["to_slack"] = params["to"] + _ID_SLACK
         if self.min_amount is not None:
             where.append("t.amount >= %(mina)s")

@@ -11,6 +11,7 @@ from psycopg import errors as pg_errors
 
 from ..platform.errors import DomainError, InvalidInput, NotFound
 from ..platform.paging import page_number
+from ..platform.storable import check_one_line
 from .achievement_criteria import CRITERIA
 
 MAX_NAME = 100
@@ -101,6 +102,7 @@ def validate_definition(
         raise InvalidInput("The achievement needs a name.")
     if len(name.strip()) > MAX_NAME:
         raise InvalidInput(f"The name is too long (at most {MAX_NAME} characters).")
+    check_one_line(name, "The name")
     description = "" if description is None else description
     if not isinstance(description, str) or len(description.strip()) > MAX_DESCRIPTION:
         raise InvalidInput(f"The description is too long (at most {MAX_DESCRIPTION} characters).")

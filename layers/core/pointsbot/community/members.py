@@ -16,6 +16,7 @@ from ..ledger.guilds import ensure_guild
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.ids import format_snowflake, parse_snowflake
 from ..platform.paging import page_number
+from ..platform.storable import check_one_line
 
 
 def remember(
@@ -254,6 +255,7 @@ def _clean_name(value: str | None) -> str | None:
     text = (value or "").strip()
     if len(text) > MAX_NAME:
         raise InvalidInput(f"A display name is at most {MAX_NAME} characters.")
+    check_one_line(text, "The display name")
     return text or None
 
 

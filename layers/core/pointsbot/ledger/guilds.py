@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput, OutOfRange
+from ..platform.storable import check_one_line
 from ..platform.wording import currency_singular, points
 
 
@@ -111,7 +112,7 @@ def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
         elif kind is str:
             if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
                 raise InvalidInput(f"{key} must be 1 to 32 characters")
-            value = value.strip()
+            value = check_one_line(value.strip(), key)
         elif kind is list:
             value = [str(int(v)) for v in value]
         clean[key] = value

@@ -11,6 +11,7 @@ whatever field it came from. Domain code may call `check_text` first to name the
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +35,28 @@ def check_text(value: str, what: str = "The text") -> str:
                 f"{what} contains a broken character (an unpaired surrogate), which cannot be stored. "
                 "Remove it and try again."
             ) from None
+    return value
+
+
+# Format characters a one-line name may keep: the zero-width joiner and non-joiner, which emoji
+# sequences (a family, a flag with a rainbow) and scripts such as Persian need to be written.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def check_one_line(value: str, what: str = "The name") -> str:
+    """`value` if it can stand on one line wherever it is shown (a bot message, a page, a log);
+    InvalidInput naming `what` otherwise. The one check for names an admin types: currency
+    names, achievement names, display names. Refused: control characters (Unicode category Cc:
+    ESC, CR, LF, tab, ...), line and paragraph separators (Zl, Zp) and invisible format
+    characters (Cf: bidi overrides such as U+202E, zero-width spaces, BOM) but the joiners, so a
+    name cannot break a message's lines, colour a terminal, or show itself reversed."""
+    check_text(value, what)
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in _JOINERS:
+            raise InvalidInput(
+                f"{what} contains an invisible or control character (U+{ord(char):04X}), which a "
+                "one-line name cannot hold. Remove it and try again."
+            )
     return value
 
 
