@@ -26,12 +26,19 @@ def points_change(req: web.AdminRequest, guild_id: int) -> Response:
     back = req.form("back") or f"/g/{guild_id}/points"
     req.back_to(back if back.startswith("/g/") else f"/g/{guild_id}/points")
     user_id = req.form_id("member", "Member")
+    amount = req.form_int("amount", "Amount")
     outcome = req.db.run(
         bulk.change_points, req.identity, guild_id=guild_id, user_id=user_id, operation=req.form("operation"),
-        amount=req.form_int("amount", "Amount"), reason=req.form("reason"), silent=req.checkbox("silent"),
+        amount=amount, reason=req.form("reason"), silent=req.checkbox("silent"),
         form_token=req.form("form_token"), settings=req.settings,
     )  # fmt: skip
     outbox.request_delivery()
+    if outcome.unchanged:  # the same words on a replay of the form: it is the same request
+        req.flash(
+            "ok",
+            f"{format_snowflake(user_id)} already has {outcome.policy.points(amount)} - nothing to change.",
+        )
+        return web.redirect(req, web.url(f"/g/{guild_id}/members/{user_id}"))
     entry = outcome.result.entry
     if outcome.result.replayed:
         req.flash("ok", f"That form was already submitted (entry #{entry.id}); nothing changed this time.")
@@ -79,7 +86,8 @@ def bulk_preview(req: web.AdminRequest, guild_id: int) -> Response:
     )
     return web.page(req, "bulk_preview.html", preview=preview, rows=rows,
                     csv_text=csv_text or req.file_text("csv_file") or req.form("csv_text"),
-                    default_reason=req.form("reason"), form_token=req.form("form_token") or bulk.new_form_token())  # fmt: skip
+                    default_reason=req.form("reason"), form_token=req.form("form_token") or bulk.new_form_token(),
+                    nothing_to_change=bulk.NOTHING_TO_CHANGE)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/bulk/apply")

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointsbot import ledger
+from pointsbot.ledger import guilds
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,9 @@ def _expected_ranks(balances: dict[int, int]) -> list[tuple[int, int, int]]:
 def test_pages_and_ranks_match_the_model(db, settings, balances, page_size):
     guild = next(_guilds)
     members = {guild + 10 * (i + 1): bal for i, bal in enumerate(balances)}
+    db.run(guilds.ensure_guild, guild)
     for user, bal in members.items():
+        db.run(ledger.ensure_member, guild, user)  # a set to 0 alone changes nothing, so makes no member
         set_balance(db, guild, user, bal, settings)
     expected = _expected_ranks(members)
 

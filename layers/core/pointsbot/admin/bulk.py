@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from .. import ledger
 from ..community import audit, points
-from ..ledger.guilds import guild_policy
+from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range, parse_whole_number
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput, NotFound
@@ -30,6 +30,7 @@ from ..platform.storable import check_text
 from .sessions import Identity
 
 OPERATIONS = ("award", "deduct", "set")
+NOTHING_TO_CHANGE = "Nothing to change: every row is at that balance already."
 MAX_ROWS = 10_000
 CHUNK = 100
 
@@ -74,6 +75,12 @@ def _run_operation(
 class ChangeOutcome:
     result: ledger.OperationResult
     before: int
+    policy: GuildPolicy
+
+    @property
+    def unchanged(self) -> bool:
+        """A set to the balance the member had: nothing was written (also on a replay)."""
+        return not self.result.changed
 
 
 def change_points(
@@ -89,7 +96,7 @@ def change_points(
     form_token: str,
     settings: Settings | None = None,
 ) -> ChangeOutcome:
-    """Add, remove or set one member's points; audited unless it was a replay."""
+    """Add, remove or set one member's points; audited unless it was a replay or changed nothing."""
     settings = settings or get_settings()
     key = f"admin:{_check_token(form_token)}"
     before = ledger.balance(conn, guild_id, user_id)
@@ -97,7 +104,7 @@ def change_points(
         conn, operation=operation, guild_id=guild_id, user_id=user_id, amount=amount, reason=reason,
         actor_id=identity.user_id, actor_name=identity.actor_name, silent=silent, key=key, settings=settings,
     )  # fmt: skip
-    if not result.replayed:
+    if not result.replayed and result.changed:
         audit.record(
             conn, guild_id=guild_id, actor_id=identity.user_id, actor_name=identity.actor_name,
             action=f"points.{operation}", target=f"member:{user_id}",
@@ -105,7 +112,7 @@ def change_points(
             after={"balance": result.balance, "entry_id": result.entry.id, "amount": result.entry.amount,
                    "reason": result.entry.reason, "silent": silent},
         )  # fmt: skip
-    return ChangeOutcome(result, before)
+    return ChangeOutcome(result, before, guild_policy(conn, settings, guild_id))
 
 
 def revert_entry(
@@ -188,6 +195,7 @@ class RowCheck:
     balance_after: int | None = None
     new_member: bool = False
     name: str | None = None
+    unchanged: bool = False  # a set to the balance the member has: applying it writes nothing
 
     @property
     def ok(self) -> bool:
@@ -207,6 +215,15 @@ class BulkPreview:
     @property
     def invalid(self) -> list[RowCheck]:
         return [r for r in self.rows if not r.ok]
+
+    @property
+    def unchanged(self) -> list[RowCheck]:
+        return [r for r in self.valid if r.unchanged]
+
+    @property
+    def to_apply(self) -> list[RowCheck]:
+        """The rows a batch applies: valid ones that change something."""
+        return [r for r in self.valid if not r.unchanged]
 
     @property
     def net_change(self) -> int:
@@ -276,7 +293,7 @@ def check_rows(
             error = f"not enough points (balance {before:,})"
         checks.append(
             RowCheck(row.line, user_id, row.user_id, amount, reason, error, before, after,
-                     new_member=user_id not in known, name=name)
+                     new_member=user_id not in known, name=name, unchanged=error is None and change == 0)
         )  # fmt: skip
     return BulkPreview(operation, silent, tuple(checks))
 
@@ -315,12 +332,15 @@ def start_batch(
     preview: BulkPreview,
     form_token: str,
 ) -> BatchStatus:
-    """Store the valid rows under the form token; the same token again returns the same batch."""
+    """Store the rows that change something under the form token; the same token again returns
+    the same batch. A row that would set a balance to what it is is left out (it writes nothing)."""
     token = _check_token(form_token)
     rows = [
         {"line": r.line, "user_id": str(r.user_id), "amount": r.amount, "reason": r.reason}
-        for r in preview.valid
+        for r in preview.to_apply
     ]
+    if not rows and preview.unchanged and not preview.invalid:
+        raise InvalidInput(NOTHING_TO_CHANGE)
     if not rows:
         raise InvalidInput("No row of this batch can be applied; fix the rows and check again.")
     inserted = conn.execute(
@@ -336,7 +356,7 @@ def start_batch(
         conn, guild_id=guild_id, actor_id=identity.user_id, actor_name=identity.actor_name,
         action=f"bulk.{preview.operation}", target=f"batch:{inserted[0]}", before=None,
         after={"rows": len(rows), "silent": preview.silent, "net_change": preview.net_change,
-               "skipped_invalid": len(preview.invalid)},
+               "skipped_invalid": len(preview.invalid), "skipped_unchanged": len(preview.unchanged)},
     )  # fmt: skip
     return _status(inserted)
 

@@ -53,6 +53,12 @@ def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
         done = f"Took {ctx.points(amount)} from {mention(target)}"
     else:
         result = points.set_balance(conn, target=amount, **common)
+        if not result.changed:
+            # Nothing was written, so nothing is audited; a replay of the interaction finds the
+            # operation's record without entries and answers this again.
+            return Reply(
+                f"{mention(target)} already has {ctx.points(amount)} - nothing to change.", ephemeral=True
+            )
         done = (
             f"Set the balance of {mention(target)} to {ctx.points(amount)} (change {result.entry.amount:+,})"
         )

@@ -55,8 +55,14 @@ class LedgerEntry:
 @dataclass(frozen=True)
 class OperationResult:
     operation_id: int
-    entries: tuple[LedgerEntry, ...]
+    entries: tuple[LedgerEntry, ...]  # none for a set to the balance the member had
     replayed: bool
+
+    @property
+    def changed(self) -> bool:
+        """False when the operation changed nothing and wrote no entry (a set to the balance
+        the member had): there is no entry to show, and the answer says nothing changed."""
+        return bool(self.entries)
 
     @property
     def entry(self) -> LedgerEntry:

@@ -201,6 +201,13 @@ def deduct(
     return OperationResult(begun, (entry,), replayed=False)
 
 
+def _locked_balance(conn: psycopg.Connection, guild_id: int, user_id: int) -> int | None:
+    row = conn.execute(
+        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE", (guild_id, user_id)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
 def set_balance(
     conn: psycopg.Connection,
     *,
@@ -216,7 +223,12 @@ def set_balance(
     actor_name: str = "",
     policy: GuildPolicy | None = None,
 ) -> OperationResult:
-    """Make a balance exactly `target`; the entry records the difference."""
+    """Make a balance exactly `target`; the entry records the difference.
+
+    A set to the balance the member has is no change: no entry is written (an entry counts as a
+    transaction, for the member's counts and achievements), only the idempotency record, so a
+    replay answers the same. The result then has no entries (`changed` is False).
+    """
     target = _check_amount(target, positive=False)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
@@ -228,12 +240,13 @@ def set_balance(
     )
     if isinstance(begun, OperationResult):
         return begun
-    ensure_member(conn, guild_id, user_id)
     # Lock the row so the difference is computed from the balance this entry lands on.
-    current = conn.execute(
-        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE",
-        (guild_id, user_id),
-    ).fetchone()[0]
+    current = _locked_balance(conn, guild_id, user_id)
+    if current == target or (current is None and target == 0):
+        return OperationResult(begun, (), replayed=False)
+    if current is None:
+        ensure_member(conn, guild_id, user_id)
+        current = _locked_balance(conn, guild_id, user_id) or 0
     if abs(current) <= MAX_BALANCE:
         _check_limit(policy, target - current)
     # else: a balance stored before the range existed; setting it back into the range is
