@@ -165,80 +165,185 @@ def run_warm(dsn: str, members: int, reps: int) -> dict:
     return results
 
 
-_COLD_APP = """
-import time, json
-started = time.perf_counter()
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {app!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-imported = time.perf_counter()
-from pointsbot_local.apigw import LambdaContext, to_event
-event = to_event("POST", "/interactions", {headers!r}, {body!r})
-import contextlib, io
-with contextlib.redirect_stdout(io.StringIO()):
-    result = module.lambda_handler(event, LambdaContext("interactions"))
-assert result["statusCode"] == 200, result
-done = time.perf_counter()
-print(json.dumps({{"import_ms": (imported - started) * 1000, "first_ping_ms": (done - started) * 1000}}))
-"""
-
-_COLD_BARE = """
-import time, json
-started = time.perf_counter()
-from nacl.signing import VerifyKey
-key = VerifyKey(bytes.fromhex({public!r}))
-imported = time.perf_counter()
-key.verify({stamp!r}.encode() + {body!r}, bytes.fromhex({signature!r}))
-answer = json.dumps({{"type": 1}})
-done = time.perf_counter()
-print(json.dumps({{"import_ms": (imported - started) * 1000, "first_ping_ms": (done - started) * 1000}}))
-"""
+# -- cold start, as deployed ---------------------------------------------------------------
+COLD = Path(__file__).resolve().parent / "cold"
+FUNCTION = "InteractionsFunction"
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/000000000000/pointsbot-dev-tasks"
+DB_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:pointsbot-dev-database-AbCdEf"  # noqa: S105 - a reference, not a secret
+TOKEN_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:pointsbot-dev-bot-token-AbCdEf"  # noqa: S105
 
 
-def _fresh(script: str, env: dict[str, str]) -> tuple[dict, float]:
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+@contextlib.contextmanager
+def secrets_manager_standin(secrets: dict[str, str]):
+    """Secrets Manager's GetSecretValue over HTTP (the JSON protocol boto3 speaks), for the two
+    secrets the template references; boto3 finds it through AWS_ENDPOINT_URL_SECRETS_MANAGER."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+            arn = asked.get("SecretId", "")
+            if self.headers.get("x-amz-target") != "secretsmanager.GetSecretValue" or arn not in secrets:
+                reply, status = {"__type": "ResourceNotFoundException", "Message": "not found"}, 400
+            else:
+                reply, status = {"ARN": arn, "Name": arn.rsplit(":", 1)[-1], "SecretString": secrets[arn],
+                                 "VersionId": "1", "VersionStages": ["AWSCURRENT"]}, 200  # fmt: skip
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/x-amz-json-1.1")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def deployed_environment(public_key: str, secrets_endpoint: str) -> dict[str, str]:
+    """The interactions function's environment read from template.yaml (Globals and its own,
+    parameters at their defaults or the bench's values) plus what Lambda adds under
+    `Tracing: Active`; secrets are read from the stand-in at `secrets_endpoint`."""
+    from pointsbot_local.lambda_env import function_environment, lambda_environment
+
+    env = function_environment(
+        FUNCTION,
+        parameters={"DiscordApplicationId": "100000000000000001", "DiscordPublicKey": public_key,
+                    "DatabaseUrlSecretArn": DB_SECRET_ARN, "DiscordBotTokenSecretArn": TOKEN_SECRET_ARN},
+        resources={"TaskQueue": QUEUE_URL},
+    )  # fmt: skip
+    env.update(lambda_environment(FUNCTION))
+    env.update(
+        PATH=os.environ.get("PATH", "/usr/bin:/bin"), AWS_ENDPOINT_URL_SECRETS_MANAGER=secrets_endpoint
     )
-    wall = (time.perf_counter() - started) * 1000
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall
+    return env
 
 
-def run_cold(runs: int) -> dict:
+def _summary(samples: list[float]) -> dict:
+    return {"median": statistics.median(samples), "p99": percentile(samples, 99),
+            "min": min(samples), "max": max(samples)}  # fmt: skip
+
+
+def _cold_once(command: list[str], env: dict[str, str]) -> dict:
+    """One fresh process: its report, and the wall time from spawning it to the answer's line."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    line = b""
+    for line in process.stdout:  # the function's logs and metrics first, as Lambda ships them
+        if line.startswith(b"cold-start-report "):
+            break
+    wall_ms = (time.perf_counter() - started) * 1000
+    _, err = process.communicate(timeout=30)
+    if process.returncode != 0 or not line.startswith(b"cold-start-report "):
+        raise RuntimeError(f"cold start failed ({process.returncode}): {err.decode()[-2000:]}")
+    return {**json.loads(line.split(b" ", 1)[1]), "wall_ms": wall_ms}
+
+
+def run_cold(dsn: str, runs: int, members: int) -> dict:
+    """First PING and first /balance answered by a fresh process, `runs` times each, in turns with
+    the bare PyNaCl handler: the interactions function with template.yaml's environment
+    (`Tracing: Active`, the Powertools variables, the database URL read from Secrets Manager),
+    and once more with both secrets given in the environment, to show what reading them costs."""
+    import sysconfig
+    import tempfile
+
     from nacl.signing import SigningKey
 
+    from pointsbot_local.apigw import to_event
     from pointsbot_local.keys import KeyPair
-    from pointsbot_local.simulate import signed, snowflake
+    from pointsbot_local.lambda_env import trace_header
+    from pointsbot_local.simulate import command_payload, signed, snowflake
 
     key = SigningKey.generate()
     keys = KeyPair(key.encode().hex(), key.verify_key.encode().hex())
-    body, headers = signed(
-        {"id": snowflake(), "application_id": "1", "type": 1, "token": "t", "version": 1}, keys
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "AWS_LAMBDA"))}
-    env.update(DISCORD_PUBLIC_KEY=keys.public_hex, POWERTOOLS_TRACE_DISABLED="true")
-    app = str(ROOT / "functions" / "interactions" / "app.py")
-    scripts = {
-        "interactions function": _COLD_APP.format(app=app, headers=headers, body=body),
-        "bare PyNaCl handler": _COLD_BARE.format(public=keys.public_hex, stamp=headers["x-signature-timestamp"],
-                                                 body=body, signature=headers["x-signature-ed25519"]),
-    }  # fmt: skip
-    results: dict[str, dict] = {}
-    for name, script in scripts.items():
-        rows = [_fresh(script, env) for _ in range(runs)]
-        results[name] = {
-            "runs": runs,
-            "import_ms_median": statistics.median(r[0]["import_ms"] for r in rows),
-            "first_ping_ms_median": statistics.median(r[0]["first_ping_ms"] for r in rows),
-            "process_wall_ms_median": statistics.median(r[1] for r in rows),
+    layer = [str(ROOT / "layers" / "core"), sysconfig.get_paths()["purelib"]]
+    runner = [sys.executable, "-I", "-S", str(COLD / "runner.py")]
+    ours = [*runner, str(ROOT / "functions" / "interactions"), "app.lambda_handler"]
+    bare = [*runner, str(COLD / "bare"), "app.lambda_handler"]
+
+    def invocation(folder: Path, payload: dict) -> str:
+        body, headers = signed(payload, keys)
+        path = folder / f"{snowflake()}.json"
+        event = to_event("POST", "/interactions", headers, body)
+        path.write_text(json.dumps({"event": event, "trace_header": trace_header()}))
+        return str(path)
+
+    def ping() -> dict:
+        return {
+            "id": snowflake(),
+            "application_id": "100000000000000001",
+            "type": 1,
+            "token": "t",
+            "version": 1,
         }
-    ours, bare = results["interactions function"], results["bare PyNaCl handler"]
-    results["ratio"] = {
-        "import_and_first_ping": ours["first_ping_ms_median"] / bare["first_ping_ms_median"],
-        "whole_process": ours["process_wall_ms_median"] / bare["process_wall_ms_median"],
-    }
+
+    def balance() -> dict:
+        user = str(BASE_USER + random.randint(1, members))
+        return command_payload("balance", user_id=user, guild_id=GUILD)
+
+    with secrets_manager_standin({DB_SECRET_ARN: dsn, TOKEN_SECRET_ARN: "bench-bot-token"}) as endpoint, \
+            tempfile.TemporaryDirectory(prefix="cold-") as tmp:  # fmt: skip
+        deployed = deployed_environment(keys.public_hex, endpoint)
+        direct = {k: v for k, v in deployed.items() if not k.endswith("_SECRET_ARN")}
+        direct.update(DATABASE_URL=dsn, DISCORD_BOT_TOKEN="bench-bot-token")  # noqa: S106 - a dummy
+        bare_env = {"PATH": deployed["PATH"], "DISCORD_PUBLIC_KEY": keys.public_hex, "DATABASE_URL": dsn,
+                    **lambda_environment_of(deployed)}  # fmt: skip
+        cases = {
+            "PING": (ping, deployed),
+            "/balance": (balance, deployed),
+            "/balance, secrets in the environment": (balance, direct),
+        }
+        results: dict = {"environment": sorted(deployed), "runs": runs, "cases": {}}
+        for name, (payload, env) in cases.items():
+            rows: dict[str, list[dict]] = {"ours": [], "bare": []}
+            for _ in range(runs + 1):  # the first pair warms the page cache, not counted
+                for who, command, who_env in (("ours", ours, env), ("bare", bare, bare_env)):
+                    report = _cold_once([*command, invocation(Path(tmp), payload()), *layer], who_env)
+                    body = json.loads(report["body"])
+                    if payload is ping:
+                        assert report["status"] == 200 and body == {"type": 1}, report
+                    else:  # a balance, not an apology
+                        content = body.get("data", {}).get("content", "")
+                        assert report["status"] == 200 and "points" in content and "wrong" not in content, (
+                            report
+                        )
+                    rows[who].append(report)
+            rows = {who: r[1:] for who, r in rows.items()}
+            case: dict = {}
+            for who, reports in rows.items():
+                case[who] = {
+                    "answered_in_process_ms": _summary([r["answered_ms"] for r in reports]),
+                    "init_ms": _summary([r["init_ms"] for r in reports]),
+                    "answered_whole_process_ms": _summary([r["wall_ms"] for r in reports]),
+                    "rss_after_init_mib": statistics.median(r["after_init"]["rss_kib"] for r in reports)
+                    / 1024,
+                    "rss_after_answer_mib": statistics.median(r["after_answer"]["rss_kib"] for r in reports)
+                    / 1024,
+                    "loaded_after_answer": reports[-1]["after_answer"]["loaded"],
+                }
+            pairs = list(zip(rows["ours"], rows["bare"], strict=True))
+            case["ratio"] = {
+                "in_process": _summary([a["answered_ms"] / b["answered_ms"] for a, b in pairs]),
+                "whole_process": _summary([a["wall_ms"] / b["wall_ms"] for a, b in pairs]),
+            }
+            results["cases"][name] = case
     return results
+
+
+def lambda_environment_of(env: dict[str, str]) -> dict[str, str]:
+    """The variables Lambda itself sets (the bare handler gets these, not the template's)."""
+    from pointsbot_local.lambda_env import lambda_environment
+
+    return {k: env[k] for k in lambda_environment(FUNCTION)}
 
 
 def run(dsn: str, members: int, reps: int, cold_runs: int) -> dict:
@@ -247,7 +352,7 @@ def run(dsn: str, members: int, reps: int, cold_runs: int) -> dict:
     print("  warm requests ...", flush=True)
     result["warm"] = run_warm(dsn, members, reps)
     print("  cold starts ...", flush=True)
-    result["cold"] = run_cold(cold_runs)
+    result["cold"] = run_cold(dsn, cold_runs, members)
     return result
 
 
@@ -262,17 +367,41 @@ def markdown(result: dict) -> list[str]:
         if not name.startswith("_"):
             lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['mean_ms']:.2f} | "
                          f"{row['failures']} |")  # fmt: skip
-    lines += ["", f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.", "",
-              "Cold start (fresh Python process, medians):", "",
-              "| handler | import+init ms | first PING answered ms | whole process ms |",
-              "| --- | ---: | ---: | ---: |"]  # fmt: skip
-    for name in ("interactions function", "bare PyNaCl handler"):
-        row = result["cold"][name]
-        lines.append(f"| {name} | {row['import_ms_median']:.0f} | {row['first_ping_ms_median']:.0f} | "
-                     f"{row['process_wall_ms_median']:.0f} |")  # fmt: skip
-    ratio = result["cold"]["ratio"]
-    lines += ["", f"Ratio ours / bare: {ratio['import_and_first_ping']:.1f}x for import and first PING, "
-              f"{ratio['whole_process']:.2f}x for the whole process (interpreter start included).", ""]  # fmt: skip
+    lines += [
+        "",
+        f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.",
+        "",
+        *cold_markdown(result["cold"]),
+    ]
+    return lines
+
+
+def cold_markdown(cold: dict) -> list[str]:
+    """The cold-start table, as lines."""
+    lines = [f"Cold start as deployed: a fresh process per start ({cold['runs']} each, in turns with the bare "
+             "PyNaCl handler), the function's environment read from template.yaml (Globals and "
+             "InteractionsFunction: `Tracing: Active`, POWERTOOLS_*, DATABASE_URL_SECRET_ARN, ...) plus "
+             "what Lambda adds (function name, X-Ray daemon address, trace header); the secret is read "
+             "through boto3 from a Secrets Manager stand-in. \"in process\": from the interpreter's first "
+             "line to the answer (what Lambda counts as init plus the first invocation, less the "
+             "interpreter's own start); \"whole\": from spawning the process to the answer.", "",
+             "| first request | handler | in process ms (median / p99) | whole ms (median / p99) | "
+             "ours / bare in process | ours / bare whole | RSS after init MiB | X-Ray SDK / botocore.session loaded |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    for name, case in cold["cases"].items():
+        for who in ("ours", "bare"):
+            row = case[who]
+            inproc, whole = row["answered_in_process_ms"], row["answered_whole_process_ms"]
+            loaded = row["loaded_after_answer"]
+            ratio = case["ratio"]
+            ratios = (f"{ratio['in_process']['median']:.1f}x | {ratio['whole_process']['median']:.2f}x"
+                      if who == "ours" else " | ")  # fmt: skip
+            lines.append(f"| {name} | {'interactions function' if who == 'ours' else 'bare PyNaCl'} | "
+                         f"{inproc['median']:.0f} / {inproc['p99']:.0f} | {whole['median']:.0f} / {whole['p99']:.0f} | "
+                         f"{ratios} | {row['rss_after_init_mib']:.1f} | "
+                         f"{'yes' if loaded['aws_xray_sdk'] else 'no'} / {'yes' if loaded['botocore.session'] else 'no'} |")  # fmt: skip
+    lines += ["", "The function's environment (template.yaml's InteractionsFunction, and Lambda's): "
+              + ", ".join(f"`{name}`" for name in cold["environment"]) + ".", ""]  # fmt: skip
     return lines
 
 
@@ -294,11 +423,15 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (200 if args.quick else 1000)
     cold_runs = args.cold or (5 if args.quick else 15)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    if args.cold_only:
-        print(json.dumps(run_cold(cold_runs), indent=2))
-        return 0
     with server(embedded=args.embedded) as target, bench_database(target) as dsn:
         print(f"bench: PostgreSQL {target.version} ({target.source}); {members:,} members", flush=True)
+        if args.cold_only:
+            members = args.members or 2_000
+            load(dsn, members)
+            cold = run_cold(dsn, cold_runs, members)
+            print(json.dumps(cold, indent=2))
+            print("\n".join(cold_markdown(cold)))
+            return 0
         result = run(dsn, members, reps, cold_runs)
     report = {"started": stamp, "server": f"{target.version} ({target.source})", "interactions": result,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}  # fmt: skip

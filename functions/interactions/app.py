@@ -1,16 +1,22 @@
 """POST /interactions: Discord's interactions endpoint (API Gateway HTTP API, payload 2.0).
 
 Thin: the flow lives in pointsbot.commands.endpoint; this adds logging, a metric per command and
-outcome, and tracing when it is switched on (its SDK is imported only then).
+outcome, and tracing. Tracing never delays an answer on a cold start: the X-Ray SDK (and the
+botocore it patches) is not imported here. The keep-alive's ping, which no member waits for,
+makes the tracer (`endpoint.warm`); from then on every invocation of the container is traced by
+Powertools' Tracer. A container no ping has warmed answers untraced by the SDK (Lambda still
+records its own segment for every invocation, `Tracing: Active`).
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pointsbot.commands import endpoint
+from pointsbot.platform import observability
 from pointsbot.platform.observability import logger, metrics
 
 
@@ -27,15 +33,17 @@ def _handle(event: dict, context: object) -> dict:
     return answer.as_http()
 
 
-_tracing = "AWS_LAMBDA_FUNCTION_NAME" in os.environ and os.environ.get(
-    "POWERTOOLS_TRACE_DISABLED", ""
-).lower() not in (
-    "1",
-    "true",
-)
-if _tracing:
-    from pointsbot.platform.observability import tracer
+_traced: Callable[[dict, Any], dict] | None = None
 
-    _handle = tracer.capture_lambda_handler(_handle)
 
-lambda_handler = metrics.log_metrics(logger.inject_lambda_context(_handle, clear_state=True))
+def _answer(event: dict, context: object) -> dict:
+    global _traced
+    tracer = observability.loaded_tracer() if observability.tracing_enabled() else None
+    if tracer is None:
+        return _handle(event, context)
+    if _traced is None:
+        _traced = tracer.capture_lambda_handler(_handle)
+    return _traced(event, context)
+
+
+lambda_handler = metrics.log_metrics(logger.inject_lambda_context(_answer, clear_state=True))

@@ -1,19 +1,23 @@
 """Slash commands: the definitions (one place), their registration, and what each does.
 
-Importing this package is cheap (definitions and registration only); the command logic and
-the database come in with the first `execute`, so the register-commands function and a PING
-do not pay for them.
+Importing this package is cheap: the definitions and their sync are imported on first use of
+their names, the command logic and the database with the first `execute`, so a PING (which
+imports `commands.endpoint`, hence this package) pays for none of them on a cold start.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .catalog import COMMANDS, definitions, definitions_hash
-from .sync import SyncResult, plan, sync_commands
-
 if TYPE_CHECKING:
+    from .catalog import COMMANDS, definitions, definitions_hash
     from .dispatch import Outcome
+    from .sync import SyncResult, plan, sync_commands
+
+# name -> the module of this package that defines it, imported when the name is first read
+_LAZY = {"COMMANDS": "catalog", "definitions": "catalog", "definitions_hash": "catalog",
+         "SyncResult": "sync", "plan": "sync", "sync_commands": "sync"}  # fmt: skip
 
 __all__ = [
     "COMMANDS",
@@ -36,4 +40,12 @@ def execute(*args: Any, **kwargs: Any) -> Outcome:
 
 def command_definitions() -> list[dict[str, Any]]:
     """The definitions as Discord's bulk overwrite takes them (what deploy_hooks registers)."""
+    from .catalog import definitions
+
     return definitions()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

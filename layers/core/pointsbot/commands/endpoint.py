@@ -103,12 +103,17 @@ def handle(event: dict[str, Any], *, now: float | None = None, database: Any = N
 
 
 def warm(settings: Settings) -> None:
-    """What the keep-alive's ping does: load the command code and open the inline connection,
-    so the next member does not wait for imports or a TLS handshake."""
+    """What the keep-alive's ping does: load the command code, make the tracer (when tracing is
+    on) and open the inline connection, so the next member does not wait for imports or a TLS
+    handshake. The tracer is made only here: its X-Ray SDK and botocore cost about 0.25 s, which
+    no member's first answer should wait for."""
+    from ..platform import observability
     from ..platform.db import DatabaseUnavailable
     from .dispatch import _load_commands
 
     _load_commands()
+    if observability.tracing_enabled():
+        observability.tracer  # noqa: B018 - made now, off Discord's clock
     try:
         with inline_database(settings).connection():
             pass
