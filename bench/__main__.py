@@ -65,27 +65,8 @@ def _markdown(report: dict) -> str:
             f"the sum of their entries afterwards: {ops['invariant_violations_after']}.",
             "",
         ]
-    board = report.get("leaderboard")
-    if board:
-        lines += [
-            f"## Leaderboard and rank with {board['members']:,} members in one guild",
-            "",
-            f"Loaded in {board['load_seconds']} s; {board['members_at_zero']:,} members at zero.",
-            "",
-            "| query | n | p50 ms | p99 ms |",
-            "| --- | ---: | ---: | ---: |",
-        ]
-        for name, row in board["latency"].items():
-            lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
-        lines += [
-            "",
-            "Plan of the rank count (rank_of: members above a balance of 0):",
-            "",
-            "```",
-            *board["rank_count_plan"],
-            "```",
-            "",
-        ]
+    if report.get("leaderboard"):
+        lines += leaderboard.markdown(report["leaderboard"])
     if report.get("dms"):
         lines += bench_dms.markdown(report["dms"])
     if report.get("sweep"):

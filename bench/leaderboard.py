@@ -1,12 +1,21 @@
-"""Leaderboard page and rank lookup latency with one very large guild (1M members by default).
+"""Rank and leaderboard pages at growing guild sizes, each beside its naive reference in the same run.
 
-Members, balances and counters are bulk-loaded with generate_series (no ledger entries: the
-bench database is thrown away). Balances are skewed like a real guild's: many members at
-zero, a long tail of large balances, lots of ties.
+For every size (10k, 100k, 1M by default; up to --members, e.g. 5M) one guild is bulk-loaded with
+generate_series (no ledger entries: the bench database is thrown away). Balances are skewed like
+a real guild's: 40% at zero, a long tail of large balances, lots of ties. Then, interleaved so
+both sides see the same cache and load:
+
+- rank_of of a random member vs the naive rank, `1 + count(*)` of the members above;
+- a uniformly random leaderboard page vs the page as it was found before (LIMIT/OFFSET plus the
+  count above its first balance), and Next by keyset from a random page;
+- the top 10;
+- a ledger write (ledger.award, its own transaction) with the bucket-count triggers (sql/036)
+  and, in the same run, with them switched off: what keeping the counts costs the write path.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -19,134 +28,221 @@ from .ledger_ops import percentile
 
 GUILD = 720_000_000_000_000_001
 BASE_USER = 730_000_000_000_000_000
+SIZES = (10_000, 100_000, 1_000_000, 5_000_000)
+PAGE = 10
 
 
-def load(dsn: str, members: int) -> float:
+def load(dsn: str, guild: int, members: int) -> float:
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         conn.execute("SET synchronous_commit = off")
         conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'one million')", (GUILD,))
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'bench')", (guild,))
         conn.execute(
             "INSERT INTO members (guild_id, user_id, username, display_name) "
             "SELECT %s, %s + i, 'user' || i, 'Member ' || i FROM generate_series(1, %s) i",
-            (GUILD, BASE_USER, members),
+            (guild, BASE_USER, members),
         )
         conn.execute(
             "INSERT INTO points (guild_id, user_id, balance) SELECT %s, %s + i, "
             "CASE WHEN random() < 0.4 THEN 0 ELSE floor(power(random(), 3) * 1000000)::bigint END "
             "FROM generate_series(1, %s) i",
-            (GUILD, BASE_USER, members),
+            (guild, BASE_USER, members),
         )
         conn.execute(
             "INSERT INTO user_stats (guild_id, user_id, transaction_count, total_earned) "
             "SELECT guild_id, user_id, 1, balance FROM points WHERE guild_id = %s",
-            (GUILD,),
+            (guild,),
         )
         conn.commit()
         conn.autocommit = True
-        conn.execute("VACUUM (ANALYZE) members, points, user_stats")  # visibility map for index-only scans
+        conn.execute("VACUUM (ANALYZE) members, points, user_stats, balance_counts")
     return time.perf_counter() - started
-
-
-def _timed(fn: Callable[[], object], reps: int, budget_s: float) -> list[float]:
-    fn()  # warm the cache and the prepared statement
-    samples: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(samples) < reps and time.perf_counter() < deadline:
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def _summary(samples: list[float]) -> dict:
     return {
         "n": len(samples),
-        "p50_ms": round(percentile(samples, 0.5), 2),
-        "p99_ms": round(percentile(samples, 0.99), 2),
+        "p50_ms": round(percentile(samples, 0.5), 3),
+        "p99_ms": round(percentile(samples, 0.99), 3),
     }
 
 
-# rank_of's first query, measured beside it for comparison: a correlated subquery for "above"
-# and another for "all" (two scans of the guild). rank_of now counts only the members above and
-# reads the total from the guild's kept member_count.
-_RANK_TWO_SCANS = """
-SELECT p.balance,
-       (SELECT count(*) FROM points o WHERE o.guild_id = p.guild_id AND o.balance > p.balance),
-       (SELECT count(*) FROM points o WHERE o.guild_id = p.guild_id)
-FROM points p WHERE p.guild_id = %s AND p.user_id = %s
+def _interleaved(fns: dict[str, Callable[[], object]], reps: int, budget_s: float) -> dict[str, dict]:
+    """Each function once per round, in turn, until `reps` rounds or the budget is spent."""
+    for fn in fns.values():
+        fn()  # warm the cache and the prepared statements
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    for _ in range(reps):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - started) * 1000)
+        if time.perf_counter() > deadline:
+            break
+    return {name: _summary(s) for name, s in samples.items()}
+
+
+# The page as leaderboard_page found it before sql/036: OFFSET over the board, then the count
+# of the members above the page's first balance for its first rank.
+_OFFSET_PAGE = """
+SELECT p.user_id, p.balance, m.display_name
+FROM points p JOIN members m USING (guild_id, user_id)
+WHERE p.guild_id = %s
+ORDER BY p.balance DESC, p.user_id
+LIMIT %s OFFSET %s
 """
+_COUNT_ABOVE = "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s"
 
 
-def run(dsn: str, members: int, reps: int, budget_s: float, log=print) -> dict:
-    seconds = load(dsn, members)
-    log(f"  loaded {members:,} members in {seconds:.1f} s")
-    rnd = random.Random(7)
+def _offset_page(conn: psycopg.Connection, guild: int, page: int) -> None:
+    rows = conn.execute(_OFFSET_PAGE, (guild, PAGE, (page - 1) * PAGE)).fetchall()
+    if rows:
+        conn.execute(_COUNT_ABOVE, (guild, rows[0][1])).fetchone()
+
+
+def _naive_rank(conn: psycopg.Connection, guild: int, user: int) -> int:
+    bal = conn.execute(
+        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild, user)
+    ).fetchone()[0]
+    return 1 + conn.execute(_COUNT_ABOVE, (guild, bal)).fetchone()[0]
+
+
+def _one_size(dsn: str, members: int, reps: int, budget_s: float, log) -> dict:
+    guild = GUILD + members
+    seconds = load(dsn, guild, members)
+    log(f"  {members:,} members loaded in {seconds:.1f} s")
+    rnd = random.Random(members)
+    pages = -(-members // PAGE)
+    users = itertools.cycle([BASE_USER + rnd.randint(1, members) for _ in range(max(reps, 1))])
+    page_numbers = itertools.cycle([rnd.randint(1, pages) for _ in range(max(reps, 1))])
+    keys = itertools.count()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        users = [BASE_USER + rnd.randint(1, members) for _ in range(reps)]
-        balances = dict(
-            conn.execute(
-                "SELECT user_id, balance FROM points WHERE guild_id = %s AND user_id = ANY(%s)",
-                (GUILD, users),
-            ).fetchall()
+        mismatches = 0
+        for _ in range(min(reps, 200)):  # exactness at this size, ties included
+            user = next(users)
+            mismatches += ledger.rank_of(conn, guild, user).rank != _naive_rank(conn, guild, user)
+        latency: dict[str, dict] = {}
+        latency.update(
+            _interleaved(
+                {
+                    "rank_of (random member)": lambda: ledger.rank_of(conn, guild, next(users)),
+                    "naive rank: 1 + count(*) above": lambda: _naive_rank(conn, guild, next(users)),
+                },
+                reps,
+                budget_s,
+            )
         )
-        top = conn.execute(
-            "SELECT user_id FROM points WHERE guild_id = %s ORDER BY balance DESC, user_id LIMIT 1", (GUILD,)
-        ).fetchone()[0]
-        top_balance = conn.execute(
-            "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (GUILD, top)
-        ).fetchone()[0]
-        bottom = conn.execute(
-            "SELECT user_id FROM points WHERE guild_id = %s ORDER BY balance, user_id DESC LIMIT 1", (GUILD,)
-        ).fetchone()[0]
-        cycle = iter(users * 1000)
-        results: dict[str, dict] = {}
+        latency.update(
+            _interleaved(
+                {
+                    "leaderboard random page": lambda: ledger.leaderboard_page(
+                        conn, guild, next(page_numbers), PAGE
+                    ),
+                    "old page: OFFSET + count above": lambda: _offset_page(conn, guild, next(page_numbers)),
+                },
+                reps,
+                budget_s,
+            )
+        )
 
-        def measure(name: str, fn: Callable[[], object]) -> None:
-            results[name] = _summary(_timed(fn, reps, budget_s))
-            log(f"  {name:<36} p50 {results[name]['p50_ms']:8.2f} ms   p99 {results[name]['p99_ms']:8.2f} ms")
+        def next_by_keyset() -> None:
+            shown = ledger.leaderboard_page(conn, guild, next(page_numbers), PAGE).rows
+            if shown:
+                start = time.perf_counter()
+                ledger.leaderboard_page(conn, guild, 2, PAGE, after=(shown[-1].balance, shown[-1].user_id))
+                keyset_samples.append((time.perf_counter() - start) * 1000)
 
-        measure("leaderboard top 10", lambda: ledger.leaderboard_page(conn, GUILD, 1, 10))
-        measure("leaderboard page 1000", lambda: ledger.leaderboard_page(conn, GUILD, 1000, 10))
-        measure("rank_of (random member)", lambda: ledger.rank_of(conn, GUILD, next(cycle)))
-        measure("rank_of (top member)", lambda: ledger.rank_of(conn, GUILD, top))
-        measure("rank_of (bottom member)", lambda: ledger.rank_of(conn, GUILD, bottom))
-        # Where the time goes: the old two-scan query, and each count on its own. "Count above"
-        # alone is what rank_of would cost if the guild's member count were kept in a counter.
-        measure(
-            "old two-scan rank (random member)",
-            lambda: conn.execute(_RANK_TWO_SCANS, (GUILD, next(cycle))).fetchone(),
+        keyset_samples: list[float] = []
+        latency.update(
+            _interleaved({"top 10": lambda: ledger.leaderboard_page(conn, guild, 1, PAGE)}, reps, budget_s)
         )
-        measure(
-            "count all members of the guild",
-            lambda: conn.execute("SELECT count(*) FROM points WHERE guild_id = %s", (GUILD,)).fetchone(),
-        )
-        measure(
-            "count above only (random member)",
-            lambda: conn.execute(
-                "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
-                (GUILD, balances[next(cycle)]),
-            ).fetchone(),
-        )
-        measure(
-            "count above only (top member)",
-            lambda: conn.execute(
-                "SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
-                (GUILD, top_balance),
-            ).fetchone(),
-        )
-        plan = conn.execute(
-            "EXPLAIN (FORMAT TEXT) SELECT count(*) FROM points WHERE guild_id = %s AND balance > %s",
-            (GUILD, 0),
-        ).fetchall()
-        at_zero = conn.execute(
-            "SELECT count(*) FILTER (WHERE balance = 0) FROM points WHERE guild_id = %s", (GUILD,)
-        ).fetchone()[0]
+        _interleaved({"_": next_by_keyset}, reps, budget_s)
+        latency["Next by keyset (random page)"] = _summary(keyset_samples)
+
+        def write() -> None:
+            with conn.transaction():
+                ledger.award(
+                    conn, guild_id=guild, user_id=next(users), amount=rnd.randint(1, 1000), reason="bench",
+                    actor_id=1, source="admin_site", idempotency_key=f"bench-{members}-{next(keys)}",
+                )  # fmt: skip
+
+        latency["ledger.award, bucket counts kept"] = _interleaved({"w": write}, reps, budget_s)["w"]
+        conn.execute("ALTER TABLE points DISABLE TRIGGER points_balance_counts_update")
+        latency["ledger.award, bucket trigger off"] = _interleaved({"w": write}, reps, budget_s)["w"]
+        conn.execute("ALTER TABLE points ENABLE TRIGGER points_balance_counts_update")
+        latency["ledger.award, bucket counts kept (again)"] = _interleaved({"w": write}, reps, budget_s)["w"]
+        buckets = conn.execute(
+            "SELECT count(DISTINCT (tier, bucket)), count(*) FROM balance_counts WHERE guild_id = %s",
+            (guild,),
+        ).fetchone()
+    for name, row in latency.items():
+        log(f"  {name:<42} p50 {row['p50_ms']:9.3f} ms   p99 {row['p99_ms']:9.3f} ms   (n {row['n']})")
     return {
         "members": members,
         "load_seconds": round(seconds, 1),
-        "members_at_zero": at_zero,
-        "rank_count_plan": [row[0] for row in plan],
-        "latency": results,
+        "rank_mismatches": mismatches,
+        "buckets": buckets[0],
+        "bucket_rows": buckets[1],
+        "latency": latency,
     }
+
+
+def run(dsn: str, members: int, reps: int, budget_s: float, log=print) -> dict:
+    sizes = [size for size in SIZES if size < members] + [members]
+    return {"members": members, "sizes": [_one_size(dsn, size, reps, budget_s, log) for size in sizes]}
+
+
+def _ratio(slow: float, fast: float) -> str:
+    return f"{slow / fast:,.0f}x" if fast else "-"
+
+
+def markdown(board: dict) -> list[str]:
+    """The growth table: each size's p99 (p50) beside its naive reference and the ratio."""
+    sizes = board["sizes"]
+    head = "| | " + " | ".join(f"{s['members']:,}" for s in sizes) + " |"
+    lines = [
+        "## Rank and leaderboard pages as the guild grows",
+        "",
+        "p99 ms (p50 ms), each row measured interleaved with its reference at the same size.",
+        "",
+        head,
+        "| --- |" + " ---: |" * len(sizes),
+    ]
+    for name in sizes[0]["latency"]:
+        cells = [f"{s['latency'][name]['p99_ms']:.2f} ({s['latency'][name]['p50_ms']:.2f})" for s in sizes]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| naive rank ÷ rank_of, p99 | "
+        + " | ".join(
+            _ratio(
+                s["latency"]["naive rank: 1 + count(*) above"]["p99_ms"],
+                s["latency"]["rank_of (random member)"]["p99_ms"],
+            )
+            for s in sizes
+        )
+        + " |"
+    )
+    lines.append(
+        "| old page ÷ random page, p99 | "
+        + " | ".join(
+            _ratio(
+                s["latency"]["old page: OFFSET + count above"]["p99_ms"],
+                s["latency"]["leaderboard random page"]["p99_ms"],
+            )
+            for s in sizes
+        )
+        + " |"
+    )
+    lines.append(
+        "| rank_of ≠ naive (of up to 200 members) | "
+        + " | ".join(str(s["rank_mismatches"]) for s in sizes)
+        + " |"
+    )
+    lines.append(
+        "| buckets (rows) | " + " | ".join(f"{s['buckets']:,} ({s['bucket_rows']:,})" for s in sizes) + " |"
+    )
+    lines.append("| load s | " + " | ".join(str(s["load_seconds"]) for s in sizes) + " |")
+    lines.append("")
+    return lines

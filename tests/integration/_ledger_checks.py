@@ -124,7 +124,27 @@ def violations(conn: psycopg.Connection, guild: int, *, floor: int | None = 0) -
     ).fetchone()[0]
     if orphans:
         found.append(f"{orphans} entries of members without a balance row")
+    found.extend(bucket_count_errors(conn, guild))
     return found
+
+
+def bucket_count_errors(conn: psycopg.Connection, guild: int) -> list[str]:
+    """Where the trigger-kept balance_counts (sql/036) differ from counting the points rows."""
+    rows = conn.execute(
+        """
+        SELECT tier, bucket, kept.n, counted.n
+        FROM (SELECT tier, bucket, sum(members) AS n FROM balance_counts WHERE guild_id = %(g)s
+              GROUP BY tier, bucket HAVING sum(members) <> 0) kept
+        FULL JOIN (SELECT 0::smallint AS tier, balance_bucket(balance) AS bucket, count(*) AS n
+                   FROM points WHERE guild_id = %(g)s GROUP BY 2
+                   UNION ALL
+                   SELECT 1::smallint, balance_class(balance), count(*)
+                   FROM points WHERE guild_id = %(g)s GROUP BY 2) counted USING (tier, bucket)
+        WHERE kept.n IS DISTINCT FROM counted.n
+        """,
+        {"g": guild},
+    ).fetchall()
+    return [f"tier {t} bucket {b}: kept {k}, counted {c}" for t, b, k, c in rows]
 
 
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:

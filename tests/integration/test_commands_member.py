@@ -76,6 +76,58 @@ def test_leaderboard_pages_and_buttons(make_database, settings):
         db.close()
 
 
+def test_leaderboard_buttons_walk_the_board_by_keyset_and_old_buttons_still_work(make_database, settings):
+    from pointsbot.platform.db import Database
+
+    db = Database(make_database(), pooled=True, pool_max=4)
+    try:
+        # Given 23 members with many ties (ranks 1, 1, 1, 4, ...)
+        members = sorted((new_member() for _ in range(23)), key=int)
+        for index, member in enumerate(members):
+            seed(db, settings, GUILD_A, member, 100 - index // 3)
+        expected = [f"{1 + 3 * (i // 3)}. <@{m}> {100 - i // 3:,} points" for i, m in enumerate(members)]
+        shown, outcome = [], run(db, settings, "leaderboard", user_id=members[0])
+        # When Next is clicked to the end, then Previous back to the start
+        for _ in range(3):
+            shown.extend(outcome.reply.content.splitlines()[1:])
+            buttons = outcome.reply.components[0]["components"]
+            assert all(len(b["custom_id"]) <= 100 for b in buttons)
+            if buttons[1]["disabled"]:
+                break
+            outcome = click(db, settings, buttons[1]["custom_id"], user_id=members[0])
+        # Then every member was listed once, in order, with its competition rank
+        assert shown == expected
+        assert outcome.reply.content.splitlines()[0] == "**Leaderboard** (page 3 of 3)"
+        back = click(
+            db, settings, outcome.reply.components[0]["components"][0]["custom_id"], user_id=members[0]
+        )
+        assert back.reply.content.splitlines()[1:] == expected[10:20]
+        # A button posted before the keyset (page only) and one with a cursor this code never
+        # wrote both lead to the page they name
+        for custom_id in (
+            "leaderboard:2:next",
+            "leaderboard:2:next:x:1",
+            "leaderboard:2:prev:5:-3",
+            "leaderboard:2:next:1:2:3",
+        ):
+            assert (
+                click(db, settings, custom_id, user_id=members[0]).reply.content.splitlines()[1:]
+                == expected[10:20]
+            )
+    finally:
+        db.close()
+
+
+def test_leaderboard_custom_ids_fit_at_the_extremes():
+    from pointsbot import ledger
+    from pointsbot.commands.member import leaderboard_buttons
+
+    row = ledger.LeaderboardRow(rank=1, user_id=2**63 - 1, balance=-(10**12), display_name=None)
+    board = ledger.LeaderboardPage((row,), page=2**63 - 2, page_size=10, total_members=2**63 - 1)
+    buttons = leaderboard_buttons(board.page, board.pages, board)[0]["components"]
+    assert max(len(b["custom_id"]) for b in buttons) <= 100
+
+
 def test_leaderboard_of_a_new_guild_lists_the_asker(db, settings):
     # Asking makes the asker a member of the guild's points table, at zero.
     member = new_member()

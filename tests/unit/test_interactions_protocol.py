@@ -70,9 +70,15 @@ def test_deferred_answers():
 
 
 def test_leaderboard_buttons_route_to_the_leaderboard_page():
+    # A button posted before the keyset names only its page, and still leads to it.
     assert _route(interactions.parse(component_payload("leaderboard:3:next"))) == (
         "leaderboard",
-        {"page": 3},
+        {"page": 3, "cursor": "next"},
+        True,
+    )
+    assert _route(interactions.parse(component_payload("leaderboard:4:prev:-12:730000000000000001"))) == (
+        "leaderboard",
+        {"page": 4, "cursor": "prev:-12:730000000000000001"},
         True,
     )
     assert _route(interactions.parse(component_payload("something-else")))[0] == ""

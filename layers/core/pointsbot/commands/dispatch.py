@@ -54,9 +54,11 @@ def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
     """Command path, options and whether the answer updates a message (buttons)."""
     if interaction.is_component:
         kind, _, rest = (interaction.custom_id or "").partition(":")
-        page = rest.split(":", 1)[0]
+        page, _, cursor = rest.partition(":")
         if kind == "leaderboard" and page.isascii() and page.isdigit():
-            return "leaderboard", {"page": page_number(page)}, True
+            # "leaderboard:<page>:<next|prev>[:<balance>:<user id>]": buttons posted before the
+            # keyset carry only the page, and still lead to it (the cursor is checked there).
+            return "leaderboard", {"page": page_number(page), "cursor": cursor}, True
         return "", {}, True
     return interaction.command, dict(interaction.options), False
 

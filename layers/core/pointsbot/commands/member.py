@@ -12,6 +12,7 @@ import psycopg
 from .. import ledger
 from ..community import emails, points
 from ..discord.interactions import Reply
+from ..platform.amounts import MAX_BALANCE
 from ..platform.errors import InvalidInput
 from ..platform.wording import count, ngettext
 from .context import Context, command
@@ -51,31 +52,58 @@ def balance(ctx: Context, conn: psycopg.Connection) -> Reply:
     return Reply(f"{who} {ctx.points(amount)}.")
 
 
-def leaderboard_buttons(page: int, pages: int) -> tuple[dict[str, Any], ...]:
-    """Previous/Next; each names the page it leads to (custom ids must differ within a message)."""
+def leaderboard_buttons(
+    page: int, pages: int, board: ledger.LeaderboardPage | None = None
+) -> tuple[dict[str, Any], ...]:
+    """Previous/Next; each names the page it leads to and, by keyset, the member it continues
+    from: "leaderboard:<page>:prev:<balance>:<user id>" of the first row shown, "...:next:..." of
+    the last (at most 11+20+5+14+20 = 74 characters, within Discord's 100; ids differ within
+    a message because the directions do)."""
+    prev_id, next_id = f"leaderboard:{max(page - 1, 1)}:prev", f"leaderboard:{min(page + 1, pages)}:next"
+    if board is not None and board.rows:
+        first, last = board.rows[0], board.rows[-1]
+        prev_id += f":{first.balance}:{first.user_id}"
+        next_id += f":{last.balance}:{last.user_id}"
     return (
         {
             "type": 1,
             "components": [
-                {"type": 2, "style": 2, "label": "Previous", "custom_id": f"leaderboard:{max(page - 1, 1)}:prev",
-                 "disabled": page <= 1},
-                {"type": 2, "style": 2, "label": "Next", "custom_id": f"leaderboard:{min(page + 1, pages)}:next",
-                 "disabled": page >= pages},
+                {"type": 2, "style": 2, "label": "Previous", "custom_id": prev_id, "disabled": page <= 1},
+                {"type": 2, "style": 2, "label": "Next", "custom_id": next_id, "disabled": page >= pages},
             ],
         },
     )  # fmt: skip
 
 
+def _cursor(value: object) -> dict[str, ledger.LeaderboardKey]:
+    """A button's keyset, {"after"|"before": (balance, user id)}, or {} when it carries none or
+    one this code never wrote (then the page number alone leads, as for old buttons)."""
+    direction, _, key = value.partition(":") if isinstance(value, str) else ("", "", "")
+    balance, _, user = key.partition(":")
+    if direction not in ("next", "prev") or not _is_int(balance, 14) or not _is_int(user, 20):
+        return {}
+    place = (int(balance), int(user))
+    if abs(place[0]) > MAX_BALANCE or not 0 < place[1] < 2**63:
+        return {}
+    return {"after": place} if direction == "next" else {"before": place}
+
+
+def _is_int(text: str, digits: int) -> bool:
+    body = text[1:] if text.startswith("-") else text
+    return body.isascii() and body.isdigit() and len(body) <= digits
+
+
 @command("leaderboard")
 def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
     page = ctx.page()
-    board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE)
+    cursor = _cursor(ctx.options.get("cursor"))
+    board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE, **cursor)
     if page > board.pages:  # past the end (members left, or a stale button): show the last page
         board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
     lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
     for row in board.rows:
         lines.append(f"{row.rank}. {mention(row.user_id)} {ctx.policy.points(row.balance)}")
-    return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages))
+    return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages, board))
 
 
 def only_pages(pages: int, what: str) -> str:

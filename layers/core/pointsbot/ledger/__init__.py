@@ -15,6 +15,7 @@ from .operations import MAX_REASON, award, deduct, revert, set_balance, transfer
 from .queries import (
     GuildTotals,
     HistoryPage,
+    LeaderboardKey,
     LeaderboardPage,
     LeaderboardRow,
     RankInfo,
@@ -34,6 +35,7 @@ __all__ = [
     "SOURCES",
     "GuildTotals",
     "HistoryPage",
+    "LeaderboardKey",
     "LeaderboardPage",
     "LeaderboardRow",
     "LedgerEntry",

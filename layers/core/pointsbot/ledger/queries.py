@@ -106,64 +106,138 @@ def history_page(
     return HistoryPage(tuple(_entry(r) for r in rows), page, page_size, total[0] if total else 0)
 
 
+# Ranks and pages are found through balance_counts (sql/036): how many members of the guild hold
+# a balance in each bucket (the sum of the bucket's rows), kept by trigger in the transaction that moves the balance. The
+# members strictly above a balance b are the counts of the classes above b's class, of the fine
+# buckets above b's inside its class, and the members above b inside b's own fine bucket (a
+# range of points_leaderboard_idx). Nothing here counts the members above one by one, so the
+# cost does not grow with the guild (tests/integration/test_ledger_ranking.py checks the plans).
+_ABOVE = """
+SELECT b.balance,
+       coalesce((SELECT sum(members) FROM balance_counts
+                  WHERE guild_id = %(g)s AND tier = 1 AND bucket > balance_class(b.balance)), 0)
+     + coalesce((SELECT sum(members) FROM balance_counts
+                  WHERE guild_id = %(g)s AND tier = 0 AND bucket > balance_bucket(b.balance)
+                    AND bucket < balance_class_end(b.balance)), 0)
+     + (SELECT count(*) FROM points
+         WHERE guild_id = %(g)s AND balance > b.balance AND balance < balance_bucket_end(b.balance))
+FROM unnest(%(balances)s::bigint[]) AS b(balance)
+"""
+
+# The member at 1-based position %(p)s of the leaderboard: the class, then the fine bucket,
+# where the running count reaches p, then an offset inside that one fine bucket.
+_AT_POSITION = """
+WITH class AS (
+    SELECT bucket, cum - members AS before
+    FROM (SELECT bucket, sum(members) AS members, sum(sum(members)) OVER (ORDER BY bucket DESC) AS cum
+          FROM balance_counts WHERE guild_id = %(g)s AND tier = 1 GROUP BY bucket) c
+    WHERE cum >= %(p)s ORDER BY bucket DESC LIMIT 1
+), fine AS (
+    SELECT f.bucket, class.before + f.cum - f.members AS before
+    FROM class, LATERAL (
+        SELECT bucket, sum(members) AS members, sum(sum(members)) OVER (ORDER BY bucket DESC) AS cum
+        FROM balance_counts
+        WHERE guild_id = %(g)s AND tier = 0
+          AND bucket >= class.bucket AND bucket < balance_class_end(class.bucket)
+        GROUP BY bucket) f
+    WHERE f.cum >= %(p)s - class.before ORDER BY f.bucket DESC LIMIT 1
+)
+SELECT s.balance, s.user_id
+FROM fine, LATERAL (
+    SELECT balance, user_id FROM points
+    WHERE guild_id = %(g)s AND balance >= fine.bucket AND balance < balance_bucket_end(fine.bucket)
+    ORDER BY balance DESC, user_id
+    OFFSET %(p)s - fine.before - 1 LIMIT 1) s
+"""
+
+# Keyset: the rows from a (balance, user id) on, in leaderboard order (Next), or the rows
+# before it, nearest first (Previous). Two ranges of points_leaderboard_idx each: the rest of
+# the key's tie, then the balances past it.
+_FROM_KEY = """
+SELECT k.user_id, k.balance, m.display_name
+FROM ((SELECT user_id, balance FROM points
+        WHERE guild_id = %(g)s AND balance = %(b)s AND user_id >= %(u)s ORDER BY user_id LIMIT %(n)s)
+      UNION ALL
+      (SELECT user_id, balance FROM points
+        WHERE guild_id = %(g)s AND balance < %(b)s ORDER BY balance DESC, user_id LIMIT %(n)s)
+      LIMIT %(n)s) k
+JOIN members m ON m.guild_id = %(g)s AND m.user_id = k.user_id
+ORDER BY k.balance DESC, k.user_id
+"""
+_BEFORE_KEY = """
+SELECT k.user_id, k.balance, m.display_name
+FROM ((SELECT user_id, balance FROM points
+        WHERE guild_id = %(g)s AND balance = %(b)s AND user_id < %(u)s ORDER BY user_id DESC LIMIT %(n)s)
+      UNION ALL
+      (SELECT user_id, balance FROM points
+        WHERE guild_id = %(g)s AND balance > %(b)s ORDER BY balance, user_id DESC LIMIT %(n)s)
+      LIMIT %(n)s) k
+JOIN members m ON m.guild_id = %(g)s AND m.user_id = k.user_id
+ORDER BY k.balance DESC, k.user_id
+"""
+
+
+def _members_above(conn: psycopg.Connection, guild_id: int, balances: list[int]) -> dict[int, int]:
+    """For each balance, how many members of the guild hold strictly more."""
+    rows = conn.execute(_ABOVE, {"g": guild_id, "balances": sorted(set(balances))}).fetchall()
+    return {bal: int(above) for bal, above in rows}
+
+
+def _member_count(conn: psycopg.Connection, guild_id: int) -> int:
+    """The guild's trigger-kept member_count (sql/002)."""
+    row = conn.execute("SELECT member_count FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
+    return row[0] if row else 0
+
+
+LeaderboardKey = tuple[int, int]
+"""A place on the leaderboard: (balance, user id), the order the board is listed in."""
+
+
 def leaderboard_page(
-    conn: psycopg.Connection, guild_id: int, page: int = 1, page_size: int = 10
+    conn: psycopg.Connection,
+    guild_id: int,
+    page: int = 1,
+    page_size: int = 10,
+    *,
+    after: LeaderboardKey | None = None,
+    before: LeaderboardKey | None = None,
 ) -> LeaderboardPage:
-    """Members by balance, highest first; ties share a rank and are listed by user id."""
-    page, page_size = _page_args(page, page_size)
-    rows = conn.execute(
-        """
-        SELECT p.user_id, p.balance, m.display_name
-        FROM points p JOIN members m USING (guild_id, user_id)
-        WHERE p.guild_id = %s
-        ORDER BY p.balance DESC, p.user_id
-        LIMIT %s OFFSET %s
-        """,
-        (guild_id, page_size, (page - 1) * page_size),
-    ).fetchall()
-    # Competition ranking: 1 + how many have strictly more.
-    above, total = _count_above(conn, guild_id, rows[0][1] if rows else None)
-    ranked: list[LeaderboardRow] = []
-    if rows:
-        first_rank = 1 + above
-        offset = (page - 1) * page_size
-        rank = first_rank
-        for index, (user_id, bal, name) in enumerate(rows):
-            if index and bal != rows[index - 1][1]:
-                rank = offset + index + 1  # everyone listed before it has strictly more
-            ranked.append(LeaderboardRow(rank, user_id, bal, name))
-    return LeaderboardPage(tuple(ranked), page, page_size, total)
+    """Members by balance, highest first; ties share a rank and are listed by user id.
 
-
-def _count_above(conn: psycopg.Connection, guild_id: int, balance: int | None) -> tuple[int, int]:
-    """(members with a balance above `balance`, all members) of the guild.
-
-    The total is the guild's trigger-kept member_count (sql/002); the count above walks the
-    leaderboard index only as far as `balance`, so the top of the board costs next to nothing.
+    Page N is found through the bucket counts (its first member by position, never OFFSET over
+    the board); `after` / `before` (Next / Previous) continue from the last / first member of
+    the page shown, by keyset, and are labelled `page`. When the board has moved so much that
+    the keyset page is not full, the page is found by position instead. Every rank is exact:
+    1 + the members strictly above its balance, from the bucket counts.
     """
-    above, total = conn.execute(
-        """
-        SELECT CASE WHEN %(b)s::bigint IS NULL THEN 0 ELSE
-                   (SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance > %(b)s::bigint) END,
-               coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0)
-        """,
-        {"b": balance, "g": guild_id},
-    ).fetchone()
-    return above, total
+    page, page_size = _page_args(page, page_size)
+    params = {"g": guild_id, "n": page_size}
+    rows: list[tuple[int, int, str | None]] = []
+    if after is not None:
+        rows = conn.execute(_FROM_KEY, {**params, "b": after[0], "u": after[1] + 1}).fetchall()
+    elif before is not None:
+        rows = conn.execute(_BEFORE_KEY, {**params, "b": before[0], "u": before[1]}).fetchall()
+    if len(rows) < page_size:
+        start = conn.execute(_AT_POSITION, {"g": guild_id, "p": (page - 1) * page_size + 1}).fetchone()
+        rows = conn.execute(_FROM_KEY, {**params, "b": start[0], "u": start[1]}).fetchall() if start else []
+    above = _members_above(conn, guild_id, [bal for _, bal, _ in rows]) if rows else {}
+    ranked = tuple(LeaderboardRow(above[bal] + 1, user_id, bal, name) for user_id, bal, name in rows)
+    return LeaderboardPage(ranked, page, page_size, _member_count(conn, guild_id))
 
 
 def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
     """A member's place: 1 + how many members of the guild have strictly more.
 
-    A member never seen ranks as a balance of zero. The balance is read first and passed as a
-    value, so the count is a range of the leaderboard index (O(members above)).
+    A member never seen ranks as a balance of zero. The members above are summed from the
+    bucket counts (sql/036) plus one short range of the leaderboard index inside the balance's
+    own bucket: the cost does not grow with the members above.
     """
     row = conn.execute(
         "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
     ).fetchone()
     bal = row[0] if row else 0
-    above, total = _count_above(conn, guild_id, bal)
-    return RankInfo(rank=above + 1, balance=bal, total_members=total)
+    above = _members_above(conn, guild_id, [bal])[bal]
+    return RankInfo(rank=above + 1, balance=bal, total_members=_member_count(conn, guild_id))
 
 
 def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
