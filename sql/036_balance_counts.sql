@@ -89,11 +89,13 @@ BEGIN
                   UNION ALL
                   SELECT guild_id, 1::smallint, balance_class(balance), 1 FROM new_rows) m
             GROUP BY guild_id, tier, bucket HAVING sum(d) <> 0
-        ), taken AS (
-            SELECT c.ctid AS row_id FROM balance_counts c JOIN moves USING (guild_id, tier, bucket)
-            FOR UPDATE OF c SKIP LOCKED
+        ), taken AS (  -- per bucket, so each is an index lookup (a join may walk the index)
+            SELECT t.row_id FROM moves, LATERAL (
+                SELECT c.ctid AS row_id FROM balance_counts c
+                WHERE c.guild_id = moves.guild_id AND c.tier = moves.tier AND c.bucket = moves.bucket
+                FOR UPDATE SKIP LOCKED) t
         ), folded AS (
-            DELETE FROM balance_counts c USING taken WHERE c.ctid = taken.row_id
+            DELETE FROM balance_counts c WHERE c.ctid = ANY (ARRAY(SELECT row_id FROM taken))
             RETURNING c.guild_id, c.tier, c.bucket, c.members
         )
         INSERT INTO balance_counts (guild_id, tier, bucket, members)
@@ -108,11 +110,13 @@ BEGIN
                   UNION ALL
                   SELECT guild_id, 1::smallint, balance_class(balance), -1 FROM old_rows) m
             GROUP BY guild_id, tier, bucket HAVING sum(d) <> 0
-        ), taken AS (
-            SELECT c.ctid AS row_id FROM balance_counts c JOIN moves USING (guild_id, tier, bucket)
-            FOR UPDATE OF c SKIP LOCKED
+        ), taken AS (  -- per bucket, so each is an index lookup (a join may walk the index)
+            SELECT t.row_id FROM moves, LATERAL (
+                SELECT c.ctid AS row_id FROM balance_counts c
+                WHERE c.guild_id = moves.guild_id AND c.tier = moves.tier AND c.bucket = moves.bucket
+                FOR UPDATE SKIP LOCKED) t
         ), folded AS (
-            DELETE FROM balance_counts c USING taken WHERE c.ctid = taken.row_id
+            DELETE FROM balance_counts c WHERE c.ctid = ANY (ARRAY(SELECT row_id FROM taken))
             RETURNING c.guild_id, c.tier, c.bucket, c.members
         )
         INSERT INTO balance_counts (guild_id, tier, bucket, members)
@@ -131,11 +135,13 @@ BEGIN
                   UNION ALL
                   SELECT guild_id, 1::smallint, balance_class(balance), 1 FROM new_rows) m
             GROUP BY guild_id, tier, bucket HAVING sum(d) <> 0
-        ), taken AS (
-            SELECT c.ctid AS row_id FROM balance_counts c JOIN moves USING (guild_id, tier, bucket)
-            FOR UPDATE OF c SKIP LOCKED
+        ), taken AS (  -- per bucket, so each is an index lookup (a join may walk the index)
+            SELECT t.row_id FROM moves, LATERAL (
+                SELECT c.ctid AS row_id FROM balance_counts c
+                WHERE c.guild_id = moves.guild_id AND c.tier = moves.tier AND c.bucket = moves.bucket
+                FOR UPDATE SKIP LOCKED) t
         ), folded AS (
-            DELETE FROM balance_counts c USING taken WHERE c.ctid = taken.row_id
+            DELETE FROM balance_counts c WHERE c.ctid = ANY (ARRAY(SELECT row_id FROM taken))
             RETURNING c.guild_id, c.tier, c.bucket, c.members
         )
         INSERT INTO balance_counts (guild_id, tier, bucket, members)

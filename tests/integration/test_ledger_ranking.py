@@ -216,10 +216,18 @@ def test_rank_reads_the_bucket_counts_and_one_bucket_of_the_index(big_guild, bal
     # the leaderboard index inside the balance's own bucket; nothing scans the guild.
     dsn, guild = big_guild
     with psycopg.connect(dsn) as conn:
-        plan = _plan(conn, queries._ABOVE, {"g": guild, "balances": [balance]})
-    assert "Seq Scan" not in plan, plan
-    assert plan.count("balance_counts_bucket_idx") == 2, plan
-    assert "points_leaderboard_idx" in plan and "balance < balance_bucket_end" in plan, plan
+        user = conn.execute(
+            "SELECT user_id FROM points WHERE guild_id = %s AND balance >= %s ORDER BY balance LIMIT 1",
+            (guild, balance),
+        ).fetchone()[0]
+        plans = [
+            _plan(conn, queries._RANK, {"g": guild, "u": user}),  # rank_of
+            _plan(conn, queries._ABOVE, {"g": guild, "balances": [balance, balance + 1]}),  # a page's ranks
+        ]
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
+        assert plan.count("balance_counts_bucket_idx") == 2, plan
+        assert "points_leaderboard_idx" in plan and "balance < balance_bucket_end" in plan, plan
 
 
 @pytest.mark.parametrize("position", [1, 10_001, 25_000, 49_991])

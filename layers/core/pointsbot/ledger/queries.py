@@ -112,16 +112,26 @@ def history_page(
 # buckets above b's inside its class, and the members above b inside b's own fine bucket (a
 # range of points_leaderboard_idx). Nothing here counts the members above one by one, so the
 # cost does not grow with the guild (tests/integration/test_ledger_ranking.py checks the plans).
-_ABOVE = """
-SELECT b.balance,
+_ABOVE_EXPR = """
        coalesce((SELECT sum(members) FROM balance_counts
-                  WHERE guild_id = %(g)s AND tier = 1 AND bucket > balance_class(b.balance)), 0)
+                  WHERE guild_id = %(g)s AND tier = 1 AND bucket > balance_class({b})), 0)
      + coalesce((SELECT sum(members) FROM balance_counts
-                  WHERE guild_id = %(g)s AND tier = 0 AND bucket > balance_bucket(b.balance)
-                    AND bucket < balance_class_end(b.balance)), 0)
+                  WHERE guild_id = %(g)s AND tier = 0 AND bucket > balance_bucket({b})
+                    AND bucket < balance_class_end({b})), 0)
      + (SELECT count(*) FROM points
-         WHERE guild_id = %(g)s AND balance > b.balance AND balance < balance_bucket_end(b.balance))
+         WHERE guild_id = %(g)s AND balance > {b} AND balance < balance_bucket_end({b}))
+"""
+_MEMBER_COUNT = "coalesce((SELECT member_count FROM guilds WHERE guild_id = %(g)s), 0)"
+# For each of a page's balances: the members above it, and the guild's member count.
+_ABOVE = f"""
+SELECT b.balance, {_ABOVE_EXPR.format(b="b.balance")}, {_MEMBER_COUNT}
 FROM unnest(%(balances)s::bigint[]) AS b(balance)
+"""
+# rank_of in one round trip: the member's balance (zero if never seen), the members above it.
+_RANK = f"""
+SELECT me.balance, {_ABOVE_EXPR.format(b="me.balance")}, {_MEMBER_COUNT}
+FROM (SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND user_id = %(u)s), 0)
+      AS balance) me
 """
 
 # The member at 1-based position %(p)s of the leaderboard: the class, then the fine bucket,
@@ -177,16 +187,9 @@ ORDER BY k.balance DESC, k.user_id
 """
 
 
-def _members_above(conn: psycopg.Connection, guild_id: int, balances: list[int]) -> dict[int, int]:
-    """For each balance, how many members of the guild hold strictly more."""
-    rows = conn.execute(_ABOVE, {"g": guild_id, "balances": sorted(set(balances))}).fetchall()
-    return {bal: int(above) for bal, above in rows}
-
-
 def _member_count(conn: psycopg.Connection, guild_id: int) -> int:
     """The guild's trigger-kept member_count (sql/002)."""
-    row = conn.execute("SELECT member_count FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
-    return row[0] if row else 0
+    return conn.execute(f"SELECT {_MEMBER_COUNT}", {"g": guild_id}).fetchone()[0]
 
 
 LeaderboardKey = tuple[int, int]
@@ -220,9 +223,14 @@ def leaderboard_page(
     if len(rows) < page_size:
         start = conn.execute(_AT_POSITION, {"g": guild_id, "p": (page - 1) * page_size + 1}).fetchone()
         rows = conn.execute(_FROM_KEY, {**params, "b": start[0], "u": start[1]}).fetchall() if start else []
-    above = _members_above(conn, guild_id, [bal for _, bal, _ in rows]) if rows else {}
+    if not rows:
+        return LeaderboardPage((), page, page_size, _member_count(conn, guild_id))
+    counted = conn.execute(
+        _ABOVE, {"g": guild_id, "balances": sorted({bal for _, bal, _ in rows})}
+    ).fetchall()
+    above = {bal: int(n) for bal, n, _ in counted}
     ranked = tuple(LeaderboardRow(above[bal] + 1, user_id, bal, name) for user_id, bal, name in rows)
-    return LeaderboardPage(ranked, page, page_size, _member_count(conn, guild_id))
+    return LeaderboardPage(ranked, page, page_size, counted[0][2])
 
 
 def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
@@ -232,12 +240,8 @@ def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
     bucket counts (sql/036) plus one short range of the leaderboard index inside the balance's
     own bucket: the cost does not grow with the members above.
     """
-    row = conn.execute(
-        "SELECT balance FROM points WHERE guild_id = %s AND user_id = %s", (guild_id, user_id)
-    ).fetchone()
-    bal = row[0] if row else 0
-    above = _members_above(conn, guild_id, [bal])[bal]
-    return RankInfo(rank=above + 1, balance=bal, total_members=_member_count(conn, guild_id))
+    bal, above, total = conn.execute(_RANK, {"g": guild_id, "u": user_id}).fetchone()
+    return RankInfo(rank=int(above) + 1, balance=bal, total_members=total)
 
 
 def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
