@@ -12,8 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointsbot import ledger
-from pointsbot.ledger import guilds
-from pointsbot.ledger import queries
+from pointsbot.ledger import guilds, queries
 
 pytestmark = pytest.mark.integration
 
