@@ -116,6 +116,21 @@ def cookie_name(https: bool) -> str:
     return "__Host-pointsbot_admin" if https else "pointsbot_admin"
 
 
+def device_cookie_name(https: bool) -> str:
+    """The device cookie's name (auth.issue_device_cookie: a browser that signed in before)."""
+    return "__Host-pointsbot_device" if https else "pointsbot_device"
+
+
+def event_cookie(event: APIGatewayProxyEventV2, name: str) -> str | None:
+    """The value of the request's cookie `name`, if it sent one."""
+    found = None
+    for cookie in event.cookies or []:
+        key, _, value = cookie.partition("=")
+        if key.strip() == name:
+            found = value.strip()
+    return found
+
+
 def security_headers(settings: Settings) -> dict[str, str]:
     authorize = urlsplit(settings.discord_oauth_authorize_url)
     # Chromium checks form-action on the redirect after a form POST, so the sign-in button's
@@ -144,6 +159,7 @@ class AdminRequest:
     guild_id: int | None = None
     new_cookie: str | None = None
     clear_cookie: bool = False
+    new_device_cookie: str | None = None  # set after a local sign-in (auth.issue_device_cookie)
     back: str | None = None  # where a refused POST returns to, with the refusal as a flash message
     _form: dict[str, list[str]] | None = None
     _files: dict[str, bytes] = field(default_factory=dict)
@@ -263,12 +279,7 @@ class AdminRequest:
 def load_request(event: APIGatewayProxyEventV2, settings: Settings | None = None) -> AdminRequest:
     settings = settings or get_settings()
     db = runtime.get_database()
-    token = None
-    name = cookie_name(is_https(event, settings))
-    for cookie in event.cookies or []:
-        key, _, value = cookie.partition("=")
-        if key.strip() == name:
-            token = value.strip()
+    token = event_cookie(event, cookie_name(is_https(event, settings)))
     session = None
     if token:
         session = db.run(sessions.load, token, idle=timedelta(minutes=settings.admin_session_idle_minutes))
@@ -318,17 +329,22 @@ def check_guild(req: AdminRequest, raw_guild_id: str) -> int:
 
 def _cookie(req: AdminRequest) -> list[Cookie]:
     name = cookie_name(req.https)
+    cookies = []
     if req.new_cookie:
         hours = req.settings.admin_session_max_hours
-        return [Cookie(name, req.new_cookie, path="/", secure=req.https, http_only=True,
-                       same_site=SameSite.LAX_MODE, max_age=hours * 3600)]  # fmt: skip
-    if req.clear_cookie:
-        return [
+        cookies.append(Cookie(name, req.new_cookie, path="/", secure=req.https, http_only=True,
+                              same_site=SameSite.LAX_MODE, max_age=hours * 3600))  # fmt: skip
+    elif req.clear_cookie:
+        cookies.append(
             Cookie(
                 name, "", path="/", secure=req.https, http_only=True, same_site=SameSite.LAX_MODE, max_age=0
             )
-        ]
-    return []
+        )
+    if req.new_device_cookie:  # only ever sent back to the sign-in form, which is same-site
+        cookies.append(Cookie(device_cookie_name(req.https), req.new_device_cookie, path="/", secure=req.https,
+                              http_only=True, same_site=SameSite.STRICT_MODE,
+                              max_age=auth.DEVICE_COOKIE_DAYS * 86400))  # fmt: skip
+    return cookies
 
 
 class UnsafeHeader(ValueError):

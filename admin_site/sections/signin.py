@@ -49,12 +49,16 @@ def login(req: web.AdminRequest) -> Response:
     req.back_to("/login")
     name, password = req.form("name"), req.form("password")
     settings = req.settings
+    # A browser that signed in as this name before is limited on its own, so a stranger's
+    # guesses from many addresses cannot lock the admin out (auth, "device cookies").
+    device_cookie = web.event_cookie(req.event, web.device_cookie_name(req.https))
     try:
         identity = req.db.run(auth.sign_in_local, name, password, req.client_address,
-                              settings.admin_login_max_failures)  # fmt: skip
+                              settings.admin_login_max_failures, device_cookie)  # fmt: skip
     except auth.SignInRefused:
-        req.db.run(auth.record_failure, name, req.client_address)
+        req.db.run(auth.record_failure, name, req.client_address, device_cookie)
         raise
+    req.new_device_cookie = req.db.run(auth.issue_device_cookie, identity.name)
     return _signed_in(req, identity, req.form("next"))
 
 

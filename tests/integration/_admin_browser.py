@@ -14,14 +14,16 @@ class Browser:
 
     def __init__(self, address: str = "198.51.100.7") -> None:
         self.address = address
-        self.cookie: str | None = None
+        self.cookie: str | None = None  # the session's
+        self.others: dict[str, str] = {}  # any other cookie the site set (the device cookie)
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> dict:
         from admin_site.app import lambda_handler
 
         headers = {"host": "admin.test"}
-        if self.cookie:
-            headers["cookie"] = f"pointsbot_admin={self.cookie}"
+        jar = {**self.others, **({"pointsbot_admin": self.cookie} if self.cookie else {})}
+        if jar:
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         body = b""
         if form is not None:
             headers["content-type"] = "application/x-www-form-urlencoded"
@@ -30,9 +32,13 @@ class Browser:
         result = lambda_handler(event, apigw.LambdaContext("admin_site"))
         for cookie in result.get("cookies", []):
             name, _, rest = cookie.partition("=")
+            value = rest.split(";", 1)[0]
             if name == "pointsbot_admin":
-                value = rest.split(";", 1)[0]
                 self.cookie = value or None
+            elif value:
+                self.others[name] = value
+            else:
+                self.others.pop(name, None)
         return result
 
     def csrf(self, path: str = "/admin/login") -> str:

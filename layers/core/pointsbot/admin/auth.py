@@ -163,23 +163,90 @@ def _throttle_keys(name: str, address: str) -> list[tuple[str, int]]:
     """(key, multiple of the limit). A name is throttled per client address, so a stranger
     guessing an admin's password locks out only their own address; one address guessing many
     names meets the address limit; guessing one name from many addresses meets a per-name
-    limit far above what one address may try, which only a spread-out attack reaches."""
+    limit far above what one address may try, which only a spread-out attack reaches. That
+    name-wide limit would lock the admin out too, were it not for the device cookie below."""
     name = name.strip().lower()
     return [(f"name-addr:{name}|{address}", 1), (f"addr:{address}", 4), (f"name:{name}", 20)]
 
 
-def check_throttle(conn: psycopg.Connection, name: str, address: str, max_failures: int) -> None:
-    for key, factor in _throttle_keys(name, address):
-        count = conn.execute(
-            "SELECT count(*) FROM admin_login_failures WHERE throttle_key = %s AND failed_at > now() - %s",
-            (key, THROTTLE_WINDOW),
-        ).fetchone()[0]
-        if count >= max_failures * factor:
+# -- device cookies (OWASP, "Slow Down Online Guessing Attacks with Device Cookies") ---------------
+# A browser that has signed in as a name gets a device cookie for that name. A sign-in that
+# brings a valid one is limited per device only (ADMIN_LOGIN_MAX_FAILURES in the window), never
+# by the name-wide or address limits, so however many addresses a stranger guesses from, the
+# admin's own browser still gets in. Without one (a new browser, a stranger) every limit applies.
+# The cookie is `<name>.<nonce>.<mac>`: the MAC is an HMAC-SHA256 of the name and nonce under a
+# key derived from the account's password hash, which never leaves the database. So no key to
+# manage, a stranger cannot make one, and a password change (or a deleted account) voids every
+# device cookie of that name.
+DEVICE_COOKIE_DAYS = 90
+
+
+def _device_mac(name: str, nonce: str, password_hash: str) -> str:
+    key = hashlib.sha256(b"pointsbot admin device cookie|" + password_hash.encode()).digest()
+    mac = hmac.new(key, f"{name.strip().lower()}|{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _password_hash(conn: psycopg.Connection, name: str) -> str | None:
+    row = conn.execute(
+        "SELECT password_hash FROM admin_accounts WHERE lower(name) = lower(%s) AND NOT disabled",
+        ((name or "").strip(),),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def issue_device_cookie(conn: psycopg.Connection, name: str) -> str | None:
+    """A new device cookie value for an account that has just signed in (None if it has not)."""
+    stored = _password_hash(conn, name)
+    if stored is None:
+        return None
+    label = base64.urlsafe_b64encode(name.strip().lower().encode()).decode().rstrip("=")
+    nonce = secrets.token_urlsafe(16)
+    return f"{label}.{nonce}.{_device_mac(name, nonce, stored)}"
+
+
+def trusted_device(conn: psycopg.Connection, name: str, cookie: str | None) -> str | None:
+    """The device's throttle key when `cookie` is a valid device cookie for `name`, else None."""
+    if not cookie or not cookie.isascii() or cookie.count(".") != 2:
+        return None
+    label, nonce, mac = cookie.split(".")
+    try:
+        cookie_name = base64.urlsafe_b64decode(label + "=" * (-len(label) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if cookie_name != (name or "").strip().lower():
+        return None
+    stored = _password_hash(conn, name)
+    if stored is None or not hmac.compare_digest(_device_mac(name, nonce, stored).encode(), mac.encode()):
+        return None
+    return f"device:{nonce}"
+
+
+def _failures(conn: psycopg.Connection, key: str) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM admin_login_failures WHERE throttle_key = %s AND failed_at > now() - %s",
+        (key, THROTTLE_WINDOW),
+    ).fetchone()[0]
+
+
+def check_throttle(
+    conn: psycopg.Connection, name: str, address: str, max_failures: int, device: str | None = None
+) -> None:
+    """TooManyAttempts when this attempt is over its limits: the trusted device's own (`device`,
+    from `trusted_device`), or else the name-and-address, address and name-wide ones."""
+    keys = [(device, 1)] if device else _throttle_keys(name, address)
+    for key, factor in keys:
+        if _failures(conn, key) >= max_failures * factor:
             raise TooManyAttempts("Too many failed sign-ins. Wait 15 minutes and try again.")
 
 
-def record_failure(conn: psycopg.Connection, name: str, address: str) -> None:
-    for key, _ in _throttle_keys(name, address):
+def record_failure(
+    conn: psycopg.Connection, name: str, address: str, device_cookie: str | None = None
+) -> None:
+    """Count a failed sign-in: against the device alone when it brought a valid device cookie
+    for the name, else against the name-and-address, the address and the name."""
+    device = trusted_device(conn, name, device_cookie)
+    for key, _ in [(device, 1)] if device else _throttle_keys(name, address):
         conn.execute("INSERT INTO admin_login_failures (throttle_key) VALUES (%s)", (key,))
     conn.execute("DELETE FROM admin_login_failures WHERE failed_at < now() - %s", (THROTTLE_WINDOW * 4,))
 
@@ -322,15 +389,22 @@ def guild_names(conn: psycopg.Connection, guild_ids: list[int]) -> list[tuple[in
 
 
 def sign_in_local(
-    conn: psycopg.Connection, name: str, password: str, address: str, max_failures: int
+    conn: psycopg.Connection,
+    name: str,
+    password: str,
+    address: str,
+    max_failures: int,
+    device_cookie: str | None = None,
 ) -> Identity:
-    """Throttle, then check the password (a refusal is recorded by the caller, after rollback)."""
-    check_throttle(conn, name, address, max_failures)
+    """Throttle, then check the password (a refusal is recorded by the caller, after rollback).
+    `device_cookie` is what the browser's device cookie holds, if anything (see above)."""
+    device = trusted_device(conn, name, device_cookie)
+    check_throttle(conn, name, address, max_failures, device)
     identity = authenticate_local(conn, name, password)
-    # The admin's own typos from this address are forgiven; the name's count over all
-    # addresses stays, so signing in does not reset what a spread-out guesser has used up.
-    name_addr_key = _throttle_keys(name, address)[0][0]
-    conn.execute("DELETE FROM admin_login_failures WHERE throttle_key = %s", (name_addr_key,))
+    # The admin's own typos from this address (and this device) are forgiven; the name's count
+    # over all addresses stays, so signing in does not reset what a spread-out guesser has used.
+    forgiven = [_throttle_keys(name, address)[0][0], device or ""]
+    conn.execute("DELETE FROM admin_login_failures WHERE throttle_key = ANY(%s)", (forgiven,))
     return identity
 
 

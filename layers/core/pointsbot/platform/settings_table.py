@@ -225,6 +225,6 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("ADMIN_SESSION_MAX_HOURS", "admin_session_max_hours", int, 12, "An admin session ends this many hours after sign-in, however active."),
     Setting("ADMIN_RIGHTS_RECHECK_MINUTES", "admin_rights_recheck_minutes", int, 5, "A Discord sign-in's admin rights are asked of Discord again once the last answer is this many minutes old: guilds no longer managed leave the session, which ends when none is left. Local accounts are not re-checked."),
     Setting("ADMIN_RIGHTS_GRACE_MINUTES", "admin_rights_grace_minutes", int, 15, "While Discord cannot be reached, a Discord session goes on for at most this many minutes after its rights were last confirmed, then ends."),
-    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name from one client address allowed in 15 minutes (an address may fail 4x this over all names, a name 20x over all addresses)."),
+    Setting("ADMIN_LOGIN_MAX_FAILURES", "admin_login_max_failures", int, 5, "Failed local sign-ins per account name from one client address allowed in 15 minutes (an address may fail 4x this over all names, a name 20x over all addresses; a browser with the name's device cookie, set at its last sign-in, is held to this many on its own and to no other limit)."),
 )
 # fmt: on
