@@ -11,6 +11,8 @@ import functools
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from admin_site import web
 from admin_site.sections import (
@@ -27,11 +29,23 @@ from admin_site.sections import (
     signin,
     transactions,
 )
-from pointsbot.platform.db import DatabaseUnavailable
+from pointsbot.platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
 from pointsbot.platform.errors import DomainError
 from pointsbot.platform.observability import logger
 
 app = APIGatewayHttpResolver(strip_prefixes=[web.PREFIX])
+
+# Every request of the site, from reading the session to the last byte of the page, has this long
+# (`db.run_within`). A database that hangs (its processes stopped, a peer that takes bytes and
+# never answers) honours neither its connect nor its statement timeout, and the request used to
+# wait for API Gateway's 30 s; past the deadline the connection in use is cut (the server rolls
+# back what it was not told to commit) and the person gets the 503 page. Why 8 s: above the site's
+# own statement timeout (DB_STATEMENT_TIMEOUT_MS, 5 s), so a statement that is merely slow is
+# ended by Postgres with its own answer and the cut stays for a server that answers nothing; it
+# leaves room for a bulk apply's chunks (which stop in time, see sections/points.py) and for a
+# Discord sign-in's three calls (2 s each at most); and it is far below API Gateway's 30 s, near
+# the 10 s after which a person no longer waits for a page.
+REQUEST_DEADLINE_S = 8.0
 
 
 # Every route of the site; the tests walk it so a new route cannot skip the access checks.
@@ -99,11 +113,13 @@ def _domain_error(exc: DomainError) -> Response:
     return _error_page(400, exc.message)
 
 
+DATABASE_NOT_ANSWERING = "The database is not answering right now. Please try again in a minute."
+
+
 @app.exception_handler(DatabaseUnavailable)
 def _db_down(exc: DatabaseUnavailable) -> Response:
     logger.error("database unavailable", extra={"error": str(exc)})
-    return _error_page(503, "The database is not answering right now. Please try again in a minute.",
-                       with_session=False)  # fmt: skip
+    return _error_page(503, DATABASE_NOT_ANSWERING, with_session=False)
 
 
 @app.exception_handler(web.UnsafeHeader)
@@ -149,7 +165,17 @@ for _section in SECTIONS:
 # -- entry point -------------------------------------------------------------------------------
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict, context: Any) -> dict:
-    return app.resolve(event, context)
+    try:
+        return run_within(REQUEST_DEADLINE_S, app.resolve, event, context)
+    except DeadlineExceeded as exc:
+        # The request's thread is left behind: its connection is cut and it may not start
+        # another transaction, so nothing more is written; whatever it renders is dropped.
+        logger.error(
+            "admin request cut at its deadline", extra={"error": str(exc), "path": event.get("rawPath")}
+        )
+        page = web.respond(None, 503, web.render_template("error.html", status_code=503, message=DATABASE_NOT_ANSWERING,
+                                                           identity=None, flashes=[], guilds=[]))  # fmt: skip
+        return ResponseBuilder(page).build(APIGatewayProxyEventV2(event))
 
 
 __all__ = ["ROUTES", "app", "lambda_handler"]

@@ -10,6 +10,7 @@ from admin_site import web
 from admin_site.sections import Section, int_param
 from pointsbot.admin import bulk
 from pointsbot.delivery import outbox
+from pointsbot.platform.db import time_left
 from pointsbot.platform.ids import format_snowflake
 
 routes = Section()
@@ -66,6 +67,14 @@ def points_revert(req: web.AdminRequest, guild_id: int) -> Response:
     return web.redirect(req, web.url(back if back.startswith("/g/") else f"/g/{guild_id}/transactions"))
 
 
+def _bulk_budget() -> float:
+    """How long a request may apply a batch's chunks: 5 s, less when the request's deadline
+    (app.REQUEST_DEADLINE_S) is nearer, keeping 2 s for the chunk under way and the answer. The
+    rest is applied by the progress page's "continue" requests."""
+    left = time_left()
+    return 5.0 if left is None else max(0.0, min(5.0, left - 2.0))
+
+
 def _bulk_rows(req: web.AdminRequest) -> list[bulk.BulkRow]:
     picked = req.form_list("user_id")
     if picked:
@@ -97,7 +106,9 @@ def bulk_apply(req: web.AdminRequest, guild_id: int) -> Response:
     preview = req.db.run(bulk.check_rows, guild_id, req.form("operation"), rows,
                          default_reason=req.form("reason"), silent=req.checkbox("silent"), settings=req.settings)  # fmt: skip
     batch = req.db.run(bulk.start_batch, req.identity, guild_id, preview, req.form("form_token"))
-    batch = bulk.continue_batch(req.db.run, guild_id, batch.id, budget_s=5.0, settings=req.settings)
+    batch = bulk.continue_batch(
+        req.db.run, guild_id, batch.id, budget_s=_bulk_budget(), settings=req.settings
+    )
     outbox.request_delivery()
     return web.redirect(req, web.url(f"/g/{guild_id}/bulk/{batch.id}"))
 
@@ -119,7 +130,7 @@ def bulk_status(req: web.AdminRequest, guild_id: int, batch_id: str) -> Response
 @routes.route("POST", "/g/<guild_id>/bulk/<batch_id>/continue")
 def bulk_continue(req: web.AdminRequest, guild_id: int, batch_id: str) -> Response:
     batch = bulk.continue_batch(
-        req.db.run, guild_id, int_param(batch_id), budget_s=5.0, settings=req.settings
+        req.db.run, guild_id, int_param(batch_id), budget_s=_bulk_budget(), settings=req.settings
     )
     outbox.request_delivery()
     if req.form("format") == "json":

@@ -104,8 +104,11 @@ def oauth_callback(req: web.AdminRequest) -> Response:
         raise web.Refused(
             403, "Discord did not confirm the sign-in (" + (req.query("error") or "no code") + ")."
         )
+    # Three calls to Discord, each given up after SIGN_IN_TIMEOUT_S ("Discord could not be
+    # reached"), so a slow Discord is told as such inside the request's deadline (app.py).
     client = auth.DiscordOAuthClient(settings.discord_api_base_url, settings.discord_application_id,
-                                     settings.discord_client_secret, settings.bot_url)  # fmt: skip
+                                     settings.discord_client_secret, settings.bot_url,
+                                     timeout=auth.SIGN_IN_TIMEOUT_S)  # fmt: skip
     try:
         token = client.exchange_code(code, web.base_url(req.event, settings) + "/oauth/callback")
         user_id, name = client.current_user(token)

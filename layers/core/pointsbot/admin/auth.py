@@ -293,6 +293,11 @@ def authorize_url(authorize_base: str, client_id: str, redirect_uri: str, state:
     return f"{authorize_base}?{query}"
 
 
+# Each of a Discord sign-in's three calls gets this long: together they fit inside the admin
+# request's deadline (admin_site/app.py), and Discord answers them in well under a second.
+SIGN_IN_TIMEOUT_S = 2.0
+
+
 class DiscordOAuthClient:
     """The three OAuth2 calls of the admin sign-in (token exchange, the user, their guilds),
     made through the bot's one Discord REST client with the user's credentials."""

@@ -107,6 +107,13 @@ def _shut_down(fd: int) -> None:
 _deadline: ContextVar[Deadline | None] = ContextVar("pointsbot_db_deadline", default=None)
 
 
+def time_left() -> float | None:
+    """Seconds left of the deadline this thread runs under (`run_within`), or None without one:
+    for work that paces itself, such as a bulk batch applied in chunks until its time is up."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline.remaining()
+
+
 def run_within(seconds: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call fn(*args, **kwargs) with a wall-clock deadline of `seconds` and return its result.
 
