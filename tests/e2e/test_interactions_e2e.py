@@ -28,12 +28,12 @@ from pointsbot_local import discord_standin_rest, keys, simulate
 from pointsbot_local.keys import KeyPair
 from pointsbot_local.simulate import command_payload, component_payload, follow, post, signed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.through_pgbouncer]
 
 GUILD = "940000000000000001"
 ADMIN = "840000000000000001"
 _ENV = ("DATABASE_URL", "DISCORD_PUBLIC_KEY", "DISCORD_API_BASE_URL", "TASK_QUEUE_URL", "DISCORD_APPLICATION_ID",
-        "INTERACTION_DB_STATEMENT_TIMEOUT_MS", "DISCORD_BOT_TOKEN")  # fmt: skip
+        "INTERACTION_DB_STATEMENT_TIMEOUT_MS", "DISCORD_BOT_TOKEN", "DB_PREPARE_THRESHOLD")  # fmt: skip
 
 
 @dataclass
@@ -58,14 +58,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(make_database, tmp_path_factory) -> Iterator[Stack]:
+def stack(make_database, route_to, prepare_threshold, tmp_path_factory) -> Iterator[Stack]:
     from pointsbot_local.__main__ import start
 
     saved = {name: os.environ.get(name) for name in _ENV}
     for name in _ENV:
         os.environ.pop(name, None)
-    dsn = make_database()
+    dsn = route_to(make_database())  # straight to Postgres, or through PgBouncer
     os.environ["DATABASE_URL"] = dsn
+    os.environ["DB_PREPARE_THRESHOLD"] = str(prepare_threshold)
     os.environ["DISCORD_BOT_TOKEN"] = "local-bot-token"
     # The default inline budget (1 s per statement): a locked row turns into a deferral.
     local_dir = tmp_path_factory.mktemp("local")

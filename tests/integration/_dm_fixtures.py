@@ -21,9 +21,12 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture(name="db")
-def fresh_db_fixture(make_database) -> Iterator[Database]:
-    """A database of each test's own: delivery takes every due DM, whoever queued it."""
-    database = Database(make_database(), pooled=True, pool_max=10)
+def fresh_db_fixture(make_database, route_to, prepare_threshold) -> Iterator[Database]:
+    """A database of each test's own: delivery takes every due DM, whoever queued it (through
+    the pooler in a module marked `through_pgbouncer`)."""
+    database = Database(
+        route_to(make_database()), pooled=True, pool_max=10, prepare_threshold=prepare_threshold
+    )
     yield database
     database.close()
 

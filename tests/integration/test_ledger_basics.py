@@ -14,7 +14,7 @@ from pointsbot.platform.errors import (
     ReasonRequired,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.through_pgbouncer]
 GUILD = 900_000_000_000_000_001
 
 

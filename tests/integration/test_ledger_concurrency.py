@@ -27,7 +27,7 @@ from pointsbot.platform.errors import (
     InvalidInput,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.through_pgbouncer]
 
 THREADS = 8
 OPS_PER_THREAD = 40

@@ -32,6 +32,8 @@ from pointsbot_local.apigw import LambdaContext
 
 # Fixtures used by name in this module.
 __all__ = ["discord_fixture", "fresh_db_fixture"]
+pytestmark = pytest.mark.through_pgbouncer
+
 
 done: list[dict[str, Any]] = []
 

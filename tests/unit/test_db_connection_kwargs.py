@@ -22,3 +22,9 @@ def test_timeouts_and_dead_peer_detection():
 
 def test_prepared_statements_can_be_switched_off_for_pgbouncer():
     assert connection_kwargs(prepare_threshold=-1)["prepare_threshold"] is None
+
+
+def test_behind_a_pooler_no_startup_options_are_sent():
+    # PgBouncer answers "unsupported startup parameter: options"; the timeout is then set per
+    # transaction by Database.run (tests/integration/test_pooler.py).
+    assert "options" not in connection_kwargs(statement_timeout_ms=1500, prepare_threshold=-1)

@@ -4,6 +4,10 @@ A Lambda container keeps one connection and reuses it across invocations; the lo
 and the tests use a pool. Either way `Database.run(fn, ...)` calls `fn(conn, ...)` inside one
 transaction, retrying only on serialization failure (40001) and deadlock (40P01).
 A connection the server dropped while it sat idle is noticed before use and replaced.
+
+Nothing here keeps state in the session (no SET, LISTEN, session advisory lock or temporary
+table), so the connection may sit behind a transaction-mode pooler; with prepare_threshold
+-1 the statement timeout is set per transaction (see `connection_kwargs`).
 """
 
 from __future__ import annotations
@@ -151,7 +155,6 @@ def connection_kwargs(
     kwargs: dict[str, Any] = {
         "autocommit": True,
         "connect_timeout": connect_timeout_s,
-        "options": f"-c statement_timeout={int(statement_timeout_ms)}",
         "application_name": "pointsbot",
         # A peer that vanished without closing the socket (a NAT or firewall that forgot the
         # connection while Lambda was frozen) would otherwise hang a query for the kernel's
@@ -164,7 +167,16 @@ def connection_kwargs(
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
-    kwargs["prepare_threshold"] = None if prepare_threshold < 0 else prepare_threshold
+    if prepare_threshold < 0:
+        # Behind a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy) a session is not
+        # ours: a statement prepared on one server connection is missing on the next, and
+        # PgBouncer refuses the `options` startup parameter outright ("unsupported startup
+        # parameter"). So no prepared statements, and `Database.run` sets the statement
+        # timeout per transaction (SET LOCAL) instead.
+        kwargs["prepare_threshold"] = None
+    else:
+        kwargs["prepare_threshold"] = prepare_threshold
+        kwargs["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     # str and JSON parameters refuse text Postgres cannot store (NUL) with a plain InvalidInput.
     kwargs["cursor_factory"] = storable.CheckedCursor
     return kwargs
@@ -202,6 +214,11 @@ class Database:
     ) -> None:
         self.dsn = dsn
         self._kwargs = connection_kwargs(statement_timeout_ms, connect_timeout_s, prepare_threshold)
+        # Through a transaction pooler the timeout cannot ride on the session: each transaction
+        # sets its own (one more statement per transaction, only in that mode).
+        self._timeout_per_transaction = (
+            f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}" if prepare_threshold < 0 else None
+        )
         self._pool = None
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
@@ -309,6 +326,8 @@ class Database:
                 deadline.check()  # no new transaction once the deadline is gone
             try:
                 with self.connection() as conn, conn.transaction():
+                    if self._timeout_per_transaction is not None:
+                        conn.execute(self._timeout_per_transaction)
                     result = fn(conn, *args, **kwargs)
                     body_done = True
                 return result

@@ -91,40 +91,59 @@ def schema_version(conn: psycopg.Connection) -> int | None:
 
 
 def migrate(dsn: str, directory: Path | None = None, log=print) -> list[Migration]:
-    """Apply what is pending; returns the migrations applied by this call."""
+    """Apply what is pending; returns the migrations applied by this call.
+
+    Two migrators at once (two cold starts, two deploys) wait for each other on an advisory
+    lock taken by each transaction (`pg_advisory_xact_lock`), never held by the session: a
+    transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy) may run each transaction on a
+    different server connection, where a session lock would be taken on one and "released" on
+    another, left held until the pooler closed that connection. So this works through the same
+    pooled URL the functions use; each migration checks again, under the lock, that no other
+    migrator applied it meanwhile.
+    """
     migrations = discover(directory or default_migrations_dir())
     done: list[Migration] = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        # Two migrators at once (two cold starts, two deploys) wait for each other.
-        conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK,))
-        try:
+    # No prepared statements: the same statement runs once per migration, and through a pooler
+    # a statement prepared on one server connection is missing on the next.
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
             _ensure_table(conn)
             recorded = applied(conn)
-            known = {m.version for m in migrations}
-            for version, (name, _checksum) in sorted(recorded.items()):
-                if version not in known:
-                    raise MigrationError(
-                        f"migration {version:03d}_{name}.sql was applied but its file is missing"
-                    )
-            for migration in migrations:
-                if migration.version in recorded:
-                    if recorded[migration.version][1] != migration.checksum:
-                        raise MigrationError(
-                            f"{migration.path.name} was edited after it was applied; "
-                            "write a new migration instead of changing an applied one"
-                        )
+        known = {m.version for m in migrations}
+        for version, (name, _checksum) in sorted(recorded.items()):
+            if version not in known:
+                raise MigrationError(
+                    f"migration {version:03d}_{name}.sql was applied but its file is missing"
+                )
+        for migration in migrations:
+            if migration.version in recorded:
+                _check_unchanged(migration, recorded[migration.version][1])
+                continue
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
+                row = conn.execute(
+                    "SELECT checksum FROM schema_migrations WHERE version = %s", (migration.version,)
+                ).fetchone()
+                if row is not None:  # another migrator applied it while this one waited
+                    _check_unchanged(migration, row[0])
                     continue
-                with conn.transaction():
-                    conn.execute(migration.sql)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
-                log(f"applied {migration.path.name}")
-                done.append(migration)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK,))
+                conn.execute(migration.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+            log(f"applied {migration.path.name}")
+            done.append(migration)
     return done
+
+
+def _check_unchanged(migration: Migration, recorded_checksum: str) -> None:
+    if recorded_checksum != migration.checksum:
+        raise MigrationError(
+            f"{migration.path.name} was edited after it was applied; "
+            "write a new migration instead of changing an applied one"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

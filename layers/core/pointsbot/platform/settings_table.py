@@ -52,7 +52,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "db_prepare_threshold",
         int,
         5,
-        "psycopg prepare threshold; -1 disables server-side prepared statements (for PgBouncer in transaction mode).",
+        "psycopg prepare threshold; -1 behind a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy): no server-side prepared statements, and the statement timeout is set per transaction (SET LOCAL) instead of at connect, which PgBouncer refuses.",
     ),
     Setting(
         "DB_POOL_MAX",
