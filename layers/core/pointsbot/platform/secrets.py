@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -71,15 +72,44 @@ def _client_for(reference: str) -> Any:
     return _client("ssm" if _is_ssm(reference) else "secretsmanager", _region_of(reference))
 
 
+def _parameter_name(reference: str) -> str:
+    path = reference.split(":parameter", 1)[1]  # "/name" or "/a/b/name"
+    # An ARN drops the leading slash of a path name but not of a plain one ("parameter/token").
+    return path[1:] if path.count("/") == 1 else path
+
+
 def fetch_secret_string(reference: str) -> str:
-    """The raw string stored under `reference` (a Secrets Manager ARN or name, or an SSM parameter ARN)."""
+    """The raw string stored under `reference` (a Secrets Manager ARN or name, or an SSM parameter ARN).
+
+    Inside Lambda the request is signed by the standard library (`aws_signed`): boto3's import
+    and client would cost the first command about 0.2 s of Discord's 3. Elsewhere, boto3.
+    """
+    from . import aws_signed  # imported on first use: it loads hashlib's OpenSSL, which a PING never needs
+
+    if aws_signed.available():
+        return _fetch_signed(reference)
     if _is_ssm(reference):
-        path = reference.split(":parameter", 1)[1]  # "/name" or "/a/b/name"
-        # An ARN drops the leading slash of a path name but not of a plain one ("parameter/token").
-        name = path[1:] if path.count("/") == 1 else path
-        answer = _client_for(reference).get_parameter(Name=name, WithDecryption=True)
+        answer = _client_for(reference).get_parameter(Name=_parameter_name(reference), WithDecryption=True)
         return answer["Parameter"]["Value"]
     answer = _client_for(reference).get_secret_value(SecretId=reference)
+    return _secret_string(reference, answer)
+
+
+def _fetch_signed(reference: str) -> str:
+    from . import aws_signed
+
+    region = (
+        _region_of(reference) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    )
+    if _is_ssm(reference):
+        params = {"Name": _parameter_name(reference), "WithDecryption": True}
+        return aws_signed.call("ssm", "GetParameter", params, region)["Parameter"]["Value"]
+    return _secret_string(
+        reference, aws_signed.call("secretsmanager", "GetSecretValue", {"SecretId": reference}, region)
+    )
+
+
+def _secret_string(reference: str, answer: Mapping[str, Any]) -> str:
     if "SecretString" not in answer:
         raise SecretUnavailable(f"{reference} holds a binary secret; store the value as a string")
     return answer["SecretString"]
@@ -182,7 +212,9 @@ def with_secrets(
     # 3-second clock. The clients are made first, here: boto3's default session is not thread-safe.
     from concurrent.futures import ThreadPoolExecutor
 
-    if fetch is fetch_secret_string:
+    from . import aws_signed
+
+    if fetch is fetch_secret_string and not aws_signed.available():
         for reference in wanted.values():
             _client_for(reference)
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
