@@ -13,7 +13,7 @@ from pointsbot.admin import actions as admin_actions
 from pointsbot.admin import bulk, monitor
 from pointsbot.community import achievements, members
 from pointsbot.platform import paging
-from pointsbot.platform.errors import DomainError, InvalidInput
+from pointsbot.platform.errors import DomainError
 from pointsbot.platform.ids import format_snowflake, parse_snowflake
 
 routes = Section()
@@ -33,7 +33,7 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
         )
         page_no = paging.page_number(form.get("page"))
         result = req.db.run(members.search, guild_id, query, page_no)
-    except InvalidInput as exc:
+    except DomainError as exc:  # a bad value, or a number beyond any range: shown with the form
         error = exc.message
     definitions = req.db.run(monitor.achievement_names, guild_id)
     return web.page(req, "members.html", result=result, form=form, error=error, definitions=definitions,

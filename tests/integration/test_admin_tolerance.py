@@ -140,6 +140,15 @@ def test_a_filter_in_other_digits_is_refused_with_the_plain_message(admin, field
     assert f"{label} must be a whole number, written with the digits 0-9." in result["body"]
 
 
+@pytest.mark.parametrize(
+    ("path", "label"),
+    [("transactions?min_amount=", "That is out of range"), ("members?min_balance=", "That is out of range")],
+)
+def test_a_filter_of_thousands_of_digits_is_shown_out_of_range_beside_the_form(admin, path, label):
+    result = admin.request("GET", f"/admin/g/{GUILD}/{path}{'9' * 5000}")
+    assert result["statusCode"] == 200 and label in result["body"]
+
+
 def test_thousands_separators_and_signs_are_still_read(admin, site):
     before = _entries(site)
     csrf = admin.csrf(f"/admin/g/{GUILD}/points")
