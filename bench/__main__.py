@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_admin, bench_dms, bench_interactions, bench_sweep, leaderboard, ledger_ops
+from . import bench_admin, bench_dms, bench_interactions, bench_pooler, bench_sweep, leaderboard, ledger_ops
 from .target import bench_database, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +73,8 @@ def _markdown(report: dict) -> str:
         lines += bench_sweep.markdown(report["sweep"])
     if report.get("interactions"):
         lines += bench_interactions.markdown(report["interactions"])
+    if report.get("pooler"):
+        lines += bench_pooler.markdown(report["pooler"])
     if report.get("admin"):
         lines += [*bench_admin.markdown(report["admin"]).splitlines(), ""]
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
     parser.add_argument(
         "--only",
-        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin"],
+        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin", "pooler"],
         help="run one benchmark",
     )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                 report["interactions"] = bench_interactions.run(
                     interactions_dsn, guild_size, args.reps, cold_runs=5 if args.quick else 15
                 )
+        if args.only in (None, "pooler"):
+            print("through PgBouncer (500 containers, 20 server connections):", flush=True)
+            with bench_database(target) as pooler_dsn:
+                report["pooler"] = bench_pooler.run(pooler_dsn, target.admin_dsn, seconds=seconds)
         if args.only in (None, "admin"):
             entries = 1_000_000 if args.quick else 10_000_000
             print(f"admin site ({members:,} members, {entries:,} ledger entries):", flush=True)

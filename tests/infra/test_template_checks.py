@@ -478,3 +478,73 @@ def test_secret_parameters_have_no_default(template) -> None:
         "DiscordApplicationId",
     ):
         assert "Default" not in template["Parameters"][name], name
+
+
+# Functions that run once per deploy hold no connection worth capping.
+UNCAPPED = {"RegisterCommandsFunction"}
+
+
+def test_every_function_that_connects_has_its_reserved_concurrency_as_a_parameter(
+    cfn, template, functions
+) -> None:
+    # Each warm container holds one database connection: a function's concurrency is its share
+    # of the database's connections, and an operator caps it with a parameter (default: none).
+    doc = (cfn.root / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name, function in functions.items():
+        if name in UNCAPPED:
+            continue
+        reserved = function.get("ReservedConcurrentExecutions")
+        assert reserved is not None, f"{name}: no ReservedConcurrentExecutions"
+        condition, value, otherwise = reserved["Fn::If"]
+        parameter = value["Ref"]
+        assert otherwise == {"Ref": "AWS::NoValue"}, name
+        assert template["Parameters"][parameter]["Default"] == -1, f"{parameter}: none reserved unless asked"
+        assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, -1]}]}
+        assert f"`{parameter}`" in doc, f"docs/deploy.md does not say how to set {parameter}"
+
+
+def test_the_worker_takes_tasks_at_most_as_many_at_once_as_its_parameter_says(template, functions) -> None:
+    queue = functions["WorkerFunction"]["Events"]["Tasks"]["Properties"]
+    assert queue["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaximumConcurrency"}}
+    parameter = template["Parameters"]["WorkerMaximumConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)  # what SQS accepts
+
+
+def test_rds_proxy_is_optional_for_a_database_in_the_vpc_and_complete(cfn, template) -> None:
+    resources = template["Resources"]
+    proxy_parts = {
+        name: r
+        for name, r in resources.items()
+        if r["Type"].startswith("AWS::RDS::DBProxy") or name == "RdsProxyRole"
+    }
+    assert set(proxy_parts) == {"RdsProxy", "RdsProxyTargetGroup", "RdsProxyRole"}
+    assert all(r.get("Condition") == "UseRdsProxy" for r in proxy_parts.values())
+    # Only with subnets (a proxy lives in the VPC), credentials and a target.
+    use = template["Conditions"]["UseRdsProxy"]["Fn::And"]
+    assert {"Fn::Condition": "UseVpc"} in use  # !Condition, as the loader reads it
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "RdsProxySecretArn"}, ""]}]} in use
+    for name in ("RdsProxySecretArn", "RdsProxyDbInstanceId", "RdsProxyDbClusterId"):
+        assert template["Parameters"][name]["Default"] == "", f"{name}: no proxy unless asked"
+    proxy = resources["RdsProxy"]["Properties"]
+    assert proxy["EngineFamily"] == "POSTGRESQL" and proxy["RequireTLS"] is True
+    assert proxy["Auth"][0]["SecretArn"] == {"Ref": "RdsProxySecretArn"}
+    assert proxy["VpcSubnetIds"] == {"Ref": "VpcSubnetIds"}
+    targets = resources["RdsProxyTargetGroup"]["Properties"]
+    assert targets["DBProxyName"] == {"Ref": "RdsProxy"}
+    assert targets["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"] == {
+        "Ref": "RdsProxyMaxConnectionsPercent"
+    }
+    # The proxy's role reads the one secret it logs in with, nothing else.
+    statements = [
+        st
+        for policy in resources["RdsProxyRole"]["Properties"]["Policies"]
+        for st in policy["PolicyDocument"]["Statement"]
+    ]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {"Ref": "RdsProxySecretArn"},
+        }
+    ]
+    assert template["Outputs"]["RdsProxyEndpoint"]["Condition"] == "UseRdsProxy"
