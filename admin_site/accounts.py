@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     postgres = None
     try:
         url, postgres = _database(args.local_dir)
-        db = Database(url, statement_timeout_ms=get_settings().db_statement_timeout_ms)
+        settings = get_settings()  # DB_PREPARE_THRESHOLD too: the URL may be a transaction pooler's
+        db = Database(
+            url,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+            prepare_threshold=settings.db_prepare_threshold,
+        )
         try:
             if args.command == "create":
                 guilds = [parse_snowflake(g, "guild id") for g in args.guild]

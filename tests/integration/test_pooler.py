@@ -107,3 +107,23 @@ def test_two_migrators_through_the_pooler_apply_each_migration_once(pooled_empty
             "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
             "WHERE l.locktype = 'advisory' AND d.datname = current_database()"
         ).fetchone() == (0,)
+
+
+def test_the_admin_accounts_command_works_through_the_pooler(pooled_empty, pg_admin_dsn, monkeypatch, capsys):
+    # `python -m admin_site.accounts` against the deployed (pooled) DATABASE_URL: it built its
+    # own Database without the prepare threshold, so it sent the startup options PgBouncer refuses.
+    from admin_site import accounts
+    from pointsbot.platform.config import reset_settings
+
+    direct, through = pooled_empty
+    migrate.migrate(direct, log=lambda _m: None)
+    monkeypatch.setenv("DATABASE_URL", through)
+    monkeypatch.setenv("DB_PREPARE_THRESHOLD", "-1")
+    monkeypatch.setenv("ADMIN_PASSWORD", "a long enough password")
+    reset_settings()
+    try:
+        assert accounts.main(["create", "pooled-admin", "--guild", "940000000000000001"]) == 0
+        assert accounts.main(["list"]) == 0
+    finally:
+        reset_settings()
+    assert "pooled-admin: 940000000000000001" in capsys.readouterr().out
