@@ -6,7 +6,26 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from pointsbot.admin import auth
+from pointsbot.platform import runtime
+from pointsbot.platform.db import Database
 from pointsbot_local import apigw
+
+
+def admin_site_database(database_url: str, guild_id: int, account: tuple[str, str] | None = None) -> Database:
+    """Point the admin handler at this test module's database, with the guild known and, when
+    given, a local admin account (name, password) of it. Callers `runtime.reset()` when done."""
+    runtime.reset()
+    runtime.set_database(Database(database_url))
+    db = runtime.get_database()
+    db.run(
+        lambda conn: conn.execute(
+            "INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT DO NOTHING", (guild_id,)
+        )
+    )
+    if account is not None:
+        db.run(auth.create_account, account[0], account[1], [guild_id])
+    return db
 
 
 class Browser:

@@ -12,12 +12,11 @@ import re
 from urllib.parse import urlencode
 
 import pytest
-from _admin_browser import Browser
+from _admin_browser import Browser, admin_site_database
 
 from admin_site.app import ROUTES
-from pointsbot.admin import auth, sessions
+from pointsbot.admin import sessions
 from pointsbot.platform import runtime
-from pointsbot.platform.db import Database
 
 pytestmark = pytest.mark.integration
 GUILD = 770000000000000001
@@ -34,15 +33,7 @@ def _fill(path: str) -> str:
 @pytest.fixture(scope="module")
 def site(database_url):
     """The admin handler on this module's database, with a local admin of GUILD."""
-    runtime.reset()
-    runtime.set_database(Database(database_url))
-    db = runtime.get_database()
-    db.run(
-        lambda conn: conn.execute(
-            "INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT DO NOTHING", (GUILD,)
-        )
-    )
-    db.run(auth.create_account, ADMIN_NAME, ADMIN_PASSWORD, [GUILD])
+    db = admin_site_database(database_url, GUILD, (ADMIN_NAME, ADMIN_PASSWORD))
     yield db
     runtime.reset()
 

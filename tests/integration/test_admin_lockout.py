@@ -9,12 +9,11 @@ In-process requests (tests/integration/_admin_browser.py), each browser from its
 from __future__ import annotations
 
 import pytest
-from _admin_browser import Browser
+from _admin_browser import Browser, admin_site_database
 
 from pointsbot.admin import auth
 from pointsbot.platform import runtime
 from pointsbot.platform.config import reset_settings
-from pointsbot.platform.db import Database
 
 pytestmark = pytest.mark.integration
 GUILD = 772000000000000001
@@ -27,17 +26,10 @@ def site(database_url, monkeypatch):
     monkeypatch.delenv("ADMIN_BASE_URL", raising=False)
     monkeypatch.setenv("ADMIN_LOGIN_MAX_FAILURES", str(MAX_FAILURES))
     reset_settings()
-    runtime.reset()
-    runtime.set_database(Database(database_url))
-    db = runtime.get_database()
+    db = admin_site_database(database_url, GUILD)
     db.run(
         lambda conn: conn.execute("DELETE FROM admin_login_failures")
     )  # each test's attack from fresh addresses
-    db.run(
-        lambda conn: conn.execute(
-            "INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT DO NOTHING", (GUILD,)
-        )
-    )
     yield db
     runtime.reset()
     reset_settings()

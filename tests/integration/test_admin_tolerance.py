@@ -11,13 +11,11 @@ import csv
 import io
 
 import pytest
-from _admin_browser import Browser
+from _admin_browser import Browser, admin_site_database
 
 from pointsbot import ledger
-from pointsbot.admin import auth
 from pointsbot.community import members
 from pointsbot.platform import runtime
-from pointsbot.platform.db import Database
 
 pytestmark = pytest.mark.integration
 GUILD = 771000000000000001
@@ -29,15 +27,7 @@ ADMIN_PASSWORD = "tolerance admin's password"
 @pytest.fixture(scope="module")
 def site(database_url):
     """The admin handler on this module's database, a local admin of GUILD, one member with an entry."""
-    runtime.reset()
-    runtime.set_database(Database(database_url))
-    db = runtime.get_database()
-    db.run(
-        lambda conn: conn.execute(
-            "INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT DO NOTHING", (GUILD,)
-        )
-    )
-    db.run(auth.create_account, ADMIN_NAME, ADMIN_PASSWORD, [GUILD])
+    db = admin_site_database(database_url, GUILD, (ADMIN_NAME, ADMIN_PASSWORD))
     db.run(members.remember, GUILD, MEMBER, "tolerant", "Tolerant Member")
     db.run(lambda conn: ledger.award(conn, guild_id=GUILD, user_id=MEMBER, amount=7, reason="dated entry",
                                      actor_id=None, actor_name="local:tolerance-admin", source="admin_site",
