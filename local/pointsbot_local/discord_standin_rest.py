@@ -1,5 +1,6 @@
 """The stand-in's REST endpoints: interaction webhooks (@original edits, follow-ups), DM
-channels and messages, application commands, with Discord-like rate limits.
+channels and messages, application commands, guild roles and members' roles, with Discord-like
+rate limits.
 
 Everything is kept in memory (`state`) and shown at /discord-api/_inspect (HTML, or JSON with
 ?format=json). Tests and people set which users exist and who does not accept DMs with
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .apigw import HttpResponse
 from .discord_standin import Handler, Request, error_response, json_response, standin
@@ -165,6 +166,8 @@ class StandInState:
     followups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     expired_tokens: set[str] = field(default_factory=set)
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "app" or "app/guild"
+    guilds: dict[str, StandInGuild] = field(default_factory=dict)
+    audit_log: list[dict[str, Any]] = field(default_factory=list)  # role changes with their reasons
 
     def set_user(self, user_id: str, username: str | None = None, *, accepts_dms: bool = True,
                  global_name: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -185,6 +188,43 @@ class StandInState:
                 "public_flags": 0, "flags": 0, "global_name": None, "primary_guild": None,
             }  # fmt: skip
         return self.users[user_id]
+
+    # -- guilds, roles and members ----------------------------------------------------------------
+    def guild(self, guild_id: str) -> StandInGuild:
+        """A guild the bot is in; unknown ids get one on first use, with @everyone and the bot's
+        own role ("pointsbot", Manage Roles, position 10), so tests only add the roles they grant."""
+        with standin.lock:
+            guild_id = str(guild_id)
+            if guild_id not in self.guilds:
+                guild = self.guilds[guild_id] = StandInGuild(guild_id)
+                guild.roles[guild_id] = _role(guild_id, "@everyone", 0, permissions=0)
+                bot_role = standin.snowflake()
+                guild.roles[bot_role] = _role(bot_role, "pointsbot", 10, permissions=MANAGE_ROLES, managed=True,
+                                              tags={"bot_id": bot_user_id()})  # fmt: skip
+                guild.member(bot_user_id()).roles.append(bot_role)
+                guild.bot_role_id = bot_role
+            return self.guilds[guild_id]
+
+    def add_role(self, guild_id: str, name: str, *, position: int = 1, permissions: int = 0,
+                 managed: bool = False, role_id: str | None = None) -> str:  # fmt: skip
+        """A role in the guild; returns its id. Positions above the bot's role (10) cannot be granted."""
+        with standin.lock:
+            guild = self.guild(guild_id)
+            role_id = str(role_id or standin.snowflake())
+            guild.roles[role_id] = _role(role_id, name, position, permissions=permissions, managed=managed)
+            return role_id
+
+    def member_roles(self, guild_id: str, user_id: str) -> list[str]:
+        with standin.lock:
+            member = self.guild(guild_id).members.get(str(user_id))
+            return list(member.roles) if member else []
+
+    def leave(self, guild_id: str, user_id: str) -> None:
+        """The member leaves the guild: role changes for them get 10007 Unknown Member."""
+        with standin.lock:
+            guild = self.guild(guild_id)
+            guild.members.pop(str(user_id), None)
+            guild.left.add(str(user_id))
 
     def expire_token(self, token: str) -> None:
         with standin.lock:
@@ -213,14 +253,82 @@ class StandInState:
                 "originals": self.originals,
                 "followups": self.followups,
                 "commands": self.commands,
+                "guilds": {gid: g.as_dict() for gid, g in self.guilds.items()},
+                "audit_log": self.audit_log,
             }
+
+
+MANAGE_ROLES = 1 << 28
+ADMINISTRATOR = 1 << 3
+
+
+def _role(role_id: str, name: str, position: int, *, permissions: int, managed: bool = False,
+          tags: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A role in Discord's shape (GuildRoleResponse)."""
+    role = {
+        "id": role_id, "name": name, "permissions": str(permissions), "position": position, "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None}, "hoist": False,
+        "managed": managed, "mentionable": False, "icon": None, "unicode_emoji": None, "flags": 0,
+    }  # fmt: skip
+    if tags:
+        role["tags"] = tags
+    return role
+
+
+@dataclass
+class StandInMember:
+    user_id: str
+    roles: list[str] = field(default_factory=list)
+    joined_at: str = field(default_factory=_now_iso)
+
+
+@dataclass
+class StandInGuild:
+    guild_id: str
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, StandInMember] = field(default_factory=dict)
+    left: set[str] = field(default_factory=set)  # users who are not members (10007)
+    bot_role_id: str = ""
+
+    def member(self, user_id: str) -> StandInMember:
+        """A member; any user who has not left counts as one (tests use many ids)."""
+        if user_id not in self.members:
+            self.members[user_id] = StandInMember(user_id)
+        return self.members[user_id]
+
+    def highest_position(self, user_id: str) -> int:
+        member = self.members.get(user_id)
+        return (
+            max((self.roles[r]["position"] for r in member.roles if r in self.roles), default=0)
+            if member
+            else 0
+        )
+
+    def permissions(self, user_id: str) -> int:
+        member = self.members.get(user_id)
+        bits = int(self.roles[self.guild_id]["permissions"])
+        for role_id in member.roles if member else []:
+            if role_id in self.roles:
+                bits |= int(self.roles[role_id]["permissions"])
+        return bits
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "roles": sorted(self.roles.values(), key=lambda r: (r["position"], r["id"])),
+            "members": {uid: m.roles for uid, m in self.members.items()},
+            "left": sorted(self.left),
+        }
 
 
 state = StandInState()
 
 
+def bot_user_id() -> str:
+    return os.environ.get("DISCORD_APPLICATION_ID") or "100000000000000001"
+
+
 def _bot_user() -> dict[str, Any]:
-    app_id = os.environ.get("DISCORD_APPLICATION_ID") or "100000000000000001"
+    app_id = bot_user_id()
     user = dict(state.user(app_id))
     user.update(username="pointsbot", bot=True)
     return user
@@ -441,6 +549,93 @@ for _route in (
     standin.route("PUT", _route)(limited(_put_commands))
 
 
+# -- guild roles and members' roles ------------------------------------------------------------------
+_MEMBER_ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+
+
+def _snowflakes(request: Request, *names: str) -> HttpResponse | None:
+    for name in names:
+        value = request.params[name]
+        if not value.isdigit() or len(value) > 20:
+            return error_response(
+                400, 50035, f'Invalid Form Body ({name}: Value "{value}" is not snowflake.)'
+            )
+    return None
+
+
+def _change_member_role(request: Request) -> HttpResponse:
+    """PUT/DELETE a member's role, as Discord does: the bot needs Manage Roles (or Administrator)
+    and a highest role above the role's position, and may not touch a managed role or @everyone."""
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    if (refusal := _snowflakes(request, "guild_id", "user_id", "role_id")) is not None:
+        return refusal
+    guild_id, user_id, role_id = (request.params[k] for k in ("guild_id", "user_id", "role_id"))
+    reason = unquote(request.headers.get("x-audit-log-reason", ""))
+    with standin.lock:
+        guild = state.guild(guild_id)
+        role = guild.roles.get(role_id)
+        if role is None:
+            return error_response(404, 10011, "Unknown Role")
+        if user_id in guild.left:
+            return error_response(404, 10007, "Unknown Member")
+        bot = bot_user_id()
+        bits = guild.permissions(bot)
+        if (
+            not bits & (MANAGE_ROLES | ADMINISTRATOR)
+            or role["position"] >= guild.highest_position(bot)
+            or role["managed"]
+            or role_id == guild_id
+        ):
+            return error_response(403, 50013, "Missing Permissions")
+        member = guild.member(user_id)
+        if request.method == "PUT" and role_id not in member.roles:
+            member.roles.append(role_id)
+        elif request.method == "DELETE" and role_id in member.roles:
+            member.roles.remove(role_id)
+        state.audit_log.append({"guild_id": guild_id, "user_id": user_id, "role_id": role_id,
+                                "action": "add" if request.method == "PUT" else "remove", "reason": reason})  # fmt: skip
+    return json_response(204, None)
+
+
+standin.route("PUT", _MEMBER_ROLE)(limited(_change_member_role))
+standin.route("DELETE", _MEMBER_ROLE)(limited(_change_member_role))
+
+
+@standin.route("GET", "/guilds/{guild_id}/roles")
+@limited
+def list_roles(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    if (refusal := _snowflakes(request, "guild_id")) is not None:
+        return refusal
+    with standin.lock:
+        roles = state.guild(request.params["guild_id"]).as_dict()["roles"]
+    return json_response(200, roles)
+
+
+@standin.route("GET", "/guilds/{guild_id}/members/{user_id}")
+@limited
+def get_member(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    if (refusal := _snowflakes(request, "guild_id", "user_id")) is not None:
+        return refusal
+    guild_id, user_id = request.params["guild_id"], request.params["user_id"]
+    with standin.lock:
+        guild = state.guild(guild_id)
+        if user_id in guild.left:
+            return error_response(404, 10007, "Unknown Member")
+        member = guild.member(user_id)
+        user = dict(state.user(user_id)) if user_id != bot_user_id() else _bot_user()
+        shown = {
+            "avatar": None, "banner": None, "communication_disabled_until": None, "flags": 0,
+            "joined_at": member.joined_at, "nick": None, "pending": False, "premium_since": None,
+            "roles": list(member.roles), "user": user, "mute": False, "deaf": False,
+        }  # fmt: skip
+    return json_response(200, shown)
+
+
 # -- the inspect page and its controls ----------------------------------------------------------------
 def _page(exchanges: list[Any]) -> str:
     rows = []
@@ -469,7 +664,8 @@ def _page(exchanges: list[Any]) -> str:
 
 
 def inspect_app(method: str, target: str, headers: dict[str, str], body: bytes) -> HttpResponse:
-    """GET /discord-api/_inspect[?format=json]; POST .../users {id, username, accepts_dms}; POST .../reset."""
+    """GET /discord-api/_inspect[?format=json]; POST .../users {id, username, accepts_dms};
+    POST .../roles {guild_id, name, position, permissions}; POST .../reset."""
     parts = urlsplit(target)
     path = parts.path[len(INSPECT_PREFIX) :] or "/"
     query = dict(parse_qsl(parts.query))
@@ -493,6 +689,18 @@ def inspect_app(method: str, target: str, headers: dict[str, str], body: bytes) 
         except (ValueError, KeyError, TypeError):
             return error_response(400, 50035, "give id (digits), and optionally username, accepts_dms")
         return json_response(200, user)
+    if method == "POST" and path == "/roles":
+        try:
+            data = json.loads(body or b"{}")
+            guild_id = str(int(data["guild_id"]))
+            name = str(data["name"])
+            role_id = state.add_role(guild_id, name, position=int(data.get("position", 1)),
+                                     permissions=int(data.get("permissions", 0)))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            return error_response(
+                400, 50035, "give guild_id (digits), name, and optionally position, permissions"
+            )
+        return json_response(200, state.guild(guild_id).roles[role_id])
     if method == "POST" and path == "/reset":
         reset()
         return json_response(200, {"reset": True})

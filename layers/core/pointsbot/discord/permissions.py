@@ -5,6 +5,7 @@ from __future__ import annotations
 
 ADMINISTRATOR = 1 << 3
 MANAGE_GUILD = 1 << 5
+MANAGE_ROLES = 1 << 28
 # Discord's bit sets fit in 64 bits; anything wider is not one of them.
 _MAX_BITS = 2**64 - 1
 

@@ -184,6 +184,37 @@ class DiscordClient:
             auth=False,
         )
 
+    # -- guild roles -----------------------------------------------------------------------
+    def add_member_role(
+        self, guild_id: str | int, user_id: str | int, role_id: str | int, reason: str = ""
+    ) -> None:
+        """Give a member a role (Discord answers 204; a role the member has already is no error)."""
+        self._member_role("PUT", guild_id, user_id, role_id, reason)
+
+    def remove_member_role(
+        self, guild_id: str | int, user_id: str | int, role_id: str | int, reason: str = ""
+    ) -> None:
+        """Take a role from a member (204; a role the member does not have is no error)."""
+        self._member_role("DELETE", guild_id, user_id, role_id, reason)
+
+    def _member_role(self, method: str, guild_id, user_id, role_id, reason: str) -> None:
+        self.request(
+            method,
+            "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+            {"guild_id": str(guild_id), "user_id": str(user_id), "role_id": str(role_id)},
+            headers=audit_log_reason(reason),
+        )
+
+    def guild_roles(self, guild_id: str | int) -> list[dict[str, Any]]:
+        return self.request("GET", "/guilds/{guild_id}/roles", {"guild_id": str(guild_id)}) or []
+
+    def guild_member(self, guild_id: str | int, user_id: str | int) -> dict[str, Any]:
+        return self.request(
+            "GET",
+            "/guilds/{guild_id}/members/{user_id}",
+            {"guild_id": str(guild_id), "user_id": str(user_id)},
+        )
+
     def _commands_route(self, application_id: str, guild_id: str | int | None) -> tuple[str, dict[str, str]]:
         if guild_id is None:
             return "/applications/{application_id}/commands", {"application_id": str(application_id)}
@@ -214,9 +245,11 @@ class DiscordClient:
         auth: bool = True,
         form_body: dict[str, str] | None = None,
         authorization: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """One call to Discord. `authorization` replaces the bot token (OAuth2's Basic and
-        Bearer credentials); `form_body` is sent url-encoded, as the OAuth2 token endpoint wants."""
+        Bearer credentials); `form_body` is sent url-encoded, as the OAuth2 token endpoint wants;
+        `headers` are sent as well (X-Audit-Log-Reason)."""
         route = Route(method.upper(), template, params or {})
         # Only calls with the bot token count against the bot's global limit.
         paced = self.pacer is not None and auth and authorization is None
@@ -225,10 +258,12 @@ class DiscordClient:
             waited = self._wait_for_bucket(route, waited)
             if paced:
                 self.pacer()
-            status, headers, body = self._send(route, json_body, query, auth, form_body, authorization)
-            self._learn(route, headers)
+            status, answer_headers, body = self._send(
+                route, json_body, query, auth, form_body, authorization, headers
+            )
+            self._learn(route, answer_headers)
             if status == 429:
-                retry_after, global_ = self._retry_after(headers, body)
+                retry_after, global_ = self._retry_after(answer_headers, body)
                 if global_:
                     with self._lock:
                         self._global_until = max(self._global_until, self._clock() + retry_after)
@@ -301,9 +336,10 @@ class DiscordClient:
         auth: bool,
         form_body: dict[str, str] | None = None,
         authorization: str | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         url = self.base_url + route.path + (f"?{urlencode(query)}" if query else "")
-        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json", **(extra_headers or {})}
         if authorization:
             headers["Authorization"] = authorization
         elif auth and self.token:
@@ -347,6 +383,17 @@ class DiscordClient:
         except ValueError:
             pass
         raise _CODE_ERRORS.get(code, DiscordError)(status, code, message)
+
+
+# Discord keeps at most 512 characters of an audit-log reason.
+MAX_AUDIT_REASON = 512
+
+
+def audit_log_reason(reason: str) -> dict[str, str]:
+    """The X-Audit-Log-Reason header for `reason` (none when empty): Discord takes it URL-encoded,
+    so any text (accents, emoji, line breaks) arrives as written and a header stays one line."""
+    text = " ".join(reason.split())[:MAX_AUDIT_REASON]
+    return {"X-Audit-Log-Reason": quote(text, safe=" ")} if text else {}
 
 
 _client: DiscordClient | None = None

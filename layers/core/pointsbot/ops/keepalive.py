@@ -1,5 +1,5 @@
-"""The keep-alive: warm the interactions function, check the database, ask for stuck DMs,
-forget stored interaction answers past their use.
+"""The keep-alive: warm the interactions function, check the database, ask for stuck DMs and
+role changes, forget stored interaction answers past their use.
 
 `KEEPALIVE_EVENT` is what the keep-alive sends the interactions function; that handler answers
 it at once without work (`is_keepalive(event)`; both are the endpoint's, named here too). In AWS the warmer is a Lambda invoke; the
@@ -37,6 +37,8 @@ class KeepaliveResult:
     delivery_requested: bool
     error: str | None = None
     replies_pruned: int | None = None  # stored interaction answers past their use
+    role_changes_due: int | None = None
+    role_delivery_requested: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +89,7 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
+    from ..community import roles
     from ..delivery import outbox
     from ..platform.db import DatabaseUnavailable
 
@@ -110,13 +113,20 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     database_ms = (time.perf_counter() - started) * 1000
     requested = bool(dms_due) and outbox.request_delivery()
     pruned: int | None = None
+    roles_due: int | None = None
     if healthy:
+        try:
+            roles_due = database.run(roles.due_count)
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"role changes: {exc}"[:200])
         from ..commands.dispatch import prune_replies
 
         try:
             pruned = database.run(prune_replies)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"prune: {exc}"[:200])
+    roles_requested = bool(roles_due) and roles.request_role_delivery()
     return KeepaliveResult(
-        healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned
-    )
+        healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned,
+        roles_due, roles_requested,
+    )  # fmt: skip

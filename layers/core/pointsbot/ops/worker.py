@@ -26,6 +26,7 @@ __all__ = [
 TASK_HANDLERS: dict[str, tuple[str, str]] = {
     "interaction": ("pointsbot.commands.deferred", "complete_interaction"),
     "deliver_dms": ("pointsbot.delivery.outbox", "deliver_task"),
+    "apply_role_changes": ("pointsbot.community.roles", "apply_task"),
 }
 
 
