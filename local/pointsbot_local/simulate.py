@@ -120,6 +120,22 @@ def command_payload(
     return payload
 
 
+def autocomplete_payload(
+    path: str | list[str], options: dict[str, Any], focused: str, **kwargs: Any
+) -> dict[str, Any]:
+    """An APPLICATION_COMMAND_AUTOCOMPLETE interaction: the member is typing in `focused`
+    (the options given so far, as Discord sends them: partial values, one focused)."""
+    payload = command_payload(path, options, **kwargs)
+    payload["type"] = 4
+    level = payload["data"]["options"]
+    while level and level[0]["type"] == SUB_COMMAND:
+        level = level[0]["options"]
+    for option in level:
+        if option["name"] == focused:
+            option["focused"] = True
+    return payload
+
+
 def component_payload(
     custom_id: str,
     *,

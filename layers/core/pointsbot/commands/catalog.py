@@ -90,6 +90,15 @@ COMMANDS: tuple[dict[str, Any], ...] = (
         _amount("How many"),
         _option(STRING, "reason", "Why (optional)", max_length=500),
     ),
+    _command("shop", "The rewards you can buy with your points", _page()),
+    _command(
+        "buy",
+        "Buy a reward with your points",
+        _option(
+            STRING, "reward", "Which reward (start typing its name)", True, max_length=100, autocomplete=True
+        ),
+    ),
+    _command("purchases", "Your reward purchases and where they stand", _page()),
     # -- admins ---------------------------------------------------------------------------
     _command(
         "points",
@@ -135,11 +144,29 @@ COMMANDS: tuple[dict[str, Any], ...] = (
     _command(
         "member", "Look up a member", _sub("info", "A member's profile and points", _member()), admin=True
     ),
+    _command(
+        "redemptions",
+        "Reward purchases to hand over, or refund",
+        _sub("pending", "Item purchases waiting to be handed over", _page()),
+        _sub(
+            "fulfil",
+            "Mark an item purchase as handed over (the member is DMed)",
+            _option(INTEGER, "purchase", "The purchase number (#)", True, min_value=1),
+            _option(STRING, "note", "A note for the member", max_length=500),
+        ),
+        _sub(
+            "refund",
+            "Give a purchase's points back (the member is DMed)",
+            _option(INTEGER, "purchase", "The purchase number (#)", True, min_value=1),
+            _option(STRING, "reason", "Why (sent to the member)", max_length=500),
+        ),
+        admin=True,
+    ),
 )
 
 ADMIN_COMMANDS = frozenset(c["name"] for c in COMMANDS if c["default_member_permissions"] is not None)
 # Answers only the asker sees: personal data, and everything an admin does.
-EPHEMERAL_COMMANDS = frozenset({"history", "email", *ADMIN_COMMANDS})
+EPHEMERAL_COMMANDS = frozenset({"history", "email", "shop", "buy", "purchases", *ADMIN_COMMANDS})
 
 
 def is_admin_command(path: str) -> bool:

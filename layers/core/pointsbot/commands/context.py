@@ -32,6 +32,20 @@ class CommandSpec:
 
 _REGISTRY: dict[str, CommandSpec] = {}
 
+# An option's autocomplete: (conn, guild id, user id, what was typed) -> (name, value) choices.
+AutocompleteFn = Callable[[psycopg.Connection, int, int, str], list[tuple[str, str]]]
+_AUTOCOMPLETE: dict[str, AutocompleteFn] = {}
+
+
+def autocomplete(path: str) -> Callable[[AutocompleteFn], AutocompleteFn]:
+    """Register the choices of `/path`'s autocomplete option (read-only, answered inline)."""
+
+    def register(fn: AutocompleteFn) -> AutocompleteFn:
+        _AUTOCOMPLETE[path] = fn
+        return fn
+
+    return register
+
 
 def command(path: str, *, writes: bool = False) -> Callable[[CommandFn], CommandFn]:
     """Register the function that answers `/path` ("balance", "points add", ...)."""

@@ -23,7 +23,7 @@ from ..platform.errors import DomainError
 from ..platform.ids import parse_snowflake
 from ..platform.paging import page_number
 from .catalog import is_admin_command, is_ephemeral, option_problem
-from .context import _REGISTRY, CommandSpec, Context
+from .context import _AUTOCOMPLETE, _REGISTRY, CommandSpec, Context
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
 def _load_commands() -> None:
     # Importing them registers every command (a repeated import costs a dict lookup). Not at
     # module import: a PING should not pay for the command code on a cold start.
-    from . import admin, member  # noqa: F401
+    from . import admin, member, store  # noqa: F401
 
 
 def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
@@ -59,8 +59,36 @@ def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
             # "leaderboard:<page>:<next|prev>[:<balance>:<user id>]": buttons posted before the
             # keyset carry only the page, and still lead to it (the cursor is checked there).
             return "leaderboard", {"page": page_number(page), "cursor": cursor}, True
+        if kind == "shop" and page.isascii() and page.isdigit() and len(page) <= 6:
+            return "shop", {"page": page_number(page)}, True  # "shop:<page>:<next|prev>"
+        if kind == "buy" and _is_id(rest):
+            # "buy:<reward id>": a new private answer, not an edit of the shop it was clicked on.
+            # Whose reward it is, is checked by the purchase (in the interaction's guild only).
+            return "buy", {"reward_id": int(rest)}, False
         return "", {}, True
     return interaction.command, dict(interaction.options), False
+
+
+def _is_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 19 and text[0] != "0" and int(text) < 2**63
+
+
+def updates_message(interaction: Interaction) -> bool:
+    """Whether a button's answer edits the message it is on (else it is a new message)."""
+    return _route(interaction)[2]
+
+
+def autocomplete(database: Database, interaction: Interaction) -> list[tuple[str, str]]:
+    """The choices for an autocomplete interaction: read-only, no claim, nothing written.
+    An option without autocomplete, or outside a server, gets no choices."""
+    _load_commands()
+    fn = _AUTOCOMPLETE.get(interaction.command)
+    if fn is None or interaction.guild_id is None or interaction.focused is None:
+        return []
+    typed = interaction.options.get(interaction.focused)
+    guild_id = parse_snowflake(interaction.guild_id, "guild_id")
+    user_id = parse_snowflake(interaction.user_id, "user_id")
+    return database.run(fn, guild_id, user_id, typed if isinstance(typed, str) else str(typed or ""))
 
 
 def _policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> GuildPolicy:
@@ -166,8 +194,12 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
 
 
 def answers_privately(interaction: Interaction) -> bool:
-    """Whether a deferred answer should be visible to the asker only."""
-    return not interaction.is_component and is_ephemeral(interaction.command)
+    """Whether a deferred answer should be visible to the asker only (a button that answers
+    with a new message, such as Buy, answers as its command does)."""
+    if interaction.is_component:
+        path, _options, update = _route(interaction)
+        return not update and is_ephemeral(path)
+    return is_ephemeral(interaction.command)
 
 
 def prune_replies(conn: psycopg.Connection, keep_hours: int = 24) -> int:

@@ -144,19 +144,31 @@ def _handle(
         interaction = interactions.parse(payload)
     except RequestRejected as rejected:
         return Answer(rejected.status, {"error": rejected.message}, "-", f"rejected_{rejected.status}")
-    if interaction.type == interactions.AUTOCOMPLETE:  # none registered; an empty list is valid
-        return Answer(
-            200,
-            {"type": interactions.AUTOCOMPLETE_RESULT, "data": {"choices": []}},
-            "autocomplete",
-            "ok",
-            interaction.id,
-        )
+    if interaction.type == interactions.AUTOCOMPLETE:
+        return run_autocomplete(interaction, database or inline_database(get_settings()), arrived)
     if interaction.type not in (interactions.APPLICATION_COMMAND, interactions.MESSAGE_COMPONENT):
         return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
                       interaction.id)  # fmt: skip
     settings = get_settings()
     return run_command(interaction, settings, database or inline_database(settings), arrived=arrived)
+
+
+def run_autocomplete(interaction: interactions.Interaction, database: Any, arrived: float) -> Answer:
+    """Choices while the member types, inline or not at all: an autocomplete cannot be deferred,
+    so a slow database or anything unexpected answers with no choices (the member can still
+    type the whole name), never an error."""
+    from ..platform.db import run_within
+    from ..platform.observability import logger
+    from .dispatch import autocomplete
+
+    name = f"{interaction.command} (autocomplete)"
+    try:
+        choices = run_within(_left(arrived, INLINE_BUDGET_S), autocomplete, database, interaction)
+        outcome = "ok"
+    except Exception:
+        logger.warning("autocomplete answered with no choices", exc_info=True)
+        choices, outcome = [], "unavailable"
+    return Answer(200, interactions.autocomplete_result(choices), name, outcome, interaction.id)
 
 
 def run_command(
@@ -170,7 +182,7 @@ def run_command(
     from ..platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
     from ..platform.observability import logger
     from . import deferred
-    from .dispatch import answers_privately
+    from .dispatch import answers_privately, updates_message
 
     logger.set_correlation_id(interaction.id)
     arrived = time.monotonic() if arrived is None else arrived
@@ -196,7 +208,9 @@ def run_command(
             return Answer(
                 200, interactions.ephemeral(deferred.TRY_AGAIN), name, "unavailable", interaction.id
             )
-        body = interactions.deferred(interaction, answers_privately(interaction))
+        body = interactions.deferred(
+            interaction, answers_privately(interaction), updates_message(interaction)
+        )
         return Answer(200, body, name, "deferred", interaction.id)
     except Exception:  # a bug: the member gets a plain sentence, the log gets the stack
         logger.exception("command failed")

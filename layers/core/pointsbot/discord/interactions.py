@@ -72,6 +72,7 @@ class Interaction:
     custom_id: str | None
     users: dict[str, ResolvedUser] = field(default_factory=dict)
     option_types: dict[str, int] = field(default_factory=dict)  # the type each option came as
+    focused: str | None = None  # autocomplete: the option the member is typing in
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -169,11 +170,13 @@ def _option_value(option: dict[str, Any], where: str) -> Any:
     return value
 
 
-def _flatten_options(options: Any) -> tuple[list[str], dict[str, Any], dict[str, int]]:
-    """Sub-command (group) names, and the leaf options' values and types, of a command."""
+def _flatten_options(options: Any) -> tuple[list[str], dict[str, Any], dict[str, int], str | None]:
+    """Sub-command (group) names, the leaf options' values and types, of a command, and the
+    option an autocomplete interaction is focused on (the one the member is typing in)."""
     path: list[str] = []
     values: dict[str, Any] = {}
     types: dict[str, int] = {}
+    focused: str | None = None
     level = _list(options, "data.options", MAX_OPTIONS)
     while level:
         for option in level:
@@ -191,8 +194,12 @@ def _flatten_options(options: Any) -> tuple[list[str], dict[str, Any], dict[str,
                 raise _refuse("data.options", f"name {name!r} twice")
             values[name] = _option_value(option, f"option {name!r}")
             types[name] = option["type"]
+            if option.get("focused") is True:
+                if focused is not None:
+                    raise _refuse("data.options", "focus two options")
+                focused = name
         break
-    return path, values, types
+    return path, values, types, focused
 
 
 def _user_of(value: Any, where: str) -> dict[str, Any]:
@@ -234,11 +241,15 @@ def parse(payload: dict[str, Any]) -> Interaction:
     else:
         user = _user_of(payload.get("user"), "user")
         roles = ()
-    data = _object(payload.get("data"), "data", optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT))
-    command, options, option_types, custom_id = "", {}, {}, None
+    data = _object(
+        payload.get("data"),
+        "data",
+        optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE),
+    )
+    command, options, option_types, custom_id, focused = "", {}, {}, None, None
     users: dict[str, ResolvedUser] = {}
-    if kind == APPLICATION_COMMAND:
-        path, options, option_types = _flatten_options(data.get("options"))
+    if kind in (APPLICATION_COMMAND, AUTOCOMPLETE):
+        path, options, option_types, focused = _flatten_options(data.get("options"))
         command = " ".join([_text(data.get("name"), "data.name", 32, optional=False), *path])
         resolved = _object(data.get("resolved"), "data.resolved")
         resolved_members = _object(resolved.get("members"), "data.resolved.members")
@@ -250,8 +261,8 @@ def parse(payload: dict[str, Any]) -> Interaction:
             users[uid] = ResolvedUser(
                 uid, resolved_user.get("username"), _display(resolved_user, resolved_member)
             )
-        if kind == AUTOCOMPLETE:
-            command = ""
+        if kind == AUTOCOMPLETE and focused is None:
+            raise _refuse("data.options", "focus no option in an autocomplete")
     elif kind == MESSAGE_COMPONENT:
         custom_id = _text(data.get("custom_id"), "data.custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
         _integer(data.get("component_type"), "data.component_type")
@@ -272,6 +283,7 @@ def parse(payload: dict[str, Any]) -> Interaction:
         custom_id=custom_id,
         users=users,
         option_types=option_types,
+        focused=focused,
         raw=payload,
     )
 
@@ -328,9 +340,11 @@ def pong() -> dict[str, Any]:
     return {"type": PONG}
 
 
-def deferred(interaction: Interaction, ephemeral: bool) -> dict[str, Any]:
-    """ "Thinking..." for a command, or a silent acknowledgement for a button."""
-    if interaction.is_component:
+def deferred(interaction: Interaction, ephemeral: bool, update: bool = True) -> dict[str, Any]:
+    """ "Thinking..." for a command or a button that answers with a new message (update=False:
+    @original is then that message), or a silent acknowledgement for a button that edits the
+    message it is on."""
+    if interaction.is_component and update:
         return {"type": DEFERRED_UPDATE_MESSAGE}
     answer: dict[str, Any] = {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE}
     if ephemeral:
@@ -340,3 +354,21 @@ def deferred(interaction: Interaction, ephemeral: bool) -> dict[str, Any]:
 
 def ephemeral(content: str) -> dict[str, Any]:
     return Reply(content, ephemeral=True).as_response()
+
+
+MAX_CHOICES = 25  # Discord's limit on autocomplete choices
+MAX_CHOICE_CHARS = 100  # a choice's name and a string choice's value
+
+
+def autocomplete_result(choices: list[tuple[str, str]]) -> dict[str, Any]:
+    """APPLICATION_COMMAND_AUTOCOMPLETE_RESULT with (name, value) string choices, clipped to
+    Discord's limits (25 choices, 100 characters each)."""
+    return {
+        "type": AUTOCOMPLETE_RESULT,
+        "data": {
+            "choices": [
+                {"name": name[:MAX_CHOICE_CHARS], "value": value[:MAX_CHOICE_CHARS]}
+                for name, value in choices[:MAX_CHOICES]
+            ]
+        },
+    }

@@ -11,7 +11,16 @@ ledger never calls up into the features built on it.
 """
 
 from .entries import KINDS, SOURCES, LedgerEntry, OperationResult
-from .operations import MAX_REASON, award, deduct, revert, set_balance, transfer
+from .operations import (
+    MAX_REASON,
+    award,
+    deduct,
+    purchase_debit,
+    purchase_refund,
+    revert,
+    set_balance,
+    transfer,
+)
 from .queries import (
     GuildTotals,
     HistoryPage,
@@ -50,6 +59,8 @@ __all__ = [
     "history_page",
     "leaderboard_page",
     "page_count",
+    "purchase_debit",
+    "purchase_refund",
     "rank_of",
     "revert",
     "set_balance",

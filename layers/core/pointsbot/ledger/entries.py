@@ -8,7 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-SOURCES = ("slash", "admin_site", "achievement", "system")
+# The whole agreed union (sql/042 and /work/wt/INTERFACES.md): the reward store writes
+# `purchase` / `purchase_refund`; seasons and the API their own.
+SOURCES = (
+    "slash",
+    "admin_site",
+    "achievement",
+    "system",
+    "purchase",
+    "purchase_refund",
+    "season_reset",
+    "season_prize",
+    "api",
+)
 KINDS = (
     "award",
     "deduct",
@@ -18,6 +30,10 @@ KINDS = (
     "revert",
     "achievement",
     "email_bonus",
+    "purchase",
+    "purchase_refund",
+    "season_reset",
+    "season_prize",
 )
 
 

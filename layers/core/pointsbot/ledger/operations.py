@@ -336,6 +336,11 @@ def revert(
     original = _entry(original)
     if original.kind == "revert":
         raise InvalidInput(f"Entry #{entry_id} is itself a revert; make a new change instead.")
+    if original.kind in ("purchase", "purchase_refund"):
+        raise InvalidInput(
+            f"Entry #{entry_id} is a reward purchase or its refund; refund the purchase instead "
+            "(/redemptions refund or the admin site's Redemptions)."
+        )
     targets = (
         _entries_of(conn, original.operation_id)
         if original.kind in ("transfer_in", "transfer_out")
@@ -360,3 +365,71 @@ def revert(
             raise AlreadyReverted(f"Entry #{target.id} has already been reverted.") from exc
     entries.sort(key=lambda e: e.id)
     return OperationResult(begun, tuple(entries), replayed=False)
+
+
+# -- the reward store's entries ----------------------------------------------------------------
+def purchase_debit(
+    conn: psycopg.Connection,
+    *,
+    guild_id: int,
+    user_id: int,
+    price: int,
+    reason: str,
+    idempotency_key: str,
+    actor_name: str = "",
+    policy: GuildPolicy,
+) -> OperationResult:
+    """A member pays for a reward: a `purchase` entry, never below zero (whatever the guild
+    allows for admin changes: spending needs the points). The store (community/store.py) takes
+    the stock and records the purchase in the same transaction; a replay of the key returns the
+    first result. No single-change limit: the price is the admin's, checked when it was set."""
+    price = _check_amount(price)
+    reason = _check_reason(reason, required=False)
+    begun = _begin(conn, guild_id, idempotency_key, "purchase",
+                   _fingerprint(op="purchase", user=user_id, amount=price))  # fmt: skip
+    if isinstance(begun, OperationResult):
+        return begun
+    entry = apply_entry(
+        conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=-price, kind="purchase",
+        reason=reason, actor_id=user_id, source="purchase", silent=True, floor=0,
+        actor_name=_check_actor(user_id, actor_name, "purchase"),
+    )  # fmt: skip
+    return OperationResult(begun, (entry,), replayed=False)
+
+
+def purchase_refund(
+    conn: psycopg.Connection,
+    *,
+    guild_id: int,
+    purchase_entry_id: int,
+    reason: str,
+    idempotency_key: str,
+    actor_id: int | None,
+    actor_name: str,
+    policy: GuildPolicy,
+) -> OperationResult:
+    """Give a purchase's points back: a `purchase_refund` entry linked to the purchase entry
+    (reverts_id, unique: one refund per purchase, ever). `actor_name` names who refunded it
+    (an admin, or "store" when Discord refused a role)."""
+    reason = _check_reason(reason, required=False)
+    begun = _begin(conn, guild_id, idempotency_key, "purchase_refund",
+                   _fingerprint(op="purchase_refund", entry=purchase_entry_id))  # fmt: skip
+    if isinstance(begun, OperationResult):
+        return begun
+    original = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s AND kind = 'purchase'",
+        (guild_id, purchase_entry_id),
+    ).fetchone()
+    if original is None:
+        raise NotFound(f"There is no purchase entry #{purchase_entry_id} in this server.")
+    original = _entry(original)
+    try:
+        entry = apply_entry(
+            conn, policy, operation_id=begun, guild_id=guild_id, user_id=original.user_id,
+            amount=-original.amount, kind="purchase_refund", reason=reason, actor_id=actor_id,
+            actor_name=_check_actor(actor_id, actor_name or "store", "purchase_refund"),
+            source="purchase_refund", silent=True, floor=None, reverts_id=original.id,
+        )  # fmt: skip
+    except pg_errors.UniqueViolation as exc:  # a concurrent refund of the same purchase won
+        raise AlreadyReverted(f"Purchase entry #{original.id} has already been refunded.") from exc
+    return OperationResult(begun, (entry,), replayed=False)

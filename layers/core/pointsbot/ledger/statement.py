@@ -96,8 +96,9 @@ def apply_entry(
     # (a guild override) still sees what was credited earlier that day.
     capped = kind in CAPPED_KINDS and amount > 0
     cap = policy.daily_cap if capped and policy.daily_cap > 0 else None
-    if kind == "revert":
-        # Undoing a credit takes it back out of "earned"; undoing a debit out of "spent".
+    if kind in ("revert", "purchase_refund"):
+        # Undoing a credit takes it back out of "earned"; undoing a debit (a purchase
+        # refunded is one) out of "spent".
         earned, spent = (amount, 0) if amount < 0 else (0, -amount)
     else:
         earned, spent = max(amount, 0), max(-amount, 0)
