@@ -9,10 +9,12 @@ from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
 from admin_site.sections import Section, int_param
+from admin_site.sections.roles import check_grantable
 from pointsbot.admin import actions as admin_actions
 from pointsbot.community import achievements
 from pointsbot.delivery import outbox
 from pointsbot.platform import paging
+from pointsbot.platform.ids import parse_snowflake
 from pointsbot.platform.wording import count
 
 routes = Section()
@@ -27,7 +29,18 @@ def _achievement_fields(req: web.AdminRequest) -> dict[str, Any]:
         "window_days": req.form_int("window_days", "Days", required=False),
         "bonus_points": req.form_int("bonus_points", "Bonus", required=False) or 0,
         "active": req.checkbox("active"),
+        "role_id": req.form("role_id").strip() or None,
     }
+
+
+def _with_checked_role(
+    req: web.AdminRequest, guild_id: int, fields: dict[str, Any], current: int | None = None
+) -> dict[str, Any]:
+    """A role given (or changed) is checked with Discord first: the bot must be able to grant it."""
+    if fields.get("role_id") is not None:
+        role_id = parse_snowflake(fields["role_id"], "The role id")
+        fields["role_id"] = role_id if role_id == current else check_grantable(req, guild_id, str(role_id))
+    return fields
 
 
 @routes.route("GET", "/g/<guild_id>/achievements")
@@ -39,9 +52,8 @@ def achievements_page(req: web.AdminRequest, guild_id: int) -> Response:
 @routes.route("POST", "/g/<guild_id>/achievements")
 def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
     req.back_to(f"/g/{guild_id}/achievements")
-    definition = req.db.run(
-        admin_actions.create_achievement, req.identity, guild_id, _achievement_fields(req)
-    )
+    fields = _with_checked_role(req, guild_id, _achievement_fields(req))
+    definition = req.db.run(admin_actions.create_achievement, req.identity, guild_id, fields)
     req.flash("ok", f"Achievement “{definition.name}” created. Members who qualify get it on the next check.")
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))
 
@@ -68,6 +80,9 @@ def achievement_edit(req: web.AdminRequest, guild_id: int, achievement_id: str) 
     req.back_to(f"/g/{guild_id}/achievements/{aid}")
     toggle = req.form("toggle")
     changes: dict[str, Any] = {"active": toggle == "on"} if toggle else _achievement_fields(req)
+    if not toggle:
+        current = req.db.run(achievements.get_definition, guild_id, aid).role_id
+        changes = _with_checked_role(req, guild_id, changes, current)
     after = req.db.run(admin_actions.edit_achievement, req.identity, guild_id, aid, changes)
     req.flash("ok", f"“{after.name}” saved" + ("" if after.active else " (switched off)") + ".")
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements" + ("" if toggle else f"/{aid}")))

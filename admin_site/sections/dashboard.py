@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from admin_site import web
 from admin_site.sections import Section
 from pointsbot.admin import stats
+from pointsbot.community import roles
 
 routes = Section()
 
@@ -17,10 +18,12 @@ routes = Section()
 def dashboard(req: web.AdminRequest, guild_id: int) -> Response:
     def load(conn):
         series = stats.daily_series(conn, guild_id)
-        return stats.figures(conn, guild_id), series, stats.recent_transactions(conn, guild_id)
+        return (stats.figures(conn, guild_id), series, stats.recent_transactions(conn, guild_id),
+                roles.unseen_refusal_count(conn, guild_id))  # fmt: skip
 
-    figures, series, recent = req.db.run(load)
-    return web.page(req, "dashboard.html", figures=figures, chart=stats.chart(series), recent=recent)
+    figures, series, recent, refused_roles = req.db.run(load)
+    return web.page(req, "dashboard.html", figures=figures, chart=stats.chart(series), recent=recent,
+                    refused_roles=refused_roles)  # fmt: skip
 
 
 @routes.route("GET", "/g/<guild_id>/stats.json")

@@ -11,7 +11,7 @@ from admin_site.sections import Section, opt_int
 from pointsbot import ledger
 from pointsbot.admin import actions as admin_actions
 from pointsbot.admin import bulk, monitor
-from pointsbot.community import achievements, members
+from pointsbot.community import achievements, members, roles
 from pointsbot.platform import paging
 from pointsbot.platform.errors import DomainError
 from pointsbot.platform.ids import format_snowflake, parse_snowflake
@@ -72,11 +72,12 @@ def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
             achievements.earned_by(conn, guild_id, uid),
             monitor.email_submissions_of(conn, guild_id, uid),
             monitor.dm_page(conn, guild_id, user_id=uid, limit=20)[0],
+            roles.member_changes(conn, guild_id, uid, limit=50),
         )
 
-    member, mstats, history, earned, submissions, dms = req.db.run(load)
+    member, mstats, history, earned, submissions, dms, role_changes = req.db.run(load)
     return web.page(req, "member.html", member=member, mstats=mstats, history=history, earned=earned,
-                    submissions=submissions, dms=dms, form_token=bulk.new_form_token(),
+                    submissions=submissions, dms=dms, role_changes=role_changes, form_token=bulk.new_form_token(),
                     revert_token=bulk.new_form_token())  # fmt: skip
 
 

@@ -17,7 +17,10 @@ routes = Section()
 @routes.route("GET", "/g/<guild_id>/settings")
 def settings_page(req: web.AdminRequest, guild_id: int) -> Response:
     policy = req.db.run(guilds.guild_policy, req.settings, guild_id)
-    overrides = req.db.run(guilds.ensure_guild, guild_id)
+    # What an admin set on this page (the guild's settings also keep e.g. its role thresholds).
+    overrides = {
+        k: v for k, v in req.db.run(guilds.ensure_guild, guild_id).items() if k in guilds.OVERRIDABLE
+    }
     return web.page(req, "settings.html", policy=policy, overrides=overrides)
 
 

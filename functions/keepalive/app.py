@@ -1,5 +1,6 @@
 """Every 5 minutes (EventBridge): warm the interactions function, check the database, emit
-HealthCheck (1 healthy, 0 not) and ask for delivery of DMs left due."""
+HealthCheck (1 healthy, 0 not), ask for delivery of DMs and role changes left due, and ask for
+the removal of timed roles whose end has passed."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ GUILD = 770000000000000001
 ADMIN_NAME = "input-admin"
 ADMIN_PASSWORD = "input admin's password"
 _SAMPLE = {"guild_id": str(GUILD), "user_id": "780000000000000003", "batch_id": "1", "submission_id": "1",
-           "decision": "approve", "achievement_id": "1", "name": "site.css"}  # fmt: skip
+           "decision": "approve", "achievement_id": "1", "name": "site.css", "threshold_id": "1",
+           "change_id": "1"}  # fmt: skip
 
 
 def _fill(path: str) -> str:

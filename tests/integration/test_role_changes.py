@@ -356,3 +356,30 @@ def test_a_timed_grant_keeps_its_end(db: Database) -> None:
     change_id = db.run(roles.request_role_change, guild_id=guild, user_id=user, role_id=5, action="add",
                        source="purchase", source_ref="timed", reason="", expires_at=ends)  # fmt: skip
     assert db.run(roles.get_change, change_id).expires_at == ends
+
+
+def test_the_dm_wake_up_makes_due_role_changes_too(
+    db: Database, discord: DiscordClient, queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every place that changes points asks for "deliver_dms" after COMMIT; a threshold's or an
+    # achievement's role change rides on that change, so the same task makes it.
+    from pointsbot.delivery.tasks import Task
+    from pointsbot.discord import rest as discord_rest
+    from pointsbot.platform import config, runtime
+
+    monkeypatch.setattr(runtime, "_database", db)
+    monkeypatch.setenv("DISCORD_API_BASE_URL", discord.base_url)
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "test-token")
+    config.reset_settings()
+    discord_rest.set_client(discord)
+    try:
+        guild = new_guild(db)
+        user = new_member(db, guild)
+        role = state.add_role(str(guild), "Woken")
+        change_id = ask(db, guild, user, role, source="threshold", ref="t:w:1")
+        worker.run_task(Task("deliver_dms", {}))
+    finally:
+        discord_rest.set_client(None)
+        config.reset_settings()
+    assert change_row(db, change_id)["state"] == "done"
+    assert state.member_roles(str(guild), str(user)) == [role]

@@ -10,6 +10,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ..platform.errors import DomainError, InvalidInput, NotFound
+from ..platform.ids import parse_snowflake
 from ..platform.paging import page_number
 from ..platform.storable import check_one_line
 from .achievement_criteria import CRITERIA
@@ -33,6 +34,7 @@ class AchievementDefinition:
     active: bool
     created_at: datetime
     updated_at: datetime
+    role_id: int | None = None  # a Discord role granted with the achievement
     holders: int = 0
 
     @property
@@ -72,7 +74,7 @@ class HoldersPage:
 # -- definitions (the admin site) -----------------------------------------------------------
 _DEF_COLUMNS = (
     "a.id, a.guild_id, a.name, a.description, a.bonus_points, a.criterion, a.threshold, a.window_days, "
-    "a.active, a.created_at, a.updated_at"
+    "a.active, a.created_at, a.updated_at, a.role_id"
 )
 
 
@@ -96,8 +98,10 @@ def validate_definition(
     criterion: object,
     threshold: object,
     window_days: object,
+    role_id: object = None,
 ) -> dict:
-    """Check a definition; returns clean values or raises InvalidInput naming the problem."""
+    """Check a definition; returns clean values or raises InvalidInput naming the problem.
+    Whether the bot can grant `role_id` is asked of Discord by the admin site (roles.bot_can_grant)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("The achievement needs a name.")
     if len(name.strip()) > MAX_NAME:
@@ -115,7 +119,9 @@ def validate_definition(
     else:
         number = 0
     days = _int_field(window_days, "number of days", 1, MAX_WINDOW_DAYS) if spec.uses_window else None
+    role = None if role_id is None or role_id == "" else parse_snowflake(role_id, "The role id")
     return {
+        "role_id": role,
         "name": name.strip(),
         "description": description.strip(),
         "bonus_points": bonus,
@@ -173,6 +179,7 @@ def create_definition(
     bonus_points: int = 0,
     description: str = "",
     active: bool = True,
+    role_id: int | str | None = None,
 ) -> AchievementDefinition:
     """Define an achievement. Members who already qualify get it on the next sweep (or on
     their next change, for the criteria a change can make true)."""
@@ -183,6 +190,7 @@ def create_definition(
         criterion=criterion,
         threshold=threshold,
         window_days=window_days,
+        role_id=role_id,
     )
     from ..ledger.guilds import ensure_guild
 
@@ -192,9 +200,9 @@ def create_definition(
             row = conn.execute(
                 f"""
                 INSERT INTO achievements AS a (guild_id, name, description, bonus_points, criterion,
-                                               threshold, window_days, active)
+                                               threshold, window_days, active, role_id)
                 VALUES (%(guild_id)s, %(name)s, %(description)s, %(bonus_points)s, %(criterion)s,
-                        %(threshold)s, %(window_days)s, %(active)s)
+                        %(threshold)s, %(window_days)s, %(active)s, %(role_id)s)
                 RETURNING {_DEF_COLUMNS}
                 """,
                 {**clean, "guild_id": guild_id, "active": bool(active)},
@@ -204,14 +212,24 @@ def create_definition(
     return _definition(row)
 
 
-_UPDATABLE = ("name", "description", "bonus_points", "criterion", "threshold", "window_days", "active")
+_UPDATABLE = (
+    "name",
+    "description",
+    "bonus_points",
+    "criterion",
+    "threshold",
+    "window_days",
+    "active",
+    "role_id",
+)
 
 
 def update_definition(
     conn: psycopg.Connection, guild_id: int, achievement_id: int, **changes: object
 ) -> AchievementDefinition:
     """Change some fields of a definition (any of name, description, bonus_points, criterion,
-    threshold, window_days, active). Members who hold it keep it and the bonus they got."""
+    threshold, window_days, active, role_id). Members who hold it keep it, the bonus they got and
+    the role they were given; a new role is given to those who earn it from then on."""
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise InvalidInput(f"unknown achievement field(s): {', '.join(sorted(unknown))}")
@@ -227,7 +245,8 @@ def update_definition(
                 f"""
                 UPDATE achievements AS a SET name = %(name)s, description = %(description)s,
                        bonus_points = %(bonus_points)s, criterion = %(criterion)s, threshold = %(threshold)s,
-                       window_days = %(window_days)s, active = %(active)s, updated_at = now()
+                       window_days = %(window_days)s, active = %(active)s, role_id = %(role_id)s,
+                       updated_at = now()
                 WHERE a.guild_id = %(guild_id)s AND a.id = %(id)s
                 RETURNING {_DEF_COLUMNS}
                 """,

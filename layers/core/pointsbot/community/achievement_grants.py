@@ -13,6 +13,7 @@ from ..delivery import outbox
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.amounts import MAX_BALANCE
 from ..platform.config import Settings, get_settings
+from . import role_rewards, roles
 from .achievement_criteria import ACTIVE, CHANGE_KINDS, qualifies
 
 # A bonus can make another achievement true; each is earned at most once, so the chain ends,
@@ -31,6 +32,7 @@ class Granted:
     bonus_points: int
     transaction_id: int | None
     dm_id: int | None
+    role_change_id: int | None = None  # the role the achievement grants, asked for
 
 
 _MEMBER_QUALIFIES = f"""
@@ -72,7 +74,9 @@ def grant(
 
     The member_achievements row is claimed first (a concurrent grant waits on it, then finds
     it taken), then the bonus is paid under the key "achievement:{id}:{user}" (a replay pays
-    nothing), then the DM is queued unless the guild turned automatic DMs off.
+    nothing) and the balance thresholds it crosses are reached, the achievement's role is asked
+    for (source 'achievement', source_ref "{id}:{user}"), then the DM is queued unless the guild
+    turned automatic DMs off.
     """
     row = conn.execute(
         "INSERT INTO member_achievements (guild_id, user_id, achievement_id) VALUES (%s, %s, %s) "
@@ -104,11 +108,20 @@ def grant(
             settings=settings,
         )
         transaction_id = result.entry.id
+        # The bonus is a balance change too (the bare ledger's: points.after_change is not run).
+        role_rewards.after_balance_change(conn, policy, result.entries)
         conn.execute(
             "UPDATE member_achievements SET transaction_id = %s "
             "WHERE guild_id = %s AND user_id = %s AND achievement_id = %s",
             (transaction_id, guild_id, user_id, achievement_id),
         )
+    role_id = conn.execute("SELECT role_id FROM achievements WHERE id = %s", (achievement_id,)).fetchone()[0]
+    role_change_id = None
+    if role_id is not None:
+        role_change_id = roles.request_role_change(
+            conn, guild_id=guild_id, user_id=user_id, role_id=role_id, action="add", source="achievement",
+            source_ref=f"{achievement_id}:{user_id}", reason=f"Achievement: {name}",
+        )  # fmt: skip
     dm_id = None
     if policy.dm_notifications:
         dm_id = outbox.enqueue_dm(
@@ -119,7 +132,9 @@ def grant(
             reason="achievement",
             dedupe_key=key,
         )
-    return Granted(guild_id, user_id, achievement_id, name, bonus_points, transaction_id, dm_id)
+    return Granted(
+        guild_id, user_id, achievement_id, name, bonus_points, transaction_id, dm_id, role_change_id
+    )
 
 
 def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:

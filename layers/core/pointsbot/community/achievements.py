@@ -383,6 +383,7 @@ def run_sweep(
     transaction, so stopping anywhere pays nobody twice. DMs are requested after each batch.
     """
     from ..delivery import outbox
+    from . import roles
 
     settings = settings or get_settings()
     size = batch_size or settings.achievement_sweep_batch
@@ -390,7 +391,7 @@ def run_sweep(
         raise InvalidInput("The sweep's batch size must be at least 1.")
     started = time.monotonic()
     slowest = 0.0
-    batches = members = awards = dms = unrequested = 0
+    batches = members = awards = dms = unrequested = roles_asked = 0
     last_request = 0.0
     sweep_id = None
     guild_cursor = _MIN_KEY
@@ -412,6 +413,7 @@ def run_sweep(
         finished = result.finished
         members += result.members
         awards += len(result.granted)
+        roles_asked += sum(1 for g in result.granted if g.role_change_id is not None)
         queued = sum(1 for g in result.granted if g.dm_id is not None)
         dms += queued
         unrequested += queued
@@ -423,4 +425,6 @@ def run_sweep(
             on_batch(result)
     if unrequested:
         outbox.request_delivery()
+    if roles_asked:
+        roles.request_role_delivery()
     return SweepReport(sweep_id, batches, members, awards, dms, finished, time.monotonic() - started)

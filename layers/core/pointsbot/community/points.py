@@ -21,7 +21,7 @@ from ..delivery import outbox
 from ..ledger import LedgerEntry, OperationResult, ensure_member
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import get_settings
-from . import achievements
+from . import achievements, role_rewards
 
 __all__ = [  # the ledger's result types and first contact come along, so callers need this module alone
     "LedgerEntry",
@@ -65,12 +65,14 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
     """Runs after every applied (not replayed) ledger operation, before COMMIT.
 
     Queues the points DM for each member whose balance changed (unless the change was silent,
-    the guild turned DMs off, the member made the change themselves or opted out), then checks
-    the achievements that change can make true. The caller requests delivery after COMMIT
-    (outbox.request_delivery()).
+    the guild turned DMs off, the member made the change themselves or opted out), asks for the
+    role changes of balance thresholds crossed (role_rewards), then checks the achievements that
+    change can make true. The caller requests delivery after COMMIT (outbox.request_delivery(),
+    whose task makes due role changes too).
     """
     if result.replayed or not result.entries:
         return
+    role_rewards.after_balance_change(conn, policy, result.entries)
     if policy.dm_notifications:
         guild_name: str | None = None
         for entry in result.entries:

@@ -93,6 +93,8 @@ class RoleChange:
     claimed_at: datetime | None  # the worker's claim token
     error_code: int | None = None
     last_error: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 RefusalHandler = Callable[[psycopg.Connection, RoleChange, str], None]
@@ -210,6 +212,61 @@ def request_role_delivery(delay_seconds: int = 0) -> bool:
     return True
 
 
+# A grant of the role to the member that still stands: an add (other than the one excluded) not
+# refused or failed, not ended, and not followed by a removal of the same role.
+_OTHER_LIVE_GRANT = """
+SELECT EXISTS (
+    SELECT 1 FROM role_changes g
+    WHERE g.guild_id = %(guild_id)s AND g.user_id = %(user_id)s AND g.role_id = %(role_id)s
+      AND g.action = 'add' AND g.state IN ('pending', 'sending', 'done')
+      AND NOT (g.source = %(source)s AND g.source_ref = %(source_ref)s)
+      AND (g.expires_at IS NULL OR g.expires_at > now())
+      AND NOT EXISTS (
+          SELECT 1 FROM role_changes r
+          WHERE r.guild_id = g.guild_id AND r.user_id = g.user_id AND r.role_id = g.role_id
+            AND r.action = 'remove' AND r.id > g.id AND r.state IN ('pending', 'sending', 'done')))
+"""
+
+
+def other_live_grant(
+    conn: psycopg.Connection, guild_id: int, user_id: int, role_id: int, *, source: str, source_ref: str
+) -> bool:
+    """Whether the member holds the role through another grant than (source, source_ref): a
+    timed grant's end or a threshold left then takes nothing away that something else gave."""
+    params = {"guild_id": guild_id, "user_id": user_id, "role_id": role_id, "source": source,
+              "source_ref": source_ref}  # fmt: skip
+    return bool(conn.execute(_OTHER_LIVE_GRANT, params).fetchone()[0])
+
+
+def end_expired_grants(conn: psycopg.Connection, limit: int = 500) -> int:
+    """Ask for the removal of timed grants whose end has passed (the keep-alive schedule calls
+    this every 5 minutes); returns how many removals were asked for. A grant whose role the
+    member also holds through another live grant is closed without a removal (removal_id =
+    its own id). Concurrent runs take different grants (SKIP LOCKED)."""
+    rows = conn.execute(
+        "SELECT id, guild_id, user_id, role_id, source, source_ref, reason FROM role_changes "
+        "WHERE expires_at IS NOT NULL AND removal_id IS NULL AND expires_at <= now() "
+        "AND state IN ('pending', 'sending', 'done') ORDER BY expires_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (limit,),
+    ).fetchall()
+    asked = 0
+    for change_id, guild_id, user_id, role_id, source, source_ref, reason in rows:
+        removal_id = change_id
+        if not other_live_grant(conn, guild_id, user_id, role_id, source=source, source_ref=source_ref):
+            removal_id = request_role_change(
+                conn, guild_id=guild_id, user_id=user_id, role_id=role_id, action="remove", source="expiry",
+                source_ref=str(change_id), reason=f"Timed role ended ({reason})" if reason else "Timed role ended",
+            )  # fmt: skip
+            asked += 1
+        conn.execute("UPDATE role_changes SET removal_id = %s WHERE id = %s", (removal_id, change_id))
+    # Refused or failed timed grants need no removal: close them too, so they are not looked at again.
+    conn.execute(
+        "UPDATE role_changes SET removal_id = id WHERE expires_at IS NOT NULL AND removal_id IS NULL "
+        "AND expires_at <= now() AND state IN ('refused', 'failed')"
+    )
+    return asked
+
+
 # -- the worker -------------------------------------------------------------------------------------
 @dataclass
 class ApplyReport:
@@ -223,7 +280,7 @@ class ApplyReport:
 
 _COLUMNS = (
     "c.id, c.guild_id, c.user_id, c.role_id, c.action, c.source, c.source_ref, c.reason, c.state, "
-    "c.attempts, c.expires_at, c.claimed_at, c.error_code, c.last_error"
+    "c.attempts, c.expires_at, c.claimed_at, c.error_code, c.last_error, c.created_at, c.finished_at"
 )
 
 _CLAIM = f"""

@@ -25,6 +25,9 @@ class GuildPolicy:
     currency_name: str
     admin_role_ids: tuple[int, ...] = ()
     currency_singular: str = ""  # empty: derived from currency_name (pointsbot.platform.wording)
+    # The balances at which the guild's role thresholds sit (kept by community/role_rewards in the
+    # guild's settings), so a balance change that crosses none costs no query.
+    role_thresholds: tuple[int, ...] = ()
 
     @property
     def currency_one(self) -> str:
@@ -67,6 +70,7 @@ def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPo
         currency_name=str(overrides.get("currency_name", settings.currency_name)),
         admin_role_ids=roles,
         currency_singular=str(overrides.get("currency_singular", "") or ""),
+        role_thresholds=tuple(sorted(int(p) for p in overrides.get("role_thresholds", ()) or ())),
     )
 
 

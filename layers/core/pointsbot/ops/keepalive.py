@@ -39,6 +39,7 @@ class KeepaliveResult:
     replies_pruned: int | None = None  # stored interaction answers past their use
     role_changes_due: int | None = None
     role_delivery_requested: bool = False
+    timed_roles_ended: int | None = None  # removals asked for timed grants that ended
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,8 +115,10 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     requested = bool(dms_due) and outbox.request_delivery()
     pruned: int | None = None
     roles_due: int | None = None
+    roles_ended: int | None = None
     if healthy:
         try:
+            roles_ended = database.run(roles.end_expired_grants)
             roles_due = database.run(roles.due_count)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"role changes: {exc}"[:200])
@@ -128,5 +131,5 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     roles_requested = bool(roles_due) and roles.request_role_delivery()
     return KeepaliveResult(
         healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned,
-        roles_due, roles_requested,
+        roles_due, roles_requested, roles_ended,
     )  # fmt: skip

@@ -25,9 +25,23 @@ __all__ = [
 # not pay for the interaction code on a cold start, and the other way round.
 TASK_HANDLERS: dict[str, tuple[str, str]] = {
     "interaction": ("pointsbot.commands.deferred", "complete_interaction"),
-    "deliver_dms": ("pointsbot.delivery.outbox", "deliver_task"),
+    "deliver_dms": ("pointsbot.ops.worker", "deliver_dms_and_role_changes"),
     "apply_role_changes": ("pointsbot.community.roles", "apply_task"),
 }
+
+
+def deliver_dms_and_role_changes(task: Task) -> None:
+    """The "deliver_dms" task: deliver due DMs, then make due role changes. Every place that
+    changes points asks for DM delivery after COMMIT, and a threshold crossed or an achievement's
+    role rides on the same change, so this one wake-up serves both (roles have their own task,
+    "apply_role_changes", for the callers that know they asked for one)."""
+    from ..community import roles
+    from ..delivery import outbox
+    from ..platform.runtime import get_database
+
+    outbox.deliver_task(task)
+    if get_database().run(roles.due_count):
+        roles.apply_due(get_database())
 
 
 class UnknownTask(ValueError):
