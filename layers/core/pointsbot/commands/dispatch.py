@@ -34,6 +34,7 @@ class Outcome:
     command: str
     status: str
     queued_dms: bool = False
+    queued_roles: bool = False
 
 
 def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
@@ -127,6 +128,15 @@ def _queued_dms_now(conn: psycopg.Connection, guild_id: int) -> bool:
     return bool(row[0])
 
 
+def _queued_role_changes_now(conn: psycopg.Connection, guild_id: int) -> bool:
+    """Whether this transaction asked for a role change (a role bought, or taken back)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM role_changes WHERE guild_id = %s AND state = 'pending' AND created_at = now())",
+        (guild_id,),
+    ).fetchone()
+    return bool(row[0])
+
+
 def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
     ctx.policy = _policy(conn, ctx.settings, ctx.guild_id)
     if is_admin_command(ctx.path) and not is_admin(ctx.interaction, ctx.policy):
@@ -151,6 +161,7 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
             (Jsonb(reply.to_json()), int(ctx.interaction.id)),
         )
         queued = _queued_dms_now(conn, ctx.guild_id)
+        return Outcome(reply, ctx.path, "ok", queued, _queued_role_changes_now(conn, ctx.guild_id))
     return Outcome(reply, ctx.path, "ok", queued)
 
 
@@ -190,6 +201,10 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
         from ..delivery import outbox
 
         outbox.request_delivery()
+    if outcome.queued_roles:
+        from ..community import roles
+
+        roles.request_role_delivery()
     return outcome
 
 

@@ -52,7 +52,7 @@ ACTIONS: tuple[str, ...] = ("add", "remove")
 # does not register its handler stops the worker with an error instead of skipping the undo.
 # A new source is one line here.
 SOURCES: dict[str, str | None] = {
-    "purchase": None,  # the store: set to its module, which registers the refund
+    "purchase": "pointsbot.community.store",  # the store: refunds a purchase whose role Discord refused
     "threshold": None,  # a balance threshold reached (or left, for a remove)
     "achievement": None,  # an achievement that grants a role
     "season_prize": None,  # seasons: source_ref "<season id>:<user id>"

@@ -35,8 +35,9 @@ from ..ledger.statement import ensure_member
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InsufficientBalance, InvalidInput, LimitExceeded, NotFound
 from ..platform.ids import format_snowflake
+from ..platform.observability import logger
 from ..platform.storable import check_one_line, check_text
-from . import audit
+from . import audit, roles
 
 KINDS = ("role", "item", "code")
 STATES = ("granted", "pending", "fulfilled", "refunded", "expired")
@@ -147,6 +148,7 @@ class Purchase:
     created_at: datetime
     updated_at: datetime
     code: str | None  # the code handed to it (code rewards)
+    role_state: str | None  # the role grant's state (role rewards): pending, sending, done, refused, failed
 
     @property
     def state_label(self) -> str:
@@ -166,7 +168,9 @@ class Purchase:
 _PURCHASE_COLUMNS = (
     "p.id, p.guild_id, p.user_id, p.reward_id, p.kind, p.reward_name, p.price, p.state, p.interaction_id, "
     "p.operation_id, p.entry_id, p.refund_entry_id, p.role_id, p.expires_at, p.note, p.flag, p.handled_by, "
-    "p.handled_by_name, p.created_at, p.updated_at, (SELECT c.code FROM reward_codes c WHERE c.purchase_id = p.id)"
+    "p.handled_by_name, p.created_at, p.updated_at, (SELECT c.code FROM reward_codes c WHERE c.purchase_id = p.id), "
+    "(SELECT rc.state FROM role_changes rc WHERE p.kind = 'role' AND rc.guild_id = p.guild_id "
+    "AND rc.source = 'purchase' AND rc.source_ref = p.id::text AND rc.action = 'add')"
 )
 
 
@@ -708,7 +712,42 @@ def _request_role(
     conn: psycopg.Connection, guild_id: int, user_id: int, reward: Reward, purchase_id: int,
     expires_at: datetime | None,
 ) -> None:  # fmt: skip
-    raise InvalidInput("Role rewards cannot be bought yet: the bot's role grants are not switched on.")
+    """The grant, made by the role worker after COMMIT (the caller wakes it with
+    roles.request_role_delivery()); if Discord refuses it, `_role_refused` refunds."""
+    days = f" for {reward.duration_days} days" if reward.duration_days else ""
+    roles.request_role_change(
+        conn, guild_id=guild_id, user_id=user_id, role_id=reward.role_id, action="add", source="purchase",
+        source_ref=str(purchase_id), reason=f"Bought « {reward.name} »{days} in the reward store (purchase #{purchase_id})",
+        expires_at=expires_at,
+    )  # fmt: skip
+
+
+def _role_refused(conn: psycopg.Connection, change: roles.RoleChange, reason: str) -> None:
+    """The role worker's refusal handler for source 'purchase', in its transaction: Discord
+    refused (or kept failing) the grant, so the purchase is refunded by a linked entry, flagged
+    for the admins and the member DMed. A refused removal (an admin's refund took the role back)
+    only flags the purchase. Never raises for a purchase it cannot find (nothing to undo)."""
+    if not change.source_ref.isascii() or not change.source_ref.isdigit() or len(change.source_ref) > 18:
+        logger.warning("role refusal for a purchase reference that is not a purchase id",
+                       extra={"role_change_id": change.id})  # fmt: skip
+        return
+    found = _purchase_where(conn, "p.guild_id = %s AND p.id = %s", (change.guild_id, int(change.source_ref)))
+    if found is None:
+        logger.warning("role refusal for a purchase that does not exist", extra={"role_change_id": change.id})
+        return
+    if change.action == "remove":
+        conn.execute(
+            "UPDATE purchases SET flag = %s, updated_at = now() WHERE id = %s",
+            (f"The role could not be taken back: {reason}"[:500], found.id),
+        )
+        return
+    if found.state == "refunded":
+        return
+    refund(conn, guild_id=found.guild_id, purchase_id=found.id, reason=reason, actor_id=None,
+           actor_name=STORE_ACTOR, flag=reason[:500], remove_role=False)  # fmt: skip
+
+
+roles.register_refusal_handler("purchase", _role_refused)
 
 
 def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:
@@ -768,6 +807,7 @@ def refund(
     actor_name: str,
     flag: str | None = None,
     settings: Settings | None = None,
+    remove_role: bool = True,
 ) -> Purchase:
     """Give a purchase's points back with a linked `purchase_refund` entry, mark it refunded,
     put a role's or an item's unit back in stock (a code stays handed out: it was shown) and DM
@@ -791,6 +831,8 @@ def refund(
         conn.execute(
             "UPDATE rewards SET stock = stock + 1 WHERE id = %s AND stock IS NOT NULL", (before.reward_id,)
         )
+    if before.kind == "role" and remove_role and before.state == "granted" and before.role_id is not None:
+        _take_role_back(conn, before)
     after = get_purchase(conn, guild_id, purchase_id)
     text = (
         f"Your purchase of **{before.reward_name}** in **{_guild_name(conn, guild_id)}** was refunded: "
@@ -804,6 +846,22 @@ def refund(
                  after={"state": after.state, "reason": reason, "refund_entry_id": str(back.entry.id),
                         "flag": after.flag})  # fmt: skip
     return after
+
+
+def _take_role_back(conn: psycopg.Connection, refunded: Purchase) -> None:
+    """An admin refunded a role purchase: the role is removed again (after the grant, in the
+    order asked), unless another live purchase of the member holds the same role."""
+    other = conn.execute(
+        "SELECT 1 FROM purchases WHERE guild_id = %s AND user_id = %s AND role_id = %s AND id <> %s "
+        "AND state = 'granted' AND (expires_at IS NULL OR expires_at > now()) LIMIT 1",
+        (refunded.guild_id, refunded.user_id, refunded.role_id, refunded.id),
+    ).fetchone()
+    if other is not None:
+        return
+    roles.request_role_change(
+        conn, guild_id=refunded.guild_id, user_id=refunded.user_id, role_id=refunded.role_id, action="remove",
+        source="purchase", source_ref=str(refunded.id), reason=f"Refund of purchase #{refunded.id}",
+    )  # fmt: skip
 
 
 def expire_due(conn: psycopg.Connection, limit: int = 1000) -> int:
@@ -880,4 +938,6 @@ def shown_state(purchase: Purchase, now: datetime) -> str:
     before the schedule has marked it."""
     if purchase.state == "granted" and purchase.expires_at is not None and purchase.expires_at <= now:
         return STATE_LABELS["expired"]
+    if purchase.state == "granted" and purchase.role_state in ("pending", "sending"):
+        return "granted (the role is on its way)"
     return purchase.state_label

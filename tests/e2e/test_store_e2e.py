@@ -1,0 +1,90 @@
+"""The reward store end to end: real signed HTTP requests to the local runtime (its in-process
+worker queue and the Discord stand-in): /shop -> the Buy button -> the role granted on the
+stand-in -> /purchases shows it; /buy's autocomplete answered with type 8 choices."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_interactions_e2e import Stack, stack  # noqa: F401 - the local stack fixture, shared
+
+from pointsbot.community import store
+from pointsbot.platform.db import Database
+from pointsbot_local import discord_standin_rest
+from pointsbot_local.simulate import autocomplete_payload, command_payload, component_payload
+
+pytestmark = [pytest.mark.e2e, pytest.mark.through_pgbouncer]
+
+GUILD = "940000000000000001"
+ADMIN = "840000000000000001"
+MEMBER = "840000000000000901"
+
+
+def _wait_for(check, timeout: float = 30.0):
+    """Poll until `check()` is truthy (the in-process worker runs the role task), or give up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    return check()
+
+
+def test_shop_buy_button_role_granted_and_purchases(stack: Stack, prepare_threshold: int) -> None:  # noqa: F811
+    # Given a role the bot can grant, a role reward for 100 points, and a member with 250
+    role = discord_standin_rest.state.add_role(GUILD, "Shop Supporter", position=2)
+    stack.send(command_payload("points add", {"member": MEMBER, "amount": 250, "reason": "seed"},
+                               user_id=ADMIN, admin=True, guild_id=GUILD))  # fmt: skip
+    database = Database(stack.dsn, prepare_threshold=prepare_threshold)
+    try:
+        reward = database.run(store.create_reward, guild_id=int(GUILD), actor_id=int(ADMIN), actor_name="admin",
+                              kind="role", name="Supporter role", price=100, role_id=role, duration_days=7)  # fmt: skip
+    finally:
+        database.close()
+    # When the member opens /shop
+    status, shop = stack.send(command_payload("shop", user_id=MEMBER, guild_id=GUILD))
+    assert status == 200 and shop["type"] == 4 and shop["data"]["flags"] == 64
+    assert "**Supporter role**" in shop["data"]["content"]
+    buy = next(
+        button
+        for row in shop["data"]["components"]
+        for button in row["components"]
+        if button["custom_id"] == f"buy:{reward.id}"
+    )
+    # and clicks its Buy button
+    click = component_payload(buy["custom_id"], user_id=MEMBER, guild_id=GUILD)
+    status, bought = stack.send(click)
+    # Then the answer is a new private message, and the purchase is made
+    assert status == 200 and bought["type"] == 4 and bought["data"]["flags"] == 64
+    assert "You bought **Supporter role**" in bought["data"]["content"]
+    assert "150 points" in bought["data"]["content"]
+    # and the worker grants the role on "Discord"
+    assert _wait_for(lambda: role in discord_standin_rest.state.member_roles(GUILD, MEMBER))
+
+    # and /purchases shows it granted
+    def purchases() -> str:
+        return stack.send(command_payload("purchases", user_id=MEMBER, guild_id=GUILD))[1]["data"]["content"]
+
+    shown = _wait_for(lambda: (text := purchases()) and "on its way" not in text and text)
+    assert "**Supporter role**" in shown and "granted" in shown and "until" in shown
+    # Discord delivering the same click again gets the same answer and buys nothing more
+    assert stack.send(click) == (200, bought)
+    assert stack.sql("SELECT count(*) FROM purchases WHERE user_id = %s", (int(MEMBER),)) == [(1,)]
+
+
+def test_buy_autocomplete_over_http(stack: Stack, prepare_threshold: int) -> None:  # noqa: F811
+    database = Database(stack.dsn, prepare_threshold=prepare_threshold)
+    try:
+        for name in ("Sticker pack", "Sticker sheet", "Poster"):
+            database.run(store.create_reward, guild_id=int(GUILD), actor_id=1, actor_name="admin", kind="item",
+                         name=name, price=10)  # fmt: skip
+    finally:
+        database.close()
+    status, answer = stack.send(autocomplete_payload("buy", {"reward": "stick"}, "reward", guild_id=GUILD))
+    assert status == 200 and answer["type"] == 8
+    assert [c["value"] for c in answer["data"]["choices"]] == ["Sticker pack", "Sticker sheet"]
+    # Outside a server: no choices, never an error
+    status, answer = stack.send(autocomplete_payload("buy", {"reward": "stick"}, "reward", guild_id=None))
+    assert (status, answer) == (200, {"type": 8, "data": {"choices": []}})
