@@ -60,15 +60,28 @@ def _page() -> dict[str, Any]:
     return _option(INTEGER, "page", "Page number (1 is the first)", min_value=1, max_value=MAX_PAGE)
 
 
+def _period() -> dict[str, Any]:
+    return _option(
+        STRING,
+        "period",
+        "All time (the default), this week, this month or the season running",
+        choices=[{"name": name, "value": value} for name, value in
+                 (("all time", "all"), ("this week", "week"), ("this month", "month"), ("this season", "season"))],
+    )  # fmt: skip
+
+
 _REASON = _option(STRING, "reason", "Why (shown in the member's history)", True, max_length=500)
 _SILENT = _option(BOOLEAN, "silent", "Do not DM the member about this change")
 
 COMMANDS: tuple[dict[str, Any], ...] = (
     # -- members --------------------------------------------------------------------------
     _command("balance", "Show a balance", _member("Whose balance (yours if empty)", required=False)),
-    _command("leaderboard", "The members with the most points", _page()),
+    _command("leaderboard", "The members with the most points", _page(), _period()),
     _command(
-        "rank", "Show a place on the leaderboard", _member("Whose rank (yours if empty)", required=False)
+        "rank",
+        "Show a place on the leaderboard",
+        _member("Whose rank (yours if empty)", required=False),
+        _period(),
     ),
     _command("history", "Your latest point changes", _page()),
     _command(

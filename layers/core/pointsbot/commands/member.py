@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from .. import ledger
-from ..community import emails, points
+from ..community import emails, points, windows
 from ..discord.interactions import Reply
 from ..platform.amounts import MAX_BALANCE
 from ..platform.errors import InvalidInput
@@ -53,17 +53,23 @@ def balance(ctx: Context, conn: psycopg.Connection) -> Reply:
 
 
 def leaderboard_buttons(
-    page: int, pages: int, board: ledger.LeaderboardPage | None = None
+    page: int, pages: int, board: ledger.LeaderboardPage | None = None, window_key: str | None = None
 ) -> tuple[dict[str, Any], ...]:
     """Previous/Next; each names the page it leads to and, by keyset, the member it continues
     from: "leaderboard:<page>:prev:<balance>:<user id>" of the first row shown, "...:next:..." of
     the last (at most 11+20+5+14+20 = 74 characters, within Discord's 100; ids differ within
-    a message because the directions do)."""
+    a message because the directions do). A window's board adds ":<window key>" ("week:2026-11-30",
+    "season:<id>", at most 26 more), with the keyset left empty when the page has no rows; the
+    buttons of the all-time board are as they always were, so old ones keep working."""
     prev_id, next_id = f"leaderboard:{max(page - 1, 1)}:prev", f"leaderboard:{min(page + 1, pages)}:next"
     if board is not None and board.rows:
         first, last = board.rows[0], board.rows[-1]
         prev_id += f":{first.balance}:{first.user_id}"
         next_id += f":{last.balance}:{last.user_id}"
+    elif window_key:
+        prev_id, next_id = prev_id + "::", next_id + "::"
+    if window_key:
+        prev_id, next_id = f"{prev_id}:{window_key}", f"{next_id}:{window_key}"
     return (
         {
             "type": 1,
@@ -73,6 +79,17 @@ def leaderboard_buttons(
             ],
         },
     )  # fmt: skip
+
+
+def _split_cursor(value: object) -> tuple[str, str | None]:
+    """A button's cursor and the window key after it: "next:5:42:week:2026-11-30" ->
+    ("next:5:42", "week:2026-11-30"); an all-time button's cursor has no key."""
+    if not isinstance(value, str):
+        return "", None
+    parts = value.split(":", 3)
+    if len(parts) == 4 and windows.is_window_key(parts[3]):
+        return ":".join(parts[:3]), parts[3]
+    return value, None  # anything else is read as before windows existed
 
 
 def _cursor(value: object) -> dict[str, ledger.LeaderboardKey]:
@@ -90,20 +107,53 @@ def _cursor(value: object) -> dict[str, ledger.LeaderboardKey]:
 
 def _is_int(text: str, digits: int) -> bool:
     body = text[1:] if text.startswith("-") else text
-    return body.isascii() and body.isdigit() and len(body) <= digits
+    return body.isascii() and body.isdigit() and 0 < len(body) <= digits
+
+
+def _period(ctx: Context) -> str:
+    period = ctx.text("period", "all") or "all"
+    if period not in windows.PERIODS:
+        raise InvalidInput(f"The period is one of: {', '.join(windows.PERIODS)}.")
+    return period
+
+
+def _no_season() -> Reply:
+    return Reply("No season is running in this server right now.", ephemeral=True)
 
 
 @command("leaderboard")
 def leaderboard(ctx: Context, conn: psycopg.Connection) -> Reply:
     page = ctx.page()
-    cursor = _cursor(ctx.options.get("cursor"))
-    board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE, **cursor)
-    if page > board.pages:  # past the end (members left, or a stale button): show the last page
-        board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
-    lines = [f"**Leaderboard** (page {board.page} of {board.pages})"]
+    raw_cursor, window_key = _split_cursor(ctx.options.get("cursor"))
+    cursor = _cursor(raw_cursor)
+    window: windows.Window | None = None
+    if window_key is not None:  # a window board's button: the same window, even once it has passed
+        window = windows.window_from_key(conn, ctx.guild_id, window_key)
+        if window is None:
+            return Reply("That board is no longer available. Run /leaderboard again.", ephemeral=True)
+    elif ctx.options.get("period") is not None:
+        period = _period(ctx)
+        if period != "all":
+            window = windows.window_for(conn, ctx.guild_id, period)
+            if window is None:
+                return _no_season()
+    if window is None:
+        board = ledger.leaderboard_page(conn, ctx.guild_id, page, LEADERBOARD_PAGE_SIZE, **cursor)
+        if page > board.pages:  # past the end (members left, or a stale button): show the last page
+            board = ledger.leaderboard_page(conn, ctx.guild_id, board.pages, LEADERBOARD_PAGE_SIZE)
+        title = "**Leaderboard**"
+    else:
+        board = windows.window_board(conn, ctx.guild_id, window.key, page, LEADERBOARD_PAGE_SIZE, **cursor)
+        if page > board.pages:
+            board = windows.window_board(conn, ctx.guild_id, window.key, board.pages, LEADERBOARD_PAGE_SIZE)
+        title = f"**Leaderboard: {window.label}**"
+    lines = [f"{title} (page {board.page} of {board.pages})"]
+    if window is not None and not board.rows:
+        lines.append(f"Nobody has earned {ctx.policy.currency_name} in {window.label} yet.")
     for row in board.rows:
         lines.append(f"{row.rank}. {mention(row.user_id)} {ctx.policy.points(row.balance)}")
-    return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages, board))
+    key = window.key if window is not None else None
+    return Reply("\n".join(lines), components=leaderboard_buttons(board.page, board.pages, board, key))
 
 
 def only_pages(pages: int, what: str) -> str:
@@ -114,6 +164,23 @@ def only_pages(pages: int, what: str) -> str:
 @command("rank")
 def rank(ctx: Context, conn: psycopg.Connection) -> Reply:
     target = ctx.member() or ctx.user_id
+    period = _period(ctx)
+    if period != "all":
+        window = windows.window_for(conn, ctx.guild_id, period)
+        if window is None:
+            return _no_season()
+        place = windows.window_rank(conn, ctx.guild_id, window.key, target)
+        if not place.on_board:
+            who = _whose(ctx, target, "You have", "{who} has")
+            return Reply(
+                f"{who} no {ctx.policy.currency_name} in {window.label} yet "
+                f"({count(place.total_members, 'member')} on that board)."
+            )
+        who = _whose(ctx, target, "You are", "{who} is")
+        return Reply(
+            f"{who} ranked **#{place.rank:,}** of {place.total_members:,} in {window.label} "
+            f"with {ctx.points(place.score)}."
+        )
     info = ledger.rank_of(conn, ctx.guild_id, target)
     who = _whose(ctx, target, "You are", "{who} is")
     return Reply(
