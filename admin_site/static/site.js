@@ -3,6 +3,17 @@
 (function () {
   "use strict";
 
+  // On a phone the menu folds behind the "Menu" button (without JavaScript it stays open).
+  document.documentElement.classList.add("js");
+  var toggle = document.querySelector(".menu-toggle");
+  var nav = document.getElementById("site-nav");
+  if (toggle && nav) {
+    toggle.addEventListener("click", function () {
+      var open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
   var stats = document.querySelector("[data-live-stats]");
   if (stats) {
     var note = document.querySelector("[data-live-note]");
