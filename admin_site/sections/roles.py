@@ -50,7 +50,8 @@ def threshold_create(req: web.AdminRequest, guild_id: int) -> Response:
     role_id = check_grantable(req, guild_id, req.form("role_id"))
     threshold = req.db.run(role_actions.create_threshold, req.identity, guild_id, points=points, role_id=role_id,
                            on_drop=on_drop)  # fmt: skip
-    req.flash("ok", f"Members who reach {threshold.points:,} points get the role from their next change.")
+    req.flash("ok", f"Members who reach {threshold.points:,} points get the role from their next change; "
+                    "those above it already get it from the next achievement check.")  # fmt: skip
     return web.redirect(req, web.url(f"/g/{guild_id}/roles"))
 
 

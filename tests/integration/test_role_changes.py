@@ -56,6 +56,7 @@ def refusals(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, str]]:
         )
         seen.append((change.id, change.state, reason))
 
+    roles.load_refusal_handlers()  # the store's own first, so it cannot replace this one later
     monkeypatch.setitem(roles._handlers, "purchase", handler)
     return seen
 
@@ -245,6 +246,7 @@ def test_a_handler_that_fails_leaves_the_change_to_be_tried_again(
         conn.execute("INSERT INTO admin_audit (action) VALUES ('half a refund')")
         raise RuntimeError("refund table is locked")
 
+    roles.load_refusal_handlers()
     monkeypatch.setitem(roles._handlers, "purchase", broken)
     guild = new_guild(db)
     user = new_member(db, guild)

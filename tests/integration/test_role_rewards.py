@@ -333,3 +333,26 @@ def test_an_achievement_with_a_role_the_bot_cannot_grant_is_refused_plainly(site
     assert db.fetchone("SELECT count(*) FROM achievements WHERE guild_id = %s", (GUILD,))[0] == 0
     _flash_after(browser, browser.request("POST", page, {**form, "role_id": fine}))
     assert db.fetchone("SELECT role_id FROM achievements WHERE guild_id = %s", (GUILD,))[0] == int(fine)
+
+
+def test_the_sweep_brings_members_in_step_with_thresholds_made_later_or_bypassed(
+    db: Database, settings
+) -> None:
+    from pointsbot import ledger as bare_ledger
+
+    guild = new_guild(db)
+    rich, poor = new_member(db, guild), new_member(db, guild)
+    change(db, settings, guild, rich, 2000, "before")  # above 1,000 before the threshold exists
+    change(db, settings, guild, poor, 10, "poor")
+    tid = threshold(db, guild, 1000, 990, "remove")
+    assert role_changes(db, guild) == []
+    achievements.run_sweep(db, guild_id=guild, settings=settings)
+    assert role_changes(db, guild) == [("add", "threshold", f"{tid}:{rich}:1", 990)]
+    achievements.run_sweep(db, guild_id=guild, settings=settings)
+    assert len(role_changes(db, guild)) == 1  # in step now: nothing more
+    # A change written with the bare ledger (no after_change) takes the balance below: the next
+    # check removes the role.
+    db.run(bare_ledger.deduct, guild_id=guild, user_id=rich, amount=1500, reason="bypass", actor_id=1,
+           source="admin_site", idempotency_key="bare", settings=settings)  # fmt: skip
+    achievements.run_sweep(db, guild_id=guild, settings=settings)
+    assert role_changes(db, guild)[-1] == ("remove", "threshold", f"{tid}:{rich}:1", 990)

@@ -22,6 +22,7 @@ from .. import ledger
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import Settings, get_settings
 from ..platform.errors import InvalidInput
+from . import role_rewards
 from .achievement_criteria import ALL_KINDS, CHANGE_KINDS, CRITERIA, CUTOFF, Criterion, qualifies
 from .achievement_definitions import (
     MAX_BONUS,
@@ -286,6 +287,10 @@ def _sweep_range(
             )  # fmt: skip
             if got is not None:
                 granted.append(got)
+    if members:
+        # The same members against the guilds' balance thresholds (made after they passed one,
+        # or a balance changed without the check); the role changes are asked for after the run.
+        role_rewards.reconcile_range(conn, after, upto, settings)
     return upto, finished, members, granted, added
 
 
@@ -425,6 +430,6 @@ def run_sweep(
             on_batch(result)
     if unrequested:
         outbox.request_delivery()
-    if roles_asked:
+    if roles_asked or (batches and database.run(roles.due_count)):
         roles.request_role_delivery()
     return SweepReport(sweep_id, batches, members, awards, dms, finished, time.monotonic() - started)

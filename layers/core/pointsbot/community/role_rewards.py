@@ -20,8 +20,9 @@ from datetime import datetime
 import psycopg
 
 from ..ledger import LedgerEntry
-from ..ledger.guilds import GuildPolicy
+from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.amounts import MAX_BALANCE
+from ..platform.config import Settings
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.ids import parse_snowflake
 from . import audit, roles
@@ -92,7 +93,8 @@ def create_threshold(
 ) -> RoleThreshold:
     """A new threshold (the admin checks first that the bot can grant the role: roles.bot_can_grant).
 
-    Members reach it from their next balance change that crosses it."""
+    Members reach it from their next balance change that crosses it; those above it already get
+    it from the achievement sweep (`reconcile_range`, hourly, or the admin site's "check now")."""
     points, role, on_drop = check_threshold(points, role_id, on_drop)
     # One guild's threshold edits take turns (the cache in its settings is rewritten whole).
     conn.execute("SELECT 1 FROM guilds WHERE guild_id = %s FOR UPDATE", (guild_id,))
@@ -161,47 +163,83 @@ def after_balance_change(
         ).fetchall()
         for threshold_id, points, role_id, on_drop in crossed:
             if after > before:
-                asked += _reach(conn, entry, threshold_id, points, role_id, policy)
+                asked += _reach(conn, entry.guild_id, entry.user_id, threshold_id, points, role_id, policy)
             elif on_drop == "remove":
-                asked += _leave(conn, entry, threshold_id, points, role_id, policy)
+                asked += _leave(conn, entry.guild_id, entry.user_id, threshold_id, points, role_id, policy)
+    return asked
+
+
+# Members of a key range whose threshold state disagrees with their balance: above a threshold
+# they do not hold (never crossed since it was made, or a change that bypassed the check), or
+# below a 'remove' threshold they hold.
+_OUT_OF_STEP = """
+SELECT p.guild_id, p.user_id, t.id, t.points, t.role_id, p.balance >= t.points
+FROM points p
+JOIN role_thresholds t ON t.guild_id = p.guild_id AND t.active
+LEFT JOIN member_role_thresholds h
+       ON h.guild_id = p.guild_id AND h.user_id = p.user_id AND h.threshold_id = t.id
+WHERE (p.guild_id, p.user_id) > (%(after_g)s, %(after_u)s) AND (p.guild_id, p.user_id) <= (%(upto_g)s, %(upto_u)s)
+  AND ((p.balance >= t.points AND NOT coalesce(h.held, FALSE))
+       OR (t.on_drop = 'remove' AND h.held AND p.balance < t.points))
+ORDER BY p.guild_id, p.user_id, t.points, t.id
+FOR UPDATE OF p
+"""
+
+
+def reconcile_range(
+    conn: psycopg.Connection, after: tuple[int, int], upto: tuple[int, int], settings: Settings
+) -> int:
+    """Bring the members of keys (after, upto] in step with the guild's thresholds: a threshold
+    made after they passed it, or a balance changed without `after_balance_change`. The
+    achievement sweep calls this for each of its batches; returns the role changes asked for.
+    The members' points rows are locked (key order) first, as a change would."""
+    rows = conn.execute(
+        _OUT_OF_STEP, {"after_g": after[0], "after_u": after[1], "upto_g": upto[0], "upto_u": upto[1]}
+    ).fetchall()
+    asked = 0
+    policies: dict[int, GuildPolicy] = {}
+    for guild_id, user_id, threshold_id, points, role_id, above in rows:
+        if guild_id not in policies:
+            policies[guild_id] = guild_policy(conn, settings, guild_id)
+        step = _reach if above else _leave
+        asked += step(conn, guild_id, user_id, threshold_id, points, role_id, policies[guild_id])
     return asked
 
 
 def _reach(
-    conn, entry: LedgerEntry, threshold_id: int, points: int, role_id: int, policy: GuildPolicy
+    conn, guild_id: int, user_id: int, threshold_id: int, points: int, role_id: int, policy: GuildPolicy
 ) -> int:
     row = conn.execute(
         "INSERT INTO member_role_thresholds (guild_id, user_id, threshold_id, held, crossings) "
         "VALUES (%s, %s, %s, TRUE, 1) ON CONFLICT (guild_id, user_id, threshold_id) DO UPDATE "
         "SET held = TRUE, crossings = member_role_thresholds.crossings + 1, updated_at = now() "
         "WHERE NOT member_role_thresholds.held RETURNING crossings",
-        (entry.guild_id, entry.user_id, threshold_id),
+        (guild_id, user_id, threshold_id),
     ).fetchone()
     if row is None:
         return 0  # holds it already (kept from before)
     roles.request_role_change(
-        conn, guild_id=entry.guild_id, user_id=entry.user_id, role_id=role_id, action="add", source="threshold",
-        source_ref=f"{threshold_id}:{entry.user_id}:{row[0]}", reason=f"Reached {policy.points(points)}",
+        conn, guild_id=guild_id, user_id=user_id, role_id=role_id, action="add", source="threshold",
+        source_ref=f"{threshold_id}:{user_id}:{row[0]}", reason=f"Reached {policy.points(points)}",
     )  # fmt: skip
     return 1
 
 
 def _leave(
-    conn, entry: LedgerEntry, threshold_id: int, points: int, role_id: int, policy: GuildPolicy
+    conn, guild_id: int, user_id: int, threshold_id: int, points: int, role_id: int, policy: GuildPolicy
 ) -> int:
     row = conn.execute(
         "UPDATE member_role_thresholds SET held = FALSE, updated_at = now() "
         "WHERE guild_id = %s AND user_id = %s AND threshold_id = %s AND held RETURNING crossings",
-        (entry.guild_id, entry.user_id, threshold_id),
+        (guild_id, user_id, threshold_id),
     ).fetchone()
     if row is None:
         return 0
-    source_ref = f"{threshold_id}:{entry.user_id}:{row[0]}"
-    if roles.other_live_grant(conn, entry.guild_id, entry.user_id, role_id, source="threshold",
-                              source_ref=source_ref):  # fmt: skip
+    source_ref = f"{threshold_id}:{user_id}:{row[0]}"
+    if roles.other_live_grant(conn, guild_id, user_id, role_id, source="threshold", source_ref=source_ref):
         return 0  # bought or won as well: leaving the threshold takes nothing away
     roles.request_role_change(
-        conn, guild_id=entry.guild_id, user_id=entry.user_id, role_id=role_id, action="remove",
+        conn, guild_id=guild_id, user_id=user_id, role_id=role_id, action="remove",
         source="threshold", source_ref=source_ref, reason=f"Balance fell below {policy.points(points)}",
     )  # fmt: skip
     return 1
