@@ -353,8 +353,9 @@ def run(dsn: str, members: int, reps: int, cold_runs: int) -> dict:
     result: dict = {"members": members, "load_s": load(dsn, members)}
     print("  warm requests ...", flush=True)
     result["warm"] = run_warm(dsn, members, reps)
-    print("  cold starts ...", flush=True)
-    result["cold"] = run_cold(dsn, cold_runs, members)
+    if cold_runs:
+        print("  cold starts ...", flush=True)
+        result["cold"] = run_cold(dsn, cold_runs, members)
     return result
 
 
@@ -373,7 +374,7 @@ def markdown(result: dict) -> list[str]:
         "",
         f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.",
         "",
-        *cold_markdown(result["cold"]),
+        *(cold_markdown(result["cold"]) if "cold" in result else []),
     ]
     return lines
 
@@ -426,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=int, help="fresh processes per cold-start measurement")
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument("--cold-only", action="store_true", help="only the cold-start measurement")
+    parser.add_argument("--warm-only", action="store_true", help="only the warm requests (no cold starts)")
     args = parser.parse_args(argv)
     members = args.members or (20_000 if args.quick else 100_000)
     reps = args.reps or (200 if args.quick else 1000)
@@ -440,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(cold, indent=2))
             print("\n".join(cold_markdown(cold)))
             return 0
-        result = run(dsn, members, reps, cold_runs)
+        result = run(dsn, members, reps, 0 if args.warm_only else cold_runs)
     report = {"started": stamp, "server": f"{target.version} ({target.source})", "interactions": result,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}  # fmt: skip
     text = "\n".join([f"# Interactions benchmark {stamp}", "",

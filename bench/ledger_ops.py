@@ -1,59 +1,100 @@
 """Ledger writes per second at N concurrent clients: ours beside pgbench running the same SQL.
 
-Ours: `points.award` through `Database.run`, each client a thread with a connection of its
-own (as each Lambda container has). pgbench: a custom script of the same shape on the same
-tables (read the guild, claim an operation row, move the balance, append the entry, bump the
-counters, in one transaction), so the ratio shows what our Python, psycopg and round trips cost.
+Ours: `points.award` (silent, as the system makes it) through `Database.run`, each client a
+separate process with a connection of its own, as each Lambda container is. pgbench, in the
+same run and in turns with ours: (1) the statements our code sends for that award, rendered
+from the very SQL constants the code runs (`ledger.operations.CLAIM`, `ledger.statement.APPLY`
+with the parameters `apply_params` builds), so the ratio shows what our Python, psycopg and
+any extra round trip cost; (2) the minimal shape of a ledger write (INSERT the operation,
+UPDATE the balance, INSERT the entry), the floor any design pays. Triggers on the tables
+(sql/002's member count, sql/036's balance-bucket counts, and any added later) fire for both.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from pointsbot.community import points
+from pointsbot.ledger import operations, statement
+from pointsbot.ledger.guilds import policy_from
 from pointsbot.platform.config import load_settings
 from pointsbot.platform.db import Database
 
 GUILD = 700_000_000_000_000_001
 BASE_USER = 710_000_000_000_000_000
+REASON = "bench"
 
-# Same statements, same tables, same order as points.award with silent=True. What pgbench cannot
-# do is ours alone: the idempotency fingerprint, the guard clauses, the achievements check
-# (one query when the guild defines none) and building the result objects in Python.
-PGBENCH_SCRIPT = r"""
-\set user :base + random(1, :members)
+# What varies per write, as pgbench variables (set in the script's header); every other
+# parameter is the constant our code sends for this award, inlined as a literal.
+_VARYING = {
+    "guild_id": ":guild::bigint",
+    "user_id": ":user::bigint",
+    "amount": ":amount::bigint",
+    "earned": ":amount::bigint",
+    "operation_id": ":op_id::bigint",
+    "key": "('pgbench-' || :n)",
+}
+_HEADER = r"""\set user :base + random(1, :members)
 \set amount random(1, 100)
-BEGIN;
-SELECT settings FROM guilds WHERE guild_id = :guild::bigint;
+\set n random(1, 9223372036854775806)
+"""
+
+
+def _render(query: str, params: dict, conn: psycopg.Connection) -> str:
+    """`query` with each %(name)s replaced: a pgbench variable where the write varies, else the
+    literal our code sends."""
+
+    def one(match: re.Match) -> str:
+        name = match.group(1)
+        return _VARYING.get(name) or sql.Literal(params[name]).as_string(conn).strip()
+
+    return re.sub(r"%\((\w+)\)s", one, query)
+
+
+def same_statements_script(dsn: str) -> str:
+    """pgbench's copy of what `points.award` sends for the bench's writes, from the code's own
+    SQL: BEGIN; the claim (guild row and operation, one statement); the guarded APPLY; COMMIT.
+    The bench guild defines no achievement, so the code skips that check (sql/037), as here."""
+    policy = policy_from(load_settings({}), {})
+    claim = {"guild_id": GUILD, "key": "k", "fingerprint": operations._fingerprint(op="award", user=0, amount=0),
+             "kind": "award"}  # fmt: skip
+    apply = statement.apply_params(
+        policy, operation_id=0, guild_id=GUILD, user_id=0, amount=1, kind="award", reason=REASON, actor_id=None,
+        source="system", silent=True, floor=None, actor_name="system",
+    )  # fmt: skip
+    with psycopg.connect(dsn) as conn:
+        claim_sql = _render(" ".join(operations.CLAIM.split()), claim, conn)
+        apply_sql = _render(" ".join(statement.APPLY.split()), apply, conn)
+    return f"{_HEADER}BEGIN;\n{claim_sql} \\gset\n{apply_sql};\nEND;\n"
+
+
+# The minimal shape of a ledger write: claim the operation, move the balance, append the entry.
+MINIMAL_SCRIPT = (
+    _HEADER
+    + r"""BEGIN;
 INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind)
-  VALUES (:guild::bigint, 'pgbench-' || gen_random_uuid(), md5(:user::text), 'award')
-  ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING id AS op_id \gset
-WITH upd AS (
-  UPDATE points SET balance = balance + :amount::bigint, updated_at = now()
-  WHERE guild_id = :guild::bigint AND user_id = :user::bigint RETURNING balance
-), entry AS (
-  INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason, source, silent)
-  SELECT :op_id::bigint, :guild::bigint, :user::bigint, :amount::bigint, upd.balance, 'award', 'bench', 'system', true
-  FROM upd RETURNING id, balance_after
-), stats AS (
-  UPDATE user_stats SET transaction_count = transaction_count + 1,
-         total_earned = total_earned + :amount::bigint, last_transaction_at = now()
-  WHERE guild_id = :guild::bigint AND user_id = :user::bigint AND EXISTS (SELECT 1 FROM upd)
-)
-SELECT * FROM entry;
+  VALUES (:guild::bigint, 'pgbench-' || :n, 'minimal', 'award') RETURNING id AS op_id \gset
+UPDATE points SET balance = balance + :amount::bigint
+  WHERE guild_id = :guild::bigint AND user_id = :user::bigint RETURNING balance \gset
+INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason, source, silent, actor_name)
+  VALUES (:op_id::bigint, :guild::bigint, :user::bigint, :amount::bigint, :balance::bigint, 'award', 'bench', 'system', true, 'system');
 END;
 """
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +106,11 @@ class Throughput:
     p50_ms: float | None = None
     p99_ms: float | None = None
     errors: int = 0
+    client_cpu_s: float | None = None  # CPU the clients used (user + system), for CPU per op
+
+    @property
+    def client_cpu_ms_per_op(self) -> float | None:
+        return None if self.client_cpu_s is None or not self.ops else 1000 * self.client_cpu_s / self.ops
 
     @property
     def ops_per_s(self) -> float:
@@ -83,7 +129,7 @@ def seed_members(dsn: str, members: int) -> None:
                 "ON CONFLICT DO NOTHING",
                 (GUILD, BASE_USER, members),
             )
-        conn.execute("VACUUM ANALYZE points, user_stats, members")
+        conn.execute("VACUUM ANALYZE points, user_stats, members, guilds")
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -91,55 +137,67 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bool = True) -> Throughput:
-    """silent=False: as an admin's award is, with the points DM queued in the outbox."""
+def _client(dsn: str, index: int, clients: int, members: int, seconds: float, silent: bool,
+            ready, results) -> None:  # fmt: skip
+    """One container: its own process and connection, writing until its time is up."""
+    import random
+
     settings = load_settings({})
-    databases = [Database(dsn, pooled=False) for _ in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    ready = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def client(index: int) -> None:
-        import random
-
-        rnd = random.Random(index)
-        db = databases[index]
+    db = Database(dsn, pooled=False)
+    rnd = random.Random(index)
+    latencies: list[float] = []
+    errors = 0
+    try:
         db.run(lambda conn: conn.execute("SELECT 1"))  # connect before the clock starts
         ready.wait()
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        stop_at = started + seconds
         n = 0
-        while time.perf_counter() < stop_at[0]:
+        while time.perf_counter() < stop_at:
             n += 1
-            started = time.perf_counter()
+            begun = time.perf_counter()
             try:
                 db.run(
                     points.award, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
-                    amount=rnd.randint(1, 100), reason="bench", actor_id=None, source="system",
+                    amount=rnd.randint(1, 100), reason=REASON, actor_id=None, source="system",
                     idempotency_key=f"bench-{clients}-{index}-{n}-{time.time_ns()}", silent=silent,
                     settings=settings,
                 )  # fmt: skip
             except Exception:  # counted and reported, never hidden
-                errors[index] += 1
+                errors += 1
                 continue
-            latencies[index].append((time.perf_counter() - started) * 1000)
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    stop_at[0] = time.perf_counter() + 3600  # set for real once every client is connected
-    ready.wait()
-    started = time.perf_counter()
-    stop_at[0] = started + seconds
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    for db in databases:
+            latencies.append((time.perf_counter() - begun) * 1000)
+        results.put(
+            (index, latencies, errors, time.perf_counter() - started, time.process_time() - cpu_before)
+        )
+    finally:
         db.close()
-    samples = [x for per in latencies for x in per]
+
+
+def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bool = True) -> Throughput:
+    """`clients` separate processes (forked before any connection is open), each connecting,
+    then all starting together. silent=False: as an admin's award is, with the points DM
+    queued in the outbox."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(clients + 1)
+    results = context.Queue()
+    procs = [
+        context.Process(target=_client, args=(dsn, i, clients, members, seconds, silent, ready, results))
+        for i in range(clients)
+    ]
+    for proc in procs:
+        proc.start()
+    ready.wait(timeout=120)
+    gathered = [results.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    samples = [x for _, lat, _, _, _ in gathered for x in lat]
+    elapsed = max(took for _, _, _, took, _ in gathered)
     return Throughput(
         "ours" if silent else "ours+dm", clients, len(samples), elapsed,
         percentile(samples, 0.5) if samples else None, percentile(samples, 0.99) if samples else None,
-        sum(errors),
+        sum(errors for _, _, errors, _, _ in gathered), sum(cpu for *_, cpu in gathered),
     )  # fmt: skip
 
 
@@ -175,18 +233,23 @@ _FAILED = re.compile(r"number of failed transactions: (\d+)")
 _DONE = re.compile(r"number of transactions actually processed: (\d+)")
 
 
-def run_pgbench(pgbench: Path, dsn: str, clients: int, seconds: float, members: int) -> Throughput:
+def run_pgbench(
+    pgbench: Path, script_text: str, dsn: str, clients: int, seconds: float, members: int, engine: str
+) -> Throughput:
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(PGBENCH_SCRIPT)
+        script.write(script_text)
     try:
         command = [
             str(pgbench), "-n", "-M", "prepared", "-f", script.name, "-c", str(clients),
             "-j", str(min(clients, os.cpu_count() or 1)), "-T", str(max(1, round(seconds))),
             "-D", f"guild={GUILD}", "-D", f"base={BASE_USER}", "-D", f"members={members}",
         ]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             command, env=_libpq_env(dsn), capture_output=True, text=True, timeout=seconds + 120
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
         Path(script.name).unlink(missing_ok=True)
     out = done.stdout + done.stderr
@@ -198,7 +261,7 @@ def run_pgbench(pgbench: Path, dsn: str, clients: int, seconds: float, members: 
     latency = float(_LAT.search(out).group(1)) if _LAT.search(out) else None
     rate = float(tps.group(1))
     return Throughput(
-        "pgbench", clients, processed, processed / rate if rate else seconds, latency, None, failed
+        engine, clients, processed, processed / rate if rate else seconds, latency, None, failed, cpu
     )
 
 
@@ -216,29 +279,61 @@ def check_invariant(dsn: str) -> int:
         ).fetchone()[0]
 
 
-def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=print) -> dict:
+def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=print, reps: int = 3) -> dict:
+    """Per level, `reps` rounds of ours / pgbench (same statements) / pgbench (minimal shape),
+    in turns, so each ratio compares runs a few seconds apart; the medians are reported."""
     seed_members(dsn, members)
     pgbench = find_pgbench()
+    same = same_statements_script(dsn)
     rows = []
     for clients in client_levels:
-        ours = run_ours(dsn, clients, seconds, members)
-        log(f"  ours     {clients:>3} clients: {ours.ops_per_s:8.0f} ops/s (p50 {ours.p50_ms:.1f} ms)")
-        theirs = run_pgbench(pgbench, dsn, clients, seconds, members) if pgbench else None
-        if theirs:
-            log(
-                f"  pgbench  {clients:>3} clients: {theirs.ops_per_s:8.0f} tps   (avg {theirs.p50_ms:.1f} ms)"
-            )
+        rounds = []
+        for _ in range(reps):
+            ours = run_ours(dsn, clients, seconds, members)
+            log(f"  ours             {clients:>3} clients: {ours.ops_per_s:8.0f} ops/s (p50 {ours.p50_ms:.1f} ms, "
+                f"p99 {ours.p99_ms:.1f} ms, client CPU {ours.client_cpu_ms_per_op:.3f} ms/op)")  # fmt: skip
+            theirs = mini = None
+            if pgbench:
+                theirs = run_pgbench(pgbench, same, dsn, clients, seconds, members, "pgbench")
+                log(
+                    f"  pgbench (same)   {clients:>3} clients: {theirs.ops_per_s:8.0f} tps   (avg {theirs.p50_ms:.1f} ms)"
+                )
+                mini = run_pgbench(pgbench, MINIMAL_SCRIPT, dsn, clients, seconds, members, "pgbench-minimal")
+                log(
+                    f"  pgbench (minimal){clients:>3} clients: {mini.ops_per_s:8.0f} tps   (avg {mini.p50_ms:.1f} ms)"
+                )
+            rounds.append((ours, theirs, mini))
+
+        def median(values: list[float]) -> float:
+            return round(statistics.median(values), 3)
+
+        have = pgbench is not None
         rows.append(
             {
                 "clients": clients,
-                "ours_ops_per_s": round(ours.ops_per_s, 1),
-                "ours_p50_ms": round(ours.p50_ms or 0, 2),
-                "ours_p99_ms": round(ours.p99_ms or 0, 2),
-                "ours_errors": ours.errors,
-                "pgbench_tps": round(theirs.ops_per_s, 1) if theirs else None,
-                "pgbench_latency_avg_ms": theirs.p50_ms if theirs else None,
-                "pgbench_failed": theirs.errors if theirs else None,
-                "ratio_ours_to_pgbench": round(ours.ops_per_s / theirs.ops_per_s, 3) if theirs else None,
+                "ours_ops_per_s": median([o.ops_per_s for o, _, _ in rounds]),
+                "ours_p50_ms": median([o.p50_ms or 0 for o, _, _ in rounds]),
+                "ours_p99_ms": median([o.p99_ms or 0 for o, _, _ in rounds]),
+                "ours_errors": sum(o.errors for o, _, _ in rounds),
+                "ours_client_cpu_ms_per_op": median([o.client_cpu_ms_per_op or 0 for o, _, _ in rounds]),
+                "pgbench_client_cpu_ms_per_op": median([t.client_cpu_ms_per_op or 0 for _, t, _ in rounds])
+                if have
+                else None,
+                "pgbench_tps": median([t.ops_per_s for _, t, _ in rounds]) if have else None,
+                "pgbench_latency_avg_ms": median([t.p50_ms or 0 for _, t, _ in rounds]) if have else None,
+                "pgbench_failed": sum(t.errors for _, t, _ in rounds) if have else None,
+                "minimal_tps": median([m.ops_per_s for _, _, m in rounds]) if have else None,
+                "minimal_failed": sum(m.errors for _, _, m in rounds) if have else None,
+                # Each round's ratio (runs seconds apart), then their median.
+                "ratio_ours_to_pgbench": median([o.ops_per_s / t.ops_per_s for o, t, _ in rounds])
+                if have
+                else None,
+                "ratio_ours_to_minimal": median([o.ops_per_s / m.ops_per_s for o, _, m in rounds])
+                if have
+                else None,
+                "ratios_each_round": [round(o.ops_per_s / t.ops_per_s, 3) for o, t, _ in rounds]
+                if have
+                else [],
             }
         )
     # The same writes as an admin makes them: not silent, so each also queues the points DM.
@@ -248,6 +343,8 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
     return {
         "members": members,
         "seconds_per_level": seconds,
+        "reps": reps,
+        "clients_as": "separate processes, one connection each",
         "with_dm": {
             "clients": middle,
             "ops_per_s": round(with_dm.ops_per_s, 1),
@@ -261,6 +358,39 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
         ).stdout.strip()
         if pgbench
         else None,
+        "pgbench_script_same": same,
+        "pgbench_script_minimal": MINIMAL_SCRIPT,
         "invariant_violations_after": check_invariant(dsn),
         "levels": rows,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.ledger_ops [--seconds 8] [--clients 8,32] [--reps 3] [--members 1000]`"""
+    import argparse
+    import json
+    import sys
+
+    from .target import bench_database, server
+
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger_ops", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--clients", default="8,32")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--show-script", action="store_true", help="print pgbench's copy of our statements")
+    args = parser.parse_args(argv)
+    with server() as target, bench_database(target) as dsn:
+        if args.show_script:
+            print(same_statements_script(dsn))
+            return 0
+        print(f"bench: PostgreSQL {target.version} ({target.source})", flush=True)
+        levels = [int(c) for c in args.clients.split(",") if c.strip()]
+        result = run(dsn, levels, args.seconds, args.members, reps=args.reps)
+    json.dump({k: v for k, v in result.items() if not k.startswith("pgbench_script")}, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

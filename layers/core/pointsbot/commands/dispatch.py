@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from ..community import members
 from ..discord.interactions import MANAGE_GUILD, Interaction, Reply
-from ..ledger.guilds import GuildPolicy, policy_from
+from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from
 from ..platform.config import Settings, get_settings
 from ..platform.db import Database
 from ..platform.errors import DomainError
@@ -93,9 +93,10 @@ def autocomplete(database: Database, interaction: Interaction) -> list[tuple[str
 
 
 def _policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> GuildPolicy:
-    """The guild's policy without writing anything (a refusal must leave no trace)."""
-    row = conn.execute("SELECT settings FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
-    return policy_from(settings, row[0] if row else None)
+    """The guild's policy without writing anything (a refusal must leave no trace), with the
+    guild's name and achievement count, so a change the command makes reads the row no more."""
+    row = conn.execute(GUILD_ROW, {"guild_id": guild_id}).fetchone()
+    return policy_from(settings, *row) if row else policy_from(settings, None)
 
 
 def _claim(conn: psycopg.Connection, ctx: Context) -> Reply | None:
@@ -118,23 +119,15 @@ def _claim(conn: psycopg.Connection, ctx: Context) -> Reply | None:
     return Reply.from_json(row[0])
 
 
-def _queued_dms_now(conn: psycopg.Connection, guild_id: int) -> bool:
-    """Whether this transaction queued a DM (rows made in it carry its start time, now())."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM direct_messages WHERE guild_id = %s AND status = 'queued' "
-        "AND created_at = now())",
-        (guild_id,),
-    ).fetchone()
-    return bool(row[0])
-
-
-def _queued_role_changes_now(conn: psycopg.Connection, guild_id: int) -> bool:
-    """Whether this transaction asked for a role change (a role bought, or taken back)."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM role_changes WHERE guild_id = %s AND state = 'pending' AND created_at = now())",
-        (guild_id,),
-    ).fetchone()
-    return bool(row[0])
+# The answer stored for a replay, and whether this transaction queued a DM or asked for a role
+# change (rows made in it carry its start time, now()), in one round trip.
+_STORE_REPLY = """
+UPDATE interaction_replies SET reply = %(reply)s WHERE interaction_id = %(id)s
+RETURNING EXISTS (SELECT 1 FROM direct_messages WHERE guild_id = %(guild_id)s AND status = 'queued'
+                  AND created_at = now()),
+          EXISTS (SELECT 1 FROM role_changes WHERE guild_id = %(guild_id)s AND state = 'pending'
+                  AND created_at = now())
+"""
 
 
 def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
@@ -154,15 +147,13 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
     reply = spec.fn(ctx, conn)
     if ctx.update:
         reply = Reply(reply.content, components=reply.components, update=True)
-    queued = False
     if spec.writes:
-        conn.execute(
-            "UPDATE interaction_replies SET reply = %s WHERE interaction_id = %s",
-            (Jsonb(reply.to_json()), int(ctx.interaction.id)),
-        )
-        queued = _queued_dms_now(conn, ctx.guild_id)
-        return Outcome(reply, ctx.path, "ok", queued, _queued_role_changes_now(conn, ctx.guild_id))
-    return Outcome(reply, ctx.path, "ok", queued)
+        row = conn.execute(
+            _STORE_REPLY,
+            {"reply": Jsonb(reply.to_json()), "id": int(ctx.interaction.id), "guild_id": ctx.guild_id},
+        ).fetchone()
+        return Outcome(reply, ctx.path, "ok", bool(row and row[0]), bool(row and row[1]))
+    return Outcome(reply, ctx.path, "ok")
 
 
 def execute(database: Database, interaction: Interaction, settings: Settings | None = None) -> Outcome:

@@ -26,21 +26,35 @@ def remember(
     username: str | None = None,
     display_name: str | None = None,
 ) -> None:
-    """Record a member on contact, keeping the names Discord last showed us."""
-    ensure_guild(conn, guild_id)
-    ensure_member(conn, guild_id, user_id)
-    if username is not None or display_name is not None:
-        conn.execute(
-            """
-            UPDATE members SET username = coalesce(%s, username), display_name = coalesce(%s, display_name),
-                   updated_at = now()
-            WHERE guild_id = %s AND user_id = %s
-              AND (username IS DISTINCT FROM coalesce(%s, username)
-                   OR display_name IS DISTINCT FROM coalesce(%s, display_name))
-              AND erased_at IS NULL
-            """,
-            (username, display_name, guild_id, user_id, username, display_name),
+    """Record a member on contact, keeping the names Discord last showed us.
+
+    One statement (one round trip on every command): the guild row and the member's rows on
+    first contact (as `ensure_guild` and `ensure_member` make them), the names of a new member
+    with its row, and those of a known one by the UPDATE, which changes nothing when they are
+    the same (the sub-statements see the same snapshot, so the UPDATE never sees a row the
+    INSERT has just made).
+    """
+    conn.execute(
+        """
+        WITH g AS (
+            INSERT INTO guilds (guild_id) VALUES (%(g)s) ON CONFLICT (guild_id) DO NOTHING
+        ), m AS (
+            INSERT INTO members (guild_id, user_id, username, display_name)
+            VALUES (%(g)s, %(u)s, %(username)s, %(display)s) ON CONFLICT DO NOTHING
+        ), p AS (
+            INSERT INTO points (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
+        ), s AS (
+            INSERT INTO user_stats (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
         )
+        UPDATE members SET username = coalesce(%(username)s, username),
+               display_name = coalesce(%(display)s, display_name), updated_at = now()
+        WHERE guild_id = %(g)s AND user_id = %(u)s
+          AND (username IS DISTINCT FROM coalesce(%(username)s, username)
+               OR display_name IS DISTINCT FROM coalesce(%(display)s, display_name))
+          AND erased_at IS NULL
+        """,
+        {"g": guild_id, "u": user_id, "username": username, "display": display_name},
+    )
 
 
 # -- the admin site's side: search, profile, edit, create, export, erase --------------------

@@ -41,13 +41,18 @@ _Operation = Callable[Concatenate[psycopg.Connection, _Request], OperationResult
 
 
 def _followed(operation: _Operation[_Request]) -> _Operation[_Request]:
-    """The ledger's `operation`, then `after_change` under the same guild policy."""
+    """The ledger's `operation`, then `after_change` under the same guild policy: the one the
+    caller passed (`policy=`, read earlier in the same transaction) or the one the operation
+    read with its claim, so the guild row is read once."""
 
     @functools.wraps(operation)
     def change(conn: psycopg.Connection, *args: _Request.args, **request: _Request.kwargs) -> OperationResult:
-        policy = guild_policy(conn, request.get("settings") or get_settings(), request["guild_id"])  # type: ignore[arg-type]
-        request["policy"] = policy
         result = operation(conn, *args, **request)
+        if result.replayed or not result.entries:
+            return result
+        policy = result.policy or guild_policy(
+            conn, request.get("settings") or get_settings(), request["guild_id"]
+        )  # type: ignore[arg-type]
         after_change(conn, result, policy)
         return result
 
@@ -79,6 +84,8 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
             if entry.silent or entry.amount == 0 or entry.actor_id == entry.user_id:
                 continue
             if guild_name is None:
+                guild_name = policy.guild_name
+            if guild_name is None:  # a policy made without the guild row's name
                 guild_name = _guild_name(conn, entry.guild_id)
             outbox.enqueue_dm(
                 conn,
@@ -91,6 +98,8 @@ def after_change(conn: psycopg.Connection, result: OperationResult, policy: Guil
     # An achievement bonus is a change too, but the grant loop in check_member re-checks after
     # paying it; checking here as well would recurse.
     if all(entry.kind == "achievement" for entry in result.entries):
+        return
+    if policy.active_achievements == 0:  # sql/037's count, read with the policy: nothing to earn
         return
     for user_id in sorted({entry.user_id for entry in result.entries}):
         achievements.check_member(conn, result.entries[0].guild_id, user_id, policy=policy)

@@ -5,8 +5,12 @@ The kinds and sources an entry may carry are listed here; `transactions` holds t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .guilds import GuildPolicy
 
 # The whole agreed union (sql/042 and /work/wt/INTERFACES.md): the reward store writes
 # `purchase` / `purchase_refund`; seasons and the API their own.
@@ -73,6 +77,9 @@ class OperationResult:
     operation_id: int
     entries: tuple[LedgerEntry, ...]  # none for a set to the balance the member had
     replayed: bool
+    # The guild policy the operation ran under (read with the operation's claim), so what
+    # follows the change in the same transaction need not read the guild row again.
+    policy: GuildPolicy | None = field(default=None, compare=False, repr=False)
 
     @property
     def changed(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
@@ -28,6 +28,10 @@ class GuildPolicy:
     # The balances at which the guild's role thresholds sit (kept by community/role_rewards in the
     # guild's settings), so a balance change that crosses none costs no query.
     role_thresholds: tuple[int, ...] = ()
+    # Read with the settings from the guild row, so a change needs no second look at it
+    # (sql/037); None: not read, and whoever needs it reads it.
+    guild_name: str | None = field(default=None, compare=False)
+    active_achievements: int | None = field(default=None, compare=False)
 
     @property
     def currency_one(self) -> str:
@@ -41,6 +45,7 @@ class GuildPolicy:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["admin_role_ids"] = [str(r) for r in self.admin_role_ids]
+        del data["guild_name"], data["active_achievements"]  # the guild row's, not its policy
         return data
 
 
@@ -57,7 +62,12 @@ OVERRIDABLE: dict[str, type] = {
 }
 
 
-def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPolicy:
+def policy_from(
+    settings: Settings,
+    overrides: dict[str, Any] | None,
+    guild_name: str | None = None,
+    active_achievements: int | None = None,
+) -> GuildPolicy:
     overrides = overrides or {}
     roles = tuple(int(r) for r in overrides.get("admin_role_ids", ()) or ())
     # Overrides stored before the balance range existed may be larger; they count as the bound.
@@ -71,6 +81,8 @@ def policy_from(settings: Settings, overrides: dict[str, Any] | None) -> GuildPo
         admin_role_ids=roles,
         currency_singular=str(overrides.get("currency_singular", "") or ""),
         role_thresholds=tuple(sorted(int(p) for p in overrides.get("role_thresholds", ()) or ())),
+        guild_name=guild_name,
+        active_achievements=active_achievements,
     )
 
 
@@ -91,8 +103,18 @@ def ensure_guild(conn: psycopg.Connection, guild_id: int, name: str | None = Non
     return {}
 
 
+# The guild row as a change reads it: the overrides, the name (for a DM) and whether any
+# achievement is active (for the check after it).
+GUILD_ROW = "SELECT settings, name, active_achievements FROM guilds WHERE guild_id = %(guild_id)s"
+
+
 def guild_policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> GuildPolicy:
-    return policy_from(settings, ensure_guild(conn, guild_id))
+    """The guild's policy; the guild row is created on first contact."""
+    row = conn.execute(GUILD_ROW, {"guild_id": guild_id}).fetchone()
+    if row is None:
+        ensure_guild(conn, guild_id)
+        row = conn.execute(GUILD_ROW, {"guild_id": guild_id}).fetchone()
+    return policy_from(settings, *row)
 
 
 def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..platform.errors import (
 )
 from ..platform.storable import check_text
 from .entries import _ENTRY_COLUMNS, SOURCES, LedgerEntry, OperationResult, _entry
-from .guilds import GuildPolicy, guild_policy
+from .guilds import GUILD_ROW, GuildPolicy, guild_policy, policy_from
 from .statement import apply_entry, ensure_member
 
 MAX_REASON = 500
@@ -96,6 +96,64 @@ def _entries_of(conn: psycopg.Connection, operation_id: int) -> tuple[LedgerEntr
     return tuple(_entry(r) for r in rows)
 
 
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise InvalidInput("An idempotency key (1 to 200 characters) is required.")
+    return key
+
+
+# The guild row and the claim of the key in one statement (one round trip, not two): the row
+# holds the policy the caller checks the request against. No guild row (first contact with a
+# guild): no row back and nothing claimed. A key used before: op_id is NULL.
+CLAIM = f"""
+WITH g AS ({GUILD_ROW}), op AS (
+    INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind)
+    SELECT %(guild_id)s, %(key)s, %(fingerprint)s, %(kind)s WHERE EXISTS (SELECT 1 FROM g)
+    ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING id
+)
+SELECT g.settings, g.name, g.active_achievements, (SELECT id FROM op) AS op_id FROM g
+"""
+
+
+def _claim(
+    conn: psycopg.Connection,
+    guild_id: int,
+    key: str,
+    kind: str,
+    fingerprint: str,
+    policy: GuildPolicy | None,
+    settings: Settings | None,
+) -> tuple[GuildPolicy, int | None]:
+    """The guild's policy (`policy` when given) and the claimed operation id, None when the key
+    was used before (`_replay` answers then).
+
+    The key is claimed before the caller checks the request against the policy: a refusal
+    raises, and the caller's transaction (or savepoint) rolls the claim back with the rest, as
+    every ledger error does. A concurrent holder of the same key makes the INSERT wait until it
+    commits or rolls back, so exactly one of them applies the change.
+    """
+    _check_key(key)
+    if policy is None:
+        params = {"guild_id": guild_id, "key": key, "fingerprint": fingerprint, "kind": kind}
+        row = conn.execute(CLAIM, params).fetchone()
+        if row is not None:
+            return policy_from(settings or get_settings(), row[0], row[1], row[2]), row[3]
+        policy = guild_policy(conn, settings or get_settings(), guild_id)  # creates the guild row
+    begun = _begin(conn, guild_id, key, kind, fingerprint)
+    return policy, (begun if isinstance(begun, int) else None)
+
+
+def _replay(conn: psycopg.Connection, guild_id: int, key: str, fingerprint: str) -> OperationResult:
+    """The earlier result of a key used before; a different request under it is a conflict."""
+    op_id, stored = conn.execute(
+        "SELECT id, fingerprint FROM operations WHERE guild_id = %s AND idempotency_key = %s",
+        (guild_id, key),
+    ).fetchone()
+    if stored != fingerprint:
+        raise IdempotencyConflict("This request was already made with different details.")
+    return OperationResult(op_id, _entries_of(conn, op_id), replayed=True)
+
+
 def _begin(
     conn: psycopg.Connection, guild_id: int, key: str, kind: str, fingerprint: str
 ) -> int | OperationResult:
@@ -104,8 +162,7 @@ def _begin(
     A concurrent holder of the same key makes the INSERT wait until it commits or rolls back,
     so exactly one of them applies the change.
     """
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise InvalidInput("An idempotency key (1 to 200 characters) is required.")
+    _check_key(key)
     row = conn.execute(
         "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING id",
@@ -113,13 +170,7 @@ def _begin(
     ).fetchone()
     if row is not None:
         return row[0]
-    op_id, stored = conn.execute(
-        "SELECT id, fingerprint FROM operations WHERE guild_id = %s AND idempotency_key = %s",
-        (guild_id, key),
-    ).fetchone()
-    if stored != fingerprint:
-        raise IdempotencyConflict("This request was already made with different details.")
-    return OperationResult(op_id, _entries_of(conn, op_id), replayed=True)
+    return _replay(conn, guild_id, key, fingerprint)
 
 
 def _admin_floor(policy: GuildPolicy) -> int | None:
@@ -149,18 +200,18 @@ def award(
     amount = _check_amount(amount)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
+    fingerprint = _fingerprint(op=kind, user=user_id, amount=amount)
+    policy, begun = _claim(conn, guild_id, idempotency_key, kind, fingerprint, policy, settings)
     if kind == "award":
         _check_limit(policy, amount)
-    begun = _begin(conn, guild_id, idempotency_key, kind, _fingerprint(op=kind, user=user_id, amount=amount))
-    if isinstance(begun, OperationResult):
-        return begun
+    if begun is None:
+        return _replay(conn, guild_id, idempotency_key, fingerprint)
     entry = apply_entry(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
         actor_name=actor_name,
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False)
+    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def deduct(
@@ -182,23 +233,17 @@ def deduct(
     amount = _check_amount(amount)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
+    fingerprint = _fingerprint(op="deduct", user=user_id, amount=amount)
+    policy, begun = _claim(conn, guild_id, idempotency_key, "deduct", fingerprint, policy, settings)
     _check_limit(policy, amount)
-    begun = _begin(
-        conn,
-        guild_id,
-        idempotency_key,
-        "deduct",
-        _fingerprint(op="deduct", user=user_id, amount=amount),
-    )
-    if isinstance(begun, OperationResult):
-        return begun
+    if begun is None:
+        return _replay(conn, guild_id, idempotency_key, fingerprint)
     entry = apply_entry(
         conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=-amount, kind="deduct",
         reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent,
         floor=_admin_floor(policy), actor_name=actor_name,
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False)
+    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def _locked_balance(conn: psycopg.Connection, guild_id: int, user_id: int) -> int | None:
@@ -232,18 +277,16 @@ def set_balance(
     target = _check_amount(target, positive=False)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
+    fingerprint = _fingerprint(op="set", user=user_id, target=target)
+    policy, begun = _claim(conn, guild_id, idempotency_key, "set", fingerprint, policy, settings)
     if target < 0 and not policy.allow_negative:
         raise InvalidInput("Balances cannot be set below zero here.")
-    begun = _begin(
-        conn, guild_id, idempotency_key, "set", _fingerprint(op="set", user=user_id, target=target)
-    )
-    if isinstance(begun, OperationResult):
-        return begun
+    if begun is None:
+        return _replay(conn, guild_id, idempotency_key, fingerprint)
     # Lock the row so the difference is computed from the balance this entry lands on.
     current = _locked_balance(conn, guild_id, user_id)
     if current == target or (current is None and target == 0):
-        return OperationResult(begun, (), replayed=False)
+        return OperationResult(begun, (), replayed=False, policy=policy)
     if current is None:
         ensure_member(conn, guild_id, user_id)
         current = _locked_balance(conn, guild_id, user_id) or 0
@@ -256,7 +299,7 @@ def set_balance(
         kind="set", reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
         actor_name=actor_name,
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False)
+    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def transfer(
@@ -278,16 +321,13 @@ def transfer(
     reason_text = _check_reason(reason, required=False)
     if from_user_id == to_user_id:
         raise InvalidInput("You cannot give points to yourself.")
-    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
+    fingerprint = _fingerprint(op="transfer", src=from_user_id, dst=to_user_id, amount=amount)
+    policy, begun = _claim(conn, guild_id, idempotency_key, "transfer", fingerprint, policy, settings)
     if not policy.transfers_enabled:
         raise TransfersDisabled("Giving points to other members is switched off in this server.")
     _check_limit(policy, amount)
-    begun = _begin(
-        conn, guild_id, idempotency_key, "transfer",
-        _fingerprint(op="transfer", src=from_user_id, dst=to_user_id, amount=amount),
-    )  # fmt: skip
-    if isinstance(begun, OperationResult):
-        return begun
+    if begun is None:
+        return _replay(conn, guild_id, idempotency_key, fingerprint)
     legs = {
         from_user_id: dict(user_id=from_user_id, amount=-amount, kind="transfer_out", floor=0,
                            counterparty_id=to_user_id),
@@ -303,7 +343,7 @@ def transfer(
                    source=_check_source(source), silent=False, **legs[user_id])
         )  # fmt: skip
     entries.sort(key=lambda e: e.id)
-    return OperationResult(begun, tuple(entries), replayed=False)
+    return OperationResult(begun, tuple(entries), replayed=False, policy=policy)
 
 
 def revert(
@@ -323,10 +363,10 @@ def revert(
     """Reverse an earlier entry with a new one (both legs of a transfer)."""
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
     actor_name = _check_actor(actor_id, actor_name, source)
-    policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
-    begun = _begin(conn, guild_id, idempotency_key, "revert", _fingerprint(op="revert", entry=entry_id))
-    if isinstance(begun, OperationResult):
-        return begun
+    fingerprint = _fingerprint(op="revert", entry=entry_id)
+    policy, begun = _claim(conn, guild_id, idempotency_key, "revert", fingerprint, policy, settings)
+    if begun is None:
+        return _replay(conn, guild_id, idempotency_key, fingerprint)
     original = conn.execute(
         f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id = %s",
         (guild_id, entry_id),
@@ -364,7 +404,7 @@ def revert(
         except pg_errors.UniqueViolation as exc:  # a concurrent revert of the same entry won
             raise AlreadyReverted(f"Entry #{target.id} has already been reverted.") from exc
     entries.sort(key=lambda e: e.id)
-    return OperationResult(begun, tuple(entries), replayed=False)
+    return OperationResult(begun, tuple(entries), replayed=False, policy=policy)
 
 
 # -- the reward store's entries ----------------------------------------------------------------
@@ -394,7 +434,7 @@ def purchase_debit(
         reason=reason, actor_id=user_id, source="purchase", silent=True, floor=0,
         actor_name=_check_actor(user_id, actor_name, "purchase"),
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False)
+    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def purchase_refund(
@@ -432,4 +472,4 @@ def purchase_refund(
         )  # fmt: skip
     except pg_errors.UniqueViolation as exc:  # a concurrent refund of the same purchase won
         raise AlreadyReverted(f"Purchase entry #{original.id} has already been refunded.") from exc
-    return OperationResult(begun, (entry,), replayed=False)
+    return OperationResult(begun, (entry,), replayed=False, policy=policy)

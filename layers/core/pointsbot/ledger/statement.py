@@ -74,8 +74,7 @@ SELECT * FROM entry
 """
 
 
-def apply_entry(
-    conn: psycopg.Connection,
+def apply_params(
     policy: GuildPolicy,
     *,
     operation_id: int,
@@ -91,7 +90,8 @@ def apply_entry(
     actor_name: str,
     counterparty_id: int | None = None,
     reverts_id: int | None = None,
-) -> LedgerEntry:
+) -> dict:
+    """APPLY's parameters for one entry (bench/ledger_ops.py renders pgbench's copy from them)."""
     # Credits of the capped kinds are always counted, so a cap switched on during the day
     # (a guild override) still sees what was credited earlier that day.
     capped = kind in CAPPED_KINDS and amount > 0
@@ -102,7 +102,7 @@ def apply_entry(
         earned, spent = (amount, 0) if amount < 0 else (0, -amount)
     else:
         earned, spent = max(amount, 0), max(-amount, 0)
-    params = {
+    return {
         "operation_id": operation_id,
         "guild_id": guild_id,
         "user_id": user_id,
@@ -123,6 +123,32 @@ def apply_entry(
         "bound": MAX_BALANCE,
         "ceiling": COUNTER_CEILING,
     }
+
+
+def apply_entry(
+    conn: psycopg.Connection,
+    policy: GuildPolicy,
+    *,
+    operation_id: int,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    kind: str,
+    reason: str,
+    actor_id: int | None,
+    source: str,
+    silent: bool,
+    floor: int | None,
+    actor_name: str,
+    counterparty_id: int | None = None,
+    reverts_id: int | None = None,
+) -> LedgerEntry:
+    params = apply_params(
+        policy, operation_id=operation_id, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
+        reason=reason, actor_id=actor_id, source=source, silent=silent, floor=floor, actor_name=actor_name,
+        counterparty_id=counterparty_id, reverts_id=reverts_id,
+    )  # fmt: skip
+    cap = params["cap"]
     try:
         row = conn.execute(APPLY, params).fetchone()
         if row is None:

@@ -1,0 +1,146 @@
+"""What a change costs in statements: the guild row read once, with the claim of the key; the
+achievement check only where the guild defines an active achievement (sql/037's count, kept by
+trigger); first contact of a member in one statement. Each statement is a round trip to the
+database (bench/ledger_ops.py and bench/bench_interactions.py measure what that saves)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import count
+
+import psycopg
+import pytest
+
+from pointsbot.community import achievements, members, points
+from pointsbot.ledger import guilds
+from pointsbot.platform.db import connection_kwargs
+from pointsbot.platform.storable import CheckedCursor
+
+pytestmark = pytest.mark.integration
+GUILD = 900_000_000_000_003_701
+OTHER = 900_000_000_000_003_702
+_keys = count()
+
+
+class _Counting(CheckedCursor):
+    sent: list[str] = []
+
+    def execute(self, query, params=None, **kwargs):  # type: ignore[override]
+        _Counting.sent.append(" ".join(str(query).split()))
+        return super().execute(query, params, **kwargs)
+
+
+@contextmanager
+def counted(database_url: str, prepare_threshold: int) -> Iterator[tuple[psycopg.Connection, list[str]]]:
+    """A connection in one transaction whose statements are recorded."""
+    kwargs = connection_kwargs(prepare_threshold=prepare_threshold)
+    kwargs["cursor_factory"] = _Counting
+    with psycopg.connect(database_url, **kwargs) as conn, conn.transaction():
+        _Counting.sent = []
+        yield conn, _Counting.sent
+
+
+def _award(conn: psycopg.Connection, settings, guild: int, user: int, *, silent: bool = True):
+    return points.award(
+        conn, guild_id=guild, user_id=user, amount=5, reason="thanks", actor_id=1, source="system",
+        idempotency_key=f"rt-{next(_keys)}", silent=silent, settings=settings,
+    )  # fmt: skip
+
+
+def test_a_change_reads_the_guild_once_and_skips_the_check_without_achievements(
+    db, settings, database_url, prepare_threshold, sql
+):
+    # Given a guild without achievements and a member it knows
+    db.run(members.remember, GUILD, 11)
+    # When a silent credit is made
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        result = _award(conn, settings, GUILD, 11)
+    # Then it took two statements: the claim (with the guild row) and the guarded apply
+    assert result.balance == 5
+    assert len(sent) == 2, sent
+    assert "FROM guilds" in sent[0] and "INSERT INTO operations" in sent[0]
+    assert sent[1].startswith("WITH upd AS")
+    # and with the DM (not silent) one more: the DM itself, the guild's name read with the claim
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        _award(conn, settings, GUILD, 11, silent=False)
+    assert len(sent) == 3, sent
+    assert "INSERT INTO direct_messages" in sent[2]
+    assert sql("SELECT count(*) FROM direct_messages WHERE guild_id = %s AND user_id = 11", (GUILD,)) == [
+        (1,)
+    ]
+
+
+def test_an_active_achievement_brings_the_check_back_and_pays(db, settings, database_url, prepare_threshold):
+    # Given a guild with an achievement for a balance of 10
+    db.run(members.remember, OTHER, 12)
+    defined = db.run(
+        achievements.create_definition, OTHER, name="Ten", criterion="balance_at_least", threshold=10,
+        bonus_points=1,
+    )  # fmt: skip
+    # When a member passes it with two credits
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        _award(conn, settings, OTHER, 12)
+    assert any("member_achievements" in s for s in sent)  # checked: one active achievement
+    result = db.run(_award, settings, OTHER, 12)
+    # Then the second credit earned it, bonus included
+    assert result.balance == 10
+    assert db.run(points.ledger.balance, OTHER, 12) == 11
+    assert [a.achievement_id for a in db.run(achievements.earned_by, OTHER, 12)] == [defined.id]
+
+
+def test_the_kept_count_follows_create_switch_and_delete(db, settings, sql):
+    guild = 900_000_000_000_003_703
+    db.run(members.remember, guild, 1)
+
+    def kept() -> int:
+        return sql("SELECT active_achievements FROM guilds WHERE guild_id = %s", (guild,))[0][0]
+
+    def actual() -> int:
+        return sql("SELECT count(*) FROM achievements WHERE guild_id = %s AND active", (guild,))[0][0]
+
+    a = db.run(achievements.create_definition, guild, name="A", criterion="balance_at_least", threshold=5)
+    b = db.run(achievements.create_definition, guild, name="B", criterion="member_days", window_days=3)
+    c = db.run(achievements.create_definition, guild, name="C", criterion="top_k", threshold=3, active=False)
+    assert kept() == actual() == 2
+    db.run(achievements.update_definition, guild, a.id, active=False)
+    db.run(achievements.update_definition, guild, b.id, name="B2", threshold=0)  # no change of the count
+    assert kept() == actual() == 1
+    db.run(achievements.update_definition, guild, c.id, active=True)
+    db.run(achievements.update_definition, guild, c.id, active=True)  # already active
+    assert kept() == actual() == 2
+    db.run(achievements.delete_definition, guild, b.id)
+    db.run(achievements.delete_definition, guild, a.id)  # inactive: the count stays
+    assert kept() == actual() == 1
+    # and the policy read with a change carries it
+    policy = db.run(guilds.guild_policy, settings, guild)
+    assert policy.active_achievements == 1
+
+
+def test_first_contact_is_one_statement_with_the_names(db, database_url, prepare_threshold, sql):
+    guild = 900_000_000_000_003_704
+    # A guild and a member never seen: one statement makes the guild, the member with its names
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        members.remember(conn, guild, 21, "ada", "Ada L")
+    assert len(sent) == 1
+    assert sql(
+        "SELECT username, display_name FROM members WHERE guild_id = %s AND user_id = 21", (guild,)
+    ) == [("ada", "Ada L")]
+    assert sql("SELECT member_count FROM guilds WHERE guild_id = %s", (guild,)) == [(1,)]
+    assert sql("SELECT balance FROM points WHERE guild_id = %s AND user_id = 21", (guild,)) == [(0,)]
+    assert sql("SELECT transaction_count FROM user_stats WHERE guild_id = %s AND user_id = 21", (guild,)) == [
+        (0,)
+    ]
+    # Known: a new name replaces the old, a missing one keeps it
+    db.run(members.remember, guild, 21, None, "Ada Lovelace")
+    assert sql(
+        "SELECT username, display_name FROM members WHERE guild_id = %s AND user_id = 21", (guild,)
+    ) == [("ada", "Ada Lovelace")]
+    # An erased member's names are not written back
+    sql("UPDATE members SET erased_at = now(), username = NULL, display_name = NULL "
+        "WHERE guild_id = %s AND user_id = 21", (guild,))  # fmt: skip
+    db.run(members.remember, guild, 21, "ada", "Ada")
+    assert sql(
+        "SELECT username, display_name FROM members WHERE guild_id = %s AND user_id = 21", (guild,)
+    ) == [(None, None)]
+    assert sql("SELECT member_count FROM guilds WHERE guild_id = %s", (guild,)) == [(1,)]
