@@ -168,6 +168,12 @@ class StandInState:
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "app" or "app/guild"
     guilds: dict[str, StandInGuild] = field(default_factory=dict)
     audit_log: list[dict[str, Any]] = field(default_factory=list)  # role changes with their reasons
+    nonces: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, nonce) -> message
+    no_access_channels: set[str] = field(default_factory=set)  # posting there: 403 50001
+
+    def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        with standin.lock:
+            return list(self.messages.get(str(channel_id), []))
 
     def set_user(self, user_id: str, username: str | None = None, *, accepts_dms: bool = True,
                  global_name: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -407,11 +413,24 @@ def create_message(request: Request) -> HttpResponse:
     if (refusal := _check_message_body(body)) is not None:
         return refusal
     channel_id = request.params["channel_id"]
+    nonce = body.get("nonce")
+    if nonce is not None and (isinstance(nonce, bool) or not isinstance(nonce, (str, int))
+                              or (isinstance(nonce, str) and len(nonce) > 25)):  # fmt: skip
+        return error_response(400, 50035, "Invalid Form Body (nonce: Must be 25 or fewer in length.)")
     with standin.lock:
+        if channel_id in state.no_access_channels:
+            return error_response(403, 50001, "Missing Access")
         recipient = state.channel_recipients.get(channel_id)
         if recipient is not None and recipient in state.closed_dms:
             return error_response(403, 50007, "Cannot send messages to this user")
+        # enforce_nonce: a second message with the same nonce (Discord keeps them a few minutes)
+        # is not created; the first one is returned.
+        if nonce is not None and body.get("enforce_nonce") and (channel_id, str(nonce)) in state.nonces:
+            return json_response(200, state.nonces[(channel_id, str(nonce))])
         message = _message(channel_id, body, author=_bot_user())
+        if nonce is not None:
+            message["nonce"] = nonce
+            state.nonces[(channel_id, str(nonce))] = message
         state.messages.setdefault(channel_id, []).append(message)
     return json_response(200, message)
 

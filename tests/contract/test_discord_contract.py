@@ -14,7 +14,7 @@ from pointsbot.commands.member import leaderboard_buttons
 from pointsbot.commands.sync import sync_commands
 from pointsbot.discord import interactions
 from pointsbot.discord.interactions import Reply
-from pointsbot.discord.rest import CannotDmUser, RateLimited, UnknownWebhook
+from pointsbot.discord.rest import CannotDmUser, DiscordError, RateLimited, UnknownWebhook
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
 from pointsbot_local.simulate import command_payload, component_payload
@@ -186,4 +186,21 @@ def test_admin_sign_in_and_rights_recheck_traffic_conforms(fresh_standin, contra
         (300000000000000003, True),
         (300000000000000004, True),
     ]
+    assert _all_exchanges_conform(contract) == 3
+
+
+def test_season_top_ten_post_traffic_conforms(client, contract):
+    # Given a server channel the bot may post in, and one it has no access to
+    channel, hidden = "555000000000000101", "555000000000000102"
+    discord_standin_rest.state.no_access_channels.add(hidden)
+    body = {"content": "**Season Winter: final top 10**\n1. <@222> 90 points", "allowed_mentions": {"parse": []},
+            "nonce": "season-7", "enforce_nonce": True}  # fmt: skip
+    # When the season end posts its table, then posts it again (a run killed after the POST)
+    first = client.send_message(channel, body)
+    again = client.send_message(channel, body)
+    # Then Discord's nonce makes it one message, and a channel without access is refused plainly
+    assert again["id"] == first["id"] and len(discord_standin_rest.state.channel_messages(channel)) == 1
+    with pytest.raises(DiscordError) as refused:
+        client.send_message(hidden, body)
+    assert (refused.value.status, refused.value.code) == (403, 50001)
     assert _all_exchanges_conform(contract) == 3

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..platform.paging import MAX_PAGE
 
-SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER = 1, 3, 4, 5, 6
+SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE = 1, 3, 4, 5, 6, 7, 8
+GUILD_TEXT, GUILD_ANNOUNCEMENT = 0, 5
 CHAT_INPUT = 1
 GUILD_CONTEXT = 0  # InteractionContextType.GUILD: never in DMs, the bot's data is per guild
 GUILD_INSTALL = 0  # ApplicationIntegrationType.GUILD_INSTALL
@@ -112,6 +113,23 @@ COMMANDS: tuple[dict[str, Any], ...] = (
         ),
     ),
     _command("purchases", "Your reward purchases and where they stand", _page()),
+    _command(
+        "season",
+        "Seasons: a fresh board for a stretch of time",
+        _sub("current", "The season running now: its dates, time left and your place"),
+        _sub(
+            "standings",
+            "The final table of a season that has ended",
+            _option(
+                STRING,
+                "season",
+                "Which season (the latest ended if empty)",
+                max_length=100,
+                autocomplete=True,
+            ),
+            _page(),
+        ),
+    ),
     # -- admins ---------------------------------------------------------------------------
     _command(
         "points",
@@ -156,6 +174,58 @@ COMMANDS: tuple[dict[str, Any], ...] = (
     ),
     _command(
         "member", "Look up a member", _sub("info", "A member's profile and points", _member()), admin=True
+    ),
+    _command(
+        "seasons",
+        "Run seasons: start, end early, rename; the server's time zone",
+        _sub(
+            "start",
+            "Start a season now or later",
+            _option(STRING, "name", "The season's name", True, max_length=100),
+            _option(
+                STRING, "end", "Last day (2026-12-31) or an end time (2026-12-31 18:00)", True, max_length=20
+            ),
+            _option(STRING, "start", "First day or start time (now if empty)", max_length=20),
+            _option(INTEGER, "prize_places", "How many top places win a prize", min_value=0, max_value=100),
+            _option(
+                INTEGER, "prize_points", "Points each prize winner gets", min_value=0, max_value=MAX_AMOUNT
+            ),
+            _option(ROLE, "prize_role", "A role each prize winner gets"),
+            _option(BOOLEAN, "reset_balances", "Reset every balance to zero when the season ends"),
+            _option(
+                CHANNEL,
+                "channel",
+                "Post the final top 10 here",
+                channel_types=[GUILD_TEXT, GUILD_ANNOUNCEMENT],
+            ),
+        ),
+        _sub(
+            "end",
+            "End the running season now (or cancel one not started)",
+            _option(
+                STRING, "season", "Which season (the current one if empty)", max_length=100, autocomplete=True
+            ),
+        ),
+        _sub(
+            "rename",
+            "Rename a season",
+            _option(STRING, "name", "The new name", True, max_length=100),
+            _option(
+                STRING, "season", "Which season (the current one if empty)", max_length=100, autocomplete=True
+            ),
+        ),
+        _sub(
+            "timezone",
+            "The server's time zone for weeks, months and season dates",
+            _option(
+                STRING,
+                "zone",
+                "An IANA time zone, e.g. Europe/Berlin or America/New_York",
+                True,
+                max_length=64,
+            ),
+        ),
+        admin=True,
     ),
     _command(
         "redemptions",
@@ -255,6 +325,8 @@ def option_problem(path: str, values: dict[str, Any], types: dict[str, int] | No
             return f"{name} must be true or false."
         elif kind == USER and not _is_snowflake(value):
             return f"The {name} must be a member of this server."
+        elif kind in (ROLE, CHANNEL) and not _is_snowflake(value):
+            return f"The {name} must be a {'role' if kind == ROLE else 'channel'} of this server."
     return None
 
 

@@ -48,7 +48,7 @@ def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
 def _load_commands() -> None:
     # Importing them registers every command (a repeated import costs a dict lookup). Not at
     # module import: a PING should not pay for the command code on a cold start.
-    from . import admin, member, store  # noqa: F401
+    from . import admin, member, seasons, store  # noqa: F401
 
 
 def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:

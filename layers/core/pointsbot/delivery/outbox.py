@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..platform.config import Settings
     from .tasks import Task
 
-REASONS = ("admin", "points", "email", "achievement", "store")
+REASONS = ("admin", "points", "email", "achievement", "store", "season")
 # Discord refuses message content over 2000 characters.
 MAX_CONTENT = 2000
 DELIVER_TASK_KIND = "deliver_dms"

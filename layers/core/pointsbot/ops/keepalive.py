@@ -40,6 +40,8 @@ class KeepaliveResult:
     role_changes_due: int | None = None
     role_delivery_requested: bool = False
     timed_roles_ended: int | None = None  # removals asked for timed grants that ended
+    seasons_due: int | None = None  # seasons past their end whose end steps are not all done
+    season_end_requested: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +92,7 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
-    from ..community import roles
+    from ..community import roles, seasons
     from ..delivery import outbox
     from ..platform.db import DatabaseUnavailable
 
@@ -116,12 +118,17 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     pruned: int | None = None
     roles_due: int | None = None
     roles_ended: int | None = None
+    seasons_due: int | None = None
     if healthy:
         try:
             roles_ended = database.run(roles.end_expired_grants)
             roles_due = database.run(roles.due_count)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"role changes: {exc}"[:200])
+        try:
+            seasons_due = database.run(seasons.due_count)
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"seasons: {exc}"[:200])
         from ..commands.dispatch import prune_replies
 
         try:
@@ -129,7 +136,9 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"prune: {exc}"[:200])
     roles_requested = bool(roles_due) and roles.request_role_delivery()
+    # A season past its end: the worker's "end_seasons" task carries its end steps (resumable).
+    season_end_requested = bool(seasons_due) and seasons.request_end_run()
     return KeepaliveResult(
         healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned,
-        roles_due, roles_requested, roles_ended,
+        roles_due, roles_requested, roles_ended, seasons_due, season_end_requested,
     )  # fmt: skip

@@ -1,0 +1,679 @@
+"""Seasons (issue 15): a named stretch of time with its own board, then a final table, prizes,
+an optional balance reset and an optional post of the final top 10.
+
+A season's live board is a window (community.windows, key "season:<id>"), kept by sql/046's
+trigger from the moment it starts. Admins start (now or later), end early, rename; bad input
+(an end before the start, dates overlapping another season of the guild, a prize role the bot
+cannot grant, a date it cannot read) is refused in plain words with nothing written.
+
+The end (`run_end`, from the worker's "end_seasons" task, which the keep-alive asks for when
+a season is due) is a sequence of steps, each one transaction that also moves the season's
+`end_step`, so a run killed midway resumes at the step it was in and a second run (or two at
+once: each step locks the season's row) finds the work done:
+  1. archive: every member with a score in the season, their score, place (competition rank,
+     ties share it) and position, into season_standings; end_step 1.
+  2. prizes: each member placed 1..prize_places gets prize_points (a `season_prize` entry,
+     keyed per season and member) and/or the prize role (roles.request_role_change, source
+     `season_prize`, ref "<season>:<user>", idempotent), and a DM (outbox, deduped); end_step 2.
+  3. reset (if chosen): every balance to zero as `season_reset` entries, a batch of members per
+     transaction with the cursor in the season's row; end_step 3 after the last batch.
+  4. post (if a channel was chosen): the final top 10 with POST /channels/{id}/messages, with a
+     nonce Discord deduplicates on; end_step 4.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ..delivery import outbox
+from ..ledger import seasonal
+from ..ledger.guilds import guild_policy
+from ..ledger.queries import LeaderboardPage, LeaderboardRow, _page_args
+from ..platform.amounts import MAX_BALANCE
+from ..platform.config import get_settings
+from ..platform.errors import InvalidInput, NotFound
+from ..platform.storable import check_one_line
+from . import audit, roles, windows
+
+END_TASK_KIND = "end_seasons"
+MAX_NAME = 100
+MAX_PRIZE_PLACES = 100
+RESET_BATCH = 20_000
+# An entry's time is its transaction's start: a transaction that began just before the end may
+# commit a moment after it. The end waits this long past ends_at before archiving.
+END_GRACE_S = 60
+
+_COLUMNS = (
+    "id, guild_id, name, starts_at, ends_at, prize_places, prize_points, prize_role_id, reset_balances, "
+    "post_channel_id, end_step, ended_at, members_archived, posted_message_id, "
+    "CASE WHEN now() < starts_at THEN 'scheduled' WHEN now() < ends_at THEN 'running' "
+    "WHEN end_step < 4 THEN 'ending' ELSE 'ended' END, reset_operation_id, reset_reverted_operation_id, "
+    "revert_done"
+)
+
+
+@dataclass(frozen=True)
+class Season:
+    id: int
+    guild_id: int
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    prize_places: int
+    prize_points: int
+    prize_role_id: int | None
+    reset_balances: bool
+    post_channel_id: int | None
+    end_step: int
+    ended_at: datetime | None
+    members_archived: int | None
+    posted_message_id: int | None
+    status: str  # scheduled | running | ending | ended
+    reset_operation_id: int | None = None
+    reset_reverted_operation_id: int | None = None
+    revert_done: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"season:{self.id}"
+
+    @property
+    def archived(self) -> bool:
+        return self.end_step >= 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(), "prize_places": self.prize_places, "prize_points": self.prize_points,
+            "prize_role_id": None if self.prize_role_id is None else str(self.prize_role_id),
+            "reset_balances": self.reset_balances,
+            "post_channel_id": None if self.post_channel_id is None else str(self.post_channel_id),
+            "status": self.status,
+        }  # fmt: skip
+
+
+def _season(row: tuple) -> Season:
+    return Season(*row)
+
+
+# -- reading --------------------------------------------------------------------------------------
+def get_season(conn: psycopg.Connection, guild_id: int, season_id: int) -> Season:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = %s AND id = %s", (guild_id, season_id)
+    ).fetchone()
+    if row is None:
+        raise NotFound("There is no such season in this server.")
+    return _season(row)
+
+
+def list_seasons(conn: psycopg.Connection, guild_id: int, limit: int = 100) -> list[Season]:
+    """The guild's seasons, latest start first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = %s ORDER BY starts_at DESC, id DESC LIMIT %s",
+        (guild_id, limit),
+    ).fetchall()
+    return [_season(r) for r in rows]
+
+
+def current_season(conn: psycopg.Connection, guild_id: int) -> Season | None:
+    """The season running now, else the next one scheduled, else None."""
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = %s AND ends_at > now() ORDER BY starts_at LIMIT 1",
+        (guild_id,),
+    ).fetchone()
+    return None if row is None else _season(row)
+
+
+def find_season(conn: psycopg.Connection, guild_id: int, text: object) -> Season:
+    """A season by its id (as autocomplete sends it) or its name, any case."""
+    value = text.strip() if isinstance(text, str) else str(text or "")
+    if value.isascii() and value.isdigit() and 0 < len(value) <= 18:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = %s AND id = %s",
+                           (guild_id, int(value))).fetchone()  # fmt: skip
+        if row is not None:
+            return _season(row)
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM seasons WHERE guild_id = %s AND lower(name) = lower(%s)",
+        (guild_id, value[:MAX_NAME]),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"There is no season called {value[:MAX_NAME]!r} in this server.")
+    return _season(row)
+
+
+def season_choices(
+    conn: psycopg.Connection, guild_id: int, typed: str, *, ended_only: bool = False
+) -> list[tuple[str, str]]:
+    """Autocomplete: (name, id) of the guild's seasons whose name contains what was typed."""
+    rows = conn.execute(
+        "SELECT name, id FROM seasons WHERE guild_id = %s AND (NOT %s OR end_step >= 1) "
+        "AND strpos(lower(name), lower(%s)) > 0 ORDER BY starts_at DESC LIMIT 25",
+        (guild_id, ended_only, (typed or "")[:MAX_NAME]),
+    ).fetchall()
+    return [(name, str(sid)) for name, sid in rows]
+
+
+@dataclass(frozen=True)
+class Standing:
+    user_id: int
+    score: int
+    place: int
+    members: int  # how many have a place in the season
+
+
+def standing_of(conn: psycopg.Connection, season: Season, user_id: int) -> Standing | None:
+    """A member's place: from the archive once the season ended, else live from its window."""
+    if season.archived:
+        row = conn.execute(
+            "SELECT score, place FROM season_standings WHERE season_id = %s AND user_id = %s",
+            (season.id, user_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return Standing(user_id, row[0], row[1], season.members_archived or 0)
+    place = windows.window_rank(conn, season.guild_id, season.key, user_id)
+    return Standing(user_id, place.score, place.rank, place.total_members) if place.on_board else None
+
+
+def standings_page(
+    conn: psycopg.Connection, season: Season, page: int = 1, page_size: int = 10
+) -> LeaderboardPage:
+    """A page of the season's table: the final one once archived, else the live board."""
+    if not season.archived:
+        return windows.window_board(conn, season.guild_id, season.key, page, page_size)
+    page, page_size = _page_args(page, page_size)
+    first = (page - 1) * page_size + 1
+    rows = conn.execute(
+        "SELECT s.place, s.user_id, s.score, m.display_name FROM season_standings s "
+        "LEFT JOIN members m ON m.guild_id = %s AND m.user_id = s.user_id "
+        "WHERE s.season_id = %s AND s.position BETWEEN %s AND %s ORDER BY s.position",
+        (season.guild_id, season.id, first, first + page_size - 1),
+    ).fetchall()
+    return LeaderboardPage(
+        tuple(LeaderboardRow(place, user, score, name) for place, user, score, name in rows),
+        page, page_size, season.members_archived or 0,
+    )  # fmt: skip
+
+
+# -- admins: start, end early, rename ---------------------------------------------------------------
+_WHEN = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{1,2}):(\d{2}))?")
+
+
+def parse_when(conn: psycopg.Connection, guild_id: int, text: object, *, end: bool = False) -> datetime:
+    """A date ("2026-12-01") or date and time ("2026-12-01 18:30") in the guild's time zone.
+    A date alone is the start of that day, or for an end, the end of that day (the next midnight)."""
+    value = text.strip() if isinstance(text, str) else ""
+    match = _WHEN.fullmatch(value)
+    if match is None:
+        raise InvalidInput(f"{value[:40]!r} is not a date I can read. Write 2026-12-31 or 2026-12-31 18:30.")
+    year, month, day, hour, minute = match.groups()
+    try:
+        local = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0))
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a real date.") from None
+    if not 2000 <= local.year <= 2200:
+        raise InvalidInput("Pick a date between the years 2000 and 2200.")
+    tz = windows.counting_rules(conn, guild_id).time_zone
+    extra = "1 day" if end and hour is None else "0"
+    return conn.execute(
+        "SELECT (%s::timestamp + %s::interval) AT TIME ZONE %s", (local, extra, tz)
+    ).fetchone()[0]
+
+
+def _check_name(name: object) -> str:
+    text = name.strip() if isinstance(name, str) else ""
+    if not 0 < len(text) <= MAX_NAME:
+        raise InvalidInput(f"A season's name is 1 to {MAX_NAME} characters.")
+    return check_one_line(text, "The season's name")
+
+
+def _name_free(conn: psycopg.Connection, guild_id: int, name: str, except_id: int | None = None) -> None:
+    taken = conn.execute(
+        "SELECT 1 FROM seasons WHERE guild_id = %s AND lower(name) = lower(%s) AND id IS DISTINCT FROM %s",
+        (guild_id, name, except_id),
+    ).fetchone()
+    if taken:
+        raise InvalidInput(f"There is already a season called {name!r} in this server.")
+
+
+def _lock_guild(conn: psycopg.Connection, guild_id: int) -> None:
+    """Season changes of one guild, one at a time (so two overlapping starts cannot both pass)."""
+    conn.execute("INSERT INTO guilds (guild_id) VALUES (%s) ON CONFLICT (guild_id) DO NOTHING", (guild_id,))
+    conn.execute("SELECT 1 FROM guilds WHERE guild_id = %s FOR UPDATE", (guild_id,))
+
+
+GrantCheck = Callable[[int], "roles.GrantCheck"]
+
+
+def start_season(
+    conn: psycopg.Connection,
+    guild_id: int,
+    *,
+    name: str,
+    starts_at: datetime | None,
+    ends_at: datetime,
+    actor_id: int | None,
+    actor_name: str,
+    prize_places: int = 0,
+    prize_points: int = 0,
+    prize_role_id: int | None = None,
+    reset_balances: bool = False,
+    post_channel_id: int | None = None,
+    grant_check: GrantCheck | None = None,
+) -> Season:
+    """A new season (now if `starts_at` is None, or later). Everything is checked before
+    anything is written; `grant_check(role_id)` asks Discord whether the bot can give the prize
+    role (roles.bot_can_grant), and is required when there is one."""
+    name = _check_name(name)
+    for what, value, top in (
+        ("prize places", prize_places, MAX_PRIZE_PLACES),
+        ("prize points", prize_points, MAX_BALANCE),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise InvalidInput(f"The {what} must be a whole number from 0 to {top:,}.")
+    if (prize_points or prize_role_id) and not prize_places:
+        raise InvalidInput("Say how many places win a prize (prize places), or give no prize.")
+    now = conn.execute("SELECT now()").fetchone()[0]
+    start = starts_at or now
+    if start < now and (now - start).total_seconds() > 60:
+        raise InvalidInput("A season cannot start in the past: its board counts entries from its start on.")
+    start = max(start, now)
+    if ends_at <= start:
+        raise InvalidInput("The season must end after it starts.")
+    _lock_guild(conn, guild_id)
+    _name_free(conn, guild_id, name)
+    clash = conn.execute(
+        "SELECT name FROM seasons WHERE guild_id = %s AND starts_at < %s AND ends_at > %s ORDER BY starts_at LIMIT 1",
+        (guild_id, ends_at, start),
+    ).fetchone()
+    if clash:
+        raise InvalidInput(
+            f"Those dates overlap the season {clash[0]!r}; seasons of a server cannot overlap."
+        )
+    if prize_role_id is not None:
+        if grant_check is None:
+            raise InvalidInput("Whether the bot can give the prize role could not be checked.")
+        check = grant_check(prize_role_id)
+        if not check.ok:
+            raise InvalidInput(f"The bot cannot give that prize role: {check.reason}")
+    row = conn.execute(
+        f"""INSERT INTO seasons (guild_id, name, starts_at, ends_at, prize_places, prize_points, prize_role_id,
+                                 reset_balances, post_channel_id, created_by)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
+        (guild_id, name, start, ends_at, prize_places, prize_points, prize_role_id, reset_balances, post_channel_id,
+         actor_id),
+    ).fetchone()  # fmt: skip
+    season = _season(row)
+    audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="season.start",
+                 target=f"season:{season.id}", after=season.as_dict())  # fmt: skip
+    return season
+
+
+def end_season_early(
+    conn: psycopg.Connection, guild_id: int, season_id: int, *, actor_id: int | None, actor_name: str
+) -> Season | None:
+    """End a running season now (its end steps follow); a season not started yet is cancelled
+    (removed: it has no scores). Returns the ended season, None when cancelled."""
+    _lock_guild(conn, guild_id)
+    season = get_season(conn, guild_id, season_id)
+    if season.status == "scheduled":
+        conn.execute("DELETE FROM seasons WHERE id = %s", (season.id,))
+        audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="season.cancel",
+                     target=f"season:{season.id}", before=season.as_dict())  # fmt: skip
+        return None
+    if season.status != "running":
+        raise InvalidInput(f"The season {season.name!r} has already ended.")
+    conn.execute("UPDATE seasons SET ends_at = now(), updated_at = now() WHERE id = %s", (season.id,))
+    ended = get_season(conn, guild_id, season.id)
+    audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="season.end_early",
+                 target=f"season:{season.id}", before=season.as_dict(), after=ended.as_dict())  # fmt: skip
+    return ended
+
+
+def rename_season(
+    conn: psycopg.Connection,
+    guild_id: int,
+    season_id: int,
+    name: str,
+    *,
+    actor_id: int | None,
+    actor_name: str,
+) -> Season:
+    name = _check_name(name)
+    _lock_guild(conn, guild_id)
+    season = get_season(conn, guild_id, season_id)
+    _name_free(conn, guild_id, name, except_id=season.id)
+    conn.execute("UPDATE seasons SET name = %s, updated_at = now() WHERE id = %s", (name, season.id))
+    renamed = get_season(conn, guild_id, season.id)
+    audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="season.rename",
+                 target=f"season:{season.id}", before={"name": season.name}, after={"name": name})  # fmt: skip
+    return renamed
+
+
+# -- the end ------------------------------------------------------------------------------------
+@dataclass
+class EndReport:
+    season_id: int
+    step: int = 0  # the end_step reached
+    archived: int = 0
+    prizes: int = 0
+    resets: int = 0
+    posted: bool = False
+    finished: bool = False
+    dms_queued: bool = False
+    roles_queued: bool = False
+    seconds: float = 0.0
+
+
+def due_seasons(conn: psycopg.Connection, grace_s: int = END_GRACE_S) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM seasons WHERE end_step < 4 AND ends_at <= now() - make_interval(secs => %s) ORDER BY ends_at",
+        (grace_s,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _lock_season(conn: psycopg.Connection, season_id: int) -> Season:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM seasons WHERE id = %s FOR UPDATE", (season_id,)).fetchone()
+    if row is None:
+        raise NotFound("There is no such season.")
+    return _season(row)
+
+
+def _archive(conn: psycopg.Connection, season_id: int, report: EndReport) -> None:
+    season = _lock_season(conn, season_id)
+    if season.end_step >= 1:
+        return
+    conn.execute("SET LOCAL statement_timeout = '300s'")  # one statement over every member
+    archived = conn.execute(
+        """
+        INSERT INTO season_standings (season_id, user_id, score, place, position)
+        SELECT %(s)s, user_id, score, rank() OVER (ORDER BY score DESC),
+               row_number() OVER (ORDER BY score DESC, user_id)
+        FROM window_scores WHERE guild_id = %(g)s AND period = %(w)s
+        """,
+        {"s": season.id, "g": season.guild_id, "w": season.key},
+    ).rowcount
+    conn.execute(
+        "UPDATE seasons SET end_step = 1, ended_at = now(), members_archived = %s WHERE id = %s",
+        (archived, season.id),
+    )
+    report.archived = archived
+
+
+def prize_dm_text(season: Season, place: int, points: str | None, role: bool) -> str:
+    gifts = [g for g in (points, "a prize role" if role else None) if g]
+    won = f" You won {' and '.join(gifts)}." if gifts else ""
+    return f"The season **{season.name}** has ended and you placed **#{place:,}**!{won}"
+
+
+def _prizes(conn: psycopg.Connection, season_id: int, report: EndReport) -> None:
+    season = _lock_season(conn, season_id)
+    if season.end_step >= 2:
+        return
+    if season.prize_places:
+        policy = guild_policy(conn, get_settings(), season.guild_id)
+        winners = conn.execute(
+            "SELECT user_id, place FROM season_standings WHERE season_id = %s AND place <= %s ORDER BY position",
+            (season.id, season.prize_places),
+        ).fetchall()
+        for user_id, place in winners:
+            if season.prize_points:
+                seasonal.season_prize(conn, guild_id=season.guild_id, user_id=user_id, amount=season.prize_points,
+                                      season_id=season.id, place=place, season_name=season.name, policy=policy)  # fmt: skip
+            if season.prize_role_id is not None:
+                roles.request_role_change(
+                    conn, guild_id=season.guild_id, user_id=user_id, role_id=season.prize_role_id, action="add",
+                    source="season_prize", source_ref=f"{season.id}:{user_id}",
+                    reason=f"Season {season.name}: place {place}"[:512],
+                )  # fmt: skip
+                report.roles_queued = True
+            text = prize_dm_text(season, place, policy.points(season.prize_points) if season.prize_points else None,
+                                 season.prize_role_id is not None)  # fmt: skip
+            if outbox.enqueue_dm(conn, guild_id=season.guild_id, user_id=user_id, content=text, reason="season",
+                                 dedupe_key=f"season:{season.id}:prize:{user_id}") is not None:  # fmt: skip
+                report.dms_queued = True
+            report.prizes += 1
+    conn.execute("UPDATE seasons SET end_step = 2 WHERE id = %s", (season.id,))
+
+
+def _reset_batch(conn: psycopg.Connection, season_id: int, batch: int, report: EndReport) -> bool:
+    """One batch of the reset; True when the reset is done."""
+    season = _lock_season(conn, season_id)
+    if season.end_step >= 3:
+        return True
+    if not season.reset_balances:
+        conn.execute("UPDATE seasons SET end_step = 3 WHERE id = %s", (season.id,))
+        return True
+    conn.execute("SET LOCAL statement_timeout = '120s'")
+    op = season.reset_operation_id or seasonal.reset_operation(conn, season.guild_id, season.id)
+    cursor = conn.execute("SELECT reset_cursor FROM seasons WHERE id = %s", (season.id,)).fetchone()[0]
+    last, written = seasonal.reset_batch(conn, guild_id=season.guild_id, operation_id=op, after_user=cursor,
+                                         limit=batch, reason=f"Season {season.name} ended: balances reset")  # fmt: skip
+    report.resets += written
+    if last is None:
+        conn.execute(
+            "UPDATE seasons SET end_step = 3, reset_operation_id = %s WHERE id = %s", (op, season.id)
+        )
+        return True
+    conn.execute(
+        "UPDATE seasons SET reset_cursor = %s, reset_operation_id = %s WHERE id = %s", (last, op, season.id)
+    )
+    return False
+
+
+def top_ten_text(conn: psycopg.Connection, season: Season) -> str:
+    policy = guild_policy(conn, get_settings(), season.guild_id)
+    board = standings_page(conn, season, 1, 10)
+    lines = [f"**Season {season.name}: final top 10**"]
+    lines += [f"{row.rank}. <@{row.user_id}> {policy.points(row.balance)}" for row in board.rows]
+    if not board.rows:
+        lines.append("Nobody scored this season.")
+    return "\n".join(lines)[:2000]
+
+
+def _post(database, season_id: int, report: EndReport, client: Any) -> None:
+    from ..discord.rest import DiscordError
+
+    with database.connection() as conn:
+        season = get_season_by_id(conn, season_id)
+        if season.end_step >= 4:
+            return
+        content = top_ten_text(conn, season) if season.post_channel_id else ""
+    message_id = None
+    if season.post_channel_id:
+        try:
+            sent = client.send_message(season.post_channel_id, {
+                "content": content, "allowed_mentions": {"parse": []},
+                "nonce": f"season-{season.id}"[:25], "enforce_nonce": True,
+            })  # fmt: skip
+            message_id = int(sent["id"])
+            report.posted = True
+        except DiscordError as refused:
+            if refused.status == 401:
+                raise  # our token: tried again by the next run (5xx and 429 raise their own errors)
+            # Discord will not take it (no access, unknown channel): the season still ends.
+
+    def finish(conn: psycopg.Connection) -> None:
+        conn.execute(
+            "UPDATE seasons SET end_step = 4, posted_message_id = coalesce(posted_message_id, %s) "
+            "WHERE id = %s AND end_step = 3",
+            (message_id, season_id),
+        )
+
+    database.run(finish)
+
+
+def get_season_by_id(conn: psycopg.Connection, season_id: int) -> Season:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM seasons WHERE id = %s", (season_id,)).fetchone()
+    if row is None:
+        raise NotFound("There is no such season.")
+    return _season(row)
+
+
+def run_end(
+    database,
+    season_id: int,
+    *,
+    time_left_s: Callable[[], float] | None = None,
+    batch: int = RESET_BATCH,
+    client: Any = None,
+    after_step: Callable[[int], None] | None = None,
+) -> EndReport:
+    """Carry a due season's end as far as time allows (see the module's doc); resumable.
+    `after_step(step)` is called after each committed transaction (tests stop a run there)."""
+    started = time.perf_counter()
+    report = EndReport(season_id)
+
+    def tick(step: int) -> None:
+        report.step = step
+        if after_step is not None:
+            after_step(step)
+
+    def enough_time() -> bool:
+        return time_left_s is None or time_left_s() > 15
+
+    if database.run(lambda c: get_season_by_id(c, season_id)).end_step < 1:
+        database.run(_archive, season_id, report)
+    tick(1)
+    database.run(_prizes, season_id, report)
+    tick(2)
+    while not database.run(_reset_batch, season_id, batch, report):
+        tick(2)
+        if not enough_time():
+            report.seconds = time.perf_counter() - started
+            _wake(report)
+            return report
+    tick(3)
+    if client is None:
+        from ..discord.rest import get_client
+
+        client = get_client()
+    _post(database, season_id, report, client)
+    tick(4)
+    report.finished = True
+    report.seconds = time.perf_counter() - started
+    _wake(report)
+    return report
+
+
+def _wake(report: EndReport) -> None:
+    if report.dms_queued:
+        outbox.request_delivery()
+    if report.roles_queued:
+        roles.request_role_delivery()
+
+
+def run_due(
+    database, *, time_left_s: Callable[[], float] | None = None, client: Any = None
+) -> list[EndReport]:
+    """Every due season's end, oldest first, while time allows."""
+    reports = []
+    for season_id in database.run(due_seasons):
+        if time_left_s is not None and time_left_s() < 30:
+            break
+        reports.append(run_end(database, season_id, time_left_s=time_left_s, client=client))
+    return reports
+
+
+def request_end_run(delay_seconds: int = 0) -> bool:
+    """Ask the worker for an "end_seasons" task (after COMMIT). Never raises."""
+    from ..delivery.tasks import Task, get_task_queue
+
+    try:
+        get_task_queue().send(Task(END_TASK_KIND), delay_seconds=delay_seconds)
+        return True
+    except Exception:  # the keep-alive asks again
+        return False
+
+
+def end_task(task) -> None:
+    """The worker's "end_seasons" task: idempotent, resumable; asks again if work is left."""
+    from ..delivery.tasks import time_left_s
+    from ..platform.runtime import get_database
+
+    def left() -> float:
+        seconds = time_left_s()
+        return float("inf") if seconds is None else seconds
+
+    database = get_database()
+    reports = run_due(database, time_left_s=left)
+    if any(not r.finished for r in reports):
+        request_end_run()
+
+
+def due_count(conn: psycopg.Connection) -> int:
+    return len(due_seasons(conn))
+
+
+# -- undoing a reset --------------------------------------------------------------------------------
+@dataclass
+class RevertReport:
+    reverted: int = 0
+    skipped: int = 0  # a balance that would leave the range
+    finished: bool = False
+
+
+def revert_reset(
+    database, guild_id: int, season_id: int, *, actor_id: int | None, actor_name: str, batch: int = RESET_BATCH,
+    time_left_s: Callable[[], float] | None = None,
+) -> RevertReport:  # fmt: skip
+    """Revert the season's balance reset as one batch: a `revert` entry for every reset entry,
+    each member's balance back up by what the reset took. Resumable; a second call finds it done."""
+    report = RevertReport()
+
+    def begin(conn: psycopg.Connection) -> tuple[int, int, int | None] | None:
+        _lock_guild(conn, guild_id)
+        season = get_season(conn, guild_id, season_id)
+        if season.end_step < 3 or season.reset_operation_id is None:
+            raise InvalidInput(f"The season {season.name!r} has no balance reset to revert.")
+        if season.revert_done:
+            return None
+        op = season.reset_reverted_operation_id or seasonal.revert_operation(conn, guild_id, season.id)
+        conn.execute("UPDATE seasons SET reset_reverted_operation_id = %s WHERE id = %s", (op, season.id))
+        conn.execute("SET LOCAL statement_timeout = '120s'")
+        first = seasonal.first_reset_entry(conn, season.reset_operation_id)
+        return op, season.reset_operation_id, first
+
+    begun = database.run(begin)
+    if begun is None:
+        report.finished = True
+        return report
+    op, reset_op, first = begun
+
+    def one(conn: psycopg.Connection) -> bool:
+        season = _lock_season(conn, season_id)
+        if season.revert_done:
+            return True
+        conn.execute("SET LOCAL statement_timeout = '120s'")
+        cursor = conn.execute("SELECT revert_cursor FROM seasons WHERE id = %s", (season_id,)).fetchone()[0]
+        if first is None:
+            last, written, found = None, 0, 0
+        else:
+            last, written, found = seasonal.revert_reset_batch(
+                conn, guild_id=guild_id, reset_operation_id=reset_op, first_entry_id=first, operation_id=op,
+                after_user=cursor, limit=batch, reason=f"Season {season.name}: balance reset reverted",
+                actor_id=actor_id, actor_name=actor_name,
+            )  # fmt: skip
+        report.reverted += written
+        report.skipped += found - written
+        if last is None:
+            conn.execute("UPDATE seasons SET revert_done = TRUE WHERE id = %s", (season_id,))
+            audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name,
+                         action="season.reset_reverted", target=f"season:{season_id}")  # fmt: skip
+            return True
+        conn.execute("UPDATE seasons SET revert_cursor = %s WHERE id = %s", (last, season_id))
+        return False
+
+    while not database.run(one):
+        if time_left_s is not None and time_left_s() < 15:
+            return report
+    report.finished = True
+    return report

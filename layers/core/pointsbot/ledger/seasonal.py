@@ -1,0 +1,168 @@
+"""The ledger's season writes: a prize (one entry per winner), and a balance reset of a whole
+guild as entries of their own kind, in batches, revertible as one batch (issue 15).
+
+A reset is one operation (idempotency key "season_reset:<season id>") whose entries are written
+a batch of members at a time, each batch in the caller's transaction with the cursor it
+advances (community.seasons keeps the cursor in the season's row), so a killed run resumes
+after the last batch committed and no member is reset twice. Every reset entry is kind and
+source `season_reset`, amount = -balance, balance_after = 0: nothing is deleted, and
+balance == sum(entries) holds after every batch. The revert is one operation too
+("season_reset_revert:<season id>"): for each reset entry not yet reverted, a `revert` entry
+(reverts_id = the reset entry, unique: one revert each, ever) of source `season_reset`.
+Both go around the per-entry write path (one statement per batch instead of one per member):
+at 1M members that path would take many minutes.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from ..platform.amounts import COUNTER_CEILING, MAX_BALANCE
+from .entries import OperationResult
+from .guilds import GuildPolicy
+from .operations import _begin, _fingerprint
+from .statement import apply_entry
+
+
+def season_prize(
+    conn: psycopg.Connection, *, guild_id: int, user_id: int, amount: int, season_id: int, place: int,
+    season_name: str, policy: GuildPolicy,
+) -> OperationResult:  # fmt: skip
+    """A winner's prize: one `season_prize` entry; a replay (the end run twice) returns the first."""
+    begun = _begin(conn, guild_id, f"season_prize:{season_id}:{user_id}", "season_prize",
+                   _fingerprint(op="season_prize", season=season_id, user=user_id, amount=amount))  # fmt: skip
+    if isinstance(begun, OperationResult):
+        return begun
+    entry = apply_entry(
+        conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind="season_prize",
+        reason=f"Season {season_name}: place {place}"[:500], actor_id=None, source="season_prize", silent=True,
+        floor=None, actor_name="season",
+    )  # fmt: skip
+    return OperationResult(begun, (entry,), replayed=False)
+
+
+def _operation(conn: psycopg.Connection, guild_id: int, key: str, kind: str) -> int:
+    row = conn.execute(
+        "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING id",
+        (guild_id, key, _fingerprint(op=kind, key=key), kind),
+    ).fetchone()
+    if row is not None:
+        return row[0]
+    return conn.execute(
+        "SELECT id FROM operations WHERE guild_id = %s AND idempotency_key = %s", (guild_id, key)
+    ).fetchone()[0]
+
+
+def reset_operation(conn: psycopg.Connection, guild_id: int, season_id: int) -> int:
+    """The one operation every reset entry of the season belongs to (made once)."""
+    return _operation(conn, guild_id, f"season_reset:{season_id}", "season_reset")
+
+
+def revert_operation(conn: psycopg.Connection, guild_id: int, season_id: int) -> int:
+    return _operation(conn, guild_id, f"season_reset_revert:{season_id}", "revert")
+
+
+_RESET_BATCH = """
+WITH batch AS (
+    SELECT user_id, balance FROM points
+    WHERE guild_id = %(g)s AND user_id > %(after)s
+    ORDER BY user_id LIMIT %(n)s
+    FOR UPDATE
+), upd AS (
+    UPDATE points p SET balance = 0, updated_at = now()
+    FROM batch b
+    WHERE p.guild_id = %(g)s AND p.user_id = b.user_id AND b.balance <> 0
+    RETURNING p.user_id, b.balance AS old
+), ent AS (
+    INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
+                              actor_id, source, silent, actor_name)
+    SELECT %(op)s, %(g)s, user_id, -old, 0, 'season_reset', %(reason)s, NULL, 'season_reset', TRUE, 'season'
+    FROM upd
+    RETURNING user_id
+), st AS (
+    UPDATE user_stats s SET
+        transaction_count = s.transaction_count + 1,
+        total_earned = LEAST(s.total_earned, %(ceiling)s::bigint - GREATEST(-u.old, 0)) + GREATEST(-u.old, 0),
+        total_spent = LEAST(s.total_spent, %(ceiling)s::bigint - GREATEST(u.old, 0)) + GREATEST(u.old, 0),
+        last_transaction_at = now()
+    FROM upd u
+    WHERE s.guild_id = %(g)s AND s.user_id = u.user_id
+)
+SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent)
+"""
+
+
+def reset_batch(
+    conn: psycopg.Connection, *, guild_id: int, operation_id: int, after_user: int, limit: int, reason: str
+) -> tuple[int | None, int]:
+    """Reset the balances of the next `limit` members after `after_user` (by user id) to zero,
+    one `season_reset` entry each (none for a zero balance). Returns (the last user id looked
+    at, None when there was nobody left; how many entries were written)."""
+    last, written = conn.execute(
+        _RESET_BATCH,
+        {"g": guild_id, "after": after_user, "n": limit, "op": operation_id, "reason": reason[:500],
+         "ceiling": COUNTER_CEILING},
+    ).fetchone()  # fmt: skip
+    return last, int(written)
+
+
+_REVERT_BATCH = """
+WITH batch AS (
+    SELECT user_id FROM points
+    WHERE guild_id = %(g)s AND user_id > %(after)s
+    ORDER BY user_id LIMIT %(n)s
+    FOR UPDATE
+), todo AS (
+    SELECT r.id, r.user_id, r.amount
+    FROM batch b, LATERAL (
+        SELECT t.id, t.user_id, t.amount FROM transactions t
+        WHERE t.guild_id = %(g)s AND t.user_id = b.user_id AND t.id >= %(first)s AND t.operation_id = %(reset_op)s
+        ORDER BY t.id DESC LIMIT 1) r
+    WHERE NOT EXISTS (SELECT 1 FROM transactions x WHERE x.reverts_id = r.id)
+), upd AS (
+    UPDATE points p SET balance = p.balance - td.amount, updated_at = now()
+    FROM todo td
+    WHERE p.guild_id = %(g)s AND p.user_id = td.user_id
+      AND p.balance - td.amount BETWEEN -%(bound)s::bigint AND %(bound)s::bigint
+    RETURNING p.user_id, p.balance, td.id, td.amount
+), ent AS (
+    INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
+                              actor_id, source, silent, reverts_id, actor_name)
+    SELECT %(op)s, %(g)s, user_id, -amount, balance, 'revert', %(reason)s, %(actor_id)s, 'season_reset', TRUE,
+           id, %(actor_name)s
+    FROM upd
+    RETURNING user_id
+), st AS (
+    UPDATE user_stats s SET
+        transaction_count = s.transaction_count + 1,
+        total_earned = s.total_earned + LEAST(-u.amount, 0),
+        total_spent = s.total_spent - GREATEST(-u.amount, 0),
+        last_transaction_at = now()
+    FROM upd u
+    WHERE s.guild_id = %(g)s AND s.user_id = u.user_id
+)
+SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent), (SELECT count(*) FROM todo)
+"""
+
+
+def first_reset_entry(conn: psycopg.Connection, reset_operation_id: int) -> int | None:
+    return conn.execute(
+        "SELECT min(id) FROM transactions WHERE operation_id = %s", (reset_operation_id,)
+    ).fetchone()[0]
+
+
+def revert_reset_batch(
+    conn: psycopg.Connection, *, guild_id: int, reset_operation_id: int, first_entry_id: int, operation_id: int,
+    after_user: int, limit: int, reason: str, actor_id: int | None, actor_name: str,
+) -> tuple[int | None, int, int]:  # fmt: skip
+    """Revert the reset entries of the next `limit` members after `after_user`. Returns (the
+    last user id looked at or None, entries written, reset entries found unreverted: more than
+    written when a balance would leave the range)."""
+    last, written, found = conn.execute(
+        _REVERT_BATCH,
+        {"g": guild_id, "after": after_user, "n": limit, "first": first_entry_id, "reset_op": reset_operation_id,
+         "op": operation_id, "reason": reason[:500], "actor_id": actor_id, "actor_name": actor_name[:100] or "season",
+         "bound": MAX_BALANCE},
+    ).fetchone()  # fmt: skip
+    return last, int(written), int(found)
