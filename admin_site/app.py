@@ -19,6 +19,7 @@ from admin_site.sections import (
     Route,
     Section,
     achievements,
+    api,
     audit,
     dashboard,
     dms,
@@ -155,6 +156,7 @@ SECTIONS: tuple[Section, ...] = tuple(
         achievements,
         roles,
         dms,
+        api,
         audit,
         settings,
     )
