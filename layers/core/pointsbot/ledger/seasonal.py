@@ -66,13 +66,13 @@ def revert_operation(conn: psycopg.Connection, guild_id: int, season_id: int) ->
 _RESET_BATCH = """
 WITH batch AS (
     SELECT user_id, balance FROM points
-    WHERE guild_id = %(g)s AND user_id > %(after)s
-    ORDER BY user_id LIMIT %(n)s
+    WHERE guild_id = %(g)s AND user_id > %(after)s AND user_id <= %(upto)s
     FOR UPDATE
 ), upd AS (
     UPDATE points p SET balance = 0, updated_at = now()
     FROM batch b
-    WHERE p.guild_id = %(g)s AND p.user_id = b.user_id AND b.balance <> 0
+    WHERE p.guild_id = %(g)s AND p.user_id > %(after)s AND p.user_id <= %(upto)s
+      AND p.user_id = b.user_id AND b.balance <> 0
     RETURNING p.user_id, b.balance AS old
 ), ent AS (
     INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
@@ -93,25 +93,38 @@ SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent)
 """
 
 
+def _batch_end(conn: psycopg.Connection, guild_id: int, after_user: int, limit: int) -> int | None:
+    """The last user id of the next batch (by the primary key): the batch is then a key range,
+    which the UPDATE reads as one (a join to a list of ids can scan the guild's every member)."""
+    row = conn.execute(
+        "SELECT max(user_id) FROM (SELECT user_id FROM points WHERE guild_id = %s AND user_id > %s "
+        "ORDER BY user_id LIMIT %s) b",
+        (guild_id, after_user, limit),
+    ).fetchone()
+    return row[0]
+
+
 def reset_batch(
     conn: psycopg.Connection, *, guild_id: int, operation_id: int, after_user: int, limit: int, reason: str
 ) -> tuple[int | None, int]:
     """Reset the balances of the next `limit` members after `after_user` (by user id) to zero,
     one `season_reset` entry each (none for a zero balance). Returns (the last user id looked
     at, None when there was nobody left; how many entries were written)."""
+    upto = _batch_end(conn, guild_id, after_user, limit)
+    if upto is None:
+        return None, 0
     last, written = conn.execute(
         _RESET_BATCH,
-        {"g": guild_id, "after": after_user, "n": limit, "op": operation_id, "reason": reason[:500],
+        {"g": guild_id, "after": after_user, "upto": upto, "op": operation_id, "reason": reason[:500],
          "ceiling": COUNTER_CEILING},
     ).fetchone()  # fmt: skip
-    return last, int(written)
+    return upto if last is None else last, int(written)
 
 
 _REVERT_BATCH = """
 WITH batch AS (
     SELECT user_id FROM points
-    WHERE guild_id = %(g)s AND user_id > %(after)s
-    ORDER BY user_id LIMIT %(n)s
+    WHERE guild_id = %(g)s AND user_id > %(after)s AND user_id <= %(upto)s
     FOR UPDATE
 ), todo AS (
     SELECT r.id, r.user_id, r.amount
@@ -123,7 +136,7 @@ WITH batch AS (
 ), upd AS (
     UPDATE points p SET balance = p.balance - td.amount, updated_at = now()
     FROM todo td
-    WHERE p.guild_id = %(g)s AND p.user_id = td.user_id
+    WHERE p.guild_id = %(g)s AND p.user_id > %(after)s AND p.user_id <= %(upto)s AND p.user_id = td.user_id
       AND p.balance - td.amount BETWEEN -%(bound)s::bigint AND %(bound)s::bigint
     RETURNING p.user_id, p.balance, td.id, td.amount
 ), ent AS (
@@ -159,10 +172,13 @@ def revert_reset_batch(
     """Revert the reset entries of the next `limit` members after `after_user`. Returns (the
     last user id looked at or None, entries written, reset entries found unreverted: more than
     written when a balance would leave the range)."""
+    upto = _batch_end(conn, guild_id, after_user, limit)
+    if upto is None:
+        return None, 0, 0
     last, written, found = conn.execute(
         _REVERT_BATCH,
-        {"g": guild_id, "after": after_user, "n": limit, "first": first_entry_id, "reset_op": reset_operation_id,
+        {"g": guild_id, "after": after_user, "upto": upto, "first": first_entry_id, "reset_op": reset_operation_id,
          "op": operation_id, "reason": reason[:500], "actor_id": actor_id, "actor_name": actor_name[:100] or "season",
          "bound": MAX_BALANCE},
     ).fetchone()  # fmt: skip
-    return last, int(written), int(found)
+    return upto if last is None else last, int(written), int(found)

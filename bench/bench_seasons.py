@@ -1,0 +1,366 @@
+"""Window boards, window ranks, the season end, and what the window trigger costs a write
+(`python -m bench.bench_seasons [--quick] [--sizes 10000,100000,1000000] [--only writes|boards]`).
+
+Writes: `points.award` (1 point, silent) through `Database.run`, one client, in alternating
+slices with sql/046's window trigger enabled and disabled (ALTER TABLE ... DISABLE TRIGGER
+between slices), in a guild with a season running (so every entry lands in three windows):
+ops/s and p50/p99 of each, and the ratio. The reference is the same write path without the
+trigger, measured in the same run.
+
+Boards: for each size, one guild of N members with 10 ledger entries each spread over the last
+56 days (10M entries at 1M members), bulk-loaded with generate_series; the window scores and
+their bucket counts are then built from those entries by one aggregate per window (what the
+trigger would have written entry by entry, checked against the ledger summed for 200 random
+members, ranks included). Then, interleaved in rounds so every query sees the same load and
+cache: top 10 and a uniformly random page of the week, month and season boards, a random
+member's rank in the week, the same three for the all-time board (the reference the ratios
+are to), and the naive way (summing the ledger at read time) for the week's top 10 and a rank.
+
+Season end: at the largest size, `seasons.run_end` on the season (prizes for the top 10, every
+balance reset) with its wall time per step; afterwards sum(balances) == sum(entries).
+
+The machine is shared (2 cores, other engineers' tests and benches running): numbers are
+indicative; compare within a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from bench.ledger_ops import percentile
+from bench.target import bench_database, server
+from pointsbot import ledger
+from pointsbot.community import points, seasons, windows
+from pointsbot.ledger.guilds import ensure_guild
+from pointsbot.platform.config import load_settings
+from pointsbot.platform.db import Database
+
+GUILD = 760_000_000_000_000_000
+BASE_USER = 770_000_000_000_000_000
+PAGE = 10
+ENTRIES_PER_MEMBER = 10
+TRIGGER = "transactions_window_scores"
+
+
+def _summary(samples: list[float]) -> dict:
+    return {"n": len(samples), "p50_ms": round(percentile(samples, 0.5), 3),
+            "p99_ms": round(percentile(samples, 0.99), 3)}  # fmt: skip
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], reps: int, budget_s: float) -> dict[str, dict]:
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    for _ in range(reps):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - started) * 1000)
+        if time.perf_counter() > deadline:
+            break
+    return {name: _summary(s) for name, s in samples.items()}
+
+
+# -- writes ----------------------------------------------------------------------------------------
+def bench_writes(dsn: str, seconds: float, slices: int, log=print) -> dict:
+    guild = GUILD + 1
+    settings = load_settings({}).with_overrides(dm_notifications=False)
+    db = Database(dsn, pooled=False)
+    try:
+        db.run(lambda conn: ensure_guild(conn, guild, "bench writes"))
+        db.run(lambda conn: conn.execute(
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at) VALUES (%s, 'bench', now() - interval '1 day', "
+            "now() + interval '30 days')", (guild,)))  # fmt: skip
+        keys = itertools.count()
+        samples: dict[str, list[float]] = {"with the window trigger": [], "without (reference)": []}
+        elapsed = dict.fromkeys(samples, 0.0)
+        for n in range(slices * 2):
+            name = "with the window trigger" if n % 2 == 0 else "without (reference)"
+            db.run(lambda conn, on=(n % 2 == 0): conn.execute(
+                f"ALTER TABLE transactions {'ENABLE' if on else 'DISABLE'} TRIGGER {TRIGGER}"))  # fmt: skip
+            stop = time.perf_counter() + seconds / (slices * 2)
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                db.run(points.award, guild_id=guild, user_id=1 + next(keys) % 1000, amount=1, reason="bench",
+                       actor_id=None, source="system", idempotency_key=f"w{next(keys)}", silent=True,
+                       settings=settings)  # fmt: skip
+                took = time.perf_counter() - started
+                samples[name].append(took)
+                elapsed[name] += took
+        db.run(lambda conn: conn.execute(f"ALTER TABLE transactions ENABLE TRIGGER {TRIGGER}"))
+        rows = {}
+        for name, values in samples.items():
+            rows[name] = {"ops": len(values), "ops_per_s": round(len(values) / elapsed[name], 1),
+                          "p50_ms": round(statistics.median(values) * 1000, 3),
+                          "p99_ms": round(percentile(values, 0.99) * 1000, 3)}  # fmt: skip
+        ref, on = rows["without (reference)"], rows["with the window trigger"]
+        ratio = {"ops_per_s": round(on["ops_per_s"] / ref["ops_per_s"], 3),
+                 "p50": round(on["p50_ms"] / ref["p50_ms"], 3)}  # fmt: skip
+        for name, row in rows.items():
+            log(
+                f"  {name:28} {row['ops_per_s']:8.1f} ops/s  p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms"
+            )
+        log(f"  with/without: ops/s x{ratio['ops_per_s']}, p50 x{ratio['p50']}")
+        return {"rows": rows, "ratio_with_to_without": ratio}
+    finally:
+        db.close()
+
+
+# -- boards ------------------------------------------------------------------------------------------
+_SECONDARY = ("transactions_member_idx", "transactions_guild_idx", "transactions_guild_created_idx",
+              "transactions_operation_idx")  # fmt: skip
+
+
+def load(dsn: str, guild: int, members: int, log) -> dict:
+    """Members, 10 entries each over 56 days, balances and counters from them, a season running,
+    and the window scores and counts built from the entries. Returns the season's id and timings."""
+    timings = {}
+    started = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute("SET work_mem = '64MB'")
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'bench')", (guild,))
+        season_id = conn.execute(
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, prize_places, prize_points, reset_balances) "
+            "VALUES (%s, 'bench season', now() - interval '40 days', now() + interval '20 days', 10, 100, TRUE) "
+            "RETURNING id", (guild,)).fetchone()[0]  # fmt: skip
+        conn.execute(
+            "INSERT INTO members (guild_id, user_id, username, display_name) "
+            "SELECT %s, %s + i, 'user' || i, 'Member ' || i FROM generate_series(1, %s) i",
+            (guild, BASE_USER, members),
+        )
+        op = conn.execute("INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+                          "VALUES (%s, 'bench-load', 'f', 'award') RETURNING id", (guild,)).fetchone()[0]  # fmt: skip
+        for index in _SECONDARY:
+            conn.execute(f"DROP INDEX IF EXISTS {index}")
+        # The trigger and the foreign keys' checks are off for the bulk load (rebuilt below).
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(
+            """
+            INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, source,
+                                      actor_name, created_at)
+            SELECT %s, %s, %s + 1 + (i %% %s), 1 + floor(power(random(), 4) * 1000)::bigint, 0, 'award',
+                   'system', 'bench', now() - random() * interval '56 days'
+            FROM generate_series(0, %s - 1) i
+            """,
+            (op, guild, BASE_USER, members, members * ENTRIES_PER_MEMBER),
+        )
+        conn.execute("SET session_replication_role = origin")
+        timings["entries_s"] = round(time.perf_counter() - started, 1)
+        conn.execute("CREATE INDEX transactions_member_idx ON transactions (guild_id, user_id, id DESC)")
+        conn.execute("CREATE INDEX transactions_guild_idx ON transactions (guild_id, id DESC)")
+        conn.execute("CREATE INDEX transactions_guild_created_idx ON transactions (guild_id, created_at)")
+        conn.execute("CREATE INDEX transactions_operation_idx ON transactions (operation_id)")
+        timings["indexes_s"] = round(time.perf_counter() - started - timings["entries_s"], 1)
+        conn.execute(
+            "INSERT INTO points (guild_id, user_id, balance) SELECT guild_id, user_id, sum(amount) "
+            "FROM transactions WHERE guild_id = %s GROUP BY guild_id, user_id",
+            (guild,),
+        )
+        conn.execute(
+            "INSERT INTO user_stats (guild_id, user_id, transaction_count, total_earned) "
+            "SELECT guild_id, user_id, count(*), sum(amount) FROM transactions WHERE guild_id = %s GROUP BY 1, 2",
+            (guild,),
+        )
+        keys = [windows.calendar_window(conn, guild, "week").key, windows.calendar_window(conn, guild, "month").key,
+                f"season:{season_id}"]  # fmt: skip
+        for key in keys:
+            window = (windows.calendar_window(conn, guild, key.split(":")[0]) if not key.startswith("season")
+                      else windows.season_window(conn, guild, season_id))  # fmt: skip
+            conn.execute(
+                "INSERT INTO window_scores (guild_id, period, user_id, score) SELECT %s, %s, user_id, sum(amount) "
+                "FROM transactions WHERE guild_id = %s AND created_at >= %s AND created_at < %s GROUP BY user_id",
+                (guild, key, guild, window.starts_at, window.ends_at),
+            )
+            conn.execute(
+                "INSERT INTO window_counts (guild_id, period, tier, bucket, members) "
+                "SELECT guild_id, period, 0, balance_bucket(score), count(*) FROM window_scores "
+                "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4 "
+                "UNION ALL SELECT guild_id, period, 1, balance_class(score), count(*) FROM window_scores "
+                "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4",
+                {"g": guild, "w": key},
+            )
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM (ANALYZE) members, points, user_stats, balance_counts, window_scores, window_counts, "
+                     "transactions")  # fmt: skip
+    timings["total_s"] = round(time.perf_counter() - started, 1)
+    log(f"  {members:,} members, {members * ENTRIES_PER_MEMBER:,} entries loaded in {timings['total_s']} s")
+    return {"season_id": season_id, "keys": keys, "timings": timings}
+
+
+def _naive_week(conn, guild: int, window) -> dict[str, Callable[[], object]]:
+    top = ("SELECT user_id, sum(amount) s FROM transactions WHERE guild_id = %s AND created_at >= %s "
+           "AND created_at < %s GROUP BY user_id ORDER BY s DESC, user_id LIMIT 10")  # fmt: skip
+    rank = ("SELECT 1 + count(*) FROM (SELECT user_id FROM transactions WHERE guild_id = %(g)s AND created_at >= %(a)s "
+            "AND created_at < %(b)s GROUP BY user_id HAVING sum(amount) > (SELECT coalesce(sum(amount), 0) "
+            "FROM transactions WHERE guild_id = %(g)s AND user_id = %(u)s AND created_at >= %(a)s "
+            "AND created_at < %(b)s)) x")  # fmt: skip
+    return {
+        "naive: week top 10 summed from the ledger": lambda: conn.execute(
+            top, (guild, window.starts_at, window.ends_at)).fetchall(),
+        "naive: week rank summed from the ledger": lambda: conn.execute(
+            rank, {"g": guild, "a": window.starts_at, "b": window.ends_at,
+                   "u": BASE_USER + random.randint(1, 1000)}).fetchone(),
+    }  # fmt: skip
+
+
+def _check(conn, guild: int, members: int, keys: list[str], season_id: int) -> int:
+    """Window scores and ranks against the ledger summed, for 200 random members; mismatches."""
+    rnd = random.Random(7)
+    bad = 0
+    for key in keys:
+        window = (windows.season_window(conn, guild, season_id) if key.startswith("season")
+                  else windows.calendar_window(conn, guild, key.split(":")[0]))  # fmt: skip
+        for _ in range(200 // len(keys) + 1):
+            user = BASE_USER + rnd.randint(1, members)
+            naive = conn.execute(
+                "SELECT coalesce(sum(amount), 0) FROM transactions WHERE guild_id = %s AND user_id = %s "
+                "AND created_at >= %s AND created_at < %s", (guild, user, window.starts_at, window.ends_at)
+            ).fetchone()[0]  # fmt: skip
+            place = windows.window_rank(conn, guild, key, user)
+            above = conn.execute("SELECT count(*) FROM window_scores WHERE guild_id = %s AND period = %s AND score > %s",
+                                 (guild, key, place.score)).fetchone()[0]  # fmt: skip
+            bad += place.score != naive or place.rank != above + 1
+    return bad
+
+
+def _board_fns(conn, guild: int, keys: list[str], pages: dict, all_pages: int, rnd, pick) -> dict:
+    week_key, month_key, season_key = keys
+
+    def page_of(key: str) -> Callable[[], object]:
+        return lambda: windows.window_board(conn, guild, key, rnd.randint(1, min(pages[key], 100_000)), PAGE)
+
+    fns = {
+        "all-time top 10 (reference)": lambda: ledger.leaderboard_page(conn, guild, 1, PAGE),
+        "all-time random page (reference)": lambda: ledger.leaderboard_page(
+            conn, guild, rnd.randint(1, min(all_pages, 100_000)), PAGE),
+        "all-time rank (reference)": lambda: ledger.rank_of(conn, guild, next(pick)),
+        "week top 10": lambda: windows.window_board(conn, guild, week_key, 1, PAGE),
+        "week random page": page_of(week_key),
+        "week rank": lambda: windows.window_rank(conn, guild, week_key, next(pick)),
+        "month top 10": lambda: windows.window_board(conn, guild, month_key, 1, PAGE),
+        "month random page": page_of(month_key),
+        "month rank": lambda: windows.window_rank(conn, guild, month_key, next(pick)),
+        "season top 10": lambda: windows.window_board(conn, guild, season_key, 1, PAGE),
+        "season random page": page_of(season_key),
+        "season rank": lambda: windows.window_rank(conn, guild, season_key, next(pick)),
+    }  # fmt: skip
+    return fns
+
+
+def bench_boards(dsn: str, sizes: list[int], reps: int, budget_s: float, naive_reps: int, log=print) -> dict:
+    results = {}
+    for members in sizes:
+        guild = GUILD + members
+        loaded = load(dsn, guild, members, log)
+
+        rnd = random.Random(members)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            mismatches = _check(conn, guild, members, loaded["keys"], loaded["season_id"])
+            sizes_of = {k: windows.window_members(conn, guild, k) for k in loaded["keys"]}
+            pages = {k: -(-n // PAGE) for k, n in sizes_of.items()}
+            all_pages = -(-members // PAGE)
+            users = [BASE_USER + rnd.randint(1, members) for _ in range(1000)]
+            pick = itertools.cycle(users)
+
+            fns = _board_fns(conn, guild, loaded["keys"], pages, all_pages, rnd, pick)
+            latency = _interleaved(fns, reps, budget_s)
+            week = windows.calendar_window(conn, guild, "week")
+            latency.update(_interleaved(_naive_week(conn, guild, week), naive_reps, budget_s / 4))
+        ref = {"top 10": latency["all-time top 10 (reference)"], "random page": latency["all-time random page (reference)"],
+               "rank": latency["all-time rank (reference)"]}  # fmt: skip
+        ratios = {}
+        for name, row in latency.items():
+            kind = next((k for k in ("top 10", "random page", "rank") if name.endswith(k)), None)
+            if kind and "reference" not in name and not name.startswith("naive"):
+                ratios[name] = round(row["p99_ms"] / ref[kind]["p99_ms"], 2)
+        log(f"  {members:,} members: window sizes {sizes_of}; exactness mismatches {mismatches}")
+        for name, row in latency.items():
+            extra = f"  p99 ratio to all-time {ratios[name]}" if name in ratios else ""
+            log(
+                f"    {name:44} p50 {row['p50_ms']:9.3f} ms  p99 {row['p99_ms']:9.3f} ms  (n={row['n']}){extra}"
+            )
+        results[members] = {"load": loaded["timings"], "window_members": sizes_of, "mismatches": mismatches,
+                            "latency": latency, "p99_ratio_to_all_time": ratios, "season_id": loaded["season_id"]}  # fmt: skip
+    return results
+
+
+def bench_season_end(dsn: str, members: int, season_id: int, log=print) -> dict:
+    guild = GUILD + members
+    db = Database(dsn, pooled=False)
+    try:
+        db.run(lambda conn: conn.execute("UPDATE seasons SET ends_at = now() WHERE id = %s", (season_id,)))
+        steps: dict[int, float] = {}
+        started = time.perf_counter()
+
+        def mark(step: int) -> None:
+            steps.setdefault(step, time.perf_counter() - started)
+
+        report = seasons.run_end(db, season_id, client=object(), after_step=mark)
+        wall = time.perf_counter() - started
+        with db.connection() as conn:
+            total_entries, total_balance, nonzero, archived = conn.execute(
+                "SELECT (SELECT sum(amount) FROM transactions WHERE guild_id = %(g)s), "
+                "(SELECT sum(balance) FROM points WHERE guild_id = %(g)s), "
+                "(SELECT count(*) FROM points WHERE guild_id = %(g)s AND balance <> 0), "
+                "(SELECT count(*) FROM season_standings WHERE season_id = %(s)s)", {"g": guild, "s": season_id}
+            ).fetchone()  # fmt: skip
+        out = {"members": members, "wall_s": round(wall, 1), "archived": report.archived, "prizes": report.prizes,
+               "resets": report.resets, "finished": report.finished,
+               "step_done_at_s": {k: round(v, 1) for k, v in steps.items()},
+               "sum_entries_equals_sum_balances": total_entries == total_balance, "nonzero_balances_after": nonzero,
+               "standings_rows": archived}  # fmt: skip
+        log(f"  season end over {members:,} members: {out['wall_s']} s wall; steps done at {out['step_done_at_s']} s; "
+            f"archived {archived:,}, prizes {report.prizes}, resets {report.resets:,}; "
+            f"sum(entries) == sum(balances): {out['sum_entries_equals_sum_balances']}")  # fmt: skip
+        return out
+    finally:
+        db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--embedded", action="store_true")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--only", choices=("writes", "boards"), default=None)
+    parser.add_argument("--reps", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if not args.quick else [10_000, 100_000]
+    out: dict = {"started": datetime.now(UTC).isoformat(), "shared_machine": True}
+    with server(args.embedded) as target, bench_database(target) as dsn:
+        print(f"Postgres {target.version} ({target.source}); shared 2-core machine, numbers indicative")
+        if args.only in (None, "writes"):
+            print("Ledger writes with and without the window trigger (one client):")
+            out["writes"] = bench_writes(dsn, 6.0 if args.quick else args.seconds, 3 if args.quick else 6)
+        if args.only in (None, "boards"):
+            print("Window boards and ranks beside the all-time board:")
+            out["boards"] = bench_boards(dsn, sizes, 50 if args.quick else args.reps, 30.0 if args.quick else 120.0,
+                                         5 if args.quick else 10)  # fmt: skip
+            largest = max(sizes)
+            print("Season end:")
+            out["season_end"] = bench_season_end(dsn, largest, out["boards"][largest]["season_id"])
+    folder = Path(__file__).resolve().parent / "results"
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    (folder / f"{stamp}-seasons.json").write_text(json.dumps(out, indent=2, default=str))
+    print(f"written: bench/results/{stamp}-seasons.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
