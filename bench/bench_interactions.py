@@ -95,6 +95,55 @@ def _measure(
             "mean_ms": statistics.fmean(samples), "failures": failures}  # fmt: skip
 
 
+def _paired(
+    handler: Callable, balance: Callable, balance_ok: Callable, points_add: Callable, reps: int
+) -> dict:
+    from pointsbot.commands import endpoint
+    from pointsbot.platform.config import get_settings
+    from pointsbot_local.apigw import LambdaContext
+
+    database = endpoint.inline_database(get_settings())
+    samples: dict[str, list[float]] = {
+        "paired /balance": [],
+        "paired /points add": [],
+        "paired commit floor": [],
+    }
+    failures = 0
+    for index in range(reps + 5):
+        for name, make_event, expect in (
+            ("paired /balance", balance, balance_ok),
+            ("paired /points add", points_add, lambda a: "Added" in a["data"]["content"]),
+        ):
+            event = make_event()
+            started = time.perf_counter()
+            result = handler(event, LambdaContext("interactions"))
+            elapsed = (time.perf_counter() - started) * 1000
+            if result["statusCode"] != 200 or not expect(json.loads(result["body"])):
+                failures += 1
+            if index >= 5:
+                samples[name].append(elapsed)
+        started = time.perf_counter()
+        database.run(
+            lambda conn, n=index: conn.execute(
+                "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, %s, 'floor', 'award')",
+                (int(GUILD), f"commit-floor-{time.time_ns()}-{n}"),
+            )
+        )
+        if index >= 5:
+            samples["paired commit floor"].append((time.perf_counter() - started) * 1000)
+    out = {
+        name: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "mean_ms": statistics.fmean(v),
+               "failures": failures if name != "paired commit floor" else 0}
+        for name, v in samples.items()
+    }  # fmt: skip
+    add, read = out["paired /points add"], out["paired /balance"]
+    out["_paired_ratios"] = {
+        "points_add_to_balance_p50": add["p50_ms"] / read["p50_ms"],
+        "points_add_to_balance_p99": add["p99_ms"] / read["p99_ms"],
+    }
+    return out
+
+
 def run_warm(dsn: str, members: int, reps: int) -> dict:
     from nacl.signing import SigningKey
 
@@ -159,6 +208,10 @@ def run_warm(dsn: str, members: int, reps: int) -> dict:
         results["/points add"] = _measure(
             handler, points_add, reps, lambda a: "Added" in a["data"]["content"]
         )
+        # Side by side, request by request (load on a shared machine shifts between blocks): the
+        # read, the write, and the floor of any durable write on the same connection, one INSERT
+        # and its COMMIT (the WAL flush every change waits for).
+        results.update(_paired(handler, balance, message, points_add, reps))
     tasks.set_task_queue(None)
     endpoint.reset()
     results["_tasks_sent"] = queue.sent
@@ -370,6 +423,11 @@ def markdown(result: dict) -> list[str]:
         if not name.startswith("_"):
             lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['mean_ms']:.2f} | "
                          f"{row['failures']} |")  # fmt: skip
+    ratios = result["warm"].get("_paired_ratios")
+    if ratios:
+        lines += ["", f"Paired (request by request): /points add ÷ /balance p50 {ratios['points_add_to_balance_p50']:.2f}x, "
+                      f"p99 {ratios['points_add_to_balance_p99']:.2f}x. \"commit floor\": one INSERT and its COMMIT on "
+                      "the same connection, the WAL flush any change waits for."]  # fmt: skip
     lines += [
         "",
         f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.",

@@ -365,6 +365,73 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
     }
 
 
+# The minimal shape, as a Python client sends it (the growth table's reference, same connection kind).
+_MINIMAL_STEPS = (
+    "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+    "VALUES (%(guild)s, %(key)s, 'minimal', 'award') RETURNING id",
+    "UPDATE points SET balance = balance + %(amount)s WHERE guild_id = %(guild)s AND user_id = %(user)s "
+    "RETURNING balance",
+    "INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason, source, "
+    "silent, actor_name) VALUES (%(op)s, %(guild)s, %(user)s, %(amount)s, %(balance)s, 'award', 'bench', "
+    "'system', true, 'system')",
+)
+
+
+def growth(
+    dsn: str, sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000), reps: int = 400, log=print
+) -> list[dict]:
+    """A write as the guild grows: `points.award` (silent, one client, its own transaction
+    through `Database.run`) beside the minimal shape sent by psycopg on a connection of the same
+    kind, interleaved pair by pair, in a guild of each size bulk-loaded as the leaderboard bench
+    loads it (skewed balances, 40% at zero)."""
+    import random
+
+    from . import leaderboard
+
+    settings = load_settings({})
+    rows = []
+    for size in sizes:
+        guild = 740_000_000_000_000_000 + size
+        loaded = leaderboard.load(dsn, guild, size)
+        db = Database(dsn, pooled=False)
+        rnd = random.Random(size)
+        ours: list[float] = []
+        minimal: list[float] = []
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for n in range(reps + 20):
+                user = leaderboard.BASE_USER + rnd.randint(1, size)
+                amount = rnd.randint(1, 100)
+                started = time.perf_counter()
+                db.run(
+                    points.award, guild_id=guild, user_id=user, amount=amount, reason=REASON, actor_id=None,
+                    source="system", idempotency_key=f"growth-{size}-{n}", silent=True, settings=settings,
+                )  # fmt: skip
+                took = (time.perf_counter() - started) * 1000
+                started = time.perf_counter()
+                with conn.transaction():
+                    params = {"guild": guild, "user": user, "amount": amount, "key": f"minimal-{size}-{n}"}
+                    params["op"] = conn.execute(_MINIMAL_STEPS[0], params).fetchone()[0]
+                    params["balance"] = conn.execute(_MINIMAL_STEPS[1], params).fetchone()[0]
+                    conn.execute(_MINIMAL_STEPS[2], params)
+                if n >= 20:  # the first ones warm the caches and the prepared statements
+                    ours.append(took)
+                    minimal.append((time.perf_counter() - started) * 1000)
+        db.close()
+        row = {
+            "members": size,
+            "load_s": round(loaded, 1),
+            "ours_p50_ms": round(percentile(ours, 0.5), 3),
+            "ours_p99_ms": round(percentile(ours, 0.99), 3),
+            "minimal_p50_ms": round(percentile(minimal, 0.5), 3),
+            "minimal_p99_ms": round(percentile(minimal, 0.99), 3),
+            "n": len(ours),
+        }
+        log(f"  {size:>9,} members: ours p50 {row['ours_p50_ms']:.2f} / p99 {row['ours_p99_ms']:.2f} ms, "
+            f"minimal p50 {row['minimal_p50_ms']:.2f} / p99 {row['minimal_p99_ms']:.2f} ms")  # fmt: skip
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m bench.ledger_ops [--seconds 8] [--clients 8,32] [--reps 3] [--members 1000]`"""
     import argparse
@@ -379,12 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--show-script", action="store_true", help="print pgbench's copy of our statements")
+    parser.add_argument("--growth", action="store_true", help="a write at 10k, 100k and 1M members instead")
     args = parser.parse_args(argv)
     with server() as target, bench_database(target) as dsn:
         if args.show_script:
             print(same_statements_script(dsn))
             return 0
         print(f"bench: PostgreSQL {target.version} ({target.source})", flush=True)
+        if args.growth:
+            json.dump(growth(dsn), sys.stdout, indent=2)
+            print()
+            return 0
         levels = [int(c) for c in args.clients.split(",") if c.strip()]
         result = run(dsn, levels, args.seconds, args.members, reps=args.reps)
     json.dump({k: v for k, v in result.items() if not k.startswith("pgbench_script")}, sys.stdout, indent=2)

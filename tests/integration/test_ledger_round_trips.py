@@ -11,11 +11,15 @@ from itertools import count
 
 import psycopg
 import pytest
+from _command_helpers import ADMIN, GUILD_A, new_member, use_queue
 
+from pointsbot import commands
 from pointsbot.community import achievements, members, points
+from pointsbot.discord import interactions
 from pointsbot.ledger import guilds
-from pointsbot.platform.db import connection_kwargs
+from pointsbot.platform.db import Database, connection_kwargs
 from pointsbot.platform.storable import CheckedCursor
+from pointsbot_local.simulate import command_payload
 
 pytestmark = pytest.mark.integration
 GUILD = 900_000_000_000_003_701
@@ -144,3 +148,55 @@ def test_first_contact_is_one_statement_with_the_names(db, database_url, prepare
         "SELECT username, display_name FROM members WHERE guild_id = %s AND user_id = 21", (guild,)
     ) == [(None, None)]
     assert sql("SELECT member_count FROM guilds WHERE guild_id = %s", (guild,)) == [(1,)]
+
+
+@pytest.fixture
+def task_queue():
+    yield from use_queue()
+
+
+def test_points_add_through_dispatch_is_eight_statements(
+    database_url, prepare_threshold, settings, sql, task_queue
+):
+    # Given the interactions function's path: a Database whose statements are recorded
+    db = Database(database_url, prepare_threshold=prepare_threshold)
+    db._kwargs["cursor_factory"] = _Counting
+    target = new_member()
+    payload = command_payload(
+        "points add",
+        {"member": target, "amount": 7, "reason": "helped"},
+        user_id=ADMIN,
+        admin=True,
+        guild_id=GUILD_A,
+    )
+    try:
+        _Counting.sent = []
+        # When an admin adds points (not silent: the member's DM is queued)
+        outcome = commands.execute(db, interactions.parse(payload), settings)
+        sent = list(_Counting.sent)
+        # and the same interaction arrives again
+        _Counting.sent = []
+        again = commands.execute(db, interactions.parse(payload), settings)
+        replay = list(_Counting.sent)
+    finally:
+        db.close()
+    # Then one statement each: the guild row with the interaction's claim, the admin's and the
+    # member's first contact, the ledger's claim (guild row again, with the key) and apply, the
+    # DM, the audit row, the stored answer (with whether a DM or role change was queued)
+    assert outcome.status == "ok", outcome.reply.content
+    assert len(sent) == 8, sent
+    assert "INSERT INTO interaction_replies" in sent[0] and "FROM guilds" in sent[0]
+    assert sent[1].startswith("WITH g AS ( INSERT INTO guilds") and sent[2].startswith(
+        "WITH g AS ( INSERT INTO guilds"
+    )
+    assert "INSERT INTO operations" in sent[3] and sent[4].startswith("WITH upd AS")
+    assert "INSERT INTO direct_messages" in sent[5] and "INSERT INTO admin_audit" in sent[6]
+    assert sent[7].startswith("UPDATE interaction_replies")
+    assert not any("member_achievements" in s for s in sent)  # no achievement defined here
+    assert task_queue.sent  # delivery of the DM was asked for
+    # and the replay answers the first answer from two statements, writing nothing
+    assert again.status == "replayed" and again.reply.content == outcome.reply.content
+    assert len(replay) == 2, replay
+    assert sql(
+        "SELECT count(*) FROM transactions WHERE guild_id = %s AND user_id = %s", (int(GUILD_A), int(target))
+    ) == [(1,)]

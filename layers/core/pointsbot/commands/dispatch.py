@@ -99,18 +99,38 @@ def _policy(conn: psycopg.Connection, settings: Settings, guild_id: int) -> Guil
     return policy_from(settings, *row) if row else policy_from(settings, None)
 
 
-def _claim(conn: psycopg.Connection, ctx: Context) -> Reply | None:
-    """Claim the interaction id; a second delivery gets the first answer back.
+# For a command that writes: the guild row (as `_policy` reads it) and the claim of the
+# interaction id, in one round trip. `claimed` is false when the id was claimed before: a second
+# delivery, which gets the first answer back (a concurrent twin waits on the INSERT until the
+# first commits, then finds its answer).
+_POLICY_AND_CLAIM = f"""
+WITH g AS ({GUILD_ROW}), c AS (
+    INSERT INTO interaction_replies (interaction_id, guild_id, user_id, command)
+    VALUES (%(id)s, %(guild_id)s, %(user_id)s, %(command)s)
+    ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id
+)
+SELECT g.settings, g.name, g.active_achievements, EXISTS (SELECT 1 FROM c) AS claimed
+FROM (SELECT) AS one LEFT JOIN g ON true
+"""
 
-    A concurrent twin waits on the INSERT until the first commits, then finds its answer.
-    """
-    claimed = conn.execute(
-        "INSERT INTO interaction_replies (interaction_id, guild_id, user_id, command) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (interaction_id) DO NOTHING RETURNING interaction_id",
-        (int(ctx.interaction.id), ctx.guild_id, ctx.user_id, ctx.path),
+
+def _policy_and_claim(conn: psycopg.Connection, ctx: Context) -> bool:
+    """Set ctx.policy and claim the interaction id; whether it was claimed now."""
+    settings, name, achievements, claimed = conn.execute(
+        _POLICY_AND_CLAIM,
+        {
+            "guild_id": ctx.guild_id,
+            "id": int(ctx.interaction.id),
+            "user_id": ctx.user_id,
+            "command": ctx.path,
+        },
     ).fetchone()
-    if claimed is not None:
-        return None
+    ctx.policy = policy_from(ctx.settings, settings, name, achievements)
+    return bool(claimed)
+
+
+def _first_answer(conn: psycopg.Connection, ctx: Context) -> Reply:
+    """The answer stored by the first delivery of this interaction id."""
     row = conn.execute(
         "SELECT reply FROM interaction_replies WHERE interaction_id = %s", (int(ctx.interaction.id),)
     ).fetchone()
@@ -131,18 +151,23 @@ RETURNING EXISTS (SELECT 1 FROM direct_messages WHERE guild_id = %(guild_id)s AN
 
 
 def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
-    ctx.policy = _policy(conn, ctx.settings, ctx.guild_id)
+    if spec.writes:
+        claimed = _policy_and_claim(conn, ctx)
+    else:
+        ctx.policy = _policy(conn, ctx.settings, ctx.guild_id)
     if is_admin_command(ctx.path) and not is_admin(ctx.interaction, ctx.policy):
+        if spec.writes and claimed:  # a refusal leaves no trace: give the id back
+            conn.execute(
+                "DELETE FROM interaction_replies WHERE interaction_id = %s", (int(ctx.interaction.id),)
+            )
         top = ctx.path.split(" ", 1)[0]
         return Outcome(
             Reply(f"Only admins can use /{top} (Manage Server, Administrator, or an admin role of this server).",
                   ephemeral=True),
             ctx.path, "denied",
         )  # fmt: skip
-    if spec.writes:
-        replay = _claim(conn, ctx)
-        if replay is not None:
-            return Outcome(replay, ctx.path, "replayed")
+    if spec.writes and not claimed:
+        return Outcome(_first_answer(conn, ctx), ctx.path, "replayed")
     members.remember(conn, ctx.guild_id, ctx.user_id, ctx.interaction.username, ctx.interaction.display_name)
     reply = spec.fn(ctx, conn)
     if ctx.update:
