@@ -122,30 +122,89 @@ def expected_awards(dsn: str, as_of: datetime) -> int:
         ).fetchone()[0]
 
 
-def sweep_as_lambda(database: Database, timeout_s: float, settings) -> dict:
-    """Invocations of the sweep function until the sweep is finished, each with `timeout_s`."""
+class _Killed(Exception):
+    pass
+
+
+def _dies_at(batch: int):
+    """grant_many that dies once, in the middle of its `batch`-th call (its grants written,
+    the batch's transaction not committed): a sweep killed where it hurts most."""
+    real = achievements.grant_many
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        granted = real(*args, **kwargs)
+        if calls["n"] == batch:
+            raise _Killed
+        return granted
+
+    return dying
+
+
+def _one_by_one(conn, due, *, policies, settings):
+    """The reference: each pair granted by grant(), one after the other (before grant_many)."""
+    granted = []
+    for guild_id, user_id, achievement_id, name, bonus in due:
+        policy, guild_name = policies[guild_id]
+        got = achievements.grant(
+            conn, guild_id, user_id, achievement_id, name, bonus,
+            policy=policy, settings=settings, guild_name=guild_name,
+        )  # fmt: skip
+        if got is not None:
+            granted.append(got)
+    return granted
+
+
+def sweep_as_lambda(database: Database, timeout_s: float, settings, kill_at_batch: int = 0) -> dict:
+    """Invocations of the sweep function until the sweep is finished, each with `timeout_s`.
+    With `kill_at_batch`, the invocation running that batch dies in its middle (the next one
+    continues from the saved cursor)."""
     invocations: list[dict] = []
     started = time.perf_counter()
+    real = achievements.grant_many
+    if kill_at_batch:
+        achievements.grant_many = _dies_at(kill_at_batch)
+    killed = 0
+    held_before = _held(database)
     while True:
         deadline = time.monotonic() + timeout_s
-        report = achievements.run_sweep(
-            database, settings=settings, time_left_s=lambda d=deadline: d - time.monotonic()
-        )
+        try:
+            report = achievements.run_sweep(
+                database, settings=settings, time_left_s=lambda d=deadline: d - time.monotonic()
+            )
+        except _Killed:
+            killed += 1
+            achievements.grant_many = real
+            invocations.append({"seconds": 0.0, "members": 0, "awards": 0, "killed": True})
+            continue
         invocations.append(
             {"seconds": round(report.seconds, 2), "members": report.members_checked, "awards": report.awards}
         )
         if report.finished:
             break
+    achievements.grant_many = real
     total = time.perf_counter() - started
-    members = sum(i["members"] for i in invocations)
+    # From the sweep's own row and the rows granted: a killed invocation reports nothing, but
+    # the batches it committed before dying count.
+    members = database.run(lambda conn: conn.execute(
+        "SELECT members_checked FROM achievement_sweeps WHERE id = %s", (report.sweep_id,)).fetchone()[0])  # fmt: skip
     return {
         "seconds": round(total, 1),
         "invocations": len(invocations),
         "longest_invocation_s": max(i["seconds"] for i in invocations),
         "members": members,
-        "awards": sum(i["awards"] for i in invocations),
+        "awards": _held(database) - held_before,
         "members_per_s": round(members / total) if total else None,
+        "killed": killed,
     }
+
+
+_GRANT_MANY = achievements.grant_many
+
+
+def _held(database: Database) -> int:
+    return database.run(lambda conn: conn.execute("SELECT count(*) FROM member_achievements").fetchone()[0])
 
 
 class _Discard:
@@ -153,7 +212,15 @@ class _Discard:
         return None
 
 
-def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> dict:
+def run(
+    dsn: str,
+    members: int,
+    timeout_s: float = 120.0,
+    batch: int = 1000,
+    kill_at_batch: int = 0,
+    reference: bool = False,
+) -> dict:
+    """The first and the steady-state sweep (`reference`: the first only, granting one by one)."""
     print(f"  loading {members:,} members ...", flush=True)
     load_s = load(dsn, members)
     settings = load_settings({}).with_overrides(achievement_sweep_batch=batch)
@@ -168,7 +235,19 @@ def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> 
         _, as_of = database.run(achievements.start_sweep)
         expected = expected_awards(dsn, as_of)
         print(f"  first sweep ({expected:,} awards due) ...", flush=True)
-        first = sweep_as_lambda(database, timeout_s, settings)
+        if reference:
+            achievements.grant_many = _one_by_one
+        try:
+            first = sweep_as_lambda(database, timeout_s, settings, 0 if reference else kill_at_batch)
+        finally:
+            achievements.grant_many = _GRANT_MANY
+        if reference:
+            return {
+                "members": members,
+                "expected_awards": expected,
+                "first": first,
+                "load_seconds": round(load_s, 1),
+            }
         print("  steady-state sweep ...", flush=True)
         _, steady_as_of = database.run(achievements.start_sweep)
         steady_expected = expected_awards(dsn, steady_as_of)
@@ -193,6 +272,26 @@ def run(dsn: str, members: int, timeout_s: float = 120.0, batch: int = 1000) -> 
     }
 
 
+def _reference_lines(report: dict) -> list[str]:
+    first, ref = report["first"], report.get("reference")
+    lines = [
+        f"First sweep {first['seconds']} s = {first['seconds'] / 60:.2f}x the goal of 60 s"
+        + (f"; killed once in the middle of batch {report['kill_at_batch']} and continued by the next "
+           "invocation" if first.get("killed") else "")
+        + ".",
+        "",
+    ]  # fmt: skip
+    if ref:
+        lines += [
+            f"Reference in the same run (a fresh load of the same size, the first sweep granting each pair "
+            f"one by one with grant(), as before grant_many): {ref['first']['seconds']} s for "
+            f"{ref['first']['awards']:,} awards (independent count {ref['expected_awards']:,}); "
+            f"grant_many / one by one = {first['seconds'] / ref['first']['seconds']:.2f}x the time.",
+            "",
+        ]
+    return lines
+
+
 def markdown(report: dict) -> list[str]:
     first, steady = report["first"], report["steady"]
     return [
@@ -209,6 +308,7 @@ def markdown(report: dict) -> list[str]:
         f"| steady state (second sweep) | {steady['members']:,} | {steady['awards']:,} | {steady['seconds']} | "
         f"{steady['members_per_s']:,} | {steady['invocations']} | {steady['longest_invocation_s']} |",
         "",
+        *_reference_lines(report),
         "Independent count of who qualifies as of each sweep's start (a separate query, places by "
         f"rank(), taken before the first batch): first sweep {report['expected_awards']:,} "
         f"(awards {first['awards']:,}, difference {first['awards'] - report['expected_awards']:+,}), "
@@ -228,12 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=120.0, help="simulated Lambda timeout")
     parser.add_argument("--batch", type=int, default=1000, help="members per batch")
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
+    parser.add_argument(
+        "--kill-at-batch", type=int, default=300, help="the first sweep dies in this batch (0: never)"
+    )
+    parser.add_argument("--reference", action="store_true", help="also the first sweep granting one by one")
     args = parser.parse_args(argv)
     members = args.members or (100_000 if args.quick else 1_000_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with server(embedded=args.embedded) as target, bench_database(target) as dsn:
         print(f"bench_sweep: PostgreSQL {target.version} ({target.source})", flush=True)
-        report = run(dsn, members, args.timeout_s, args.batch)
+        report = run(dsn, members, args.timeout_s, args.batch, args.kill_at_batch)
+        report["kill_at_batch"] = args.kill_at_batch
+    if args.reference:
+        with server(embedded=args.embedded) as target, bench_database(target) as dsn:
+            print("  reference: a fresh load, the first sweep granting one by one ...", flush=True)
+            report["reference"] = run(dsn, members, args.timeout_s, args.batch, reference=True)
     report["server"] = {"version": target.version, "source": target.source}
     text = "\n".join(markdown(report)) + "\n"
     RESULTS.mkdir(exist_ok=True)
@@ -244,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"written: bench/results/{stamp}-sweep.json and .md")
     exact = (
         report["first"]["awards"] == report["expected_awards"]
+        and (
+            "reference" not in report
+            or report["reference"]["first"]["awards"] == report["reference"]["expected_awards"]
+        )
         and report["steady"]["awards"] == report["steady_expected_awards"]
     )
     return 0 if report["paid_twice"] == 0 and exact else 1

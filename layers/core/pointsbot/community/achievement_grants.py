@@ -10,9 +10,13 @@ import psycopg
 
 from .. import ledger
 from ..delivery import outbox
+from ..delivery.outbox import check_content
+from ..ledger.entries import _ENTRY_COLUMNS, _entry
 from ..ledger.guilds import GuildPolicy, guild_policy
-from ..platform.amounts import MAX_BALANCE
+from ..ledger.operations import _fingerprint
+from ..platform.amounts import COUNTER_CEILING, MAX_BALANCE
 from ..platform.config import Settings, get_settings
+from ..platform.storable import check_text
 from . import role_rewards, roles
 from .achievement_criteria import ACTIVE, CHANGE_KINDS, qualifies
 
@@ -180,3 +184,211 @@ def check_member(
         if not paid:
             break
     return granted
+
+
+# -- many grants at once (the sweep) -------------------------------------------------------------
+# The sweep finds thousands of (member, achievement) pairs per batch; granting them one by one
+# (five or six round trips each) is what made the first sweep over a large guild slow. These
+# statements write exactly what `grant` writes for each pair, for all of them at once: the
+# member_achievements row, the operation under the key "achievement:{id}:{user}" with the
+# fingerprint ledger.award gives it, the balance, the entry (balance_after chained per member in
+# achievement order), the member's counters and the DM. A key that already has an operation
+# (a bonus paid before and its row removed since) is `grant`'s replay case: the batch is then
+# granted one by one instead, from a savepoint, so the answer is the same as grant's.
+class _KeyTaken(Exception):
+    pass
+
+
+def _award_fingerprint(user_id: int, amount: int) -> str:
+    # ledger.award's fingerprint of an achievement bonus, so a later replay of the key matches.
+    return _fingerprint(op="achievement", user=user_id, amount=amount)
+
+
+def _arrays(rows: list[tuple], width: int) -> list[list]:
+    return [[r[i] for r in rows] for i in range(width)]
+
+
+def grant_many(
+    conn: psycopg.Connection,
+    due: list[tuple[int, int, int, str, int]],
+    *,
+    policies: dict[int, tuple[GuildPolicy, str]],
+    settings: Settings,
+) -> list[Granted]:
+    """Give each (guild, user, achievement id, name, bonus) of `due` as `grant` would, in the
+    caller's transaction, in a fixed number of statements. The members' points rows must be
+    locked by the caller (the sweep locks them in key order first); `policies` holds each
+    guild's (policy, name). Pairs already held are skipped, as `grant` returns None for them."""
+    if not due:
+        return []
+    try:
+        with conn.transaction():
+            return _grant_set(conn, sorted(set(due)), policies)
+    except _KeyTaken:
+        granted = []
+        for guild_id, user_id, achievement_id, name, bonus in sorted(set(due)):
+            policy, guild_name = policies[guild_id]
+            got = grant(
+                conn, guild_id, user_id, achievement_id, name, bonus,
+                policy=policy, settings=settings, guild_name=guild_name,
+            )  # fmt: skip
+            if got is not None:
+                granted.append(got)
+        return granted
+
+
+def _grant_set(
+    conn: psycopg.Connection,
+    due: list[tuple[int, int, int, str, int]],
+    policies: dict[int, tuple[GuildPolicy, str]],
+) -> list[Granted]:
+    g, u, a = _arrays(due, 3)
+    claimed = {
+        (r[0], r[1], r[2])
+        for r in conn.execute(
+            "INSERT INTO member_achievements (guild_id, user_id, achievement_id) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) ORDER BY 1, 2, 3 "
+            "ON CONFLICT DO NOTHING RETURNING guild_id, user_id, achievement_id",
+            (g, u, a),
+        ).fetchall()
+    }
+    rows = [d for d in due if (d[0], d[1], d[2]) in claimed]
+    if not rows:
+        return []
+    balances = {
+        (r[0], r[1]): r[2]
+        for r in conn.execute(
+            "SELECT p.guild_id, p.user_id, p.balance FROM points p "
+            "JOIN unnest(%s::bigint[], %s::bigint[]) AS k(g, u) ON p.guild_id = k.g AND p.user_id = k.u",
+            _arrays(sorted({(r[0], r[1]) for r in rows}), 2),
+        ).fetchall()
+    }
+    # Each bonus as grant clamps it: what still fits in the balance range, in achievement order.
+    paid: list[tuple[int, int, int, str, int, int]] = []  # ... bonus paid, balance after
+    for guild_id, user_id, achievement_id, name, bonus in rows:
+        balance = balances.get((guild_id, user_id), 0)
+        amount = min(bonus, max(MAX_BALANCE - balance, 0))
+        balances[(guild_id, user_id)] = balance + amount
+        paid.append((guild_id, user_id, achievement_id, name, amount, balance + amount))
+    credits = [p for p in paid if p[4] > 0]
+    entry_of: dict[tuple[int, int, int], int] = {}
+    if credits:
+        keys = [f"achievement:{p[2]}:{p[1]}" for p in credits]
+        # Ids in the order grant() one pair after another would give them: (guild, user,
+        # achievement), so each member's entries chain their balance_after in id order.
+        ops = conn.execute(
+            "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+            "SELECT g, k, f, 'achievement' FROM unnest(%s::bigint[], %s::text[], %s::text[]) "
+            "WITH ORDINALITY AS x(g, k, f, ord) ORDER BY ord "
+            "ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING guild_id, idempotency_key, id",
+            ([p[0] for p in credits], keys, [_award_fingerprint(p[1], p[4]) for p in credits]),
+        ).fetchall()
+        if len(ops) != len(credits):
+            raise _KeyTaken
+        op_id = {(r[0], r[1]): r[2] for r in ops}
+        totals: dict[tuple[int, int], list[int]] = {}
+        for p in credits:
+            t = totals.setdefault((p[0], p[1]), [0, 0])
+            t[0] += p[4]
+            t[1] += 1
+        member_keys = sorted(totals)
+        conn.execute(
+            "UPDATE points p SET balance = p.balance + d.amount, updated_at = now() "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS d(g, u, amount) "
+            "WHERE p.guild_id = d.g AND p.user_id = d.u",
+            (*_arrays(member_keys, 2), [totals[k][0] for k in member_keys]),
+        )
+        entries = conn.execute(
+            f"""
+            INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
+                                      actor_id, source, silent, actor_name)
+            SELECT op, g, u, amount, after, 'achievement', reason, NULL, 'achievement', true, 'achievement'
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[])
+                 WITH ORDINALITY AS x(op, g, u, amount, after, reason, ord)
+            ORDER BY ord
+            RETURNING {_ENTRY_COLUMNS}
+            """,
+            (
+                [op_id[(p[0], k)] for p, k in zip(credits, keys, strict=True)],
+                [p[0] for p in credits],
+                [p[1] for p in credits],
+                [p[4] for p in credits],
+                [p[5] for p in credits],
+                [check_text(f"Achievement: {p[3]}", "The reason") for p in credits],
+            ),
+        ).fetchall()
+        written = sorted((_entry(r) for r in entries), key=lambda e: e.id)
+        entry_by_op = {e.operation_id: e.id for e in written}
+        for p, k in zip(credits, keys, strict=True):
+            entry_of[(p[0], p[1], p[2])] = entry_by_op[op_id[(p[0], k)]]
+        # The bonuses are balance changes too: the role thresholds they cross (as grant does).
+        for guild_id in sorted({e.guild_id for e in written}):
+            role_rewards.after_balance_change(
+                conn, policies[guild_id][0], [e for e in written if e.guild_id == guild_id]
+            )
+        conn.execute(
+            "UPDATE user_stats s SET transaction_count = s.transaction_count + d.n, "
+            "total_earned = LEAST(s.total_earned, %s::bigint - d.earned) + d.earned, last_transaction_at = now() "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS d(g, u, earned, n) "
+            "WHERE s.guild_id = d.g AND s.user_id = d.u",
+            (
+                COUNTER_CEILING,
+                *_arrays(member_keys, 2),
+                [totals[k][0] for k in member_keys],
+                [totals[k][1] for k in member_keys],
+            ),
+        )
+        linked = sorted(entry_of.items())
+        conn.execute(
+            "UPDATE member_achievements ma SET transaction_id = d.t "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS d(g, u, a, t) "
+            "WHERE ma.guild_id = d.g AND ma.user_id = d.u AND ma.achievement_id = d.a",
+            (*_arrays([k for k, _ in linked], 3), [t for _, t in linked]),
+        )
+    # The roles the achievements grant, asked for as grant asks (source 'achievement').
+    role_of = dict(
+        conn.execute(
+            "SELECT id, role_id FROM achievements WHERE id = ANY(%s) AND role_id IS NOT NULL",
+            (sorted({p[2] for p in paid}),),
+        ).fetchall()
+    )
+    role_change_of: dict[tuple[int, int, int], int] = {}
+    for guild_id, user_id, achievement_id, name, *_ in paid:
+        if achievement_id in role_of:
+            role_change_of[(guild_id, user_id, achievement_id)] = roles.request_role_change(
+                conn, guild_id=guild_id, user_id=user_id, role_id=role_of[achievement_id], action="add",
+                source="achievement", source_ref=f"{achievement_id}:{user_id}", reason=f"Achievement: {name}",
+            )  # fmt: skip
+    dm_of: dict[tuple[int, int, int], int] = {}
+    notify = [p for p in paid if policies[p[0]][0].dm_notifications]
+    if notify:
+        dms = conn.execute(
+            """
+            INSERT INTO direct_messages (guild_id, user_id, content, reason, dedupe_key)
+            SELECT m.guild_id, m.user_id, d.content, 'achievement', d.k
+            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS d(g, u, content, k)
+            JOIN members m ON m.guild_id = d.g AND m.user_id = d.u
+            WHERE m.erased_at IS NULL AND NOT m.dm_opt_out
+            ORDER BY d.g, d.u, d.k
+            ON CONFLICT (guild_id, dedupe_key) DO NOTHING
+            RETURNING guild_id, dedupe_key, id
+            """,
+            (
+                [p[0] for p in notify],
+                [p[1] for p in notify],
+                [check_content(_dm_text(p[3], p[4], policies[p[0]][1], policies[p[0]][0])) for p in notify],
+                [f"achievement:{p[2]}:{p[1]}" for p in notify],
+            ),
+        ).fetchall()
+        by_key = {(r[0], r[1]): r[2] for r in dms}
+        for p in notify:
+            dm = by_key.get((p[0], f"achievement:{p[2]}:{p[1]}"))
+            if dm is not None:
+                dm_of[(p[0], p[1], p[2])] = dm
+    return [
+        Granted(
+            p[0], p[1], p[2], p[3], p[4], entry_of.get((p[0], p[1], p[2])), dm_of.get((p[0], p[1], p[2])),
+            role_change_of.get((p[0], p[1], p[2])),
+        )
+        for p in paid
+    ]  # fmt: skip

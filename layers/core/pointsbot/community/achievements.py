@@ -18,7 +18,6 @@ from datetime import datetime
 
 import psycopg
 
-from .. import ledger
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import Settings, get_settings
 from ..platform.errors import InvalidInput
@@ -42,7 +41,7 @@ from .achievement_definitions import (
     update_definition,
     validate_definition,
 )
-from .achievement_grants import Granted, _guild_name, check_member, grant
+from .achievement_grants import Granted, _guild_name, check_member, grant, grant_many
 
 __all__ = [
     "ALL_KINDS",
@@ -67,6 +66,7 @@ __all__ = [
     "earned_by",
     "get_definition",
     "grant",
+    "grant_many",
     "guild_batch",
     "guild_snapshot",
     "holders",
@@ -267,26 +267,29 @@ def _sweep_range(
     granted: list[Granted] = []
     if due:
         members_due = sorted({(g, u) for g, u, *_ in due})
+        keys = ([g for g, _ in members_due], [u for _, u in members_due])
+        # First contact for members the ledger has not seen (their points and counters rows),
+        # as ledger.ensure_member does one by one.
+        conn.execute(
+            "WITH p AS (INSERT INTO points (guild_id, user_id) SELECT * FROM unnest(%(g)s::bigint[], %(u)s::bigint[]) "
+            "ORDER BY 1, 2 ON CONFLICT DO NOTHING) "
+            "INSERT INTO user_stats (guild_id, user_id) SELECT * FROM unnest(%(g)s::bigint[], %(u)s::bigint[]) "
+            "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+            {"g": keys[0], "u": keys[1]},
+        )
         # Lock the balances first, in key order, as a change does before it checks
         # achievements: the sweep and a concurrent change then queue on the same lock instead
         # of deadlocking on member_achievements.
         conn.execute(
             "SELECT 1 FROM points p JOIN unnest(%s::bigint[], %s::bigint[]) AS k(g, u) "
             "ON p.guild_id = k.g AND p.user_id = k.u ORDER BY p.guild_id, p.user_id FOR UPDATE OF p",
-            ([g for g, _ in members_due], [u for _, u in members_due]),
+            keys,
         )
         policies: dict[int, tuple[GuildPolicy, str]] = {}
-        for guild_id, user_id, achievement_id, name, bonus in due:
-            if guild_id not in policies:
-                policies[guild_id] = (guild_policy(conn, settings, guild_id), _guild_name(conn, guild_id))
-            policy, guild_name = policies[guild_id]
-            ledger.ensure_member(conn, guild_id, user_id)
-            got = grant(
-                conn, guild_id, user_id, achievement_id, name, bonus,
-                policy=policy, settings=settings, guild_name=guild_name,
-            )  # fmt: skip
-            if got is not None:
-                granted.append(got)
+        for guild_id in sorted({g for g, *_ in due}):
+            policies[guild_id] = (guild_policy(conn, settings, guild_id), _guild_name(conn, guild_id))
+        # Every pair of the batch in a fixed number of statements, each as grant() would.
+        granted = grant_many(conn, due, policies=policies, settings=settings)
     if members:
         # The same members against the guilds' balance thresholds (made after they passed one,
         # or a balance changed without the check); the role changes are asked for after the run.
