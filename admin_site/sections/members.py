@@ -32,7 +32,9 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
             email_status=form.get("email_status", ""),
         )
         page_no = paging.page_number(form.get("page"))
-        result = req.db.run(members.search, guild_id, query, page_no)
+        after = members.parse_after(form.get("after"))
+        before = None if after else members.parse_after(form.get("before"))
+        result = req.db.run(members.search, guild_id, query, page_no, after, before)
     except DomainError as exc:  # a bad value, or a number beyond any range: shown with the form
         error = exc.message
     definitions = req.db.run(monitor.achievement_names, guild_id)

@@ -328,3 +328,43 @@ def test_a_large_batch_goes_on_chunk_by_chunk_with_its_progress_stored(db, setti
     assert states == [(2, 40, False), (4, 80, False), (5, 100, True)]
     assert db.run(bulk.get_batch, GUILD, token_or_id=batch.id).done == 5
     assert all(db.run(ledger.balance, GUILD, 9000 + i) == 1 for i in range(5))
+
+
+def test_failed_dms_figure_is_the_failed_ones_without_a_retry(db, sql):
+    # Given failed and sent DMs, some failed ones retried (one of them twice), a retry key that
+    # names no DM of this guild, and another guild's failures
+    guild, other = 880_000_000_000_000_021, 880_000_000_000_000_022
+    sql("INSERT INTO guilds (guild_id, name) VALUES (%s, 'Mail'), (%s, 'Other mail')", (guild, other))
+    for g in (guild, other):
+        for user in (7101, 7102):
+            db.run(members.remember, g, user)
+    ids = [
+        r[0]
+        for r in sql(
+            "INSERT INTO direct_messages (guild_id, user_id, content, status) "
+            "SELECT g, 7101 + (i %% 2), 'hi', CASE WHEN i %% 3 = 0 THEN 'sent' ELSE 'failed' END "
+            "FROM (VALUES (%s::bigint), (%s::bigint)) v(g), generate_series(1, 12) i RETURNING id",
+            (guild, other),
+        )
+    ]
+    failed = [
+        r[0]
+        for r in sql(
+            "SELECT id FROM direct_messages WHERE guild_id = %s AND status = 'failed' ORDER BY id", (guild,)
+        )
+    ]
+    assert db.run(monitor.retry_failed_dms, guild, failed[:3], created_by=None) == 3
+    assert db.run(monitor.retry_failed_dms, guild, failed[:1], created_by=None) == 0
+    sql("INSERT INTO direct_messages (guild_id, user_id, content, status, dedupe_key) VALUES "
+        "(%s, 7101, 'x', 'sent', 'retry:not-a-number'), (%s, 7101, 'x', 'sent', %s)",
+        (guild, guild, f"retry:{max(ids) + 1000}"))  # fmt: skip
+    # Then the figure is exactly the failed ones of the guild with no retry naming them
+    naive = sql(
+        "SELECT count(*) FROM direct_messages d WHERE d.guild_id = %s AND d.status = 'failed' "
+        "AND NOT EXISTS (SELECT 1 FROM direct_messages r WHERE r.guild_id = d.guild_id "
+        "AND r.dedupe_key = 'retry:' || d.id)",
+        (guild,),
+    )[0][0]
+    figures = db.run(stats.figures, guild)
+    assert figures.failed_dms == naive == len(failed) - 3
+    assert figures.queued_dms == 3

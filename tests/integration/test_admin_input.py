@@ -191,6 +191,26 @@ def test_a_page_that_is_not_a_number_is_a_plain_refusal(admin, paged_data):
         assert "The page must be a whole number." in result["body"]
 
 
+@pytest.mark.parametrize(
+    "key", ["garbage", "1:", "5:x", "99999999999999999999:1", "1:99999999999999999999999"]
+)
+@pytest.mark.parametrize("which", ["after", "before"])
+def test_a_member_search_page_link_the_site_did_not_write_is_a_plain_message(admin, paged_data, key, which):
+    result = admin.request("GET", f"/admin/g/{GUILD}/members?page=2&{which}={key}")
+    assert result["statusCode"] == 200 and "Something went wrong" not in result["body"]
+    assert "This page link is not one the site wrote; search again from the form." in result["body"]
+
+
+def test_the_member_search_next_link_carries_the_keyset_and_leads_on(admin, paged_data):
+    from pointsbot.community import members
+
+    first = admin.request("GET", f"/admin/g/{GUILD}/members")["body"]
+    balance = members.parse_after(f"15:{MEMBER}")
+    result = admin.request("GET", f"/admin/g/{GUILD}/members?page=2&after={balance[0]}:{balance[1]}")
+    assert result["statusCode"] == 200 and str(MEMBER) in first
+    assert str(MEMBER) not in result["body"].split('id="member-results"', 1)[-1].split("</table>", 1)[0]
+
+
 # -- 7. text Postgres cannot store ------------------------------------------------------------
 def _counts(site) -> tuple:
     return site.run(lambda conn: conn.execute(

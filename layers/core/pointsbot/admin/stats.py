@@ -124,6 +124,18 @@ def _history_start(conn: psycopg.Connection, guild_id: int) -> date:
     return (row[0] or datetime.now(UTC)).astimezone(UTC).date()
 
 
+# Failed DMs without a retry: the failed ones (a range of direct_messages_guild_idx) less the
+# failed ones a retry ("retry:<id>", at most one per DM) names, found from the retries through
+# direct_messages_retries_idx (sql/038); no pass over the guild's DMs.
+_FAILED_NOT_RETRIED = """(
+    (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status = 'failed')
+  - (SELECT count(*) FROM direct_messages r
+     JOIN direct_messages d ON d.id = CASE WHEN substr(r.dedupe_key, 7) ~ '^[0-9]{1,18}$'
+                                           THEN substr(r.dedupe_key, 7)::bigint END
+     WHERE r.guild_id = %(g)s AND r.dedupe_key LIKE 'retry:%%'
+       AND d.guild_id = %(g)s AND d.status = 'failed'))"""
+
+
 def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
     """The dashboard's numbers, exact. Members and circulation come from the kept closed days
     plus the entries since (the ledger is the balances' sum), once every day is kept."""
@@ -143,49 +155,48 @@ def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
     else:
         complete = True
     since = _day_start(final_end)
-    if complete:
-        members_n, circulation = conn.execute(
-            """
-            SELECT coalesce(sum(new_members), 0)
-                     + (SELECT count(*) FROM members WHERE guild_id = %(g)s AND joined_at >= %(since)s),
-                   coalesce(sum(issued - removed), 0)
-                     + (SELECT coalesce(sum(amount), 0) FROM transactions
-                        WHERE guild_id = %(g)s AND created_at >= %(since)s)
-            FROM admin_daily_totals WHERE guild_id = %(g)s AND day < %(end)s
-            """,
-            {"g": guild_id, "since": since, "end": final_end},
-        ).fetchone()
-    else:
-        members_n, circulation = conn.execute(
-            "SELECT count(*), coalesce(sum(balance), 0) FROM points WHERE guild_id = %s", (guild_id,)
-        ).fetchone()
     today = _day_start(now.astimezone(UTC).date())
     week = today - timedelta(days=6)
+    params = {"g": guild_id, "since": since, "end": final_end, "today": today, "week": week}
+    if complete:
+        # One pass over the entries since the last kept day (today's are among them: `since`
+        # is today's or yesterday's start) gives circulation, today's and the week's counts.
+        row = conn.execute(
+            f"""
+            WITH recent AS (
+                SELECT coalesce(sum(amount), 0) AS amount, count(*) AS n,
+                       count(*) FILTER (WHERE created_at >= %(today)s) AS today
+                FROM transactions WHERE guild_id = %(g)s AND created_at >= %(since)s
+            ), kept AS (
+                SELECT coalesce(sum(new_members), 0) AS joined, coalesce(sum(issued - removed), 0) AS amount,
+                       coalesce(sum(entries) FILTER (WHERE day >= %(week)s), 0) AS week
+                FROM admin_daily_totals WHERE guild_id = %(g)s AND day < %(end)s
+            )
+            SELECT kept.joined + (SELECT count(*) FROM members WHERE guild_id = %(g)s AND joined_at >= %(since)s),
+                   kept.amount + recent.amount,
+                   recent.today,
+                   kept.week + recent.n,
+                   (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
+                   {_FAILED_NOT_RETRIED},
+                   (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
+            FROM recent, kept
+            """,
+            params,
+        ).fetchone()
+        return DashboardFigures(*(int(v) for v in row))
+    members_n, circulation = conn.execute(
+        "SELECT count(*), coalesce(sum(balance), 0) FROM points WHERE guild_id = %s", (guild_id,)
+    ).fetchone()
     row = conn.execute(
-        """
-        SELECT
-          (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(today)s),
-          (SELECT coalesce(sum(entries), 0) FROM admin_daily_totals
-            WHERE guild_id = %(g)s AND day >= %(week)s AND day < %(end)s)
-            + (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(since)s),
-          (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
-          (SELECT count(*) FROM direct_messages d WHERE d.guild_id = %(g)s AND d.status = 'failed'
-            AND NOT EXISTS (SELECT 1 FROM direct_messages r
-                            WHERE r.guild_id = d.guild_id AND r.dedupe_key = 'retry:' || d.id)),
-          (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
-        """
-        if complete
-        else """
+        f"""
         SELECT
           (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(today)s),
           (SELECT count(*) FROM transactions WHERE guild_id = %(g)s AND created_at >= %(week)s),
           (SELECT count(*) FROM email_submissions WHERE guild_id = %(g)s AND status = 'pending'),
-          (SELECT count(*) FROM direct_messages d WHERE d.guild_id = %(g)s AND d.status = 'failed'
-            AND NOT EXISTS (SELECT 1 FROM direct_messages r
-                            WHERE r.guild_id = d.guild_id AND r.dedupe_key = 'retry:' || d.id)),
+          {_FAILED_NOT_RETRIED},
           (SELECT count(*) FROM direct_messages WHERE guild_id = %(g)s AND status IN ('queued', 'sending'))
         """,
-        {"g": guild_id, "today": today, "week": week, "end": final_end, "since": since},
+        params,
     ).fetchone()
     return DashboardFigures(int(members_n), int(circulation), *(int(v) for v in row))
 

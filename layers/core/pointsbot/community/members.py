@@ -13,7 +13,8 @@ import psycopg
 
 from ..ledger import ensure_member
 from ..ledger.guilds import ensure_guild
-from ..platform.errors import InvalidInput, NotFound
+from ..platform.amounts import check_in_range, parse_whole_number
+from ..platform.errors import DomainError, InvalidInput, NotFound
 from ..platform.ids import format_snowflake, parse_snowflake
 from ..platform.paging import page_number
 from ..platform.storable import check_one_line
@@ -97,27 +98,57 @@ class SearchResult:
     page: int
     has_more: bool
 
+    @property
+    def next_after(self) -> str:
+        """The keyset the Next link carries: "<balance>:<user id>" of the last row shown."""
+        last = self.rows[-1] if self.rows else None
+        return f"{last.balance}:{last.user_id}" if last else ""
+
+    @property
+    def previous_before(self) -> str:
+        """The keyset the Previous link carries: the first row shown."""
+        first = self.rows[0] if self.rows else None
+        return f"{first.balance}:{first.user_id}" if first else ""
+
+
+def parse_after(text: str | None) -> tuple[int, int] | None:
+    """A Next or Previous link's keyset back into (balance, user id); nothing given is None."""
+    if not text:
+        return None
+    balance, sep, user = text.partition(":")
+    try:
+        if not sep:
+            raise InvalidInput("no separator")
+        return check_in_range(parse_whole_number(balance, "balance")), parse_snowflake(user, "member id")
+    except DomainError:
+        raise InvalidInput("This page link is not one the site wrote; search again from the form.") from None
+
 
 def _like_prefix(text: str) -> str:
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
 
 
-def _search_where(guild_id: int, query: MemberQuery) -> tuple[str, dict[str, Any]]:
-    where = ["p.guild_id = %(g)s", "m.guild_id = %(g)s"]
+def _search_where(guild_id: int, query: MemberQuery) -> tuple[str, dict[str, Any], bool]:
+    """The WHERE clause over points p (and members m), its parameters, and whether it reads a
+    column of members (else it holds on points alone and members is joined for the page only)."""
+    where = ["p.guild_id = %(g)s"]
     params: dict[str, Any] = {"g": guild_id}
+    member_side = False
     text = query.text.strip()
     if text:
         id_like = text.isdigit() or (text.startswith("<@") and text.endswith(">"))
         if id_like:
             params["uid"] = parse_snowflake(text, "member id")
-            where.append("m.user_id = %(uid)s")
+            where.append("p.user_id = %(uid)s")
         elif "@" in text:
             params["q"] = _like_prefix(text)
             where.append("lower(m.email) LIKE %(q)s")
+            member_side = True
         else:
             params["q"] = _like_prefix(text)
             where.append("(lower(m.display_name) LIKE %(q)s OR lower(m.username) LIKE %(q)s)")
+            member_side = True
     if query.min_balance is not None:
         params["minb"] = query.min_balance
         where.append("p.balance >= %(minb)s")
@@ -127,20 +158,23 @@ def _search_where(guild_id: int, query: MemberQuery) -> tuple[str, dict[str, Any
     if query.achievement_id is not None:
         params["ach"] = query.achievement_id
         where.append(
-            "EXISTS (SELECT 1 FROM member_achievements ma WHERE ma.guild_id = m.guild_id "
-            "AND ma.user_id = m.user_id AND ma.achievement_id = %(ach)s)"
+            "EXISTS (SELECT 1 FROM member_achievements ma WHERE ma.guild_id = p.guild_id "
+            "AND ma.user_id = p.user_id AND ma.achievement_id = %(ach)s)"
         )
     status = query.email_status
     if status:
         if status not in EMAIL_STATUSES:
             raise InvalidInput(f"Unknown email status {status!r}.")
         where.append(_EMAIL_STATUS_SQL[status])
-    return " AND ".join(where), params
+        member_side = member_side or status != "pending"
+    return " AND ".join(where), params, member_side
 
 
 _EMAIL_STATUS_SQL = {
-    "pending": "EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
-    "AND e.user_id = m.user_id AND e.status = 'pending')",
+    # On points' columns, so the leaderboard is walked without reading members
+    # (email_submissions_one_pending_idx answers each probe).
+    "pending": "EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = p.guild_id "
+    "AND e.user_id = p.user_id AND e.status = 'pending')",
     "approved": "m.email IS NOT NULL",
     "rejected": "m.email IS NULL AND EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
     "AND e.user_id = m.user_id AND e.status = 'rejected')",
@@ -149,27 +183,80 @@ _EMAIL_STATUS_SQL = {
 }
 
 
-def search(conn: psycopg.Connection, guild_id: int, query: MemberQuery, page: int = 1) -> SearchResult:
-    """Members matching every given part of the query, highest balance first.
-
-    Names and emails match by prefix (an index range scan, fast at a million members).
-    """
-    page = page_number(page, MAX_SEARCH_PAGE)  # deeper than this, narrow the search instead
-    where, params = _search_where(guild_id, query)
+def _search_sql(
+    guild_id: int,
+    query: MemberQuery,
+    page: int,
+    after: tuple[int, int] | None,
+    before: tuple[int, int] | None,
+) -> tuple[str, dict[str, Any]]:
+    """The statement `search` runs and its parameters (tests/integration/test_admin_search_and_figures.py
+    reads its plans)."""
+    where, params, member_side = _search_where(guild_id, query)
     params["limit"] = SEARCH_PAGE + 1
-    params["offset"] = (page - 1) * SEARCH_PAGE
-    rows = conn.execute(
+    source = "points p JOIN members m USING (guild_id, user_id)" if member_side else "points p"
+    if before is not None:
+        params["ab"], params["au"] = before
+        found = f"""
+            (SELECT p.user_id, p.balance FROM {source}
+              WHERE {where} AND p.balance = %(ab)s AND p.user_id < %(au)s ORDER BY p.user_id DESC LIMIT %(limit)s)
+            UNION ALL
+            (SELECT p.user_id, p.balance FROM {source}
+              WHERE {where} AND p.balance > %(ab)s ORDER BY p.balance, p.user_id DESC LIMIT %(limit)s)
+            LIMIT %(short)s"""
+        params["short"] = SEARCH_PAGE
+    elif after is not None:
+        params["ab"], params["au"] = after
+        found = f"""
+            (SELECT p.user_id, p.balance FROM {source}
+              WHERE {where} AND p.balance = %(ab)s AND p.user_id > %(au)s ORDER BY p.user_id LIMIT %(limit)s)
+            UNION ALL
+            (SELECT p.user_id, p.balance FROM {source}
+              WHERE {where} AND p.balance < %(ab)s ORDER BY p.balance DESC, p.user_id LIMIT %(limit)s)
+            LIMIT %(limit)s"""
+    else:
+        params["offset"] = (page - 1) * SEARCH_PAGE
+        found = f"""
+            SELECT p.user_id, p.balance FROM {source} WHERE {where}
+            ORDER BY p.balance DESC, p.user_id LIMIT %(limit)s OFFSET %(offset)s"""
+    return (
         f"""
-        SELECT m.user_id, m.username, m.display_name, m.email, p.balance, m.erased_at IS NOT NULL
-        FROM points p JOIN members m USING (guild_id, user_id)
-        WHERE {where}
-        ORDER BY p.balance DESC, p.user_id
-        LIMIT %(limit)s OFFSET %(offset)s
+        SELECT m.user_id, m.username, m.display_name, m.email, k.balance, m.erased_at IS NOT NULL
+        FROM ({found}) k
+        JOIN members m ON m.guild_id = %(g)s AND m.user_id = k.user_id
+        ORDER BY k.balance DESC, k.user_id
         """,
         params,
-    ).fetchall()
-    found = tuple(MemberRow(*r) for r in rows[:SEARCH_PAGE])
-    return SearchResult(found, page, len(rows) > SEARCH_PAGE)
+    )
+
+
+def search(
+    conn: psycopg.Connection,
+    guild_id: int,
+    query: MemberQuery,
+    page: int = 1,
+    after: tuple[int, int] | None = None,
+    before: tuple[int, int] | None = None,
+) -> SearchResult:
+    """Members matching every given part of the query, highest balance first (ties by id).
+
+    Names and emails match by prefix (an index range scan, fast at a million members). The
+    page's rows are found on points first (with no filter or a balance range: a range of
+    points_leaderboard_idx), and `members` is read for those rows only, unless a filter needs
+    a member column (names, emails, approved/rejected/none). `after`
+    (the balance and id of the last row of the page before, from the Next link) continues from
+    there by keyset instead of skipping the rows before with OFFSET; it is labelled `page`.
+    `before` (the first row of the page after, from the Previous link) is the page before it.
+    A page number alone (a hand-written link) is found with OFFSET, over points_leaderboard_idx
+    only when no filter reads a member column.
+    """
+    page = page_number(page, MAX_SEARCH_PAGE)  # deeper than this, narrow the search instead
+    sql, params = _search_sql(guild_id, query, page, after, before)
+    rows = conn.execute(sql, params).fetchall()
+    if before is not None:  # the page before a row: there is more after it, that row
+        return SearchResult(tuple(MemberRow(*r) for r in rows), page, True)
+    found_rows = tuple(MemberRow(*r) for r in rows[:SEARCH_PAGE])
+    return SearchResult(found_rows, page, len(rows) > SEARCH_PAGE)
 
 
 MAX_AUDIENCE = 5000
@@ -177,7 +264,7 @@ MAX_AUDIENCE = 5000
 
 def matching_ids(conn: psycopg.Connection, guild_id: int, query: MemberQuery) -> list[int]:
     """The ids of every (not erased) member matching `query`, for a DM to a filtered set."""
-    where, params = _search_where(guild_id, query)
+    where, params, _ = _search_where(guild_id, query)
     params["limit"] = MAX_AUDIENCE + 1
     rows = conn.execute(
         f"SELECT m.user_id FROM points p JOIN members m USING (guild_id, user_id) "

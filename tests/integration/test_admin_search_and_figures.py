@@ -1,0 +1,161 @@
+"""The admin member search's pages: by keyset (the Next and Previous links) they are exactly the
+pages by position, ties included, for every kind of filter; and the plans are the ones
+members.search's docstring claims (the leaderboard index first, members read for the page), as
+is the dashboard's failed-DM figure's (stats._FAILED_NOT_RETRIED)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from pointsbot.community import members
+from pointsbot.platform.errors import InvalidInput
+
+GUILD = 941_100_000_000_000_001
+
+
+@pytest.fixture(scope="module")
+def guild_db(make_database):
+    """A guild of 50,000 members (large ties, a third with an email, 1% pending review, names
+    in ten groups), analyzed so the planner chooses by cost as at a million."""
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'search')", (GUILD,))
+        conn.execute(
+            "INSERT INTO members (guild_id, user_id, username, display_name, email) "
+            "SELECT %s, 5000 + i, 'user' || i, 'Member ' || (i %% 10) || ' ' || i, "
+            "CASE WHEN i %% 3 = 0 THEN 'person' || i || '@example.org' END FROM generate_series(1, 50000) i",
+            (GUILD,),
+        )
+        conn.execute(
+            "INSERT INTO points (guild_id, user_id, balance) SELECT %s, 5000 + i, "
+            "CASE WHEN i %% 5 < 2 THEN 0 WHEN i %% 7 = 0 THEN 25 "
+            "ELSE floor(power((i * 7919 %% 50000) / 50000.0, 3) * 100000)::bigint END FROM generate_series(1, 50000) i",
+            (GUILD,),
+        )
+        conn.execute(
+            "INSERT INTO email_submissions (guild_id, user_id, email) "
+            "SELECT %s, 5000 + i, 'x' || i || '@example.org' FROM generate_series(1, 50000, 97) i",
+            (GUILD,),
+        )
+        conn.execute(
+            "INSERT INTO direct_messages (guild_id, user_id, content, status) SELECT %s, 5000 + i, 'hi', "
+            "CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'sent' END FROM generate_series(1, 50000) i",
+            (GUILD,),
+        )
+        conn.execute(
+            "INSERT INTO direct_messages (guild_id, user_id, content, status, dedupe_key) "
+            "SELECT guild_id, user_id, 'hi', 'sent', 'retry:' || id FROM direct_messages "
+            "WHERE guild_id = %s AND status = 'failed' AND id %% 100 = 0",
+            (GUILD,),
+        )
+        conn.execute("VACUUM ANALYZE members, points, email_submissions, direct_messages")
+    return dsn
+
+
+QUERIES = {
+    "no filter": members.MemberQuery(),
+    "balance range": members.MemberQuery(min_balance=0, max_balance=30),
+    "name prefix": members.MemberQuery(text="member 3"),
+    "email pending": members.MemberQuery(email_status="pending"),
+    "email approved, at most 25": members.MemberQuery(email_status="approved", max_balance=25),
+}
+
+
+def _all(conn: psycopg.Connection, query: members.MemberQuery) -> list[tuple[int, int]]:
+    """Every match in order, by a plain query written apart from the search's."""
+    extra = {
+        "no filter": "",
+        "balance range": "AND p.balance BETWEEN 0 AND 30",
+        "name prefix": "AND (lower(m.display_name) LIKE 'member 3%%' OR lower(m.username) LIKE 'member 3%%')",
+        "email pending": "AND p.user_id IN (SELECT user_id FROM email_submissions WHERE status = 'pending')",
+        "email approved, at most 25": "AND m.email IS NOT NULL AND p.balance <= 25",
+    }[next(k for k, q in QUERIES.items() if q == query)]
+    return conn.execute(
+        f"SELECT p.user_id, p.balance FROM points p JOIN members m USING (guild_id, user_id) "
+        f"WHERE p.guild_id = %s {extra} ORDER BY p.balance DESC, p.user_id",
+        (GUILD,),
+    ).fetchall()
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_next_and_previous_by_keyset_are_the_pages_by_position(guild_db, name):
+    query = QUERIES[name]
+    with psycopg.connect(guild_db) as conn:
+        expected = _all(conn, query)
+        n = members.SEARCH_PAGE
+        pages = []
+        result = members.search(conn, GUILD, query, 1)
+        while True:
+            pages.append(result)
+            assert [(r.user_id, r.balance) for r in result.rows] == expected[
+                (result.page - 1) * n : result.page * n
+            ]
+            if not result.has_more or result.page >= 40:
+                break
+            after = members.parse_after(result.next_after)
+            by_offset = members.search(conn, GUILD, query, result.page + 1)
+            result = members.search(conn, GUILD, query, result.page + 1, after=after)
+            assert result.rows == by_offset.rows
+        # Back again with the Previous links, each from the page after it.
+        for later, earlier in zip(reversed(pages[1:]), reversed(pages[:-1]), strict=True):
+            back = members.search(
+                conn, GUILD, query, later.page - 1, before=members.parse_after(later.previous_before)
+            )
+            assert back.rows == earlier.rows and back.has_more
+    assert len(pages) > 1 and len(expected) > n
+
+
+@pytest.mark.parametrize("text", ["x", "1:", ":5", "1:2:3", "\u0661:5", "99999999999999999999:1", "5:-1"])
+def test_a_page_link_the_site_did_not_write_is_a_plain_message(text):
+    with pytest.raises(InvalidInput, match="not one the site wrote"):
+        members.parse_after(text)
+
+
+def _plan(conn: psycopg.Connection, query: members.MemberQuery, page: int, after=None) -> str:
+    sql, params = members._search_sql(GUILD, query, page, after, None)
+    return "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params).fetchall())
+
+
+@pytest.mark.parametrize("page", [1, 500])
+def test_filters_on_points_read_members_for_the_page_only(guild_db, page):
+    # search's docstring: when no filter needs a member column, `members` is read only for the
+    # page's rows; with no filter or a balance range, the rows come from points_leaderboard_idx.
+    with psycopg.connect(guild_db) as conn:
+        for name in ("no filter", "balance range", "email pending"):
+            plan = _plan(conn, QUERIES[name], page)
+            assert plan.count(" on members") == 1 and "members_pkey on members m" in plan, plan
+            assert "Seq Scan on members" not in plan, plan
+            if name != "email pending":
+                assert "points_leaderboard_idx" in plan and "Seq Scan" not in plan, plan
+
+
+@pytest.mark.parametrize("name", ["no filter", "balance range"])
+def test_next_by_keyset_reads_two_ranges_of_the_leaderboard_index(guild_db, name):
+    # search's docstring: `after` continues by keyset (the rest of the tie, then the balances
+    # below), never OFFSET over the rows before.
+    with psycopg.connect(guild_db) as conn:
+        plan = _plan(conn, QUERIES[name], 300, after=(0, 30_000))
+    assert plan.count("points_leaderboard_idx") == 2 and "Seq Scan" not in plan, plan
+    assert "balance = '0'" in plan and "balance < '0'" in plan, plan
+
+
+def test_the_failed_dm_figure_reads_the_failed_range_and_the_retries_only(guild_db):
+    # stats._FAILED_NOT_RETRIED: the failed DMs (direct_messages_guild_idx) less the failed ones
+    # a retry names, found from the retries (direct_messages_retries_idx); no pass over the DMs.
+    from pointsbot.admin import stats
+
+    with psycopg.connect(guild_db) as conn:
+        plan = "\n".join(
+            r[0] for r in conn.execute("EXPLAIN SELECT " + stats._FAILED_NOT_RETRIED, {"g": GUILD}).fetchall()
+        )
+        got = conn.execute("SELECT " + stats._FAILED_NOT_RETRIED, {"g": GUILD}).fetchone()[0]
+        naive = conn.execute(
+            "SELECT count(*) FROM direct_messages d WHERE d.guild_id = %s AND d.status = 'failed' "
+            "AND NOT EXISTS (SELECT 1 FROM direct_messages r WHERE r.guild_id = d.guild_id "
+            "AND r.dedupe_key = 'retry:' || d.id)",
+            (GUILD,),
+        ).fetchone()[0]
+    assert "Seq Scan" not in plan, plan
+    assert "direct_messages_guild_idx" in plan and "direct_messages_retries_idx" in plan, plan
+    assert got == naive and 0 < naive < 10_000
