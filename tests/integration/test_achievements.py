@@ -609,6 +609,15 @@ def _granted_state(db: Database, guild: int, ach_index: dict[int, int]) -> dict:
         "points": db.fetchall(
             "SELECT user_id, balance FROM points WHERE guild_id = %s ORDER BY user_id", (guild,)
         ),
+        "role changes": sorted(
+            db.fetchall(
+                "SELECT user_id, role_id, action, source FROM role_changes WHERE guild_id = %s", (guild,)
+            )
+        ),
+        "thresholds reached": db.fetchall(
+            "SELECT user_id, held, crossings FROM member_role_thresholds WHERE guild_id = %s ORDER BY user_id",
+            (guild,),
+        ),
         "stats": db.fetchall(
             "SELECT user_id, transaction_count, total_earned, total_spent FROM user_stats "
             "WHERE guild_id = %s ORDER BY user_id",
@@ -635,7 +644,6 @@ def test_grant_many_writes_exactly_what_grant_writes_one_by_one(
     a member who opted out), and the same answers. With `replayed_key`, one key already has its
     operation (grant's replay case: nothing paid again)."""
     from pointsbot.community import role_rewards
-
     from pointsbot.ledger.guilds import guild_policy
     from pointsbot.platform.amounts import MAX_BALANCE
 
