@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointsbot import ledger
-from pointsbot.ledger import guilds, queries
+from pointsbot.ledger import guilds, queries, ties
 
 pytestmark = pytest.mark.integration
 
@@ -245,3 +245,77 @@ def test_a_page_is_found_through_the_bucket_counts_and_listed_by_keyset(big_guil
     assert "points_leaderboard_idx" in start and "balance < balance_bucket_end" in start, start
     for plan in listed:
         assert "Seq Scan on points" not in plan and plan.count("points_leaderboard_idx") == 2, plan
+
+
+# -- blocks for large ties (sql/039) ------------------------------------------------------------
+def _tie_block_errors(conn, guild: int) -> list[tuple]:
+    """Blocks whose count is not the members of their tie inside their user id range."""
+    return conn.execute(
+        "SELECT b.balance, b.lo, b.members, (SELECT count(*) FROM points p WHERE p.guild_id = b.guild_id "
+        "AND p.balance = b.balance AND p.user_id >= b.lo AND (b.hi IS NULL OR p.user_id < b.hi)) AS actual "
+        "FROM balance_tie_blocks b WHERE b.guild_id = %s",
+        (guild,),
+    ).fetchall()
+
+
+def _block_errors(conn, guild: int) -> list[tuple]:
+    return [row for row in _tie_block_errors(conn, guild) if row[2] != row[3]]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    before=st.lists(st.tuples(st.integers(0, 14), st.sampled_from([0, 0, 0, 1, 5, -3, 200])), max_size=20),
+    after=st.lists(st.tuples(st.integers(0, 14), st.sampled_from([0, 0, 1, 5, -3, 200])), max_size=20),
+    shift=st.integers(min_value=-2, max_value=2),
+    page_size=st.integers(min_value=1, max_value=4),
+)
+def test_ties_with_blocks_keep_exact_pages_through_writes(db, settings, before, after, shift, page_size):
+    # Given ties cut into blocks of two members (the keep-alive's refresh with a tiny size)
+    guild = next(_guilds)
+    signed = dataclasses.replace(settings, allow_negative=True, max_change=10**12)
+    for slot, target in before:
+        set_balance(db, guild, guild + 10 * (slot + 1), target, signed)
+    db.run(lambda conn: ties.refresh_tie_blocks(conn, guild, threshold=2, size=2))
+    # When the ledger moves members into, out of and between the ties, and a statement the
+    # ledger never runs moves many rows at once
+    for slot, target in after:
+        set_balance(db, guild, guild + 10 * (slot + 1), target, signed)
+    with db.connection() as conn:
+        conn.execute(
+            "UPDATE points SET balance = balance + %s WHERE guild_id = %s AND user_id %% 20 = 0",
+            (shift, guild),
+        )
+        conn.commit()
+        # Then every block counts exactly its members, and pages by number (found through the
+        # blocks), keyset chains and ranks are the model's
+        assert _block_errors(conn, guild) == []
+    _walk_every_way(db, guild, page_size)
+    # And a refresh re-cuts or drops blocks without changing any answer
+    db.run(lambda conn: ties.refresh_tie_blocks(conn, guild, threshold=3, size=1))
+    with db.connection() as conn:
+        assert _block_errors(conn, guild) == []
+    _walk_every_way(db, guild, page_size)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 4_095, 12_345, 19_999])
+def test_a_page_deep_inside_a_large_tie_is_found_through_its_blocks(big_guild, offset):
+    # queries._AT_POSITION (and ledger.ties): inside a tie with blocks, the block where the
+    # tie's running count reaches the position, then an offset inside that block only.
+    dsn, guild = big_guild
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SELECT balance_tie_blocks_build(%s, 0, 1000)", (guild,))
+        above_zero = conn.execute(
+            "SELECT count(*) FROM points WHERE guild_id = %s AND balance > 0", (guild,)
+        ).fetchone()[0]
+        position = above_zero + offset + 1
+        plan = _plan(conn, queries._AT_POSITION, {"g": guild, "p": position})
+        found = conn.execute(queries._AT_POSITION, {"g": guild, "p": position}).fetchone()
+        naive = conn.execute(
+            "SELECT balance, user_id FROM points WHERE guild_id = %s ORDER BY balance DESC, user_id OFFSET %s LIMIT 1",
+            (guild, position - 1),
+        ).fetchone()
+        assert _block_errors(conn, guild) == []
+        conn.rollback()  # the blocks were this test's only
+    assert found == naive and found[0] == 0
+    assert "balance_tie_blocks_pkey" in plan and "Seq Scan on points" not in plan, plan
+    assert "user_id >= block.lo" in plan or "(user_id >= " in plan, plan

@@ -135,7 +135,9 @@ FROM (SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND use
 """
 
 # The member at 1-based position %(p)s of the leaderboard: the class, then the fine bucket,
-# where the running count reaches p, then an offset inside that one fine bucket.
+# where the running count reaches p, then inside that one fine bucket: when it is one balance
+# whose tie has blocks (sql/039), the block where the tie's running count reaches p and an
+# offset inside that block; otherwise an offset inside the fine bucket.
 _AT_POSITION = """
 WITH class AS (
     SELECT bucket, cum - members AS before
@@ -151,13 +153,31 @@ WITH class AS (
           AND bucket >= class.bucket AND bucket < balance_class_end(class.bucket)
         GROUP BY bucket) f
     WHERE f.cum >= %(p)s - class.before ORDER BY f.bucket DESC LIMIT 1
+), block AS (
+    SELECT b.lo, b.hi, fine.bucket AS balance, fine.before + b.cum - b.members AS before
+    FROM fine, LATERAL (
+        SELECT lo, hi, members, sum(members) OVER (ORDER BY lo) AS cum
+        FROM balance_tie_blocks
+        WHERE guild_id = %(g)s AND balance = fine.bucket
+          AND balance_bucket_end(fine.bucket) = fine.bucket + 1) b
+    WHERE b.cum >= %(p)s - fine.before ORDER BY b.lo LIMIT 1
 )
-SELECT s.balance, s.user_id
-FROM fine, LATERAL (
+(SELECT s.balance, s.user_id
+ FROM block, LATERAL (
+    SELECT balance, user_id FROM points
+    WHERE guild_id = %(g)s AND balance = block.balance
+      AND user_id >= block.lo AND user_id <= coalesce(block.hi - 1, 9223372036854775807)
+    ORDER BY user_id
+    OFFSET %(p)s - block.before - 1 LIMIT 1) s)
+UNION ALL
+(SELECT s.balance, s.user_id
+ FROM fine, LATERAL (
     SELECT balance, user_id FROM points
     WHERE guild_id = %(g)s AND balance >= fine.bucket AND balance < balance_bucket_end(fine.bucket)
     ORDER BY balance DESC, user_id
     OFFSET %(p)s - fine.before - 1 LIMIT 1) s
+ WHERE NOT EXISTS (SELECT 1 FROM block))
+LIMIT 1
 """
 
 # Keyset: the rows from a (balance, user id) on, in leaderboard order (Next), or the rows

@@ -42,6 +42,7 @@ class KeepaliveResult:
     timed_roles_ended: int | None = None  # removals asked for timed grants that ended
     seasons_due: int | None = None  # seasons past their end whose end steps are not all done
     season_end_requested: bool = False
+    tie_blocks_built: int | None = None  # large ties given blocks or re-cut (ledger.ties)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +120,7 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     roles_due: int | None = None
     roles_ended: int | None = None
     seasons_due: int | None = None
+    tie_blocks: int | None = None
     if healthy:
         try:
             roles_ended = database.run(roles.end_expired_grants)
@@ -135,10 +137,16 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
             pruned = database.run(prune_replies)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"prune: {exc}"[:200])
+        from ..ledger.ties import refresh_tie_blocks
+
+        try:
+            tie_blocks = database.run(refresh_tie_blocks).built
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"tie blocks: {exc}"[:200])
     roles_requested = bool(roles_due) and roles.request_role_delivery()
     # A season past its end: the worker's "end_seasons" task carries its end steps (resumable).
     season_end_requested = bool(seasons_due) and seasons.request_end_run()
     return KeepaliveResult(
         healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned,
-        roles_due, roles_requested, roles_ended, seasons_due, season_end_requested,
+        roles_due, roles_requested, roles_ended, seasons_due, season_end_requested, tie_blocks,
     )  # fmt: skip
