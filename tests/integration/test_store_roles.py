@@ -171,3 +171,27 @@ def test_a_redelivered_code_dm_task_sends_one_dm(db: Database, discord: DiscordC
     # Then the member has exactly one DM with the code
     sent = discord_standin_rest.state.dms_to(str(user))
     assert len(sent) == 1 and "KEY-ONE" in sent[0]["content"]
+
+
+def test_a_purchase_and_its_refund_cross_balance_thresholds(db: Database, settings) -> None:
+    from pointsbot.community import points, role_rewards
+
+    # Given a threshold "1,000 points -> role 555, removed below" that a member has reached
+    guild = new_guild(db)
+    user = new_member(db, guild)
+    made = db.run(role_rewards.create_threshold, guild, points=1000, role_id=555, on_drop="remove", actor_id=1,
+                  actor_name="test")  # fmt: skip
+    db.run(points.award, guild_id=guild, user_id=user, amount=1200, reason="up", actor_id=1, source="admin_site",
+           idempotency_key=f"up-{user}", settings=settings)  # fmt: skip
+    reward = db.run(store.create_reward, guild_id=guild, actor_id=1, actor_name="admin", kind="item",
+                    name="Big item", price=500)  # fmt: skip
+    # When a purchase takes the balance below it, and an admin then refunds the purchase
+    bought = _buy(db, guild, user, reward).purchase
+    db.run(store.refund, guild_id=guild, purchase_id=bought.id, reason="", actor_id=1, actor_name="adm")
+    # Then the role was taken away by the purchase and given back by the refund
+    actions = db.fetchall(
+        "SELECT action FROM role_changes WHERE guild_id = %s AND source = 'threshold' AND source_ref LIKE %s "
+        "ORDER BY id",
+        (guild, f"{made.id}:%"),
+    )
+    assert [a for (a,) in actions] == ["add", "remove", "add"]

@@ -37,7 +37,7 @@ from ..platform.errors import DomainError, InsufficientBalance, InvalidInput, Li
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger
 from ..platform.storable import check_one_line, check_text
-from . import audit, roles
+from . import audit, points, roles
 
 KINDS = ("role", "item", "code")
 STATES = ("granted", "pending", "fulfilled", "refunded", "expired")
@@ -664,6 +664,10 @@ def purchase(
         if taken is None:  # sold out (or taken off sale) while we were paying: roll it all back
             latest = get_reward(conn, guild_id, reward_id)
             raise SoldOut(latest.unavailable(now) or f"**{reward.name}** is sold out.")
+    # What follows any change of a balance: balance-threshold roles, achievements (no points
+    # DM: the member made it, and the entry is silent). After the stock, so a buyer turned
+    # away as sold out never pays for it.
+    points.after_change(conn, paid, policy)
     expires_at = now + timedelta(days=reward.duration_days) if reward.duration_days else None
     state = "pending" if reward.kind == "item" else "granted"
     purchase_id = conn.execute(
@@ -822,6 +826,7 @@ def refund(
         reason=f"Refund of {before.reward_name}" + (f": {reason}" if reason else ""),
         idempotency_key=f"purchase_refund:{purchase_id}", actor_id=actor_id, actor_name=actor_name, policy=policy,
     )  # fmt: skip
+    points.after_change(conn, back, policy)  # thresholds and achievements; the refund's DM is below
     conn.execute(
         "UPDATE purchases SET state = 'refunded', refund_operation_id = %s, refund_entry_id = %s, note = %s, "
         "flag = coalesce(%s, flag), handled_by = %s, handled_by_name = %s, updated_at = now() WHERE id = %s",

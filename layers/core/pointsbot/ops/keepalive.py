@@ -93,7 +93,7 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
-    from ..community import roles, seasons
+    from ..community import roles, seasons, store
     from ..delivery import outbox
     from ..platform.db import DatabaseUnavailable
 
@@ -124,6 +124,7 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     if healthy:
         try:
             roles_ended = database.run(roles.end_expired_grants)
+            database.run(store.expire_due)  # timed role purchases whose time is up: "expired"
             roles_due = database.run(roles.due_count)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"role changes: {exc}"[:200])
