@@ -14,7 +14,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_admin, bench_dms, bench_interactions, bench_pooler, bench_sweep, leaderboard, ledger_ops
+from . import (
+    bench_admin,
+    bench_dms,
+    bench_interactions,
+    bench_pooler,
+    bench_store,
+    bench_sweep,
+    leaderboard,
+    ledger_ops,
+)
 from .target import bench_database, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,6 +88,8 @@ def _markdown(report: dict) -> str:
         lines += bench_interactions.markdown(report["interactions"])
     if report.get("pooler"):
         lines += bench_pooler.markdown(report["pooler"])
+    if report.get("store"):
+        lines += bench_store.markdown(report["store"])
     if report.get("admin"):
         lines += [*bench_admin.markdown(report["admin"]).splitlines(), ""]
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
@@ -95,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
     parser.add_argument(
         "--only",
-        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin", "pooler"],
+        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin", "pooler", "store"],
         help="run one benchmark",
     )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
@@ -151,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
             print("through PgBouncer (500 containers, 20 server connections):", flush=True)
             with bench_database(target) as pooler_dsn:
                 report["pooler"] = bench_pooler.run(pooler_dsn, target.admin_dsn, seconds=seconds)
+        if args.only in (None, "store"):
+            print("reward store (100,000 members):", flush=True)
+            with bench_database(target) as store_dsn:
+                report["store"] = bench_store.run(store_dsn, 100_000, 100 if args.quick else 400, 8,
+                                                  3.0 if args.quick else 6.0)  # fmt: skip
         if args.only in (None, "admin"):
             entries = 1_000_000 if args.quick else 10_000_000
             print(f"admin site ({members:,} members, {entries:,} ledger entries):", flush=True)
