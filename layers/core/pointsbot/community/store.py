@@ -656,17 +656,8 @@ def purchase(
         if found is None:
             raise ledger_conflict()
         return _replay(conn, found, guild_id, user_id, reward_id)
-    if reward.stock is not None:
-        taken = conn.execute(
-            f"UPDATE rewards SET stock = stock - 1 WHERE id = %s AND stock > 0 AND {_ON_SALE} RETURNING stock",
-            (reward_id,),
-        ).fetchone()
-        if taken is None:  # sold out (or taken off sale) while we were paying: roll it all back
-            latest = get_reward(conn, guild_id, reward_id)
-            raise SoldOut(latest.unavailable(now) or f"**{reward.name}** is sold out.")
     # What follows any change of a balance: balance-threshold roles, achievements (no points
-    # DM: the member made it, and the entry is silent). After the stock, so a buyer turned
-    # away as sold out never pays for it.
+    # DM: the member made it, and the entry is silent).
     points.after_change(conn, paid, policy)
     expires_at = now + timedelta(days=reward.duration_days) if reward.duration_days else None
     state = "pending" if reward.kind == "item" else "granted"
@@ -679,6 +670,19 @@ def purchase(
         (guild_id, user_id, reward_id, reward.kind, reward.name, reward.price, state, interaction_id,
          paid.operation_id, paid.entry.id, reward.role_id, expires_at),
     ).fetchone()[0]  # fmt: skip
+    if reward.kind == "role":
+        _request_role(conn, guild_id, user_id, reward, purchase_id, expires_at)
+    # The stock last: its row lock is held until COMMIT, and every buyer of this reward waits
+    # for it, so as little as possible comes after it.
+    if reward.stock is not None:
+        taken = conn.execute(
+            f"UPDATE rewards SET stock = stock - 1 WHERE id = %s AND stock > 0 AND {_ON_SALE} RETURNING stock",
+            (reward_id,),
+        ).fetchone()
+        if taken is None:  # sold out (or taken off sale) while we were paying: roll it all back
+            latest = get_reward(conn, guild_id, reward_id)
+            raise SoldOut(latest.unavailable(now) or f"**{reward.name}** is sold out.")
+    code = None
     if reward.kind == "code":
         code = _assign_code(conn, reward_id, purchase_id)
         outbox.enqueue_dm(
@@ -686,9 +690,14 @@ def purchase(
             content=f"Thanks for buying **{reward.name}** in **{_guild_name(conn, guild_id)}**. "
             f"Your code:\n```\n{code}\n```",
         )  # fmt: skip
-    elif reward.kind == "role":
-        _request_role(conn, guild_id, user_id, reward, purchase_id, expires_at)
-    return PurchaseResult(get_purchase(conn, guild_id, purchase_id), paid.balance, replayed=False)
+    made = Purchase(
+        id=purchase_id, guild_id=guild_id, user_id=user_id, reward_id=reward_id, kind=reward.kind,
+        reward_name=reward.name, price=reward.price, state=state, interaction_id=interaction_id,
+        operation_id=paid.operation_id, entry_id=paid.entry.id, refund_entry_id=None, role_id=reward.role_id,
+        expires_at=expires_at, note="", flag=None, handled_by=None, handled_by_name="", created_at=now,
+        updated_at=now, code=code, role_state="pending" if reward.kind == "role" else None,
+    )  # fmt: skip
+    return PurchaseResult(made, paid.balance, replayed=False)
 
 
 def _times(n: int) -> str:
