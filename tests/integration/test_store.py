@@ -349,3 +349,16 @@ def test_autocomplete_answers_type_8_with_at_most_25_choices(db, settings):
     # LIKE's wildcards are only characters
     typed = interactions.parse(autocomplete_payload("buy", {"reward": "%"}, "reward", guild_id=GUILD_A))
     assert dispatch.autocomplete(db, typed) == []
+
+
+def test_the_members_export_holds_their_purchases(db, settings):
+    from pointsbot.community import members
+
+    member = new_member()
+    seed(db, settings, GUILD_A, member, 500)
+    reward = _reward(db, "item", name="Exported thing", price=10)
+    _buy(db, settings, member, reward.id)
+    exported = db.run(members.export, G, int(member))["purchases"]
+    assert [(p["reward_name"], p["state"], p["price"]) for p in exported] == [
+        ("Exported thing", "pending", 10)
+    ]

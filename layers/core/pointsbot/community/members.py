@@ -455,6 +455,11 @@ def export(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, A
             "SELECT id, content, reason, status, last_error, created_at, sent_at FROM direct_messages "
             "WHERE guild_id = %s AND user_id = %s ORDER BY id"
         ),
+        "purchases": rows(
+            "SELECT p.id, p.reward_name, p.kind, p.price, p.state, p.note, p.expires_at, p.created_at, "
+            "(SELECT c.code FROM reward_codes c WHERE c.purchase_id = p.id) AS code "
+            "FROM purchases p WHERE p.guild_id = %s AND p.user_id = %s ORDER BY p.id"
+        ),
     }
 
 
