@@ -13,7 +13,7 @@ import pytest
 from _admin_browser import Browser, admin_site_database
 from _dm_fixtures import RecordingQueue, discord_fixture, fresh_db_fixture, new_guild, new_member
 
-from pointsbot.community import achievements, role_rewards, roles
+from pointsbot.community import achievements, members, role_rewards, roles
 from pointsbot.community import points as ledger
 from pointsbot.delivery import tasks
 from pointsbot.discord import rest as discord_rest
@@ -76,6 +76,11 @@ def test_reaching_and_leaving_a_threshold_that_removes_the_role(db: Database, se
     ]
     reason = db.fetchone("SELECT reason FROM role_changes ORDER BY id LIMIT 1")[0]
     assert reason == "Reached 1,000 points"
+    # The member's data export has them, ids as text.
+    exported = db.run(members.export, guild, user)["role_changes"]
+    assert [(c["action"], c["role_id"], c["state"]) for c in exported] == [
+        ("add", "555", "pending"), ("remove", "555", "pending"), ("add", "555", "pending"),
+    ]  # fmt: skip
 
 
 def test_a_threshold_that_keeps_the_role_grants_once(db: Database, settings) -> None:

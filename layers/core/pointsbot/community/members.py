@@ -421,7 +421,7 @@ def export(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, A
     """Everything the bot holds about one member, as JSON-ready data (ids as strings)."""
     member = get(conn, guild_id, user_id)
     stats = stats_of(conn, guild_id, user_id)
-    ids = ("guild_id", "user_id", "actor_id", "counterparty_id", "reviewed_by", "created_by")
+    ids = ("guild_id", "user_id", "actor_id", "counterparty_id", "reviewed_by", "created_by", "role_id")
 
     def rows(sql: str) -> list[dict[str, Any]]:
         cur = conn.execute(sql, (guild_id, user_id))
@@ -459,6 +459,10 @@ def export(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, A
             "SELECT p.id, p.reward_name, p.kind, p.price, p.state, p.note, p.expires_at, p.created_at, "
             "(SELECT c.code FROM reward_codes c WHERE c.purchase_id = p.id) AS code "
             "FROM purchases p WHERE p.guild_id = %s AND p.user_id = %s ORDER BY p.id"
+        ),
+        "role_changes": rows(
+            "SELECT id, role_id, action, source, source_ref, reason, state, last_error, expires_at, created_at, "
+            "finished_at FROM role_changes WHERE guild_id = %s AND user_id = %s ORDER BY id"
         ),
     }
 
