@@ -267,10 +267,25 @@ def test_due_seasons_wait_for_the_grace_and_the_keepalive_asks_the_worker(db, sq
     sql("UPDATE seasons SET ends_at = now() - interval '2 minutes' WHERE id = %s", (season.id,))
     with db.connection() as conn:
         assert season.id in seasons.due_seasons(conn)
-    from pointsbot.ops import worker
+    from _dm_fixtures import RecordingQueue
+
+    from pointsbot.delivery import tasks
+    from pointsbot.ops import keepalive, worker
 
     assert worker.handler_for("end_seasons") is seasons.end_task
-    sql("UPDATE seasons SET end_step = 4 WHERE id = %s", (season.id,))  # keep other modules' runs clean
+    queue = RecordingQueue([])
+    tasks.set_task_queue(queue)
+    try:
+        result = keepalive.run(db, warmer=lambda _event: None)
+    finally:
+        tasks.set_task_queue(None)
+    assert result.seasons_due >= 1 and result.season_end_requested
+    assert "end_seasons" in [task.kind for task, _delay in queue.sent]
+    # the worker's run takes every due season through its end (this one has no prizes or post)
+    reports = seasons.run_due(db, time_left_s=lambda: 300.0, client=object())
+    assert season.id in [r.season_id for r in reports if r.finished]
+    with db.connection() as conn:
+        assert seasons.due_seasons(conn) == []
 
 
 def test_member_and_admin_commands(db, settings, sql):
