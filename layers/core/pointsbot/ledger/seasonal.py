@@ -87,7 +87,7 @@ WITH batch AS (
         total_spent = LEAST(s.total_spent, %(ceiling)s::bigint - GREATEST(u.old, 0)) + GREATEST(u.old, 0),
         last_transaction_at = now()
     FROM upd u
-    WHERE s.guild_id = %(g)s AND s.user_id = u.user_id
+    WHERE s.guild_id = %(g)s AND s.user_id > %(after)s AND s.user_id <= %(upto)s AND s.user_id = u.user_id
 )
 SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent)
 """
@@ -153,7 +153,7 @@ WITH batch AS (
         total_spent = s.total_spent - GREATEST(-u.amount, 0),
         last_transaction_at = now()
     FROM upd u
-    WHERE s.guild_id = %(g)s AND s.user_id = u.user_id
+    WHERE s.guild_id = %(g)s AND s.user_id > %(after)s AND s.user_id <= %(upto)s AND s.user_id = u.user_id
 )
 SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent), (SELECT count(*) FROM todo)
 """
