@@ -354,6 +354,8 @@ def _components(components: Any) -> list[dict[str, Any]]:
         shown = {**component, "id": component.get("id") or next(counter)}
         if isinstance(component.get("components"), list):
             shown["components"] = [number(c) for c in component["components"] if isinstance(c, dict)]
+        if isinstance(component.get("accessory"), dict):  # a Section's thumbnail or button
+            shown["accessory"] = number(component["accessory"])
         return shown
 
     return [number(c) for c in components or [] if isinstance(c, dict)]
@@ -467,6 +469,8 @@ def edit_original(request: Request) -> HttpResponse:
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        if isinstance(body.get("flags"), int):  # IS_COMPONENTS_V2 (and SUPPRESS_EMBEDS) may be set
+            message["flags"] = (message.get("flags") or 0) | (body["flags"] & (1 << 15 | 1 << 2))
         message["components"] = _components(message["components"])
         message["edited_timestamp"] = _now_iso()
         state.originals[token] = message
@@ -526,7 +530,8 @@ def _stored_command(
         "options": [],
         "nsfw": False,
     }
-    for key in ("type", "description", "contexts", "integration_types", "options", "nsfw", "dm_permission"):
+    for key in ("type", "description", "contexts", "integration_types", "options", "nsfw", "dm_permission",
+                "name_localizations", "description_localizations"):  # fmt: skip
         if definition.get(key) is not None:
             command[key] = definition[key]
     if definition.get("default_member_permissions") is not None:
@@ -540,7 +545,17 @@ def _get_commands(request: Request) -> HttpResponse:
     if (refusal := _unauthorized(request)) is not None:
         return refusal
     with standin.lock:
-        return json_response(200, list(state.commands.get(_commands_key(request), [])))
+        registered = list(state.commands.get(_commands_key(request), []))
+    if request.query.get("with_localizations") != "true":  # Discord leaves them out unless asked
+        registered = [_without_localizations(c) for c in registered]
+    return json_response(200, registered)
+
+
+def _without_localizations(item: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k not in ("name_localizations", "description_localizations")}
+    if isinstance(item.get("options"), list):
+        shown["options"] = [_without_localizations(o) for o in item["options"]]
+    return shown
 
 
 def _put_commands(request: Request) -> HttpResponse:

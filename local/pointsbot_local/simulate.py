@@ -91,6 +91,8 @@ def command_payload(
     interaction_id: str | None = None,
     token: str | None = None,
     bots: set[str] | None = None,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
 ) -> dict[str, Any]:
     """An APPLICATION_COMMAND interaction shaped like Discord's, options typed by the definitions."""
     words = path.split() if isinstance(path, str) else list(path)
@@ -117,6 +119,13 @@ def command_payload(
         2, user_id, username, guild_id, admin, permissions, roles, application_id, interaction_id, token
     )
     payload["data"] = data
+    return _localized(payload, locale, guild_locale)
+
+
+def _localized(payload: dict[str, Any], locale: str, guild_locale: str) -> dict[str, Any]:
+    payload["locale"] = locale
+    if "guild_locale" in payload:
+        payload["guild_locale"] = guild_locale
     return payload
 
 
@@ -136,6 +145,70 @@ def autocomplete_payload(
     return payload
 
 
+def menu_payload(
+    name: str,
+    target_id: str,
+    *,
+    message: dict[str, Any] | None = None,
+    target_bot: bool = False,
+    user_id: str = DEFAULT_MEMBER,
+    guild_id: str | None = DEFAULT_GUILD,
+    admin: bool = False,
+    application_id: str = DEFAULT_APPLICATION,
+    interaction_id: str | None = None,
+    token: str | None = None,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
+) -> dict[str, Any]:
+    """A context-menu command: "Points profile" on a member (`target_id` a user), or a message
+    command (`message` = {"id", "channel_id", "author_id"[, "bot"]}, target_id its id)."""
+    payload = _base(2, user_id, None, guild_id, admin, None, None, application_id, interaction_id, token)
+    if message is None:
+        resolved = {"users": {target_id: {**_user(target_id), **({"bot": True} if target_bot else {})}},
+                    "members": {target_id: {"roles": [], "nick": None, "permissions": str(MEMBER_PERMISSIONS)}}}  # fmt: skip
+        kind = 2
+    else:
+        author = {**_user(message["author_id"]), **({"bot": True} if message.get("bot") else {})}
+        resolved = {"messages": {target_id: {"id": target_id, "channel_id": message.get("channel_id", DEFAULT_CHANNEL),
+                                             "content": message.get("content", "a helpful answer"), "author": author,
+                                             "type": 0, "timestamp": "2026-01-01T00:00:00+00:00"}}}  # fmt: skip
+        kind = 3
+    payload["data"] = {
+        "id": snowflake(),
+        "name": name,
+        "type": kind,
+        "target_id": target_id,
+        "resolved": resolved,
+    }
+    return _localized(payload, locale, guild_locale)
+
+
+def modal_payload(
+    custom_id: str,
+    values: dict[str, Any],
+    *,
+    user_id: str = DEFAULT_MEMBER,
+    guild_id: str | None = DEFAULT_GUILD,
+    admin: bool = False,
+    application_id: str = DEFAULT_APPLICATION,
+    interaction_id: str | None = None,
+    token: str | None = None,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
+) -> dict[str, Any]:
+    """A MODAL_SUBMIT interaction: each field in a Label, as Discord sends them (a checkbox for
+    a True/False value, a text input otherwise)."""
+    payload = _base(5, user_id, None, guild_id, admin, None, None, application_id, interaction_id, token)
+    fields = []
+    for field_id, value in values.items():
+        if isinstance(value, bool):
+            fields.append({"type": 18, "component": {"type": 23, "custom_id": field_id, "value": value}})
+        else:
+            fields.append({"type": 18, "component": {"type": 4, "custom_id": field_id, "value": str(value)}})
+    payload["data"] = {"custom_id": custom_id, "components": fields}
+    return _localized(payload, locale, guild_locale)
+
+
 def component_payload(
     custom_id: str,
     *,
@@ -146,6 +219,8 @@ def component_payload(
     application_id: str = DEFAULT_APPLICATION,
     interaction_id: str | None = None,
     token: str | None = None,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
 ) -> dict[str, Any]:
     """A MESSAGE_COMPONENT interaction: a button on a message was clicked."""
     payload = _base(3, user_id, None, guild_id, admin, None, None, application_id, interaction_id, token)
@@ -156,7 +231,7 @@ def component_payload(
         "content": "",
         "components": [],
     }
-    return payload
+    return _localized(payload, locale, guild_locale)
 
 
 def _base(kind: int, user_id: str, username: str | None, guild_id: str | None, admin: bool,
@@ -256,15 +331,35 @@ def _parse_words(words: list[str]) -> tuple[list[str], dict[str, str]]:
     return path, options
 
 
+def message_text(message: dict[str, Any] | None) -> str:
+    """What a message says: its content, or the text of its Components V2 card."""
+    from pointsbot.discord.cards import plain_text
+
+    if not message:
+        return ""
+    return message.get("content") or plain_text(message.get("components"))
+
+
 def _show(status: int, answer: Any) -> None:
     if isinstance(answer, dict) and answer.get("type") in (5, 6):
         private = " (only you can see this)" if ((answer.get("data") or {}).get("flags") or 0) & 64 else ""
         print(f"[{status}] type {answer['type']}: thinking...{private}")
         return
-    if isinstance(answer, dict) and isinstance(answer.get("data"), dict) and "content" in answer["data"]:
+    if isinstance(answer, dict) and answer.get("type") == 9 and isinstance(answer.get("data"), dict):
+        fields = [f.get("component", {}).get("custom_id") for f in answer["data"].get("components", [])]
+        print(f"[{status}] a form: {answer['data'].get('title')} ({answer['data'].get('custom_id')}); fields: "
+              + ", ".join(str(f) for f in fields if f))  # fmt: skip
+        return
+    if (
+        isinstance(answer, dict)
+        and isinstance(answer.get("data"), dict)
+        and ("content" in answer["data"] or answer["data"].get("components"))
+    ):
         private = " (only you can see this)" if (answer["data"].get("flags") or 0) & 64 else ""
-        print(f"[{status}] type {answer.get('type')}{private}:\n{answer['data']['content']}")
+        print(f"[{status}] type {answer.get('type')}{private}:\n{message_text(answer['data'])}")
         for row in answer["data"].get("components") or []:
+            if row.get("type") != 1:
+                continue
             buttons = [f"{c.get('label')} -> {c.get('custom_id')}{' (disabled)' if c.get('disabled') else ''}"
                        for c in row.get("components", [])]  # fmt: skip
             print("buttons: " + ", ".join(buttons))
@@ -325,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         if final is None:
             print("no answer arrived (is the worker running?)")
             return 1
-        print(f"final answer:\n{final.get('content')}")
+        print(f"final answer:\n{message_text(final)}")
     return 0 if status == 200 else 1
 
 

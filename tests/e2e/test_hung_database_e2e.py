@@ -29,7 +29,7 @@ from pointsbot.platform.config import reset_settings
 from pointsbot_local import keys
 from pointsbot_local.freezable_proxy import FreezableProxy
 from pointsbot_local.keys import KeyPair
-from pointsbot_local.simulate import command_payload, follow, post, signed
+from pointsbot_local.simulate import command_payload, follow, message_text, post, signed
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,7 @@ def test_commands_are_deferred_while_the_database_hangs_and_applied_once_after(s
     member = "841000000000000010"
     # Given a warm runtime (its connections open) and a database that then hangs
     status, first = stack.send(_add(member, 1))
-    assert status == 200 and "Added **1 point" in first["data"]["content"]
+    assert status == 200 and "Added **1 point" in message_text(first["data"])
     frozen.freeze()
     # When an admin adds points twice: the first waits on the warm connection, the second on a
     # new one (the first was cut)
@@ -127,11 +127,13 @@ def test_commands_are_deferred_while_the_database_hangs_and_applied_once_after(s
         follow(stack.url + "/discord-api/v10", raw["application_id"], raw["token"], timeout=60)
         for raw in raws
     ]
-    assert "Added **10 points**" in finals[0]["content"] and "Added **100 points**" in finals[1]["content"]
+    assert "Added **10 points**" in message_text(finals[0]) and "Added **100 points**" in message_text(
+        finals[1]
+    )
     assert stack.sql("SELECT count(*), sum(amount) FROM transactions WHERE user_id = %s", (int(member),)) == [
         (3, 111)
     ]
     assert stack.sql("SELECT balance FROM points WHERE user_id = %s", (int(member),)) == [(111,)]
     # A redelivery by Discord gets the same answer and changes nothing
-    assert stack.send(raws[0])[1]["data"]["content"] == finals[0]["content"]
+    assert message_text(stack.send(raws[0])[1]["data"]) == message_text(finals[0])
     assert stack.deep_health() == 200

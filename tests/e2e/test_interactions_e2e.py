@@ -26,7 +26,7 @@ from pointsbot.platform import runtime
 from pointsbot.platform.config import reset_settings
 from pointsbot_local import discord_standin_rest, keys, simulate
 from pointsbot_local.keys import KeyPair
-from pointsbot_local.simulate import command_payload, component_payload, follow, post, signed
+from pointsbot_local.simulate import command_payload, component_payload, follow, message_text, post, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.through_pgbouncer]
 
@@ -91,7 +91,7 @@ def stack(make_database, route_to, prepare_threshold, tmp_path_factory) -> Itera
 
 
 def _content(answer: Any) -> str:
-    return answer["data"]["content"]
+    return message_text(answer["data"])
 
 
 def _admin(path: str, options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -128,9 +128,12 @@ def test_member_and_admin_commands_over_http(stack):
     status, added = stack.send(_admin("points add", {"member": member, "amount": 25, "reason": "welcome"}))
     assert status == 200 and "Added **25 points**" in _content(added)
     status, balance = stack.send(_member("balance", user=member))
-    assert (status, balance["type"], _content(balance)) == (200, 4, "You have **25 points**.")
+    assert (status, balance["type"], _content(balance)) == (200, 4, "### Balance\nYou have **25 points**.")
     status, board = stack.send(_member("leaderboard", user=member))
-    assert status == 200 and board["data"]["components"][0]["type"] == 1
+    assert status == 200 and [c["type"] for c in board["data"]["components"]] == [
+        17,
+        1,
+    ]  # a card and its buttons
     status, page = stack.send(component_payload("leaderboard:1:next", user_id=member, guild_id=GUILD))
     assert status == 200 and page["type"] == 7 and "Leaderboard" in _content(page)
 
@@ -163,17 +166,17 @@ def test_a_slow_database_defers_and_the_worker_finishes(stack):
     final = follow(stack.discord, raw["application_id"], raw["token"], timeout=20)
     assert (
         final is not None
-        and "Added **10 points**" in final["content"]
-        and "Balance now **11 points**" in final["content"]
+        and "Added **10 points**" in message_text(final)
+        and "Balance now **11 points**" in message_text(final)
     )
     # Discord retrying the interaction gets the same answer, and nothing is applied twice
-    assert _content(stack.send(raw)[1]) == final["content"]
+    assert _content(stack.send(raw)[1]) == message_text(final)
     assert stack.sql("SELECT count(*), sum(amount) FROM transactions WHERE user_id = %s", (int(member),)) == [
         (2, 11)
     ]
     # The stand-in shows the edit on its inspect page
     with urllib.request.urlopen(stack.url + "/discord-api/_inspect?format=json", timeout=5) as page:  # noqa: S310
-        assert json.loads(page.read())["originals"][raw["token"]]["content"] == final["content"]
+        assert message_text(json.loads(page.read())["originals"][raw["token"]]) == message_text(final)
 
 
 def test_a_database_lost_mid_command_gives_the_friendly_answer_and_no_partial_write(stack):
@@ -300,4 +303,4 @@ def test_the_simulator_follows_a_deferred_answer(stack):
     printed = out.getvalue()
     assert codes == [0], printed
     assert "[200] type 5: thinking... (only you can see this)" in printed
-    assert "final answer:\nAdded **2 points**" in printed
+    assert "final answer:\n### 📈 Points added\nAdded **2 points**" in printed

@@ -45,6 +45,10 @@ def test_layer_builds_as_an_importable_pointsbot_package_with_the_migrations(
     # Lambda puts /opt/python on sys.path: the package must sit right under it.
     assert (python_dir / "pointsbot" / "__init__.py").is_file()
     assert (python_dir / "pointsbot" / "platform" / "config.py").is_file()
+    # The compiled gettext catalogs travel with the package (pointsbot/platform/i18n.py reads them).
+    for mo in (cfn.root / "layers/core/pointsbot/locales").glob("*/LC_MESSAGES/*.mo"):
+        built = python_dir / "pointsbot" / mo.relative_to(cfn.root / "layers/core/pointsbot")
+        assert built.is_file() and built.read_bytes() == mo.read_bytes(), f"{built} missing from the layer"
     shipped = sorted(p.name for p in (python_dir / "pointsbot_sql").glob("*.sql"))
     assert shipped == sorted(p.name for p in (cfn.root / "sql").glob("*.sql"))
     # Its third-party needs were installed for Linux x86_64, CPython 3.11.

@@ -77,6 +77,33 @@ def admin(
     return run(db, settings, path, options, user_id=ADMIN, admin=True, **kwargs)
 
 
+MEDALS = {1: "🥇", 2: "🥈", 3: "🥉"}
+
+
+def board_rows(reply: Any) -> list[str]:
+    """The member lines of a leaderboard card, in order."""
+    return [line for line in reply.content.splitlines() if " <@" in line and line.split(" ", 1)[0] in
+            (*MEDALS.values(), *(w for w in [line.split(" ", 1)[0]] if w.startswith("`#")))]  # fmt: skip
+
+
+def row_line(rank: int, member: str, amount: int, asker: str | None = None, unit: str = "points") -> str:
+    """A leaderboard card's line for a member, as the card writes it."""
+    line = f"{MEDALS.get(rank) or f'`#{rank:,}`'} <@{member}> · **{amount:,} {unit}**"
+    return line + " ◀ you" if member == asker else line
+
+
+def board_page(reply: Any) -> str:
+    """ "Page 2 of 3" from a leaderboard card."""
+    line = next(line for line in reply.content.splitlines() if line.startswith("Page "))
+    return line.split(" · ", 1)[0]
+
+
+def nav(reply: Any) -> dict[str, dict[str, Any]]:
+    """A card's buttons by the direction their custom_id names: first, prev, next, last, me."""
+    buttons = [b for row in reply.components if row["type"] == 1 for b in row["components"]]
+    return {b["custom_id"].split(":")[2]: b for b in buttons}
+
+
 def counts(sql: Any) -> dict[str, int]:
     return {table: sql(f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
 
@@ -89,5 +116,5 @@ def seed(db: Database, settings: Any, guild: str, user: str, amount: int) -> Non
     )  # fmt: skip
 
 
-__all__ = ["ADMIN", "GUILD_A", "GUILD_B", "RecordingQueue", "admin", "click", "counts", "new_member", "payload",
-           "run", "run_payload", "seed", "use_queue"]  # fmt: skip
+__all__ = ["ADMIN", "GUILD_A", "GUILD_B", "RecordingQueue", "admin", "board_page", "board_rows", "click", "counts",
+           "nav", "new_member", "payload", "row_line", "run", "run_payload", "seed", "use_queue"]  # fmt: skip

@@ -22,7 +22,7 @@ from nacl.signing import SigningKey
 from pointsbot_local.apigw import to_event
 from pointsbot_local.keys import KeyPair
 from pointsbot_local.lambda_env import function_environment, lambda_environment, trace_header
-from pointsbot_local.simulate import command_payload, signed
+from pointsbot_local.simulate import command_payload, message_text, signed
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ def test_a_cold_first_command_reads_its_secrets_and_answers_without_boto3(
         env, [_invocation(keys, command_payload("balance", user_id=MEMBER, guild_id=GUILD))]
     )
     # Then the balance was read through the secret, and neither boto3 nor the tracer was loaded
-    assert answer["status"] == 200 and "1,234" in answer["body"]["data"]["content"], answer
+    assert answer["status"] == 200 and "1,234" in message_text(answer["body"]["data"]), answer
     assert answer["loaded"] == []
 
 

@@ -17,7 +17,7 @@ from pointsbot.discord.rest import DiscordClient
 from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.discord_standin import standin
-from pointsbot_local.simulate import snowflake
+from pointsbot_local.simulate import message_text, snowflake
 
 pytestmark = pytest.mark.integration
 ORIGINAL = "/webhooks/{webhook_id}/{webhook_token}/messages/@original"
@@ -56,7 +56,7 @@ def test_the_worker_runs_the_command_and_edits_the_original(db, client, sql, tas
     raw = _add(target)
     complete_interaction(task_for(parse(raw)), database=db, client=client)
     original = discord_standin_rest.state.original(raw["token"])
-    assert original is not None and f"Added **6 points** to <@{target}>" in original["content"]
+    assert original is not None and f"Added **6 points** to <@{target}>" in message_text(original)
     assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
 
 
@@ -66,7 +66,7 @@ def test_a_redelivered_task_applies_once_and_edits_again(db, client, sql, task_q
     raw = _add(target)
     complete_interaction(task_for(parse(raw)), database=db, client=client)
     complete_interaction(task_for(parse(raw)), database=db, client=client)
-    assert "Added **6 points**" in discord_standin_rest.state.original(raw["token"])["content"]
+    assert "Added **6 points**" in message_text(discord_standin_rest.state.original(raw["token"]))
     assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
 
 
@@ -82,7 +82,7 @@ def test_an_answer_discord_did_not_take_is_shown_later_without_the_database(
     assert discord_standin_rest.state.original(raw["token"]) is None
     (again,) = [t for t in task_queue.sent if t.kind == deferred.TASK_KIND]
     complete_interaction(again, database=dead_db, client=client)
-    assert "Added **6 points**" in discord_standin_rest.state.original(raw["token"])["content"]
+    assert "Added **6 points**" in message_text(discord_standin_rest.state.original(raw["token"]))
     assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
 
 
@@ -117,7 +117,7 @@ def test_an_inline_attempt_that_did_commit_is_not_applied_twice(db, client, sql,
     raw = _add(target)
     inline = commands.execute(db, parse(raw))  # committed, but its answer never reached Discord
     complete_interaction(task_for(parse(raw)), database=db, client=client)
-    assert discord_standin_rest.state.original(raw["token"])["content"] == inline.reply.content
+    assert message_text(discord_standin_rest.state.original(raw["token"])) == inline.reply.content
     assert sql("SELECT count(*) FROM transactions WHERE user_id = %s", (int(target),)) == [(1,)]
 
 
@@ -132,7 +132,7 @@ def test_when_time_runs_out_the_member_is_told_to_try_again(dead_db, client, tas
     raw = _add(new_member())
     last = len(RETRY_DELAYS_S) + 1
     complete_interaction(task_for(parse(raw), attempt=last), database=dead_db, client=client)
-    assert discord_standin_rest.state.original(raw["token"])["content"] == TRY_AGAIN
+    assert message_text(discord_standin_rest.state.original(raw["token"])) == TRY_AGAIN
     assert task_queue.sent == []
 
 
@@ -140,7 +140,7 @@ def test_no_retry_that_would_outlive_the_token(dead_db, client, task_queue):
     # Created 13.8 minutes ago: a retry in 30 s would come too close to the 15-minute expiry.
     raw = _add(new_member(), interaction_id=snowflake(time.time() - 13.8 * 60))
     complete_interaction(task_for(parse(raw), attempt=5), database=dead_db, client=client)
-    assert discord_standin_rest.state.original(raw["token"])["content"] == TRY_AGAIN
+    assert message_text(discord_standin_rest.state.original(raw["token"])) == TRY_AGAIN
 
 
 def test_an_expired_interaction_is_dropped_without_running(db, client, sql, task_queue):
@@ -172,4 +172,4 @@ def test_a_failing_command_ends_with_an_apology_not_endless_thinking(db, client,
     monkeypatch.setitem(_REGISTRY, "balance", CommandSpec("balance", broken, writes=False))
     raw = payload("balance", user_id=new_member())
     complete_interaction(task_for(parse(raw)), database=db, client=client)
-    assert discord_standin_rest.state.original(raw["token"])["content"] == SOMETHING_WENT_WRONG
+    assert message_text(discord_standin_rest.state.original(raw["token"])) == SOMETHING_WENT_WRONG

@@ -33,8 +33,8 @@ def test_history_leaderboard_and_pending_emails_clamp_the_page(db, settings, his
     # Then each answers (the last page, or that there are fewer pages), never an error
     for outcome in (history, board, pending):
         assert outcome.status == "ok", outcome.reply.content
-    assert "(page 1 of 1)" in history.reply.content or "There is only 1 page" in history.reply.content
-    assert "**Leaderboard** (page" in board.reply.content
+    assert "Page 1 of 1" in history.reply.content or "There is only 1 page" in history.reply.content
+    assert "### 🏆 Leaderboard\nPage " in board.reply.content
     assert "pages@example.com" in pending.reply.content or "only" in pending.reply.content
 
 
@@ -46,7 +46,7 @@ def test_history_leaderboard_and_pending_emails_clamp_the_page(db, settings, his
 def test_a_leaderboard_button_beyond_bigint_shows_the_last_page(db, settings, history_member, page):
     outcome = click(db, settings, f"leaderboard:{page}:next", user_id=history_member)
     assert outcome.status == "ok" and outcome.reply.update
-    assert outcome.reply.content.startswith("**Leaderboard** (page ")
+    assert outcome.reply.content.startswith("### 🏆 Leaderboard\nPage ")
 
 
 def test_a_page_that_is_not_a_whole_number_is_a_plain_refusal(db, settings, history_member):

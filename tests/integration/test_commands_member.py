@@ -6,9 +6,13 @@ import pytest
 from _command_helpers import (
     GUILD_A,
     GUILD_B,
+    board_page,
+    board_rows,
     click,
     counts,
+    nav,
     new_member,
+    row_line,
     run,
     seed,
     use_queue,
@@ -30,8 +34,9 @@ def test_balance_of_self_and_of_another_member(db, settings):
     seed(db, settings, GUILD_A, other, 70)
     mine = run(db, settings, "balance", user_id=me)
     theirs = run(db, settings, "balance", {"member": other}, user_id=me)
-    assert mine.reply.content == "You have **0 points**." and not mine.reply.ephemeral
-    assert theirs.reply.content == f"<@{other}> has **70 points**."
+    assert mine.reply.content == "### Balance\nYou have **0 points**." and not mine.reply.ephemeral
+    assert theirs.reply.content.splitlines()[1] == f"<@{other}> has **70 points**."
+    assert mine.reply.v2 and mine.reply.as_response()["data"]["flags"] == 1 << 15
 
 
 def test_a_guild_never_sees_another_guilds_balance(db, settings):
@@ -57,21 +62,30 @@ def test_leaderboard_pages_and_buttons(make_database, settings):
             seed(db, settings, GUILD_A, member, 1000 - index * 10)
         seed(db, settings, GUILD_B, new_member(), 999_999)  # never shown in guild A
         first = run(db, settings, "leaderboard", user_id=members[0])
-        lines = first.reply.content.splitlines()
-        assert lines[0] == "**Leaderboard** (page 1 of 3)"
-        assert lines[1] == f"1. <@{members[0]}> 1,000 points" and len(lines) == 11
+        rows = board_rows(first.reply)
+        assert board_page(first.reply) == "Page 1 of 3"
+        assert rows[0] == row_line(1, members[0], 1000, members[0]) and len(rows) == 10
+        assert rows[3] == row_line(4, members[3], 970)
         assert "999,999" not in first.reply.content
-        prev, nxt = first.reply.components[0]["components"]
-        assert prev["disabled"] is True and nxt["disabled"] is False
+        buttons = nav(first.reply)
+        assert buttons["prev"].get("disabled") is True and not buttons["next"].get("disabled")
         # When Next is clicked, the same message is updated in place with page 2
-        second = click(db, settings, nxt["custom_id"], user_id=members[3])
+        second = click(db, settings, buttons["next"]["custom_id"], user_id=members[3])
         assert second.reply.update and second.reply.as_response()["type"] == 7
-        assert second.reply.content.splitlines()[1] == f"11. <@{members[10]}> 900 points"
+        assert board_rows(second.reply)[0] == row_line(11, members[10], 900)
+        # The asker is not on page 2: the card says where they are
+        assert "Your place: #4 with 970 points" in second.reply.content
         last = click(db, settings, "leaderboard:3:next", user_id=members[0])
-        assert len(last.reply.content.splitlines()) == 6
-        assert last.reply.components[0]["components"][1]["disabled"] is True
+        assert len(board_rows(last.reply)) == 5
+        assert nav(last.reply)["next"]["disabled"] is True and nav(last.reply)["last"]["disabled"] is True
         # A page past the end (a stale button) shows the last page instead of nothing
-        assert "(page 3 of 3)" in run(db, settings, "leaderboard", {"page": 9}).reply.content
+        assert board_page(run(db, settings, "leaderboard", {"page": 9}).reply) == "Page 3 of 3"
+        # Last and First lead by page number; Me to the page that starts with the asker
+        assert board_rows(click(db, settings, nav(first.reply)["last"]["custom_id"]).reply)[0] == row_line(
+            21, members[20], 800
+        )
+        me = click(db, settings, nav(second.reply)["me"]["custom_id"], user_id=members[13])
+        assert board_rows(me.reply)[0] == row_line(14, members[13], 870, members[13])
     finally:
         db.close()
 
@@ -85,23 +99,21 @@ def test_leaderboard_buttons_walk_the_board_by_keyset_and_old_buttons_still_work
         members = sorted((new_member() for _ in range(23)), key=int)
         for index, member in enumerate(members):
             seed(db, settings, GUILD_A, member, 100 - index // 3)
-        expected = [f"{1 + 3 * (i // 3)}. <@{m}> {100 - i // 3:,} points" for i, m in enumerate(members)]
+        expected = [row_line(1 + 3 * (i // 3), m, 100 - i // 3, members[0]) for i, m in enumerate(members)]
         shown, outcome = [], run(db, settings, "leaderboard", user_id=members[0])
         # When Next is clicked to the end, then Previous back to the start
         for _ in range(3):
-            shown.extend(outcome.reply.content.splitlines()[1:])
-            buttons = outcome.reply.components[0]["components"]
-            assert all(len(b["custom_id"]) <= 100 for b in buttons)
-            if buttons[1]["disabled"]:
+            shown.extend(board_rows(outcome.reply))
+            buttons = nav(outcome.reply)
+            assert all(len(b["custom_id"]) <= 100 for b in buttons.values())
+            if buttons["next"].get("disabled"):
                 break
-            outcome = click(db, settings, buttons[1]["custom_id"], user_id=members[0])
+            outcome = click(db, settings, buttons["next"]["custom_id"], user_id=members[0])
         # Then every member was listed once, in order, with its competition rank
         assert shown == expected
-        assert outcome.reply.content.splitlines()[0] == "**Leaderboard** (page 3 of 3)"
-        back = click(
-            db, settings, outcome.reply.components[0]["components"][0]["custom_id"], user_id=members[0]
-        )
-        assert back.reply.content.splitlines()[1:] == expected[10:20]
+        assert board_page(outcome.reply) == "Page 3 of 3"
+        back = click(db, settings, nav(outcome.reply)["prev"]["custom_id"], user_id=members[0])
+        assert board_rows(back.reply) == expected[10:20]
         # A button posted before the keyset (page only) and one with a cursor this code never
         # wrote both lead to the page they name
         for custom_id in (
@@ -110,10 +122,7 @@ def test_leaderboard_buttons_walk_the_board_by_keyset_and_old_buttons_still_work
             "leaderboard:2:prev:5:-3",
             "leaderboard:2:next:1:2:3",
         ):
-            assert (
-                click(db, settings, custom_id, user_id=members[0]).reply.content.splitlines()[1:]
-                == expected[10:20]
-            )
+            assert board_rows(click(db, settings, custom_id, user_id=members[0]).reply) == expected[10:20]
     finally:
         db.close()
 
@@ -126,13 +135,14 @@ def test_leaderboard_custom_ids_fit_at_the_extremes():
     board = ledger.LeaderboardPage((row,), page=2**63 - 2, page_size=10, total_members=2**63 - 1)
     buttons = leaderboard_buttons(board.page, board.pages, board)[0]["components"]
     assert max(len(b["custom_id"]) for b in buttons) <= 100
+    assert len({b["custom_id"] for b in buttons}) == len(buttons)  # Discord refuses twins
 
 
 def test_leaderboard_of_a_new_guild_lists_the_asker(db, settings):
     # Asking makes the asker a member of the guild's points table, at zero.
     member = new_member()
-    board = run(db, settings, "leaderboard", user_id=member, guild_id="910000000000000077").reply.content
-    assert board.splitlines()[1:] == [f"1. <@{member}> 0 points"]
+    board = run(db, settings, "leaderboard", user_id=member, guild_id="910000000000000077").reply
+    assert board_rows(board) == [row_line(1, member, 0, member)]
 
 
 def test_rank_uses_competition_ranking(db, settings):
@@ -155,7 +165,8 @@ def test_history_is_private_and_newest_first(db, settings):
     outcome = run(db, settings, "history", user_id=member)
     lines = outcome.reply.content.splitlines()
     assert outcome.reply.ephemeral
-    assert "**+7**" in lines[1] and "**+5**" in lines[2]
+    assert lines[:2] == ["### Your history", "Page 1 of 1"]
+    assert "**+7**" in lines[2] and "**+5**" in lines[3]
     assert "no points history" in run(db, settings, "history", user_id=new_member()).reply.content
 
 

@@ -32,11 +32,12 @@ def test_one_point_is_singular_in_answers_and_dms(db, settings, sql, guild, task
     seed(db, settings, guild, giver, 2)
     # Then /balance, /rank, /leaderboard and /give say "1 point"
     assert (
-        run(db, settings, "balance", user_id=member, guild_id=guild).reply.content == "You have **1 point**."
+        "\nYou have **1 point**."
+        in run(db, settings, "balance", user_id=member, guild_id=guild).reply.content
     )
     assert "with **1 point**." in run(db, settings, "rank", user_id=member, guild_id=guild).reply.content
     board = run(db, settings, "leaderboard", user_id=member, guild_id=guild).reply.content
-    assert f"<@{member}> 1 point" in board and f"<@{giver}> 2 points" in board
+    assert f"<@{member}> · **1 point**" in board and f"<@{giver}> · **2 points**" in board
     given = run(db, settings, "give", {"member": member, "amount": 1}, user_id=giver, guild_id=guild)
     assert "gave **1 point** to" in given.reply.content and "has 1 point left." in given.reply.content
     # and the DM the receiver gets
@@ -68,7 +69,8 @@ def test_a_guild_currency_with_its_own_singular(db, settings, guild, task_queue)
     member = new_member()
     seed(db, settings, guild, member, 1)
     assert (
-        run(db, settings, "balance", user_id=member, guild_id=guild).reply.content == "You have **1 goose**."
+        "\nYou have **1 goose**."
+        in run(db, settings, "balance", user_id=member, guild_id=guild).reply.content
     )
     # and a limit message counts in it too
     db.run(guilds.update_guild_settings, int(guild), {"max_change": 1})

@@ -24,7 +24,7 @@ from pointsbot.platform import config, runtime
 from pointsbot.platform.db import Database, DatabaseUnavailable
 from pointsbot_local import discord_standin_rest, handlers
 from pointsbot_local.queue import InProcessTaskQueue
-from pointsbot_local.simulate import snowflake
+from pointsbot_local.simulate import message_text, snowflake
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def backlog(count: int, members: list[str]) -> list[dict]:
 def edits_of(token: str) -> list[str]:
     with discord_standin_rest.standin.lock:
         return [
-            e["body"].get("content") for e in discord_standin_rest.state.original_edits if e["token"] == token
+            message_text(e["body"]) for e in discord_standin_rest.state.original_edits if e["token"] == token
         ]
 
 
@@ -104,7 +104,7 @@ def endings(sql: Callable, raws: list[dict]) -> dict[str, int]:
             # Done once: one entry, and the answer the command gave (shown, maybe more than once,
             # never followed by anything else).
             assert written == 1, raw["id"]
-            assert shown and set(shown) == {shown[0]} and shown[0].startswith("Added **"), (raw["id"], shown)
+            assert shown and set(shown) == {shown[0]} and "\nAdded **" in shown[0], (raw["id"], shown)
             counted["done"] += 1
         else:
             assert shown == [deferred.TRY_AGAIN], (raw["id"], shown)

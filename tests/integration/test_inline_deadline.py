@@ -29,6 +29,7 @@ from pointsbot_local import discord_standin_rest, handlers
 from pointsbot_local.apigw import LambdaContext, to_event
 from pointsbot_local.freezable_proxy import FreezableProxy
 from pointsbot_local.keys import KeyPair
+from pointsbot_local.simulate import message_text
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +197,7 @@ def test_a_command_cut_mid_transaction_writes_nothing_and_the_worker_applies_it_
             complete_interaction(task_queue.sent[0], database=direct, client=client)
     finally:
         direct.close()
-    assert "Added **7 points**" in discord_standin_rest.state.original(raw["token"])["content"]
+    assert "Added **7 points**" in message_text(discord_standin_rest.state.original(raw["token"]))
     assert _entries(sql, target) == [(1, 7)]
 
 
@@ -230,7 +231,7 @@ def test_the_interactions_function_defers_while_the_database_hangs(
     finally:
         direct.close()
     assert _entries(sql, target) == [(1, 5)]
-    assert "Added **5 points**" in discord_standin_rest.state.original(raw["token"])["content"]
+    assert "Added **5 points**" in message_text(discord_standin_rest.state.original(raw["token"]))
 
 
 def test_a_button_is_acknowledged_while_the_database_hangs(lambda_env, frozen, task_queue):

@@ -19,7 +19,7 @@ from pointsbot.commands import endpoint
 from pointsbot.platform.config import reset_settings
 from pointsbot_local.apigw import to_event
 from pointsbot_local.keys import KeyPair
-from pointsbot_local.simulate import component_payload
+from pointsbot_local.simulate import component_payload, message_text
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +247,7 @@ def test_the_base_payloads_are_answered(db, keys, task_queue):
     for make, expected in ((_points_add, "Added"), (_give, ""), (_balance, ""), (_button, "Leaderboard")):
         answer = _send(keys, make(), db)
         assert answer.status == 200 and answer.outcome in ("ok", "refused"), (make.__name__, answer)
-        assert expected in answer.body["data"]["content"]
+        assert expected in message_text(answer.body["data"])
 
 
 @pytest.mark.parametrize("label", list(CORPUS))

@@ -13,10 +13,12 @@ from typing import Any
 import psycopg
 
 from ..community import members
-from ..discord.interactions import Interaction, Reply
+from ..discord import cards
+from ..discord.interactions import MANAGE_GUILD, Interaction, Reply
 from ..ledger.guilds import GuildPolicy
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput
+from ..platform.i18n import Translator, translator
 from ..platform.ids import parse_snowflake
 from ..platform.paging import page_number
 
@@ -55,6 +57,14 @@ def command(path: str, *, writes: bool = False) -> Callable[[CommandFn], Command
         return fn
 
     return register
+
+
+def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
+    """Decided from what Discord sent with this interaction, never from registration."""
+    if interaction.has_permission(MANAGE_GUILD):
+        return True
+    admin_roles = {str(r) for r in policy.admin_role_ids}
+    return bool(admin_roles.intersection(interaction.roles))
 
 
 @dataclass
@@ -102,7 +112,42 @@ class Context:
         return self.options.get(name) is True
 
     def points(self, amount: int) -> str:
-        return f"**{self.policy.points(amount)}**"
+        return f"**{self.amount(amount)}**"
+
+    def amount(self, amount: int) -> str:
+        """An amount of the guild's currency in the answer's language ("5 points", "5 Punkte")."""
+        return self.tr.points(amount, self.policy.currency_name, self.policy.currency_one)
+
+    @property
+    def private(self) -> bool:
+        from .catalog import is_ephemeral
+
+        return is_ephemeral(self.path)
+
+    @property
+    def tr(self) -> Translator:
+        """The answer's language: the asker's own for a private answer; for one the channel sees,
+        the server's (Discord's guild_locale), as for DMs and other posts to the community."""
+        if self.private:
+            return translator(self.interaction.locale)
+        return translator(self.interaction.guild_locale or self.interaction.locale)
+
+    def avatar(self, user_id: int) -> str:
+        """The member's avatar from what Discord sent with this interaction (default when none)."""
+        seen = self.interaction.user(str(user_id))
+        if seen is None:
+            return cards.default_avatar_url(user_id)
+        return cards.avatar_url(user_id, seen.avatar, seen.discriminator, guild_id=self.guild_id,
+                                member_avatar=seen.member_avatar)  # fmt: skip
+
+    def card(self) -> cards.Card:
+        return cards.Card(accent=self.policy.accent_color)
+
+    def answer(self, card: cards.Card, *, ephemeral: bool | None = None) -> Reply:
+        """A card as this command's answer (private where the command's answers are)."""
+        components, text = card.build()
+        return Reply(text, ephemeral=self.private if ephemeral is None else ephemeral,
+                     components=components, v2=True)  # fmt: skip
 
     def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
         """Keep the names Discord resolved for a member named in an option."""

@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ..delivery.tasks import Task
 from ..discord.interactions import Interaction, Reply, RequestRejected, parse
+from ..platform.i18n import N_, translator
 from ..platform.observability import logger, metrics
 
 TASK_KIND = "interaction"
@@ -39,10 +40,10 @@ TOKEN_MARGIN_S = 60
 # A task needs about this long (a connection, the command's statements, the edit); with less
 # left in the worker's invocation it is queued again instead of being cut off by its timeout.
 TASK_NEEDS_S = 20.0
-TRY_AGAIN = (
+TRY_AGAIN = N_(
     "The points database is not answering right now, so nothing was changed. Please try again in a moment."
 )
-SOMETHING_WENT_WRONG = "Something went wrong on our side and nothing was changed. Please try again later."
+SOMETHING_WENT_WRONG = N_("Something went wrong on our side and nothing was changed. Please try again later.")
 
 DONE, GAVE_UP = "done", "gave_up"
 
@@ -169,12 +170,12 @@ def complete_interaction(
         reachable = False if probe is not None else None
         if _retry_later(interaction, attempt, age):
             return
-        reply, end = Reply(TRY_AGAIN, ephemeral=True), GAVE_UP
+        reply, end = Reply(translator(interaction.locale)._(TRY_AGAIN), ephemeral=True), GAVE_UP
         logger.warning("deferred interaction gave up: database unavailable", extra={"attempt": attempt})
         metrics.add_metric(name="DeferredGaveUp", unit=MetricUnit.Count, value=1)
     except Exception:  # a bug will not go away on redelivery: say so instead of "thinking..." forever
         logger.exception("deferred command failed; the member is asked to try again later")
-        reply, end = Reply(SOMETHING_WENT_WRONG, ephemeral=True), GAVE_UP
+        reply, end = Reply(translator(interaction.locale)._(SOMETHING_WENT_WRONG), ephemeral=True), GAVE_UP
         metrics.add_metric(name="DeferredGaveUp", unit=MetricUnit.Count, value=1)
     finally:
         outage.end(probe, reachable)

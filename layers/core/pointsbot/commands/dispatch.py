@@ -15,15 +15,17 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..community import members
-from ..discord.interactions import MANAGE_GUILD, Interaction, Reply
+from ..discord.interactions import CHAT_INPUT, Interaction, Reply
 from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from
 from ..platform.config import Settings, get_settings
 from ..platform.db import Database
 from ..platform.errors import DomainError
+from ..platform.i18n import translator
 from ..platform.ids import parse_snowflake
 from ..platform.paging import page_number
 from .catalog import is_admin_command, is_ephemeral, option_problem
 from .context import _AUTOCOMPLETE, _REGISTRY, CommandSpec, Context
+from .context import is_admin as is_admin  # decided per interaction; /help asks it too
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,28 @@ class Outcome:
     queued_roles: bool = False
 
 
-def is_admin(interaction: Interaction, policy: GuildPolicy) -> bool:
-    """Decided here from what Discord sent with this interaction, never from registration."""
-    if interaction.has_permission(MANAGE_GUILD):
-        return True
-    admin_roles = {str(r) for r in policy.admin_role_ids}
-    return bool(admin_roles.intersection(interaction.roles))
-
-
 def _load_commands() -> None:
     # Importing them registers every command (a repeated import costs a dict lookup). Not at
     # module import: a PING should not pay for the command code on a cold start.
-    from . import admin, member, seasons, store  # noqa: F401
+    from . import admin, member, menus, seasons, store  # noqa: F401
 
 
 def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
-    """Command path, options and whether the answer updates a message (buttons)."""
+    """Command path, options and whether the answer updates a message (buttons).
+
+    A context-menu command runs the slash command it stands for (menus.CONTEXT_MENUS), a modal
+    submit the one its custom_id names (menus.modal_route), so every write keeps one code path.
+    """
+    if interaction.is_modal_submit:
+        from .menus import modal_route
+
+        path, options = modal_route(interaction)
+        return path, options, False
+    if interaction.command_type != CHAT_INPUT:
+        from .menus import menu_route
+
+        path, options = menu_route(interaction)
+        return path, options, False
     if interaction.is_component:
         kind, _, rest = (interaction.custom_id or "").partition(":")
         page, _, cursor = rest.partition(":")
@@ -76,7 +84,10 @@ def _is_id(text: str) -> bool:
 
 def updates_message(interaction: Interaction) -> bool:
     """Whether a button's answer edits the message it is on (else it is a new message)."""
-    return _route(interaction)[2]
+    try:
+        return _route(interaction)[2]
+    except DomainError:  # a modal's field that is no number: answered at once, never deferred
+        return False
 
 
 def autocomplete(database: Database, interaction: Interaction) -> list[tuple[str, str]]:
@@ -161,9 +172,10 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
                 "DELETE FROM interaction_replies WHERE interaction_id = %s", (int(ctx.interaction.id),)
             )
         top = ctx.path.split(" ", 1)[0]
+        tr = translator(ctx.interaction.locale)
         return Outcome(
-            Reply(f"Only admins can use /{top} (Manage Server, Administrator, or an admin role of this server).",
-                  ephemeral=True),
+            Reply(tr._("Only admins can use /{command} (Manage Server, Administrator, or an admin role of this "
+                       "server).", command=top), ephemeral=True),
             ctx.path, "denied",
         )  # fmt: skip
     if spec.writes and not claimed:
@@ -171,7 +183,7 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
     members.remember(conn, ctx.guild_id, ctx.user_id, ctx.interaction.username, ctx.interaction.display_name)
     reply = spec.fn(ctx, conn)
     if ctx.update:
-        reply = Reply(reply.content, components=reply.components, update=True)
+        reply = reply.with_update()
     if spec.writes:
         row = conn.execute(
             _STORE_REPLY,
@@ -188,15 +200,31 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
     """
     _load_commands()
     settings = settings or get_settings()
-    path, options, update = _route(interaction)
+    tr = translator(interaction.locale)
+    try:
+        path, options, update = _route(interaction)
+    except DomainError as refusal:  # a modal's field that is no number: nothing read or written
+        return Outcome(Reply(refusal.message, ephemeral=True), "modal", "refused")
     if interaction.guild_id is None:
-        return Outcome(Reply("Use this command in a server.", ephemeral=True), path, "refused")
+        return Outcome(Reply(tr._("Use this command in a server."), ephemeral=True), path, "refused")
+    from .menus import opens_modal
+
+    modal = opens_modal(interaction, path, options)
+    if modal is not None:  # a context menu that asks first: no database, Discord shows the form
+        return Outcome(modal, path, "ok" if modal.modal is not None else "refused")
     spec = _REGISTRY.get(path)
     if spec is None:
         return Outcome(
-            Reply("This command is not known (any more).", ephemeral=True), path or "component", "refused"
+            Reply(tr._("This command is not known (any more)."), ephemeral=True),
+            path or "component",
+            "refused",
         )
-    problem = None if interaction.is_component else option_problem(path, options, interaction.option_types)
+    checked = (
+        not interaction.is_component
+        and not interaction.is_modal_submit
+        and interaction.command_type == CHAT_INPUT
+    )
+    problem = option_problem(path, options, interaction.option_types, tr) if checked else None
     if problem is not None:  # checked before anything is read or written
         return Outcome(Reply(problem, ephemeral=True), path, "refused")
     try:
@@ -212,7 +240,8 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
         )
         outcome = database.run(_run, spec, ctx)
     except DomainError as refusal:
-        return Outcome(Reply(refusal.message, ephemeral=True), path, "refused")
+        # The domain's sentences are English msgids; the catalog has the fixed ones.
+        return Outcome(Reply(tr._(refusal.message), ephemeral=True), path, "refused")
     if outcome.queued_dms:
         from ..delivery import outbox
 
@@ -227,10 +256,13 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
 def answers_privately(interaction: Interaction) -> bool:
     """Whether a deferred answer should be visible to the asker only (a button that answers
     with a new message, such as Buy, answers as its command does)."""
-    if interaction.is_component:
+    try:
         path, _options, update = _route(interaction)
+    except DomainError:
+        return True
+    if interaction.is_component:
         return not update and is_ephemeral(path)
-    return is_ephemeral(interaction.command)
+    return is_ephemeral(path)
 
 
 def prune_replies(conn: psycopg.Connection, keep_hours: int = 24) -> int:

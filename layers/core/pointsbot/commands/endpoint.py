@@ -146,7 +146,11 @@ def _handle(
         return Answer(rejected.status, {"error": rejected.message}, "-", f"rejected_{rejected.status}")
     if interaction.type == interactions.AUTOCOMPLETE:
         return run_autocomplete(interaction, database or inline_database(get_settings()), arrived)
-    if interaction.type not in (interactions.APPLICATION_COMMAND, interactions.MESSAGE_COMPONENT):
+    if interaction.type not in (
+        interactions.APPLICATION_COMMAND,
+        interactions.MESSAGE_COMPONENT,
+        interactions.MODAL_SUBMIT,
+    ):
         return Answer(200, interactions.ephemeral("That is not something this bot does."), "-", "refused",
                       interaction.id)  # fmt: skip
     settings = get_settings()
@@ -180,6 +184,7 @@ def run_command(
     """
     from .. import commands
     from ..platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
+    from ..platform.i18n import translator
     from ..platform.observability import logger
     from . import deferred
     from .dispatch import answers_privately, updates_message
@@ -201,12 +206,20 @@ def run_command(
         except DeadlineExceeded:
             logger.warning("the queue did not take the deferred interaction in time; asking to try again")
             return Answer(
-                200, interactions.ephemeral(deferred.TRY_AGAIN), name, "unavailable", interaction.id
+                200,
+                interactions.ephemeral(translator(interaction.locale)._(deferred.TRY_AGAIN)),
+                name,
+                "unavailable",
+                interaction.id,
             )
         except Exception:
             logger.exception("could not queue the deferred interaction")
             return Answer(
-                200, interactions.ephemeral(deferred.TRY_AGAIN), name, "unavailable", interaction.id
+                200,
+                interactions.ephemeral(translator(interaction.locale)._(deferred.TRY_AGAIN)),
+                name,
+                "unavailable",
+                interaction.id,
             )
         body = interactions.deferred(
             interaction, answers_privately(interaction), updates_message(interaction)
@@ -214,7 +227,8 @@ def run_command(
         return Answer(200, body, name, "deferred", interaction.id)
     except Exception:  # a bug: the member gets a plain sentence, the log gets the stack
         logger.exception("command failed")
-        return Answer(200, interactions.ephemeral(SOMETHING_WENT_WRONG), name, "error", interaction.id)
+        return Answer(200, interactions.ephemeral(translator(interaction.locale)._(SOMETHING_WENT_WRONG)), name,
+                      "error", interaction.id)  # fmt: skip
     return Answer(200, outcome.reply.as_response(), outcome.command or name, outcome.status, interaction.id)
 
 

@@ -23,8 +23,10 @@ _COMMAND_DEFAULTS: dict[str, Any] = {
 }
 _OPTION_FIELDS = (
     "type", "name", "description", "required", "choices", "options", "min_value", "max_value",
-    "min_length", "max_length", "autocomplete", "channel_types",
+    "min_length", "max_length", "autocomplete", "channel_types", "name_localizations",
+    "description_localizations",
 )  # fmt: skip
+_LOCALIZATIONS = ("name_localizations", "description_localizations")
 
 
 def _option(option: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def _option(option: dict[str, Any]) -> dict[str, Any]:
     shown = {
         k: option[k]
         for k in _OPTION_FIELDS
-        if not (option.get(k) is None or option[k] is False or option[k] == [])
+        if not (option.get(k) is None or option[k] is False or option[k] == [] or option[k] == {})
     }
     if "options" in shown:
         shown["options"] = [_option(o) for o in shown["options"]]
@@ -51,6 +53,8 @@ def canonical(command: dict[str, Any]) -> dict[str, Any]:
         if shown[key] is not None:
             shown[key] = sorted(shown[key])
     shown["options"] = [_option(o) for o in shown["options"] or []]
+    for key in _LOCALIZATIONS:  # null, absent and {} mean the same to Discord
+        shown[key] = command.get(key) or {}
     return shown
 
 

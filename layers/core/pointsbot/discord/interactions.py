@@ -7,7 +7,7 @@ PING and to turn a signed HTTP body into an `Interaction` (and a `Reply` back in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from discord_interactions import InteractionResponseFlags, InteractionResponseType, InteractionType
@@ -40,6 +40,8 @@ UPDATE_MESSAGE = InteractionResponseType.UPDATE_MESSAGE
 AUTOCOMPLETE_RESULT = InteractionResponseType.APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
 
 EPHEMERAL = InteractionResponseFlags.EPHEMERAL
+IS_COMPONENTS_V2 = 1 << 15  # the message is a Components V2 card (pointsbot.discord.cards)
+MODAL = InteractionResponseType.MODAL  # open a modal (a context-menu command asks for amount and reason)
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
@@ -50,6 +52,23 @@ class ResolvedUser:
     id: str
     username: str | None
     display_name: str | None
+    avatar: str | None = None  # the user's avatar hash (pointsbot.discord.cards.avatar_url)
+    discriminator: str | None = None
+    member_avatar: str | None = None  # their avatar in this server, when they set one
+    bot: bool = False
+
+
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class TargetMessage:
+    """The message a message command was used on: enough to credit its author and link it."""
+
+    id: str
+    channel_id: str
+    author_id: str
+    author_bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,10 +93,27 @@ class Interaction:
     option_types: dict[str, int] = field(default_factory=dict)  # the type each option came as
     focused: str | None = None  # autocomplete: the option the member is typing in
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    locale: str | None = None  # the asker's Discord language ("de", "en-US", ...)
+    guild_locale: str | None = None  # the server's language (community posts, DMs)
+    command_type: int = CHAT_INPUT  # 2: a user's context menu, 3: a message's
+    target_id: str | None = None  # the user or message a context-menu command was used on
+    target_message: TargetMessage | None = None
+    modal_values: dict[str, Any] = field(default_factory=dict)  # a modal's fields by custom_id
+    me: ResolvedUser | None = None  # the asker, with avatar
 
     @property
     def is_component(self) -> bool:
         return self.type == MESSAGE_COMPONENT
+
+    @property
+    def is_modal_submit(self) -> bool:
+        return self.type == MODAL_SUBMIT
+
+    def user(self, user_id: str) -> ResolvedUser | None:
+        """What Discord sent about a user: the asker, or one resolved in the command's data."""
+        if self.me is not None and user_id == self.me.id:
+            return self.me
+        return self.users.get(user_id)
 
     @property
     def created_at(self) -> float:
@@ -214,6 +250,59 @@ def _display(user: dict[str, Any], member: dict[str, Any] | None) -> str | None:
     return (member or {}).get("nick") or user.get("global_name") or user.get("username")
 
 
+MAX_LOCALE_CHARS = 16  # Discord's locales are like "en-US", "zh-TW", "es-419"
+MAX_MODAL_FIELDS = 25
+
+
+def _locale(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_LOCALE_CHARS or not value.isascii() \
+            or not value.replace("-", "").isalnum():  # fmt: skip
+        raise _refuse(where, "is not a locale")
+    return value
+
+
+def _resolved_user(uid: str, user: dict[str, Any], member: dict[str, Any] | None) -> ResolvedUser:
+    """A user with the fields a card shows; avatar hashes are checked where they are used."""
+    for name in ("avatar", "discriminator"):
+        _text(user.get(name), f"a user's {name}", MAX_NAME_CHARS)
+    _text((member or {}).get("avatar"), "a member's avatar", MAX_NAME_CHARS)
+    return ResolvedUser(uid, user.get("username"), _display(user, member), user.get("avatar"),
+                        user.get("discriminator"), (member or {}).get("avatar"), user.get("bot") is True)  # fmt: skip
+
+
+def _modal_values(components: Any, found: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """A modal submit's values by custom_id: text inputs (value), selects (values), checkboxes."""
+    for item in _list(components, "data.components", MAX_MODAL_FIELDS):
+        _object(item, "a modal component", optional=False)
+        if depth > 3:
+            raise _refuse("data.components", "nest deeper than Discord does")
+        inner = item.get("component")
+        if inner is not None:
+            _modal_values([inner], found, depth + 1)
+        if item.get("components") is not None:
+            _modal_values(item.get("components"), found, depth + 1)
+        custom_id = item.get("custom_id")
+        if custom_id is None:
+            continue
+        _text(custom_id, "a modal field's custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
+        if "value" in item:
+            value = item["value"]
+            if isinstance(value, str):
+                if len(value) > 4000:
+                    raise _refuse("a modal field", "is longer than 4000 characters")
+            elif not isinstance(value, bool):
+                raise _refuse("a modal field", "has a value that is neither text nor true/false")
+            found[custom_id] = value
+        elif "values" in item:
+            values = _list(item["values"], "a modal select's values", 25)
+            if not all(isinstance(v, str) and len(v) <= 100 for v in values):
+                raise _refuse("a modal select", "has values that are not short strings")
+            found[custom_id] = values
+    return found
+
+
 def parse(payload: dict[str, Any]) -> Interaction:
     """Turn a verified payload into an Interaction; raises RequestRejected(400) if it is not one
     Discord would send (see the checks above)."""
@@ -244,13 +333,19 @@ def parse(payload: dict[str, Any]) -> Interaction:
     data = _object(
         payload.get("data"),
         "data",
-        optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE),
+        optional=kind not in (APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT),
     )
     command, options, option_types, custom_id, focused = "", {}, {}, None, None
     users: dict[str, ResolvedUser] = {}
+    command_type, target_id, target_message, modal_values = CHAT_INPUT, None, None, {}
     if kind in (APPLICATION_COMMAND, AUTOCOMPLETE):
+        command_type = data.get("type", CHAT_INPUT)
+        if command_type not in (CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND):
+            raise _refuse("data.type", "is not a command type")
         path, options, option_types, focused = _flatten_options(data.get("options"))
-        command = " ".join([_text(data.get("name"), "data.name", 32, optional=False), *path])
+        # Context-menu commands have names with spaces and capitals ("Points profile").
+        name_limit = 32 if command_type == CHAT_INPUT else MAX_NAME_CHARS
+        command = " ".join([_text(data.get("name"), "data.name", name_limit, optional=False), *path])
         resolved = _object(data.get("resolved"), "data.resolved")
         resolved_members = _object(resolved.get("members"), "data.resolved.members")
         for uid, raw_user in _object(resolved.get("users"), "data.resolved.users").items():
@@ -258,14 +353,25 @@ def parse(payload: dict[str, Any]) -> Interaction:
             resolved_user = _user_of(raw_user, "a data.resolved.users value")
             resolved_member = _object(resolved_members.get(uid), "a data.resolved.members value") or None
             _text((resolved_member or {}).get("nick"), "a resolved member's nick", MAX_NAME_CHARS)
-            users[uid] = ResolvedUser(
-                uid, resolved_user.get("username"), _display(resolved_user, resolved_member)
-            )
+            users[uid] = _resolved_user(uid, resolved_user, resolved_member)
         if kind == AUTOCOMPLETE and focused is None:
             raise _refuse("data.options", "focus no option in an autocomplete")
+        if command_type != CHAT_INPUT:
+            target_id = _snowflake(data.get("target_id"), "data.target_id")
+        if command_type == MESSAGE_COMMAND:
+            message = _object(_object(resolved.get("messages"), "data.resolved.messages").get(target_id),
+                              "the target message", optional=False)  # fmt: skip
+            author = _user_of(message.get("author"), "the target message's author")
+            target_message = TargetMessage(
+                target_id, _snowflake(message.get("channel_id") or channel_id, "the message's channel_id"),
+                author["id"], author.get("bot") is True,
+            )  # fmt: skip
     elif kind == MESSAGE_COMPONENT:
         custom_id = _text(data.get("custom_id"), "data.custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
         _integer(data.get("component_type"), "data.component_type")
+    elif kind == MODAL_SUBMIT:
+        custom_id = _text(data.get("custom_id"), "data.custom_id", MAX_CUSTOM_ID_CHARS, optional=False)
+        modal_values = _modal_values(data.get("components"), {})
     return Interaction(
         id=interaction_id,
         application_id=application_id,
@@ -285,6 +391,13 @@ def parse(payload: dict[str, Any]) -> Interaction:
         option_types=option_types,
         focused=focused,
         raw=payload,
+        locale=_locale(payload.get("locale"), "locale"),
+        guild_locale=_locale(payload.get("guild_locale"), "guild_locale"),
+        command_type=command_type,
+        target_id=target_id,
+        target_message=target_message,
+        modal_values=modal_values,
+        me=_resolved_user(user["id"], user, member),
     )
 
 
@@ -297,15 +410,24 @@ class Reply:
     """What a command answers: text, whether only the asker sees it, buttons.
 
     `update` means "edit the message the button was on" (UPDATE_MESSAGE) rather than a new one.
+    `v2`: `components` are a Components V2 card (pointsbot.discord.cards) and `content` is only
+    its plain-text rendering (logs, tests): Discord gets the components and the IS_COMPONENTS_V2
+    flag, no content. `modal`: the answer opens this modal (MODAL callback) instead.
     """
 
     content: str
     ephemeral: bool = False
     components: tuple[dict[str, Any], ...] = ()
     update: bool = False
+    v2: bool = False
+    modal: dict[str, Any] | None = None
 
     def message_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"content": self.content[:2000], "allowed_mentions": NO_MENTIONS}
+        if self.v2:
+            data: dict[str, Any] = {"components": list(self.components), "allowed_mentions": NO_MENTIONS}
+            data["flags"] = IS_COMPONENTS_V2 | (EPHEMERAL if self.ephemeral and not self.update else 0)
+            return data
+        data = {"content": self.content[:2000], "allowed_mentions": NO_MENTIONS}
         if self.components or self.update:
             data["components"] = list(self.components)
         if self.ephemeral and not self.update:
@@ -313,18 +435,26 @@ class Reply:
         return data
 
     def as_response(self) -> dict[str, Any]:
+        if self.modal is not None:
+            return {"type": MODAL, "data": self.modal}
         kind = UPDATE_MESSAGE if self.update else CHANNEL_MESSAGE_WITH_SOURCE
         return {"type": kind, "data": self.message_data()}
 
     def as_edit(self) -> dict[str, Any]:
-        """The body of PATCH .../messages/@original (flags cannot change on an edit)."""
+        """The body of PATCH .../messages/@original (only IS_COMPONENTS_V2 of the flags may be set
+        on an edit; ephemeral was decided by the first answer)."""
         data = self.message_data()
         data.pop("flags", None)
+        if self.v2:
+            data["flags"] = IS_COMPONENTS_V2
         return data
+
+    def with_update(self) -> Reply:
+        return replace(self, update=True)
 
     def to_json(self) -> dict[str, Any]:
         return {"content": self.content, "ephemeral": self.ephemeral,
-                "components": list(self.components), "update": self.update}  # fmt: skip
+                "components": list(self.components), "update": self.update, "v2": self.v2}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -333,6 +463,7 @@ class Reply:
             bool(data.get("ephemeral")),
             tuple(data.get("components") or ()),
             bool(data.get("update")),
+            bool(data.get("v2")),
         )
 
 

@@ -225,7 +225,8 @@ class DiscordClient:
 
     def get_commands(self, application_id: str, guild_id: str | int | None = None) -> list[dict[str, Any]]:
         template, params = self._commands_route(application_id, guild_id)
-        return self.request("GET", template, params) or []
+        # Without the flag Discord leaves out name/description localizations, which sync compares.
+        return self.request("GET", template, params, query={"with_localizations": "true"}) or []
 
     def bulk_overwrite_commands(
         self, application_id: str, commands: list[dict[str, Any]], guild_id: str | int | None = None

@@ -14,6 +14,9 @@ from ..platform.errors import InvalidInput, OutOfRange
 from ..platform.storable import check_one_line
 from ..platform.wording import currency_singular, points
 
+DEFAULT_ACCENT = 0x5865F2  # Discord's blurple (pointsbot.discord.cards.DEFAULT_ACCENT)
+MAX_ACCENT = 0xFFFFFF
+
 
 @dataclass(frozen=True)
 class GuildPolicy:
@@ -32,6 +35,7 @@ class GuildPolicy:
     # (sql/037); None: not read, and whoever needs it reads it.
     guild_name: str | None = field(default=None, compare=False)
     active_achievements: int | None = field(default=None, compare=False)
+    accent_color: int = DEFAULT_ACCENT  # the colour of the bot's answer cards (0xRRGGBB)
 
     @property
     def currency_one(self) -> str:
@@ -59,6 +63,7 @@ OVERRIDABLE: dict[str, type] = {
     "currency_name": str,
     "currency_singular": str,
     "admin_role_ids": list,
+    "accent_color": int,
 }
 
 
@@ -83,7 +88,14 @@ def policy_from(
         role_thresholds=tuple(sorted(int(p) for p in overrides.get("role_thresholds", ()) or ())),
         guild_name=guild_name,
         active_achievements=active_achievements,
+        accent_color=_accent(overrides.get("accent_color")),
     )
+
+
+def _accent(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ACCENT:
+        return DEFAULT_ACCENT
+    return value
 
 
 def ensure_guild(conn: psycopg.Connection, guild_id: int, name: str | None = None) -> dict[str, Any]:
@@ -129,6 +141,8 @@ def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput(f"{key} must be a whole number, zero or above")
             if value > MAX_BALANCE:
                 raise OutOfRange(OUT_OF_RANGE)
+            if key == "accent_color" and value > MAX_ACCENT:
+                raise InvalidInput("accent_color is a colour 0xRRGGBB (0 to 16777215)")
             if key == "max_change" and value == 0:
                 raise InvalidInput("max_change must be above zero")
         elif kind is bool and not isinstance(value, bool):

@@ -1,0 +1,229 @@
+"""Every answer of every command, card or refusal, in English and German, against Discord's
+request schemas: the interaction callback (the inline answer), the @original edit (a deferred
+answer) and Components V2's own limits (40 components, 4000 characters of text, custom ids of
+100), which the schema alone does not count across nesting."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pointsbot import commands
+from pointsbot.community import achievements, emails
+from pointsbot.community import points as ledger
+from pointsbot.discord import cards, interactions
+from pointsbot.discord.interactions import Reply
+from pointsbot.ledger import guilds
+from pointsbot_local.simulate import (
+    command_payload,
+    component_payload,
+    menu_payload,
+    modal_payload,
+    snowflake,
+)
+
+pytestmark = pytest.mark.integration
+
+GUILD = "930000000000000001"
+ADMIN = "830000000000000001"
+MEMBER = "830000000000000002"
+OTHER = "830000000000000003"
+BOT = "830000000000000009"
+LOCALES = ["en-US", "de"]
+
+
+@pytest.fixture(scope="module")
+def seeded(db, task_queue_module) -> None:
+    settings = None
+    for user, amount in ((MEMBER, 120), (OTHER, 45), (ADMIN, 1)):
+        db.run(ledger.award, guild_id=int(GUILD), user_id=int(user), amount=amount, reason="seed", actor_id=1,
+               source="system", idempotency_key=f"seed-{user}", settings=settings)  # fmt: skip
+    for index in range(30):  # a long board, several pages
+        db.run(ledger.award, guild_id=int(GUILD), user_id=840000000000000000 + index, amount=1000 - index,
+               reason="seed", actor_id=1, source="system", idempotency_key=f"seed-board-{index}")  # fmt: skip
+    db.run(achievements.create_definition, int(GUILD), name="First steps", criterion="balance_at_least",
+           threshold=10, bonus_points=5, description="Reach 10 points")  # fmt: skip
+    db.run(achievements.check_member, int(GUILD), int(MEMBER))
+    db.run(emails.submit, int(GUILD), int(OTHER), "other@example.org")
+
+
+@pytest.fixture(scope="module")
+def task_queue_module():
+    from pointsbot.delivery import tasks
+
+    class Queue:
+        def send(self, task: Any, delay_seconds: int = 0) -> None:
+            pass
+
+    tasks.set_task_queue(Queue())
+    yield
+    tasks.set_task_queue(None)
+
+
+def _scenarios(locale: str) -> list[tuple[str, dict[str, Any]]]:
+    member = dict(user_id=MEMBER, guild_id=GUILD, locale=locale, guild_locale=locale)
+    admin = dict(user_id=ADMIN, guild_id=GUILD, admin=True, locale=locale, guild_locale=locale)
+    message = {"id": snowflake(), "channel_id": "500000000000000001", "author_id": MEMBER}
+    return [
+        ("balance", command_payload("balance", **member)),
+        ("balance of another", command_payload("balance", {"member": OTHER}, **member)),
+        ("rank", command_payload("rank", **member)),
+        ("leaderboard", command_payload("leaderboard", **member)),
+        ("leaderboard page 3", command_payload("leaderboard", {"page": 3}, **member)),
+        ("leaderboard next", component_payload("leaderboard:2:next", **member)),
+        ("leaderboard me", component_payload("leaderboard:1:me", **member)),
+        ("leaderboard last", component_payload("leaderboard:4:last", **member)),
+        ("history", command_payload("history", **member)),
+        ("history past the end", command_payload("history", {"page": 99}, **member)),
+        ("achievements", command_payload("achievements", **member)),
+        ("no achievements", command_payload("achievements", {"member": OTHER}, **member)),
+        ("profile", command_payload("profile", **member)),
+        ("profile of another", command_payload("profile", {"member": OTHER}, **member)),
+        ("help", command_payload("help", **member)),
+        ("help for an admin", command_payload("help", **admin)),
+        ("email submit", command_payload("email submit", {"address": "ada@example.org"}, **member)),
+        ("bad email", command_payload("email submit", {"address": "not an address"}, **member)),
+        ("give", command_payload("give", {"member": OTHER, "amount": 2, "reason": "thanks"}, **member)),
+        ("give too much", command_payload("give", {"member": OTHER, "amount": 10**6}, **member)),
+        ("denied", command_payload("points add", {"member": OTHER, "amount": 5, "reason": "r"}, **member)),
+        ("points add", command_payload("points add", {"member": OTHER, "amount": 5, "reason": "r"}, **admin)),
+        (
+            "points remove",
+            command_payload(
+                "points remove", {"member": OTHER, "amount": 1, "reason": "r", "silent": True}, **admin
+            ),
+        ),
+        ("points set", command_payload("points set", {"member": OTHER, "amount": 7, "reason": "r"}, **admin)),
+        ("emails pending", command_payload("emails pending", **admin)),
+        ("emails approve", command_payload("emails approve", {"member": OTHER, "bonus": 3}, **admin)),
+        ("member info", command_payload("member info", {"member": MEMBER}, **admin)),
+        ("menu profile", menu_payload("Points profile", OTHER, **member)),
+        ("menu give", menu_payload("Give points", OTHER, **member)),
+        ("menu give to a bot", menu_payload("Give points", BOT, target_bot=True, **member)),
+        ("menu award", menu_payload("Award points", MEMBER, **admin)),
+        (
+            "menu award message",
+            menu_payload("Award points for this message", message["id"], message=message, **admin),
+        ),
+        ("modal give", modal_payload(f"give:{OTHER}", {"amount": "1", "reason": "for the help"}, **member)),
+        ("modal give not a number", modal_payload(f"give:{OTHER}", {"amount": "lots"}, **member)),
+        (
+            "modal award",
+            modal_payload(f"award:{MEMBER}", {"amount": "1,000", "reason": "great", "silent": True}, **admin),
+        ),
+        (
+            "modal award by a member",
+            modal_payload(f"award:{MEMBER}", {"amount": "5", "reason": "x"}, **member),
+        ),
+        ("unknown", component_payload("nothing:here", **member)),
+    ]
+
+
+def _problems(contract, reply: Reply) -> list[str]:
+    answer = reply.as_response()
+    problems = contract.errors(contract.request_schema("POST", "/interactions/1/token/callback"), answer)
+    if reply.modal is None:
+        edit = contract.request_schema("PATCH", "/webhooks/1/token/messages/@original")
+        problems += [f"as edit: {e}" for e in contract.errors(edit, reply.as_edit())]
+        data = answer["data"]
+        assert data["allowed_mentions"] == {"parse": []}  # nobody is ever pinged
+        if reply.v2:
+            assert "content" not in data and data["flags"] & cards.IS_COMPONENTS_V2
+            assert cards.count_components(data["components"]) <= cards.MAX_COMPONENTS
+            assert sum(len(t) for t in _texts(data["components"])) <= cards.MAX_TEXT
+            ids = _custom_ids(data["components"])
+            assert len(ids) == len(set(ids)) and all(len(i) <= 100 for i in ids)
+    else:
+        assert cards.count_components(reply.modal["components"]) <= cards.MAX_COMPONENTS
+    return problems
+
+
+def _texts(components: Any) -> list[str]:
+    found = []
+    for item in components or ():
+        if item.get("type") == cards.TEXT_DISPLAY:
+            found.append(item["content"])
+        found += _texts(item.get("components"))
+    return found
+
+
+def _custom_ids(components: Any) -> list[str]:
+    found = []
+    for item in components or ():
+        if "custom_id" in item:
+            found.append(item["custom_id"])
+        found += _custom_ids(item.get("components"))
+    return found
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_answer_conforms(db, settings, seeded, contract, locale):
+    results = {}
+    for name, raw in _scenarios(locale):
+        outcome = commands.execute(db, interactions.parse(raw), settings)
+        results[name] = outcome
+        assert _problems(contract, outcome.reply) == [], name
+    # The scenarios reach what they are named for
+    assert results["denied"].status == "denied" and results["bad email"].status == "refused"
+    assert results["menu give"].reply.modal is not None and results["menu award message"].reply.modal
+    assert results["menu give to a bot"].status == "refused"
+    assert results["modal give"].status == "ok" and results["modal award"].status == "ok"
+    assert results["modal give not a number"].status == "refused"
+    assert results["modal award by a member"].status == "denied"
+    assert all(results[n].reply.v2 for n in ("balance", "leaderboard", "profile", "help", "points add"))
+
+
+def test_the_german_answers_are_german(db, settings, seeded):
+    raw = command_payload("balance", user_id=MEMBER, guild_id=GUILD, locale="de", guild_locale="de")
+    assert "Du hast **" in commands.execute(db, interactions.parse(raw), settings).reply.content
+    board = command_payload("leaderboard", user_id=MEMBER, guild_id=GUILD, locale="en-US", guild_locale="de")
+    text = commands.execute(db, interactions.parse(board), settings).reply.content
+    # A public answer speaks the server's language; numbers grouped the German way
+    assert "Bestenliste" in text and "1.000 Punkte" in text
+    private = command_payload("history", user_id=MEMBER, guild_id=GUILD, locale="de", guild_locale="en-US")
+    assert "Dein Verlauf" in commands.execute(db, interactions.parse(private), settings).reply.content
+
+
+def test_a_card_past_discords_limits_is_caught(contract):
+    # The checks can fail: a card with 41 components, a TextDisplay over 4000 characters
+    card = cards.Card()
+    for _ in range(20):
+        card.text("x").separator()
+    with pytest.raises(cards.CardTooLarge):
+        card.build()
+    components, _ = cards.Card().text("y" * 5000).build()
+    assert sum(len(t) for t in _texts(components)) <= cards.MAX_TEXT  # cut, not refused
+    too_long = {"type": 4, "data": {"flags": 1 << 15, "components": [
+        {"type": 17, "components": [{"type": 10, "content": "y" * 4001}]}]}}  # fmt: skip
+    assert contract.errors(contract.request_schema("POST", "/interactions/1/token/callback"), too_long)
+
+
+def test_avatars_follow_discords_cdn_rules():
+    # A user on the new username system without an avatar: (id >> 22) % 6
+    assert (
+        cards.avatar_url("80351110224678912")
+        == f"{cards.CDN}/embed/avatars/{(80351110224678912 >> 22) % 6}.png"
+    )
+    # A legacy discriminator: discriminator % 5
+    assert cards.avatar_url("80351110224678912", None, "1337") == f"{cards.CDN}/embed/avatars/2.png"
+    own = "a" * 32
+    assert cards.avatar_url("1", own) == f"{cards.CDN}/avatars/1/{own}.png?size=128"
+    assert cards.avatar_url("1", own, guild_id="9", member_avatar="b" * 32).startswith(
+        f"{cards.CDN}/guilds/9/users/1/"
+    )
+    # Something that is not Discord's hash shape never reaches a URL
+    assert cards.avatar_url("1", "../../x") == cards.default_avatar_url("1")
+
+
+def test_the_card_shows_the_avatar_discord_sent(db, settings, seeded):
+    raw = command_payload("balance", user_id=MEMBER, guild_id=GUILD)
+    raw["member"]["user"]["avatar"] = "c" * 32
+    reply = commands.execute(db, interactions.parse(raw), settings).reply
+    section = reply.components[0]["components"][0]
+    assert section["type"] == cards.SECTION
+    assert section["accessory"]["media"]["url"] == f"{cards.CDN}/avatars/{MEMBER}/{'c' * 32}.png?size=128"
+    accent = db.run(guilds.guild_policy, settings, int(GUILD)).accent_color
+    assert reply.components[0]["accent_color"] == accent
+    assert json.loads(json.dumps(reply.to_json())) == reply.to_json()
