@@ -227,14 +227,19 @@ def test_leaderboard_and_rank_commands_by_period_and_their_buttons(db, settings)
     week = run(db, settings, "leaderboard", {"period": "week"})
     assert week.status == "ok" and "Leaderboard: the week of" in week.reply.content
     assert f"<@{first}>" in week.reply.content
-    buttons = week.reply.components[0]["components"]
-    next_id = buttons[1]["custom_id"]
+    buttons = [b for row in week.reply.components if row["type"] == 1 for b in row["components"]]
+    next_id = buttons[2]["custom_id"]
     assert next_id.startswith("leaderboard:") and ":week:" in next_id and len(next_id) <= 100
+    assert all(
+        ":week:" in b["custom_id"] and len(b["custom_id"]) <= 100 for b in buttons
+    )  # First, Last, Me too
     clicked = click(db, settings, next_id)
     assert clicked.status == "ok" and "the week of" in clicked.reply.content
+    me = click(db, settings, buttons[4]["custom_id"], user_id=second)
+    assert me.status == "ok" and "the week of" in me.reply.content and f"<@{second}>" in me.reply.content
     # a button from before periods existed still leads to the all-time board
     old = click(db, settings, "leaderboard:1:next")
-    assert old.status == "ok" and old.reply.content.startswith("**Leaderboard** (page")
+    assert old.status == "ok" and old.reply.content.startswith("### 🏆 Leaderboard\nPage ")
     # a forged window key gets a plain answer
     forged = click(db, settings, "leaderboard:1:next:::season:999999")
     assert forged.status == "ok" and "no longer available" in forged.reply.content
