@@ -160,6 +160,7 @@ def _banner(url: str, chosen: dict[str, str]) -> None:
     print(f"  interactions   POST {url}/interactions")
     print(f"  health         GET  {url}/health   and   {url}/health/deep")
     print(f"  admin site     {url}/admin")
+    print(f"  API            {url}/api/v1  (reference: {url}/api/v1/docs; keys: admin site > API)")
     print(
         "                 sign in with a local account: python -m admin_site.accounts create NAME --guild ID"
     )

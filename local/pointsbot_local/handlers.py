@@ -18,6 +18,7 @@ FUNCTIONS = {
     "keepalive": ROOT / "functions" / "keepalive" / "app.py",
     "register_commands": ROOT / "functions" / "register_commands" / "app.py",
     "admin_site": ROOT / "functions" / "admin_site" / "app.py",
+    "api": ROOT / "functions" / "api" / "app.py",
 }
 
 _loaded: dict[str, Handler] = {}

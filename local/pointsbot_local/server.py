@@ -1,6 +1,6 @@
 """The local HTTP server: routes requests to the same handlers Lambda calls.
 
-Routes mirror template.yaml's HTTP API: /interactions, /health, /health/deep and /admin.
+Routes mirror template.yaml's HTTP API: /interactions, /health, /health/deep, /admin and /api/v1.
 Other parts of the local runtime (the Discord stand-in) mount themselves with `mount`.
 """
 
@@ -19,6 +19,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/interactions", "interactions"),
     ("GET", "/health", "health"),
     ("*", "/admin", "admin_site"),
+    ("*", "/api/v1", "api"),
 ]
 
 # Extra in-process apps: prefix -> callable(method, path, headers, body) -> HttpResponse

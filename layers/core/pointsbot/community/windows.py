@@ -295,6 +295,7 @@ def window_board(
     *,
     after: LeaderboardKey | None = None,
     before: LeaderboardKey | None = None,
+    keyset_only: bool = False,
 ) -> LeaderboardPage:
     """A window's board (`key` from a Window), highest score first; ties share a rank and are
     listed by user id. Same contract as ledger.leaderboard_page; `balance` is the window score
@@ -306,7 +307,8 @@ def window_board(
         rows = conn.execute(_FROM_KEY, {**params, "b": after[0], "u": after[1] + 1}).fetchall()
     elif before is not None:
         rows = conn.execute(_BEFORE_KEY, {**params, "b": before[0], "u": before[1]}).fetchall()
-    if len(rows) < page_size:
+    # keyset_only (the API's cursor): a short page is the end of the board, not a moved board.
+    if len(rows) < page_size and not (keyset_only and (after is not None or before is not None)):
         start = conn.execute(
             _AT_POSITION, {"g": guild_id, "w": key, "p": (page - 1) * page_size + 1}
         ).fetchone()

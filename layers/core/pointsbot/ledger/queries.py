@@ -224,6 +224,7 @@ def leaderboard_page(
     *,
     after: LeaderboardKey | None = None,
     before: LeaderboardKey | None = None,
+    keyset_only: bool = False,
 ) -> LeaderboardPage:
     """Members by balance, highest first; ties share a rank and are listed by user id.
 
@@ -240,7 +241,8 @@ def leaderboard_page(
         rows = conn.execute(_FROM_KEY, {**params, "b": after[0], "u": after[1] + 1}).fetchall()
     elif before is not None:
         rows = conn.execute(_BEFORE_KEY, {**params, "b": before[0], "u": before[1]}).fetchall()
-    if len(rows) < page_size:
+    # keyset_only (the API's cursor): a short page is the end of the board, not a moved board.
+    if len(rows) < page_size and not (keyset_only and (after is not None or before is not None)):
         start = conn.execute(_AT_POSITION, {"g": guild_id, "p": (page - 1) * page_size + 1}).fetchone()
         rows = conn.execute(_FROM_KEY, {**params, "b": start[0], "u": start[1]}).fetchall() if start else []
     if not rows:
@@ -277,3 +279,24 @@ def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
         {"g": guild_id},
     ).fetchone()
     return GuildTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+def entries_after(
+    conn: psycopg.Connection, guild_id: int, after_id: int, limit: int, *, user_id: int | None = None
+) -> tuple[LedgerEntry, ...]:
+    """The guild's (or one member's) entries with an id above `after_id`, oldest first: a
+    cursor for syncing the ledger elsewhere (entry ids only grow). At most `limit` (1-1000)."""
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("A page holds 1 to 1000 entries.")
+    if user_id is None:
+        rows = conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id > %s ORDER BY id LIMIT %s",
+            (guild_id, after_id, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND user_id = %s AND id > %s "
+            "ORDER BY id LIMIT %s",
+            (guild_id, user_id, after_id, limit),
+        ).fetchall()
+    return tuple(_entry(r) for r in rows)

@@ -144,6 +144,12 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
             tie_blocks = database.run(refresh_tie_blocks).built
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"tie blocks: {exc}"[:200])
+        from ..api.gate import prune as prune_api  # Idempotency-Keys past 24 h, old rate windows
+
+        try:
+            database.run(prune_api)
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"prune api: {exc}"[:200])
     roles_requested = bool(roles_due) and roles.request_role_delivery()
     # A season past its end: the worker's "end_seasons" task carries its end steps (resumable).
     season_end_requested = bool(seasons_due) and seasons.request_end_run()

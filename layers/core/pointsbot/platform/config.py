@@ -61,6 +61,8 @@ class Settings:
     log_level: str
     stage: str
     secrets_max_age_s: int
+    api_rate_limit: int
+    api_rate_window_s: int
     admin_base_url: str
     discord_client_secret: str
     discord_oauth_authorize_url: str

@@ -217,6 +217,9 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("LOG_LEVEL", "log_level", str, "INFO", "Log level of the Powertools logger."),
     Setting("STAGE", "stage", str, "local", "Deployment stage name (local, dev, prod)."),
     Setting("SECRETS_MAX_AGE_S", "secrets_max_age_s", int, 300, "Seconds a secret read from Secrets Manager (X_SECRET_ARN) is kept before it is read again, so a rotated secret reaches running functions without a redeploy (at least 10)."),
+    # Integration API (/api/v1)
+    Setting("API_RATE_LIMIT", "api_rate_limit", int, 120, "Requests one API key may make per window (API_RATE_WINDOW_S); more get 429 with Retry-After."),
+    Setting("API_RATE_WINDOW_S", "api_rate_window_s", int, 60, "The API's rate window in seconds (a fixed window per key, starting on multiples of it)."),
     # Admin site
     Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
     Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
