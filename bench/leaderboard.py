@@ -23,6 +23,7 @@ from collections.abc import Callable
 import psycopg
 
 from pointsbot import ledger
+from pointsbot.ledger import ties
 
 from .ledger_ops import percentile
 
@@ -160,6 +161,20 @@ def _one_size(dsn: str, members: int, reps: int, budget_s: float, log) -> dict:
         latency["page at the end of the zero tie"] = _interleaved(
             {"z": lambda: ledger.leaderboard_page(conn, guild, last_zero_page, PAGE)}, reps, budget_s
         )["z"]
+        # The same page and random pages once the zero tie has blocks (sql/039, made here as the
+        # keep-alive makes them); the tie's page must list the same rows with the same ranks.
+        without = ledger.leaderboard_page(conn, guild, last_zero_page, PAGE).rows
+        started = time.perf_counter()
+        with conn.transaction():
+            ties.refresh_tie_blocks(conn, guild)
+        tie_blocks_build_s = round(time.perf_counter() - started, 2)
+        tie_page_differs = ledger.leaderboard_page(conn, guild, last_zero_page, PAGE).rows != without
+        latency["page at the end of the zero tie, tie blocks"] = _interleaved(
+            {"z": lambda: ledger.leaderboard_page(conn, guild, last_zero_page, PAGE)}, reps, budget_s
+        )["z"]
+        latency["leaderboard random page, tie blocks"] = _interleaved(
+            {"p": lambda: ledger.leaderboard_page(conn, guild, next(page_numbers), PAGE)}, reps, budget_s
+        )["p"]
 
         def next_by_keyset() -> None:
             shown = ledger.leaderboard_page(conn, guild, next(page_numbers), PAGE).rows
@@ -198,6 +213,8 @@ def _one_size(dsn: str, members: int, reps: int, budget_s: float, log) -> dict:
         "load_seconds": round(seconds, 1),
         "rank_mismatches": mismatches,
         "members_at_zero": at_zero,
+        "tie_blocks_build_s": tie_blocks_build_s,
+        "tie_page_differs_with_blocks": tie_page_differs,
         "buckets": buckets[0],
         "bucket_rows": buckets[1],
         "latency": latency,
@@ -267,6 +284,13 @@ def markdown(board: dict) -> list[str]:
     lines.append(
         "| members at zero (the largest tie) | "
         + " | ".join(f"{s['members_at_zero']:,}" for s in sizes)
+        + " |"
+    )
+    lines.append(
+        "| tie blocks: build s (tie page differs with blocks) | "
+        + " | ".join(
+            f"{s.get('tie_blocks_build_s')} ({s.get('tie_page_differs_with_blocks')})" for s in sizes
+        )
         + " |"
     )
     lines.append("| load s | " + " | ".join(str(s["load_seconds"]) for s in sizes) + " |")
