@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
+from admin_site import labels
 from pointsbot.admin import auth, sessions
 from pointsbot.admin.sessions import Identity, Session
+from pointsbot.community import profiles
 from pointsbot.platform import runtime, wording
 from pointsbot.platform.amounts import parse_whole_number
 from pointsbot.platform.config import Settings, get_settings
@@ -89,6 +93,7 @@ _env.filters["signed"] = _signed
 _env.filters["when"] = _when
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
 _env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
+labels.register(_env)
 _env.filters["tojson_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
 
 
@@ -137,7 +142,8 @@ def security_headers(settings: Settings) -> dict[str, str]:
     # way to Discord's authorize page must be allowed here.
     authorize_origin = f"{authorize.scheme}://{authorize.netloc}" if authorize.netloc else ""
     csp = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: {profiles.CDN}; "
         f"connect-src 'self'; form-action 'self' {authorize_origin}; frame-ancestors 'none'; "
         "base-uri 'none'"
     ).replace("  ", " ")
@@ -382,11 +388,16 @@ def respond(
 
 
 def page(req: AdminRequest, template: str, status: int = 200, **context: Any) -> Response:
-    flashes = req.db.run(sessions.take_flashes, req.session) if req.session else []
     identity = req.session.identity if req.session else None
-    guilds = []
-    if identity is not None:
-        guilds = guild_names(req, identity.guild_ids)
+
+    def load(conn):
+        flashes = sessions.take_flashes(conn, req.session) if req.session else []
+        guilds = auth.guild_names(conn, list(identity.guild_ids)) if identity and identity.guild_ids else []
+        profile = profiles.guild_profile(conn, req.guild_id) if req.guild_id else None
+        return flashes, guilds, profile
+
+    flashes, guilds, guild_profile = req.db.run(load)
+    people = People(req.guild_id)
     html = render_template(
         template,
         req=req,
@@ -396,9 +407,86 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         guild_id=req.guild_id,
         guilds=guilds,
         current_guild=next((g for g in guilds if g[0] == req.guild_id), None),
+        guild_profile=guild_profile[0] if guild_profile else None,
+        who=people.mark,
         **context,
     )
+    html = people.fill(req, html)
+    if guild_profile and guild_profile[1]:  # missing or old: the worker asks Discord
+        profiles.request_refresh(req.guild_id, [], guild=True)
     return respond(req, status, html)
+
+
+class People:
+    """Names and avatars for every person a page shows, from one query however many rows.
+
+    Templates write `{{ who(user_id) }}`; that leaves a marker (with a nonce no text on the page
+    can guess), and once the page is rendered every marked id is looked up at once and the
+    markers are replaced by the person: avatar, name, a link to the member, the id on hover.
+    Members whose names are missing or old are claimed in the same transaction and the worker
+    is asked to refresh them from Discord after it (the page never waits for Discord)."""
+
+    def __init__(self, guild_id: int | None) -> None:
+        self.guild_id = guild_id
+        self.nonce = secrets.token_hex(8)
+        self.ids: set[int] = set()
+
+    def mark(self, user_id: Any, link: bool = True, plain: bool = False) -> Markup:
+        if user_id in (None, ""):
+            return Markup("")
+        try:
+            uid = int(user_id)
+        except (TypeError, ValueError):
+            return Markup.escape(str(user_id))
+        self.ids.add(uid)
+        style = "p" if plain else ("l" if link else "n")
+        return Markup("\x02{}:{}:{}\x03").format(self.nonce, uid, style)
+
+    def fill(self, req: AdminRequest, html: str) -> str:
+        if not self.ids:
+            return html
+        guild_id = self.guild_id or 0
+
+        def load(conn):
+            found = profiles.people(conn, guild_id, self.ids)
+            stale = profiles.claim_stale(conn, guild_id, self.ids) if self.guild_id else []
+            return found, stale
+
+        found, stale = req.db.run(load)
+        if stale:
+            profiles.request_refresh(guild_id, stale)
+        pattern = re.compile("\x02" + self.nonce + r":(\d+):([lnp])\x03")
+
+        def person(match: re.Match[str]) -> str:
+            uid, style = int(match.group(1)), match.group(2)
+            p = found.get(uid) or profiles.Person(uid, None, None, None)
+            return str(
+                person_html(p, self.guild_id if style == "l" and p.member else None, plain=style == "p")
+            )
+
+        return pattern.sub(person, html)
+
+
+def person_html(p: profiles.Person, link_guild: int | None, plain: bool = False) -> Markup:
+    """A person as the site shows one: avatar (or initial), name, the Discord id on hover and in
+    the copied text; linked to their member page when they are a member of the guild."""
+    sid = format_snowflake(p.user_id)
+    if plain:
+        return Markup.escape(p.label)
+    picture = (
+        Markup('<img class="avatar" src="{}" alt="" width="20" height="20" loading="lazy">').format(
+            p.avatar_url
+        )
+        if p.avatar_url
+        else Markup('<span class="avatar initial" aria-hidden="true">{}</span>').format(p.initial)
+    )
+    name = Markup("{}").format(p.label)
+    if link_guild:
+        name = Markup('<a href="{}">{}</a>').format(
+            url(f"/g/{format_snowflake(link_guild)}/members/{sid}"), p.label
+        )
+    return Markup('<span class="person" title="Discord id {sid}" data-id="{sid}">{pic}{name}'
+                  '<span class="sr"> (id {sid})</span></span>').format(sid=sid, pic=picture, name=name)  # fmt: skip
 
 
 def guild_names(req: AdminRequest, guild_ids: tuple[int, ...]) -> list[tuple[int, str]]:

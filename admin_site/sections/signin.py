@@ -113,7 +113,7 @@ def oauth_callback(req: web.AdminRequest) -> Response:
         token = client.exchange_code(code, web.base_url(req.event, settings) + "/oauth/callback")
         user_id, name = client.current_user(token)
         grants = client.guilds(token)
-        identity = req.db.run(auth.discord_identity, user_id, name, grants)
+        identity = req.db.run(auth.discord_identity, user_id, name, grants, client.user_profile)
     except auth.OAuthFailed as exc:
         req.flash("error", exc.message)
         return web.redirect(req, web.url("/login"))

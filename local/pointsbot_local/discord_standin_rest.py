@@ -176,13 +176,15 @@ class StandInState:
             return list(self.messages.get(str(channel_id), []))
 
     def set_user(self, user_id: str, username: str | None = None, *, accepts_dms: bool = True,
-                 global_name: str | None = None) -> dict[str, Any]:  # fmt: skip
+                 global_name: str | None = None, avatar: str | None = None) -> dict[str, Any]:  # fmt: skip
         with standin.lock:
             user = self.user(str(user_id))
             if username:
                 user["username"] = username
             if global_name is not None:
                 user["global_name"] = global_name
+            if avatar is not None:
+                user["avatar"] = avatar
             (self.closed_dms.discard if accepts_dms else self.closed_dms.add)(str(user_id))
             return user
 
@@ -219,6 +221,20 @@ class StandInState:
             role_id = str(role_id or standin.snowflake())
             guild.roles[role_id] = _role(role_id, name, position, permissions=permissions, managed=managed)
             return role_id
+
+    def set_guild(self, guild_id: str, name: str, icon: str | None = None) -> None:
+        """The guild's name and icon hash, as GET /guilds/{guild_id} answers them."""
+        with standin.lock:
+            guild = self.guild(guild_id)
+            guild.name, guild.icon = name, icon
+
+    def set_member(
+        self, guild_id: str, user_id: str, *, nick: str | None = None, avatar: str | None = None
+    ) -> None:
+        """A member's server nickname and server avatar hash (GET /guilds/{g}/members/{u})."""
+        with standin.lock:
+            member = self.guild(guild_id).member(str(user_id))
+            member.nick, member.avatar = nick, avatar
 
     def member_roles(self, guild_id: str, user_id: str) -> list[str]:
         with standin.lock:
@@ -286,6 +302,8 @@ class StandInMember:
     user_id: str
     roles: list[str] = field(default_factory=list)
     joined_at: str = field(default_factory=_now_iso)
+    nick: str | None = None
+    avatar: str | None = None
 
 
 @dataclass
@@ -295,6 +313,8 @@ class StandInGuild:
     members: dict[str, StandInMember] = field(default_factory=dict)
     left: set[str] = field(default_factory=set)  # users who are not members (10007)
     bot_role_id: str = ""
+    name: str = ""  # "" until set_guild: answered as "Server <id>"
+    icon: str | None = None
 
     def member(self, user_id: str) -> StandInMember:
         """A member; any user who has not left counts as one (tests use many ids)."""
@@ -663,9 +683,37 @@ def get_member(request: Request) -> HttpResponse:
         member = guild.member(user_id)
         user = dict(state.user(user_id)) if user_id != bot_user_id() else _bot_user()
         shown = {
-            "avatar": None, "banner": None, "communication_disabled_until": None, "flags": 0,
-            "joined_at": member.joined_at, "nick": None, "pending": False, "premium_since": None,
+            "avatar": member.avatar, "banner": None, "communication_disabled_until": None, "flags": 0,
+            "joined_at": member.joined_at, "nick": member.nick, "pending": False, "premium_since": None,
             "roles": list(member.roles), "user": user, "mute": False, "deaf": False,
+        }  # fmt: skip
+    return json_response(200, shown)
+
+
+@standin.route("GET", "/guilds/{guild_id}")
+@limited
+def get_guild(request: Request) -> HttpResponse:
+    """The guild as Discord describes it (GuildWithCountsResponse); what the bot reads is its
+    name and icon, the rest is there because the shape requires it."""
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    if (refusal := _snowflakes(request, "guild_id")) is not None:
+        return refusal
+    guild_id = request.params["guild_id"]
+    with standin.lock:
+        guild = state.guild(guild_id)
+        roles = guild.as_dict()["roles"]
+        shown = {
+            "id": guild_id, "name": guild.name or f"Server {guild_id[-4:]}", "icon": guild.icon, "description": None,
+            "home_header": None, "splash": None, "discovery_splash": None, "features": [], "banner": None,
+            "owner_id": "200000000000000001", "application_id": None, "region": "deprecated", "afk_channel_id": None,
+            "afk_timeout": 300, "system_channel_id": None, "system_channel_flags": 0, "widget_enabled": False,
+            "widget_channel_id": None, "verification_level": 0, "roles": roles, "default_message_notifications": 0,
+            "mfa_level": 0, "explicit_content_filter": 0, "max_presences": None, "max_members": 500000,
+            "max_stage_video_channel_users": 50, "max_video_channel_users": 25, "vanity_url_code": None,
+            "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US", "rules_channel_id": None,
+            "safety_alerts_channel_id": None, "public_updates_channel_id": None, "premium_progress_bar_enabled": False,
+            "nsfw": False, "nsfw_level": 0, "emojis": [], "stickers": [], "incidents_data": None,
         }  # fmt: skip
     return json_response(200, shown)
 

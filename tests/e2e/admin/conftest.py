@@ -53,6 +53,11 @@ def site(make_database, tmp_path_factory) -> Iterator[Site]:
         (GUILD_A, GUILD_B),
     ))  # fmt: skip
     db.run(auth.create_account, ADMIN_NAME, ADMIN_PASSWORD, [GUILD_A])
+    # Discord (the stand-in) has the same names: the site refreshes guild names from it
+    from pointsbot_local.discord_standin_rest import state as discord_state
+
+    discord_state.set_guild(str(GUILD_A), "Alpha Guild")
+    discord_state.set_guild(str(GUILD_B), "Beta Guild")
     try:
         yield Site(server.url, db)
     finally:

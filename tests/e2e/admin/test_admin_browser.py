@@ -65,6 +65,14 @@ def members(site):
         members_mod.remember(conn, GUILD_A, MEMBER_CLOSED, "carol", "Carol")
 
     site.db.run(setup)
+    # Discord (the stand-in) knows them by the same names: the site refreshes names from it
+    for user, username, nick in (
+        (MEMBER_1, "evil_user", EVIL),
+        (MEMBER_2, "bob", "Bob"),
+        (MEMBER_CLOSED, "carol", "Carol"),
+    ):
+        discord_state.set_user(str(user), username)
+        discord_state.set_member(str(GUILD_A), str(user), nick=nick)
     discord_state.set_user(str(MEMBER_CLOSED), "carol", accepts_dms=False)
 
 
@@ -457,10 +465,12 @@ def test_audit_log_and_settings(site, admin_page):
             "member.edit", "member.export", "member.erase", "email.approve", "email.reject", "achievement.create",
             "achievement.edit", "achievement.check_now", "dm.send", "dm.retry", "guild.settings"} <= recorded  # fmt: skip
     page.goto(site.admin(f"{G}/audit"))
-    assert "guild.settings" in page.locator("#audit-table tbody tr").first.inner_text()
+    assert "Settings changed" in page.locator("#audit-table tbody tr").first.inner_text()
     page.goto(site.admin(f"{G}/audit?action=member.erase"))
     text = page.locator("#audit-table").inner_text()
-    assert f"member:{MEMBER_2}" in text and "local:alice" in text
+    # words, not internal names: the erased member (their id on hover) and the local account
+    assert "Erased member" in text and "alice (local account)" in text and "member:" not in text
+    assert page.locator(f"#audit-table .person[title='Discord id {MEMBER_2}']").count() == 1
     shot(page, "audit")
 
 

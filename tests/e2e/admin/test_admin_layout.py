@@ -14,6 +14,7 @@ import pytest
 from _admin_e2e import GUILD_A, shot, sign_in_local
 
 from admin_site.app import ROUTES
+from pointsbot_local.discord_standin_rest import state as discord_state
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +44,11 @@ def sample(site) -> dict[str, str]:
         members_mod.remember(conn, GUILD_A, MEMBERS[2], "carol", "Carol")
 
     site.db.run(people)
+    for user, username, nick in zip(
+        MEMBERS, ("longname", "bob", "carol"), (LONG_NAME, "Bob", "Carol"), strict=True
+    ):
+        discord_state.set_user(str(user), username)
+        discord_state.set_member(str(GUILD_A), str(user), nick=nick)
     for i, user in enumerate(MEMBERS):
         site.db.run(bulk.change_points, who, guild_id=GUILD_A, user_id=user, operation="award", amount=1000 + i,
                     reason=LONG_REASON, silent=True, form_token=f"layout-{i}")  # fmt: skip
@@ -155,4 +161,41 @@ def test_at_a_laptop_width_the_menu_is_open_and_no_menu_button(site, browser, sa
     assert page.locator("#site-nav").is_visible() and page.locator(".menu-toggle").is_hidden()
     assert page.locator("#site-nav a[aria-current=page]").inner_text() == "Transactions"
     assert "Transactions" in page.title() and "Alpha Guild" in page.title()
+    context.close()
+
+
+def test_names_and_avatars_instead_of_ids(site, browser, sample):
+    from pointsbot.admin import actions
+    from pointsbot.admin.sessions import Identity
+
+    # Given a member the site knows only by id, whom Discord (the stand-in) knows by name and picture
+    newcomer = 781000000000000009
+    avatar = "0123456789abcdef0123456789abcdef"
+    discord_state.set_user(str(newcomer), "nova", global_name="Nova Star", avatar=avatar)
+    discord_state.set_guild(str(GUILD_A), "Alpha Guild")
+    site.db.run(actions.create_member, Identity("local", "alice", (GUILD_A,)), GUILD_A, newcomer, None)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    sign_in_local(page, site)
+    # When the admin opens the audit log (the page claims the stale profile; the worker asks Discord)
+    page.goto(site.admin(f"{G}/audit"))
+    for _ in range(100):
+        page.reload()
+        if "Nova Star" in page.locator("#audit-table").inner_text():
+            break
+        page.wait_for_timeout(200)
+    # Then the newcomer shows by name with the picture, the id on hover, never as the raw number
+    person = page.locator(f"#audit-table .person[title='Discord id {newcomer}']").first
+    assert "Nova Star" in person.inner_text()
+    assert person.locator("img.avatar").get_attribute("src") == (
+        f"https://cdn.discordapp.com/avatars/{newcomer}/{avatar}.png?size=64"
+    )
+    visible = page.evaluate("() => [...document.querySelectorAll('#audit-table td')].map(td => "
+                            "[...td.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('')).join(' ')")  # fmt: skip
+    assert str(newcomer) not in visible
+    # And the header names the server, the transactions name members and actors
+    assert "Alpha Guild" in page.locator("header.top").inner_text()
+    page.goto(site.admin(f"{G}/transactions"))
+    table = page.locator("#tx-table").inner_text()
+    assert "Bob" in table and "alice (local account)" in table and "local:alice" not in table
     context.close()

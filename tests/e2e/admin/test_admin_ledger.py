@@ -80,7 +80,7 @@ def test_a_change_by_a_local_account_shows_the_account_in_the_transactions_monit
     status, _, body = client.request("GET", f"/g/{GUILD_A}/transactions")
     assert status == 200
     row = next(r for r in re.findall(r"<tr>.*?</tr>", body, re.S) if "actor shown" in r)
-    assert f"<td>local:{ADMIN_NAME}</td>" in row
+    assert f"<td>{ADMIN_NAME} (local account)</td>" in row
     # and the filter finds its entries by that name
     _, _, filtered = client.request("GET", f"/g/{GUILD_A}/transactions?actor=local%3A{ADMIN_NAME}")
     assert "actor shown" in filtered

@@ -273,6 +273,7 @@ class DiscordGuildGrant:
     name: str
     owner: bool
     permissions: int
+    icon: str | None = None  # the icon's hash, for the admin site's header
 
     @property
     def can_manage(self) -> bool:
@@ -307,6 +308,7 @@ class DiscordOAuthClient:
 
         self.client_id = client_id
         self.client_secret = client_secret
+        self.user_profile: dict = {}  # GET /users/@me as last answered (current_user)
         # No retry waits in a sign-in: a rate-limited sign-in fails plainly and is tried again.
         self._rest = DiscordClient(api_base, "", bot_url=bot_url, timeout=timeout, max_retry_wait=0)
 
@@ -340,6 +342,7 @@ class DiscordOAuthClient:
 
     def current_user(self, access_token: str) -> tuple[int, str]:
         user = self._call("GET", "/users/@me", bearer=access_token) or {}
+        self.user_profile = user  # names and avatar, kept at sign-in (profiles.record_user)
         from ..platform.ids import parse_snowflake
 
         name = user.get("global_name") or user.get("username") or str(user.get("id"))
@@ -354,6 +357,7 @@ class DiscordOAuthClient:
                     DiscordGuildGrant(
                         int(guild["id"]), str(guild.get("name", "")), bool(guild.get("owner")),
                         parse_permissions(guild.get("permissions")),
+                        guild.get("icon") if isinstance(guild.get("icon"), str) else None,
                     )
                 )  # fmt: skip
             except (KeyError, TypeError, ValueError):
@@ -362,9 +366,16 @@ class DiscordOAuthClient:
 
 
 def discord_identity(
-    conn: psycopg.Connection, user_id: int, name: str, grants: list[DiscordGuildGrant]
+    conn: psycopg.Connection,
+    user_id: int,
+    name: str,
+    grants: list[DiscordGuildGrant],
+    profile: dict | None = None,
 ) -> Identity:
-    """The guilds this Discord user may manage: manageable by them and served by the bot."""
+    """The guilds this Discord user may manage: manageable by them and served by the bot.
+    `profile` (GET /users/@me) is kept so the site shows the admin's name and avatar."""
+    from ..community import profiles
+
     manageable = [g for g in grants if g.can_manage]
     if not manageable:
         raise OAuthFailed("You do not manage any server (owner, Administrator or Manage Server).")
@@ -374,13 +385,12 @@ def discord_identity(
     served_ids = {r[0] for r in served}
     for grant in manageable:  # keep the names Discord shows, for the guild switcher
         if grant.guild_id in served_ids and grant.name:
-            conn.execute(
-                "UPDATE guilds SET name = %s WHERE guild_id = %s AND name IS DISTINCT FROM %s",
-                (grant.name, grant.guild_id, grant.name),
-            )
+            profiles.record_guild(conn, grant.guild_id, grant.name, grant.icon)
     allowed = tuple(g.guild_id for g in manageable if g.guild_id in served_ids)
     if not allowed:
         raise OAuthFailed("The bot is not in any server you manage.")
+    if profile:
+        profiles.record_user(conn, profile)
     return Identity(kind="discord", name=name, guild_ids=allowed, user_id=user_id)
 
 

@@ -14,7 +14,7 @@ import psycopg
 
 from ..community import members
 from ..discord import cards
-from ..discord.interactions import MANAGE_GUILD, Interaction, Reply
+from ..discord.interactions import MANAGE_GUILD, Interaction, Reply, picture_of
 from ..ledger.guilds import GuildPolicy
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput
@@ -153,7 +153,8 @@ class Context:
         """Keep the names Discord resolved for a member named in an option."""
         resolved = self.interaction.users.get(str(user_id))
         members.remember(conn, self.guild_id, user_id,
-                         resolved.username if resolved else None, resolved.display_name if resolved else None)  # fmt: skip
+                         resolved.username if resolved else None, resolved.display_name if resolved else None,
+                         picture_of(resolved, self.guild_id))  # fmt: skip
 
     def is_bot(self, user_id: int) -> bool:
         raw = ((self.interaction.raw.get("data") or {}).get("resolved") or {}).get("users") or {}

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ..community import members
-from ..discord.interactions import CHAT_INPUT, Interaction, Reply
+from ..discord.interactions import CHAT_INPUT, Interaction, Reply, picture_of
 from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from
 from ..platform.config import Settings, get_settings
 from ..platform.db import Database
@@ -180,7 +180,14 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
         )  # fmt: skip
     if spec.writes and not claimed:
         return Outcome(_first_answer(conn, ctx), ctx.path, "replayed")
-    members.remember(conn, ctx.guild_id, ctx.user_id, ctx.interaction.username, ctx.interaction.display_name)
+    members.remember(
+        conn,
+        ctx.guild_id,
+        ctx.user_id,
+        ctx.interaction.username,
+        ctx.interaction.display_name,
+        picture_of(ctx.interaction.me, ctx.guild_id),
+    )
     reply = spec.fn(ctx, conn)
     if ctx.update:
         reply = reply.with_update()

@@ -26,8 +26,10 @@ def remember(
     user_id: int,
     username: str | None = None,
     display_name: str | None = None,
+    avatar: str | None = None,
 ) -> None:
-    """Record a member on contact, keeping the names Discord last showed us.
+    """Record a member on contact, keeping the names and picture (`avatar`, a CDN path, see
+    community.profiles) Discord last showed us.
 
     One statement (one round trip on every command): the guild row and the member's rows on
     first contact (as `ensure_guild` and `ensure_member` make them), the names of a new member
@@ -40,21 +42,23 @@ def remember(
         WITH g AS (
             INSERT INTO guilds (guild_id) VALUES (%(g)s) ON CONFLICT (guild_id) DO NOTHING
         ), m AS (
-            INSERT INTO members (guild_id, user_id, username, display_name)
-            VALUES (%(g)s, %(u)s, %(username)s, %(display)s) ON CONFLICT DO NOTHING
+            INSERT INTO members (guild_id, user_id, username, display_name, avatar)
+            VALUES (%(g)s, %(u)s, %(username)s, %(display)s, %(avatar)s) ON CONFLICT DO NOTHING
         ), p AS (
             INSERT INTO points (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
         ), s AS (
             INSERT INTO user_stats (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
         )
         UPDATE members SET username = coalesce(%(username)s, username),
-               display_name = coalesce(%(display)s, display_name), updated_at = now()
+               display_name = coalesce(%(display)s, display_name), avatar = coalesce(%(avatar)s, avatar),
+               updated_at = now()
         WHERE guild_id = %(g)s AND user_id = %(u)s
           AND (username IS DISTINCT FROM coalesce(%(username)s, username)
-               OR display_name IS DISTINCT FROM coalesce(%(display)s, display_name))
+               OR display_name IS DISTINCT FROM coalesce(%(display)s, display_name)
+               OR avatar IS DISTINCT FROM coalesce(%(avatar)s, avatar))
           AND erased_at IS NULL
         """,
-        {"g": guild_id, "u": user_id, "username": username, "display": display_name},
+        {"g": guild_id, "u": user_id, "username": username, "display": display_name, "avatar": avatar},
     )
 
 
@@ -481,7 +485,7 @@ def erase(conn: psycopg.Connection, guild_id: int, user_id: int) -> dict[str, An
     if member.erased_at is not None:
         raise InvalidInput("This member's personal data was already erased.")
     conn.execute(
-        "UPDATE members SET username = NULL, display_name = NULL, email = NULL, notes = '', "
+        "UPDATE members SET username = NULL, display_name = NULL, avatar = NULL, email = NULL, notes = '', "
         "dm_opt_out = TRUE, erased_at = now(), updated_at = now() WHERE guild_id = %s AND user_id = %s",
         (guild_id, user_id),
     )

@@ -7,6 +7,7 @@ PING and to turn a signed HTTP body into an `Interaction` (and a `Reply` back in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -503,3 +504,23 @@ def autocomplete_result(choices: list[tuple[str, str]]) -> dict[str, Any]:
             ]
         },
     }
+
+
+_AVATAR_HASH = re.compile(r"^(a_)?[0-9a-f]{32}$")
+
+
+def avatar_path(user_id: str | int, user_hash: Any, guild_id: str | int | None = None,
+                member_hash: Any = None) -> str | None:  # fmt: skip
+    """The picture Discord shows for a member, as a path on its CDN (kept for the admin site):
+    the guild's own avatar if set, else the account's; None without one. A hash that is not
+    Discord's shape is ignored (never refused: it is only a picture)."""
+    if guild_id and isinstance(member_hash, str) and _AVATAR_HASH.match(member_hash):
+        return f"guilds/{guild_id}/users/{user_id}/avatars/{member_hash}"
+    if isinstance(user_hash, str) and _AVATAR_HASH.match(user_hash):
+        return f"avatars/{user_id}/{user_hash}"
+    return None
+
+
+def picture_of(user: ResolvedUser | None, guild_id: str | int | None) -> str | None:
+    """`avatar_path` of a resolved user (the asker's `me`, or a user named in an option)."""
+    return None if user is None else avatar_path(user.id, user.avatar, guild_id, user.member_avatar)

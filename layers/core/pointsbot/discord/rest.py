@@ -208,6 +208,10 @@ class DiscordClient:
     def guild_roles(self, guild_id: str | int) -> list[dict[str, Any]]:
         return self.request("GET", "/guilds/{guild_id}/roles", {"guild_id": str(guild_id)}) or []
 
+    def guild(self, guild_id: str | int) -> dict[str, Any]:
+        """GET /guilds/{guild_id}: the guild's name and icon (for the admin site's header)."""
+        return self.request("GET", "/guilds/{guild_id}", {"guild_id": str(guild_id)}) or {}
+
     def guild_member(self, guild_id: str | int, user_id: str | int) -> dict[str, Any]:
         return self.request(
             "GET",

@@ -28,6 +28,7 @@ TASK_HANDLERS: dict[str, tuple[str, str]] = {
     "deliver_dms": ("pointsbot.ops.worker", "deliver_dms_and_role_changes"),
     "apply_role_changes": ("pointsbot.community.roles", "apply_task"),
     "end_seasons": ("pointsbot.community.seasons", "end_task"),
+    "refresh_profiles": ("pointsbot.community.profiles", "refresh_task"),
 }
 
 
