@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
 from test_interactions_e2e import Stack, stack  # noqa: F401 - the local stack fixture, shared
 
 from pointsbot.community import store
 from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
-from pointsbot_local.simulate import autocomplete_payload, command_payload, component_payload
+from pointsbot_local.simulate import autocomplete_payload, command_payload, component_payload, follow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.through_pgbouncer]
 
@@ -88,3 +89,35 @@ def test_buy_autocomplete_over_http(stack: Stack, prepare_threshold: int) -> Non
     # Outside a server: no choices, never an error
     status, answer = stack.send(autocomplete_payload("buy", {"reward": "stick"}, "reward", guild_id=None))
     assert (status, answer) == (200, {"type": 8, "data": {"choices": []}})
+
+
+def test_a_buy_click_on_a_slow_database_is_deferred_privately_and_finished_by_the_worker(
+    stack: Stack,  # noqa: F811
+    prepare_threshold: int,
+) -> None:
+    member = "840000000000000902"
+    stack.send(command_payload("points add", {"member": member, "amount": 50, "reason": "seed"},
+                               user_id=ADMIN, admin=True, guild_id=GUILD))  # fmt: skip
+    database = Database(stack.dsn, prepare_threshold=prepare_threshold)
+    try:
+        reward = database.run(store.create_reward, guild_id=int(GUILD), actor_id=1, actor_name="admin", kind="item",
+                              name="Slow mug", price=20, stock=3)  # fmt: skip
+    finally:
+        database.close()
+    # Given the member's balance row held by another transaction (a slow database)
+    locker = psycopg.connect(stack.dsn, prepare_threshold=prepare_threshold)
+    locker.execute(
+        "SELECT 1 FROM points WHERE guild_id = %s AND user_id = %s FOR UPDATE", (int(GUILD), int(member))
+    )
+    click = component_payload(f"buy:{reward.id}", user_id=member, guild_id=GUILD)
+    try:
+        # When the member clicks Buy: "thinking...", privately, as a new message
+        status, answer = stack.send(click)
+        assert (status, answer) == (200, {"type": 5, "data": {"flags": 64}})
+    finally:
+        locker.rollback()
+        locker.close()
+    # Then the worker makes the purchase once and edits that message with the answer
+    final = follow(stack.discord, click["application_id"], click["token"], timeout=30)
+    assert final is not None and "You bought **Slow mug**" in final["content"]
+    assert stack.sql("SELECT count(*) FROM purchases WHERE user_id = %s", (int(member),)) == [(1,)]
