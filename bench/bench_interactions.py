@@ -108,6 +108,7 @@ def _paired(
         "paired /points add": [],
         "paired commit floor": [],
     }
+    cpu: dict[str, list[float]] = {name: [] for name in samples}  # the process's CPU per request
     failures = 0
     for index in range(reps + 5):
         for name, make_event, expect in (
@@ -115,14 +116,15 @@ def _paired(
             ("paired /points add", points_add, lambda a: "Added" in a["data"]["content"]),
         ):
             event = make_event()
-            started = time.perf_counter()
+            cpu_started, started = time.process_time(), time.perf_counter()
             result = handler(event, LambdaContext("interactions"))
             elapsed = (time.perf_counter() - started) * 1000
             if result["statusCode"] != 200 or not expect(json.loads(result["body"])):
                 failures += 1
             if index >= 5:
                 samples[name].append(elapsed)
-        started = time.perf_counter()
+                cpu[name].append((time.process_time() - cpu_started) * 1000)
+        cpu_started, started = time.process_time(), time.perf_counter()
         database.run(
             lambda conn, n=index: conn.execute(
                 "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) VALUES (%s, %s, 'floor', 'award')",
@@ -131,8 +133,10 @@ def _paired(
         )
         if index >= 5:
             samples["paired commit floor"].append((time.perf_counter() - started) * 1000)
+            cpu["paired commit floor"].append((time.process_time() - cpu_started) * 1000)
     out = {
         name: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "mean_ms": statistics.fmean(v),
+               "cpu_ms_median": statistics.median(cpu[name]),
                "failures": failures if name != "paired commit floor" else 0}
         for name, v in samples.items()
     }  # fmt: skip
