@@ -227,3 +227,24 @@ def test_the_card_shows_the_avatar_discord_sent(db, settings, seeded):
     accent = db.run(guilds.guild_policy, settings, int(GUILD)).accent_color
     assert reply.components[0]["accent_color"] == accent
     assert json.loads(json.dumps(reply.to_json())) == reply.to_json()
+
+
+def test_dms_speak_the_servers_language(db, settings, sql, task_queue_module):
+    # Given a server whose members use Discord in German (guild_locale "de")
+    guild, giver, receiver = "930000000000000077", "830000000000000071", "830000000000000072"
+    db.run(ledger.award, guild_id=int(guild), user_id=int(giver), amount=10, reason="seed", actor_id=1,
+           source="system", idempotency_key="seed-de-giver")  # fmt: skip
+    db.run(lambda conn: guilds.ensure_guild(conn, int(receiver) and int(guild)))
+    db.run(ledger.award, guild_id=int(guild), user_id=int(receiver), amount=1, reason="seed", actor_id=1,
+           source="system", idempotency_key="seed-de-receiver")  # fmt: skip
+    # When a member asks in English and gives points
+    raw = command_payload("give", {"member": receiver, "amount": 2000 // 1000, "reason": "danke"}, user_id=giver,
+                          guild_id=guild, locale="en-US", guild_locale="de")  # fmt: skip
+    assert commands.execute(db, interactions.parse(raw), settings).status == "ok"
+    # Then the receiver's DM is in the server's language, numbers and all
+    dm = sql("SELECT content FROM direct_messages WHERE guild_id = %s AND user_id = %s ORDER BY id DESC LIMIT 1",
+             (int(guild), int(receiver)))[0][0]  # fmt: skip
+    assert (
+        dm
+        == f"<@{giver}> hat dir **2 Punkte** geschenkt.\nGrund: danke\nDein Punktestand ist jetzt **3 Punkte**."
+    )

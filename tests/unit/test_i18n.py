@@ -45,7 +45,7 @@ def test_every_string_of_the_code_is_translated(language):
         targets = [message.string] if isinstance(message.string, str) else list(message.string)
         for target in targets:
             assert _fields(target) <= set().union(*map(_fields, sources)) | {"n"}, (key, target)
-        if not isinstance(message.id, str):  # the plural's count is shown in every form
+        if not isinstance(message.id, str) and "{n}" in message.id[1]:  # the count shown in every form
             assert all("{n}" in t for t in targets), key
 
 

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from ..community import members
 from ..discord.interactions import CHAT_INPUT, Interaction, Reply, picture_of
-from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from
+from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from, remember_locale
 from ..platform.config import Settings, get_settings
 from ..platform.db import Database
 from ..platform.errors import DomainError
@@ -188,6 +188,9 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
         ctx.interaction.display_name,
         picture_of(ctx.interaction.me, ctx.guild_id),
     )
+    server_locale = ctx.interaction.guild_locale
+    if server_locale and server_locale != ctx.policy.locale:  # DMs speak the server's language
+        remember_locale(conn, ctx.guild_id, server_locale)
     reply = spec.fn(ctx, conn)
     if ctx.update:
         reply = reply.with_update()

@@ -55,10 +55,19 @@ ORDER BY a.id
 
 
 def _dm_text(name: str, bonus: int, guild_name: str, policy: GuildPolicy) -> str:
-    where = f" in **{guild_name}**" if guild_name else ""
-    text = f"\N{TROPHY} You earned the achievement **{name}**{where}!"
+    """The DM of an achievement earned, in the server's language."""
+    from ..platform.i18n import translator
+
+    tr = translator(policy.locale)
+    if guild_name:
+        text = "\N{TROPHY} " + tr._("You earned the achievement **{name}** in **{server}**!", name=name,
+                                     server=guild_name)  # fmt: skip
+    else:
+        text = "\N{TROPHY} " + tr._("You earned the achievement **{name}**!", name=name)
     if bonus:
-        text += f" Bonus: **{policy.points(bonus)}**."
+        text += " " + tr._(
+            "Bonus: **{amount}**.", amount=tr.points(bonus, policy.currency_name, policy.currency_one)
+        )
     return text
 
 

@@ -219,6 +219,13 @@ def _decide(
     return _submission(row)
 
 
+def _server_translator(conn: psycopg.Connection, guild_id: int):  # -> Translator
+    from ..platform.i18n import translator
+
+    row = conn.execute("SELECT settings ->> 'locale' FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
+    return translator(row[0] if row else None)
+
+
 def _queue_dm(conn: psycopg.Connection, submission: EmailSubmission, content: str) -> int | None:
     from ..delivery import outbox
 
@@ -275,15 +282,18 @@ def approve(
 
     # An "email approved" achievement is paid now, not at the next sweep.
     achievements.check_member(conn, guild_id, decided.user_id, kinds=("email_approved",), settings=settings)
-    message = f"Your email address {decided.email} was approved."
-    if bonus_points:
-        from ..ledger.guilds import guild_policy
-        from ..platform.config import get_settings
+    from ..ledger.guilds import guild_policy
+    from ..platform.config import get_settings
+    from ..platform.i18n import translator
 
-        received = guild_policy(conn, settings or get_settings(), guild_id).points(bonus_points)
-        message += f" You received {received}."
+    policy = guild_policy(conn, settings or get_settings(), guild_id)
+    tr = translator(policy.locale)
+    message = tr._("Your email address {email} was approved.", email=decided.email)
+    if bonus_points:
+        received = tr.points(bonus_points, policy.currency_name, policy.currency_one)
+        message += " " + tr._("You received {amount}.", amount=received)
     if text:
-        message += f"\nNote from the admins: {text}"
+        message += "\n" + tr._("Note from the admins: {note}", note=text)
     return ReviewResult(decided, bonus_entry_id, _queue_dm(conn, decided, message))
 
 
@@ -304,6 +314,11 @@ def reject(
     text = _check_note(note)
     target = _target(conn, guild_id, submission_id, user_id)
     decided = _decide(conn, target, "rejected", reviewer_id, text, idempotency_key, None)
-    message = f"Your email address {decided.email} was not approved."
-    message += f"\nNote from the admins: {text}" if text else " You may submit another one."
+    tr = _server_translator(conn, guild_id)
+    message = tr._("Your email address {email} was not approved.", email=decided.email)
+    message += (
+        ("\n" + tr._("Note from the admins: {note}", note=text))
+        if text
+        else " " + tr._("You may submit another one.")
+    )
     return ReviewResult(decided, None, _queue_dm(conn, decided, message))

@@ -21,6 +21,7 @@ from ..delivery import outbox
 from ..ledger import LedgerEntry, OperationResult, ensure_member
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import get_settings
+from ..platform.i18n import translator
 from . import achievements, role_rewards
 
 __all__ = [  # the ledger's result types and first contact come along, so callers need this module alone
@@ -111,22 +112,41 @@ def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:
 
 
 def points_dm_text(entry: LedgerEntry, guild_name: str, policy: GuildPolicy) -> str:
-    """The DM a member gets when their balance changes."""
-    where = f" in **{guild_name}**" if guild_name else ""
-    amount = policy.points(abs(entry.amount))
+    """The DM a member gets when their balance changes, in the server's language (named when
+    its name is known; the DM's card names it too)."""
+    tr = translator(policy.locale)
+
+    def amount_of(n: int) -> str:
+        return tr.points(n, policy.currency_name, policy.currency_one)
+
+    values = {"amount": amount_of(abs(entry.amount)), "server": guild_name, "balance": amount_of(entry.balance_after),
+              "giver": entry.counterparty_id}  # fmt: skip
+    named = bool(guild_name)
     if entry.kind == "transfer_in" and entry.counterparty_id is not None:
-        text = f"<@{entry.counterparty_id}> gave you **{amount}**{where}."
+        text = (tr._("<@{giver}> gave you **{amount}** in **{server}**.", **values) if named
+                else tr._("<@{giver}> gave you **{amount}**.", **values))  # fmt: skip
     elif entry.kind == "set":
-        text = f"Your balance{where} was set to **{policy.points(entry.balance_after)}**."
+        text = (tr._("Your balance in **{server}** was set to **{balance}**.", **values) if named
+                else tr._("Your balance was set to **{balance}**.", **values))  # fmt: skip
+    elif entry.kind == "revert" and entry.amount > 0:
+        text = (tr._("An earlier change was undone: **{amount}** added back to your balance in **{server}**.",
+                     **values) if named
+                else tr._("An earlier change was undone: **{amount}** added back to your balance.", **values))  # fmt: skip
     elif entry.kind == "revert":
-        verb = "added back to" if entry.amount > 0 else "taken back from"
-        text = f"An earlier change was undone: **{amount}** {verb} your balance{where}."
+        text = (tr._("An earlier change was undone: **{amount}** taken back from your balance in **{server}**.",
+                     **values) if named
+                else tr._("An earlier change was undone: **{amount}** taken back from your balance.", **values))  # fmt: skip
     elif entry.amount > 0:
-        text = f"You received **{amount}**{where}."
+        text = (tr._("You received **{amount}** in **{server}**.", **values) if named
+                else tr._("You received **{amount}**.", **values))  # fmt: skip
+    elif named:
+        text = tr.ngettext("**{amount}** was taken from your balance in **{server}**.",
+                           "**{amount}** were taken from your balance in **{server}**.", entry.amount, **values)  # fmt: skip
     else:
-        text = f"**{amount}** {'was' if abs(entry.amount) == 1 else 'were'} taken from your balance{where}."
+        text = tr.ngettext("**{amount}** was taken from your balance.", "**{amount}** were taken from your balance.",
+                           entry.amount, **values)  # fmt: skip
     if entry.reason:
-        text += f"\nReason: {entry.reason}"
+        text += "\n" + tr._("Reason: {reason}", reason=entry.reason)
     if entry.kind != "set":
-        text += f"\nYour balance is now **{policy.points(entry.balance_after)}**."
+        text += "\n" + tr._("Your balance is now **{balance}**.", **values)
     return text

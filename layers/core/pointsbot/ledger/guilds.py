@@ -36,6 +36,8 @@ class GuildPolicy:
     guild_name: str | None = field(default=None, compare=False)
     active_achievements: int | None = field(default=None, compare=False)
     accent_color: int = DEFAULT_ACCENT  # the colour of the bot's answer cards (0xRRGGBB)
+    # The server's language as Discord last said (guild_locale): DMs and public posts use it.
+    locale: str | None = None
 
     @property
     def currency_one(self) -> str:
@@ -89,6 +91,29 @@ def policy_from(
         guild_name=guild_name,
         active_achievements=active_achievements,
         accent_color=_accent(overrides.get("accent_color")),
+        locale=_locale(overrides.get("locale")),
+    )
+
+
+def _locale(value: Any) -> str | None:
+    ok = (
+        isinstance(value, str)
+        and 0 < len(value) <= 16
+        and value.isascii()
+        and value.replace("-", "").isalnum()
+    )
+    return value if ok else None
+
+
+def remember_locale(conn: psycopg.Connection, guild_id: int, locale: str) -> None:
+    """Keep the server's language (Discord's guild_locale of its latest interaction) in its
+    settings, for DMs and posts made without an interaction. The caller compares first."""
+    if _locale(locale) is None:
+        return
+    conn.execute(
+        "UPDATE guilds SET settings = settings || jsonb_build_object('locale', %s::text) "
+        "WHERE guild_id = %s AND settings ->> 'locale' IS DISTINCT FROM %s",
+        (locale, guild_id, locale),
     )
 
 
