@@ -29,6 +29,7 @@ from admin_site.sections import (
     roles,
     settings,
     signin,
+    store,
     transactions,
 )
 from pointsbot.platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
@@ -155,6 +156,7 @@ SECTIONS: tuple[Section, ...] = tuple(
         emails,
         achievements,
         roles,
+        store,
         dms,
         api,
         audit,

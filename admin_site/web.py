@@ -26,6 +26,7 @@ from admin_site import labels
 from pointsbot.admin import auth, sessions
 from pointsbot.admin.sessions import Identity, Session
 from pointsbot.community import profiles
+from pointsbot.community import store as reward_store
 from pointsbot.platform import runtime, wording
 from pointsbot.platform.amounts import parse_whole_number
 from pointsbot.platform.config import Settings, get_settings
@@ -394,9 +395,14 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         flashes = sessions.take_flashes(conn, req.session) if req.session else []
         guilds = auth.guild_names(conn, list(identity.guild_ids)) if identity and identity.guild_ids else []
         profile = profiles.guild_profile(conn, req.guild_id) if req.guild_id else None
-        return flashes, guilds, profile
+        pending = (
+            reward_store.list_redemptions(conn, req.guild_id, state="pending", page_size=1).total
+            if req.guild_id and identity
+            else 0
+        )  # the menu shows the purchases to hand over
+        return flashes, guilds, profile, pending
 
-    flashes, guilds, guild_profile = req.db.run(load)
+    flashes, guilds, guild_profile, pending = req.db.run(load)
     people = People(req.guild_id)
     html = render_template(
         template,
@@ -409,6 +415,7 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         current_guild=next((g for g in guilds if g[0] == req.guild_id), None),
         guild_profile=guild_profile[0] if guild_profile else None,
         who=people.mark,
+        pending_redemptions=pending,
         **context,
     )
     html = people.fill(req, html)

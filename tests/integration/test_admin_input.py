@@ -24,7 +24,7 @@ ADMIN_NAME = "input-admin"
 ADMIN_PASSWORD = "input admin's password"
 _SAMPLE = {"guild_id": str(GUILD), "user_id": "780000000000000003", "batch_id": "1", "submission_id": "1",
            "decision": "approve", "achievement_id": "1", "name": "site.css", "threshold_id": "1",
-           "change_id": "1", "key_id": "1"}  # fmt: skip
+           "change_id": "1", "reward_id": "1", "purchase_id": "1", "key_id": "1", "webhook_id": "1", "delivery_id": "1"}  # fmt: skip
 
 
 def _fill(path: str) -> str:

@@ -61,8 +61,13 @@ def sample(site) -> dict[str, str]:
                           bulk.parse_csv(f"{MEMBERS[1]},5,{LONG_REASON}\n"), silent=True)  # fmt: skip
     batch = site.db.run(bulk.start_batch, who, GUILD_A, preview, "layout-batch")
     bulk.continue_batch(site.db.run, GUILD_A, batch.id)
+    from pointsbot.community import store
+
+    reward = site.db.run(lambda conn: store.reward_by_name(conn, GUILD_A, "Layout mug")) or site.db.run(
+        lambda conn: store.create_reward(conn, guild_id=GUILD_A, actor_id=None, actor_name="local:alice", kind="item",
+                                         name="Layout mug", description=LONG_REASON, price=10, stock=""))  # fmt: skip
     return {"guild_id": str(GUILD_A), "user_id": str(MEMBERS[0]), "batch_id": str(batch.id),
-            "achievement_id": str(achievement.id)}  # fmt: skip
+            "achievement_id": str(achievement.id), "reward_id": str(reward.id)}  # fmt: skip
 
 
 def _pages(sample: dict[str, str]) -> list[str]:
