@@ -286,8 +286,8 @@ def entries_after(
 ) -> tuple[LedgerEntry, ...]:
     """The guild's (or one member's) entries with an id above `after_id`, oldest first: a
     cursor for syncing the ledger elsewhere (entry ids only grow). At most `limit` (1-1000)."""
-    if not 1 <= limit <= 1000:
-        raise InvalidInput("A page holds 1 to 1000 entries.")
+    if not 1 <= limit <= 1000:  # callers check it against their schema first: a bug, not input
+        raise ValueError(f"limit {limit} outside 1-1000")
     if user_id is None:
         rows = conn.execute(
             f"SELECT {_ENTRY_COLUMNS} FROM transactions WHERE guild_id = %s AND id > %s ORDER BY id LIMIT %s",
