@@ -170,6 +170,13 @@ def test_points_add_through_dispatch_is_eight_statements(
         guild_id=GUILD_A,
     )
     try:
+        # (the server's language is recorded once, by the first interaction that brings it)
+        _Counting.sent = []
+        first = commands.execute(
+            db, interactions.parse(command_payload("balance", user_id=ADMIN, guild_id=GUILD_A)), settings
+        )
+        assert first.status == "ok"
+        assert sum("jsonb_build_object('locale'" in s for s in _Counting.sent) <= 1
         _Counting.sent = []
         # When an admin adds points (not silent: the member's DM is queued)
         outcome = commands.execute(db, interactions.parse(payload), settings)
@@ -193,6 +200,7 @@ def test_points_add_through_dispatch_is_eight_statements(
     assert "INSERT INTO direct_messages" in sent[5] and "INSERT INTO admin_audit" in sent[6]
     assert sent[7].startswith("UPDATE interaction_replies")
     assert not any("member_achievements" in s for s in sent)  # no achievement defined here
+    assert not any("jsonb_build_object('locale'" in s for s in sent)  # the language is known now
     assert task_queue.sent  # delivery of the DM was asked for
     # and the replay answers the first answer from two statements, writing nothing
     assert again.status == "replayed" and again.reply.content == outcome.reply.content
