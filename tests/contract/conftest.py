@@ -21,7 +21,10 @@ from pointsbot.discord.rest import DiscordClient
 from pointsbot_local import discord_standin_rest
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_PATH = ROOT.parent / "shared" / "discord" / "openapi.json"
+# DISCORD_OPENAPI_SPEC names it where shared/ is not beside the checkout (a git worktree elsewhere)
+SPEC_PATH = Path(
+    os.environ.get("DISCORD_OPENAPI_SPEC") or ROOT.parent / "shared" / "discord" / "openapi.json"
+)
 
 
 @lru_cache(maxsize=1)

@@ -6,12 +6,13 @@ answer) and Components V2's own limits (40 components, 4000 characters of text, 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from pointsbot import commands
-from pointsbot.community import achievements, emails
+from pointsbot.community import achievements, emails, seasons, store
 from pointsbot.community import points as ledger
 from pointsbot.discord import cards, interactions
 from pointsbot.discord.interactions import Reply
@@ -47,6 +48,32 @@ def seeded(db, task_queue_module) -> None:
            threshold=10, bonus_points=5, description="Reach 10 points")  # fmt: skip
     db.run(achievements.check_member, int(GUILD), int(MEMBER))
     db.run(emails.submit, int(GUILD), int(OTHER), "other@example.org")
+    # The store: a page and a half of rewards (every kind, limits, stock, a sold-out one)
+    for index in range(7):
+        kind = ("item", "code", "role")[index % 3]
+        values = dict(name=f"Reward {index} " + "long name " * 8, price=10 + index, description="d" * 900)
+        if kind == "role":
+            values.update(role_id=700000000000000000 + index, duration_days=30)
+        elif kind == "item":
+            values.update(stock=0 if index == 3 else 5, per_member_limit=1)
+        reward = db.run(store.create_reward, guild_id=int(GUILD), actor_id=1, actor_name="admin", kind=kind,
+                        **values)  # fmt: skip
+        if kind == "code":
+            db.run(store.upload_codes, guild_id=int(GUILD), reward_id=reward.id, data="\n".join(f"C{index}-{n}" for n in range(4)),
+                   actor_id=1, actor_name="admin")  # fmt: skip
+    # Seasons: one ended (archived with standings), one running with a prize
+    now = db.run(lambda conn: conn.execute("SELECT now()").fetchone()[0])
+    ended = db.run(lambda conn: seasons.start_season(
+        conn, int(GUILD), name="Autumn", starts_at=None, ends_at=now + timedelta(days=1), actor_id=1,
+        actor_name="admin"))  # fmt: skip
+    for user in (MEMBER, OTHER):
+        db.run(ledger.award, guild_id=int(GUILD), user_id=int(user), amount=5, reason="in season", actor_id=1,
+               source="system", idempotency_key=f"season-{user}")  # fmt: skip
+    db.run(lambda conn: seasons.end_season_early(conn, int(GUILD), ended.id, actor_id=1, actor_name="admin"))
+    assert seasons.run_end(db, ended.id).finished
+    db.run(lambda conn: seasons.start_season(
+        conn, int(GUILD), name="Winter", starts_at=None, ends_at=now + timedelta(days=30), actor_id=1,
+        actor_name="admin", prize_places=3, prize_points=50))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +144,24 @@ def _scenarios(locale: str) -> list[tuple[str, dict[str, Any]]]:
             "modal award by a member",
             modal_payload(f"award:{MEMBER}", {"amount": "5", "reason": "x"}, **member),
         ),
+        ("shop", command_payload("shop", **member)),
+        ("shop page 2", component_payload("shop:2:next", **member)),
+        (
+            "buy by name",
+            command_payload(
+                "buy", {"reward": f"Reward {LOCALES.index(locale) * 6} " + "long name " * 8}, **member
+            ),
+        ),
+        ("buy code", command_payload("buy", {"reward": "Reward 1 " + "long name " * 8}, **member)),
+        ("buy unknown", command_payload("buy", {"reward": "nothing like it"}, **member)),
+        ("purchases", command_payload("purchases", **member)),
+        ("no purchases", command_payload("purchases", **dict(member, user_id=OTHER))),
+        ("redemptions pending", command_payload("redemptions pending", **admin)),
+        ("season current", command_payload("season current", **member)),
+        ("season standings", command_payload("season standings", **member)),
+        ("season standings unknown", command_payload("season standings", {"season": "Nope"}, **member)),
+        ("seasons rename", command_payload("seasons rename", {"name": f"Winter {locale}"}, **admin)),
+        ("seasons timezone", command_payload("seasons timezone", {"zone": "Europe/Berlin"}, **admin)),
         ("unknown", component_payload("nothing:here", **member)),
     ]
 
@@ -173,6 +218,24 @@ def test_every_answer_conforms(db, settings, seeded, contract, locale):
     assert results["modal give not a number"].status == "refused"
     assert results["modal award by a member"].status == "denied"
     assert all(results[n].reply.v2 for n in ("balance", "leaderboard", "profile", "help", "points add"))
+    # The store and seasons answer in cards too, and reach what they are named for
+    cards_of = ("shop", "shop page 2", "buy by name", "buy code", "purchases", "no purchases",
+                "redemptions pending", "season current", "season standings", "seasons rename", "seasons timezone")  # fmt: skip
+    assert [
+        (n, results[n].reply.content)
+        for n in cards_of
+        if not (results[n].status == "ok" and results[n].reply.v2)
+    ] == []
+    assert (
+        results["buy unknown"].status == "refused" and results["season standings unknown"].status == "refused"
+    )
+    shop = results["shop"].reply.components[0]["components"]
+    buys = [
+        s["accessory"]["custom_id"]
+        for s in shop
+        if s["type"] == cards.SECTION and s["accessory"]["type"] == 2
+    ]
+    assert len(buys) == 5 and all(b.startswith("buy:") for b in buys)
 
 
 def test_the_german_answers_are_german(db, settings, seeded):

@@ -11,6 +11,7 @@ import pytest
 from test_interactions_e2e import Stack, stack  # noqa: F401 - the local stack fixture, shared
 
 from pointsbot.community import store
+from pointsbot.discord import cards
 from pointsbot.platform.db import Database
 from pointsbot_local import discord_standin_rest
 from pointsbot_local.simulate import autocomplete_payload, command_payload, component_payload, follow
@@ -46,27 +47,27 @@ def test_shop_buy_button_role_granted_and_purchases(stack: Stack, prepare_thresh
         database.close()
     # When the member opens /shop
     status, shop = stack.send(command_payload("shop", user_id=MEMBER, guild_id=GUILD))
-    assert status == 200 and shop["type"] == 4 and shop["data"]["flags"] == 64
-    assert "**Supporter role**" in shop["data"]["content"]
-    buy = next(
-        button
-        for row in shop["data"]["components"]
-        for button in row["components"]
-        if button["custom_id"] == f"buy:{reward.id}"
+    assert status == 200 and shop["type"] == 4 and shop["data"]["flags"] == 64 | cards.IS_COMPONENTS_V2
+    assert "**Supporter role**" in cards.plain_text(shop["data"]["components"])
+    buy = next(  # the Buy button beside the reward in the card
+        section["accessory"]
+        for section in shop["data"]["components"][0]["components"]
+        if section["type"] == cards.SECTION and section["accessory"].get("custom_id") == f"buy:{reward.id}"
     )
     # and clicks its Buy button
     click = component_payload(buy["custom_id"], user_id=MEMBER, guild_id=GUILD)
     status, bought = stack.send(click)
     # Then the answer is a new private message, and the purchase is made
-    assert status == 200 and bought["type"] == 4 and bought["data"]["flags"] == 64
-    assert "You bought **Supporter role**" in bought["data"]["content"]
-    assert "150 points" in bought["data"]["content"]
+    assert status == 200 and bought["type"] == 4 and bought["data"]["flags"] == 64 | cards.IS_COMPONENTS_V2
+    assert "You bought **Supporter role**" in cards.plain_text(bought["data"]["components"])
+    assert "150 points" in cards.plain_text(bought["data"]["components"])
     # and the worker grants the role on "Discord"
     assert _wait_for(lambda: role in discord_standin_rest.state.member_roles(GUILD, MEMBER))
 
     # and /purchases shows it granted
     def purchases() -> str:
-        return stack.send(command_payload("purchases", user_id=MEMBER, guild_id=GUILD))[1]["data"]["content"]
+        answer = stack.send(command_payload("purchases", user_id=MEMBER, guild_id=GUILD))[1]
+        return cards.plain_text(answer["data"]["components"])
 
     shown = _wait_for(lambda: (text := purchases()) and "on its way" not in text and text)
     assert "**Supporter role**" in shown and "granted" in shown and "until" in shown
@@ -119,5 +120,5 @@ def test_a_buy_click_on_a_slow_database_is_deferred_privately_and_finished_by_th
         locker.close()
     # Then the worker makes the purchase once and edits that message with the answer
     final = follow(stack.discord, click["application_id"], click["token"], timeout=30)
-    assert final is not None and "You bought **Slow mug**" in final["content"]
+    assert final is not None and "You bought **Slow mug**" in cards.plain_text(final.get("components"))
     assert stack.sql("SELECT count(*) FROM purchases WHERE user_id = %s", (int(member),)) == [(1,)]

@@ -301,6 +301,9 @@ def test_member_and_admin_commands(db, settings, sql):
     award(db, guild, int(user), 12, settings)
     current = run(db, settings, "season current", user_id=user)
     assert "Season Cup 1" in current.reply.content and "You are **#1** of" in current.reply.content
+    # /profile shows the place in the season running now
+    profile = run(db, settings, "profile", user_id=user)
+    assert "Season Cup 1: **#1** with 12 points" in profile.reply.content, profile.reply.content
     renamed = admin(db, settings, "seasons rename", {"name": "Cup One"})
     assert "is now **Cup One**" in renamed.reply.content
     not_yet = run(db, settings, "season standings", {"season": "Cup One"})
@@ -309,7 +312,7 @@ def test_member_and_admin_commands(db, settings, sql):
     assert ended.status == "ok" and "has ended" in ended.reply.content
     seasons.run_end(db, season.id, client=object())  # no channel: the client is never used
     table = run(db, settings, "season standings", {"season": "cup one"}, user_id=user)
-    assert "final standings" in table.reply.content and f"1. <@{user}>" in table.reply.content
+    assert "final standings" in table.reply.content and f"🥇 <@{user}> · **12 points**" in table.reply.content
     assert "You placed **#1**" in table.reply.content
     latest = run(db, settings, "season standings", user_id=user)
     assert "Cup One" in latest.reply.content

@@ -8,7 +8,7 @@ from _command_helpers import GUILD_A, GUILD_B, admin, click, new_member, run, se
 from _ledger_checks import table_counts, violations
 
 from pointsbot.community import store
-from pointsbot.discord import interactions
+from pointsbot.discord import cards, interactions
 from pointsbot.platform.errors import DomainError, InvalidInput
 from pointsbot_local.simulate import autocomplete_payload, snowflake
 
@@ -297,10 +297,11 @@ def test_shop_buy_button_and_purchases(db, settings, sql):
     assert (
         "**Mug**" in shop.reply.content and "3 left" in shop.reply.content and "2 more" in shop.reply.content
     )
-    buttons = [c for row in shop.reply.components for c in row["components"]]
-    assert {"custom_id": f"buy:{reward.id}"}.items() <= next(
-        b for b in buttons if "Mug" in b["label"]
-    ).items()
+    # The card: each reward a section with its own Buy button beside it
+    sections = [c for c in shop.reply.components[0]["components"] if c["type"] == cards.SECTION]
+    mug = next(s for s in sections if "**Mug**" in s["components"][0]["content"])
+    assert shop.reply.v2 and mug["accessory"]["custom_id"] == f"buy:{reward.id}"
+    assert mug["accessory"]["type"] == cards.BUTTON and not mug["accessory"].get("disabled")
     # When the member clicks Buy
     bought = click(db, settings, f"buy:{reward.id}", user_id=member)
     assert bought.status == "ok" and bought.reply.ephemeral and not bought.reply.update

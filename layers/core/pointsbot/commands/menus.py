@@ -175,21 +175,18 @@ def _stored_name(conn: psycopg.Connection, guild_id: int, user_id: int) -> str |
 
 
 def _season_line(conn: psycopg.Connection, ctx: Context, user_id: int) -> str | None:
-    """The member's place in the current season, where the seasons module offers one
-    (`seasons.current_place(conn, guild_id, user_id) -> (season name, rank, score) | None`)."""
-    try:
-        from ..community import seasons  # type: ignore[attr-defined]
-    except ImportError:
+    """The member's place in the season running now (live from its window), None when no season
+    runs or they have no points in it yet."""
+    from ..community import seasons
+
+    season = seasons.current_season(conn, ctx.guild_id)
+    if season is None or season.status != "running":
         return None
-    current_place = getattr(seasons, "current_place", None)
-    if current_place is None:
+    standing = seasons.standing_of(conn, season, user_id)
+    if standing is None:
         return None
-    found = current_place(conn, ctx.guild_id, user_id)
-    if not found:
-        return None
-    season, rank_, score = found
-    return "🗓️ " + ctx.tr._("Season {season}: **#{rank}** with {amount}", season=season,
-                            rank=ctx.tr.number(rank_), amount=ctx.amount(score))  # fmt: skip
+    return "🗓️ " + ctx.tr._("Season {season}: **#{rank}** with {amount}", season=season.name,
+                            rank=ctx.tr.number(standing.place), amount=ctx.amount(standing.score))  # fmt: skip
 
 
 # -- /help ----------------------------------------------------------------------------------------

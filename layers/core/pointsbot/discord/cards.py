@@ -134,6 +134,13 @@ class Card:
             self._items.extend(text(t) for t in texts)
         return self
 
+    def section(self, *texts: str, accessory: dict[str, Any]) -> Card:
+        """One to three texts beside an accessory: a button (a reward and its Buy button) or a
+        thumbnail."""
+        shown = [t for t in texts if t][:MAX_SECTION_TEXTS] or ["\u200b"]
+        self._items.append({"type": SECTION, "components": [text(t) for t in shown], "accessory": accessory})
+        return self
+
     def text(self, content: str) -> Card:
         if content:
             self._items.append(text(content))
