@@ -68,6 +68,12 @@ ACTIONS = {
     "role_threshold.create": "Role threshold added",
     "role_threshold.remove": "Role threshold removed",
     "role_change.acknowledge": "Refused role change seen",
+    "season.start": "Season started",
+    "season.cancel": "Scheduled season cancelled",
+    "season.end_early": "Season ended early",
+    "season.rename": "Season renamed",
+    "season.reset_reverted": "Season's balance reset reverted",
+    "season.time_zone": "Time zone changed",
 }
 
 # Setting and form fields, as a person reads them (settings page, audit diffs, error messages).
@@ -97,6 +103,7 @@ FIELDS = {
     "amount": "Amount",
     "reason": "Reason",
     "rows": "Rows",
+    "time_zone": "Time zone",
 }
 
 
@@ -141,7 +148,7 @@ def target(value: str | None, who: Callable[..., Markup]) -> Markup:
     if head == "members" and rest.isdigit():
         return Markup.escape(f"{int(rest):,} member" + ("" if int(rest) == 1 else "s"))
     words = {"entry": "Entry #", "batch": "Bulk batch #", "achievement": "Achievement #", "reward": "Reward #",
-             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #"}  # fmt: skip
+             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #", "season": "Season #"}  # fmt: skip
     if head in words and rest:
         return Markup.escape(words[head] + rest)
     if head == "guild":

@@ -15,6 +15,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
@@ -78,6 +79,17 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _when_in(value: datetime | None, zone: str) -> str:
+    """A moment in a guild's time zone ("2026-12-01 18:30 CET"); UTC for a zone it cannot read."""
+    if value is None:
+        return ""
+    try:
+        local = value.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return _when(value)
+    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
+
+
 def _signed(value: int | None) -> str:
     return "" if value is None else f"{value:+,}"
 
@@ -92,6 +104,7 @@ _env.globals["url"] = url
 _env.filters["money"] = _money
 _env.filters["signed"] = _signed
 _env.filters["when"] = _when
+_env.filters["when_in"] = _when_in  # {{ moment|when_in(zone) }}: in the guild's time zone
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
 _env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
 labels.register(_env)

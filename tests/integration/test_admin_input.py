@@ -24,7 +24,8 @@ ADMIN_NAME = "input-admin"
 ADMIN_PASSWORD = "input admin's password"
 _SAMPLE = {"guild_id": str(GUILD), "user_id": "780000000000000003", "batch_id": "1", "submission_id": "1",
            "decision": "approve", "achievement_id": "1", "name": "site.css", "threshold_id": "1",
-           "change_id": "1", "reward_id": "1", "purchase_id": "1", "key_id": "1", "webhook_id": "1", "delivery_id": "1"}  # fmt: skip
+           "change_id": "1", "reward_id": "1", "purchase_id": "1", "key_id": "1", "webhook_id": "1", "delivery_id": "1",
+           "season_id": "1"}  # fmt: skip
 
 
 def _fill(path: str) -> str:
@@ -316,3 +317,83 @@ def test_the_csv_export_defuses_every_formula_start(site, monkeypatch):
                 assert cell.startswith("'"), (text, cell)
             else:
                 assert cell == text
+
+
+# -- seasons ------------------------------------------------------------------------------------
+def _season_counts(site) -> tuple:
+    return site.run(lambda conn: conn.execute(
+        "SELECT (SELECT count(*) FROM seasons), (SELECT count(*) FROM admin_audit),"
+        " (SELECT string_agg(settings::text, ',') FROM guilds)").fetchone())  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"name": "Cup\x00"}, "contains a NUL character"),
+     ({"name": "x" * 5000}, "1 to 100 characters"),
+     ({"ends_at": "9999-99-99T99:99"}, "is not a real date"),
+     ({"ends_at": "2026-02-30T10:00"}, "is not a real date"),
+     ({"ends_at": "2026-12-01T10:00'; DROP TABLE seasons; --"}, "is not a date I can read"),
+     ({"ends_at": ""}, "Give the date the season ends."),
+     ({"starts_at": "\x00"}, "is not a date I can read"),
+     ({"prize_places": "1e9"}, "whole number"),
+     ({"prize_places": "101", "prize_points": "5"}, "from 0 to 100"),
+     ({"prize_places": "3", "prize_points": "9" * 40}, "prize points"),
+     ({"prize_places": "3", "prize_role_id": "-5"}, "role id"),
+     ({"post_channel_id": "general"}, "channel id")],
+)  # fmt: skip
+def test_hostile_input_to_the_season_form_is_a_plain_message_and_writes_nothing(admin, site, fields, message):
+    csrf = admin.csrf(f"/admin/g/{GUILD}/seasons")
+    before = _season_counts(site)
+    form = {
+        "csrf_token": csrf,
+        "name": "Hostile cup",
+        "starts_at": "",
+        "ends_at": "2099-01-01T10:00",
+        **fields,
+    }
+    result = admin.request("POST", f"/admin/g/{GUILD}/seasons", form)
+    assert result["statusCode"] == 400, result["body"][:300]
+    assert message in result["body"] and "Something went wrong" not in result["body"]
+    assert _season_counts(site) == before
+
+
+@pytest.mark.parametrize(
+    "zone", ["../../../etc/passwd", "Europe/Berlin\x00", "x" * 5000, "Europe/Bérlin", "posix/../UTC", ""]
+)
+def test_a_hostile_time_zone_is_a_plain_message_and_writes_nothing(admin, site, zone):
+    csrf = admin.csrf(f"/admin/g/{GUILD}/seasons")
+    before = _season_counts(site)
+    result = admin.request(
+        "POST", f"/admin/g/{GUILD}/seasons/time-zone", {"csrf_token": csrf, "time_zone": zone}
+    )
+    assert result["statusCode"] == 400, result["body"][:300]
+    assert "is not a time zone I know" in result["body"]
+    assert _season_counts(site) == before
+
+
+@pytest.mark.parametrize("page", HUGE_PAGES, ids=lambda p: p[:24])
+def test_a_past_seasons_standings_clamp_the_page_number(admin, site, paged_data, page):
+    from datetime import timedelta
+
+    from pointsbot.community import seasons
+
+    def start(conn):
+        found = conn.execute(
+            "SELECT id FROM seasons WHERE guild_id = %s AND name = 'Paged season'", (GUILD,)
+        ).fetchone()
+        if found:
+            return found[0]
+        now = conn.execute("SELECT now()").fetchone()[0]
+        return seasons.start_season(conn, GUILD, name="Paged season", starts_at=None, ends_at=now + timedelta(days=1),
+                                    actor_id=None, actor_name="local:input-admin").id  # fmt: skip
+
+    season_id = site.run(start)
+    site.run(
+        lambda conn: conn.execute(
+            "UPDATE seasons SET ends_at = now() WHERE id = %s AND end_step = 0", (season_id,)
+        )
+    )
+    seasons.run_end(site, season_id, client=object())
+    result = admin.request("GET", f"/admin/g/{GUILD}/seasons/{season_id}?page={page}")
+    assert result["statusCode"] == 200, result["body"][:300]
+    assert "Final standings" in result["body"] and "Something went wrong" not in result["body"]

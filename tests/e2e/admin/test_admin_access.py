@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 _SAMPLE = {"guild_id": str(GUILD_A), "user_id": "730000000000000003", "batch_id": "1", "submission_id": "1",
            "decision": "approve", "achievement_id": "1", "name": "site.css", "threshold_id": "1", "key_id": "1", "webhook_id": "1", "delivery_id": "1",
-           "change_id": "1", "reward_id": "1", "purchase_id": "1"}  # fmt: skip
+           "change_id": "1", "reward_id": "1", "purchase_id": "1", "season_id": "1"}  # fmt: skip
 
 
 def _fill(path: str, **override: str) -> str:
@@ -33,7 +33,7 @@ def test_the_route_table_is_what_the_app_serves():
     paths = {r.path for r in ROUTES}
     for section in ("/g/<guild_id>/", "/g/<guild_id>/points", "/g/<guild_id>/transactions", "/g/<guild_id>/members",
                     "/g/<guild_id>/emails", "/g/<guild_id>/achievements", "/g/<guild_id>/dms",
-                    "/g/<guild_id>/audit", "/g/<guild_id>/settings"):  # fmt: skip
+                    "/g/<guild_id>/audit", "/g/<guild_id>/settings", "/g/<guild_id>/seasons"):  # fmt: skip
         assert section in paths
     assert len(PROTECTED) > 25
 

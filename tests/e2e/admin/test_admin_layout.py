@@ -66,8 +66,17 @@ def sample(site) -> dict[str, str]:
     reward = site.db.run(lambda conn: store.reward_by_name(conn, GUILD_A, "Layout mug")) or site.db.run(
         lambda conn: store.create_reward(conn, guild_id=GUILD_A, actor_id=None, actor_name="local:alice", kind="item",
                                          name="Layout mug", description=LONG_REASON, price=10, stock=""))  # fmt: skip
+    from datetime import timedelta
+
+    from pointsbot.community import seasons
+
+    season = site.db.run(lambda conn: seasons.current_season(conn, GUILD_A)) or site.db.run(
+        lambda conn: seasons.start_season(conn, GUILD_A, name="Layout season " + "with a long name " * 4,
+                                          starts_at=None, ends_at=conn.execute("SELECT now()").fetchone()[0]
+                                          + timedelta(days=30), actor_id=None, actor_name="local:alice",
+                                          prize_places=3, prize_points=100))  # fmt: skip
     return {"guild_id": str(GUILD_A), "user_id": str(MEMBERS[0]), "batch_id": str(batch.id),
-            "achievement_id": str(achievement.id), "reward_id": str(reward.id)}  # fmt: skip
+            "achievement_id": str(achievement.id), "reward_id": str(reward.id), "season_id": str(season.id)}  # fmt: skip
 
 
 def _pages(sample: dict[str, str]) -> list[str]:

@@ -677,3 +677,37 @@ def revert_reset(
             return report
     report.finished = True
     return report
+
+
+@dataclass(frozen=True)
+class ResetSummary:
+    """What reverting a season's reset would touch: its reset entries (one per member whose
+    balance it took), the points they took, how many are reverted already, and the members it
+    took the most from (for the admin's confirmation step)."""
+
+    members: int
+    points: int  # what the reset took, summed (a negative balance reset counts as negative)
+    reverted: int
+    largest: tuple[tuple[int, int], ...]  # (user id, points taken), largest first
+
+
+def reset_summary(conn: psycopg.Connection, guild_id: int, season_id: int, largest: int = 20) -> ResetSummary:
+    """The reset's entries, counted for the confirmation before `revert_reset`; InvalidInput
+    when the season has no reset to revert (not ended yet, or no reset chosen)."""
+    season = get_season(conn, guild_id, season_id)
+    if season.end_step < 3 or season.reset_operation_id is None:
+        raise InvalidInput(f"The season {season.name!r} has no balance reset to revert.")
+    members, points = conn.execute(
+        "SELECT count(*), coalesce(sum(-amount), 0) FROM transactions WHERE operation_id = %s",
+        (season.reset_operation_id,),
+    ).fetchone()
+    reverted = 0
+    if season.reset_reverted_operation_id is not None:
+        reverted = conn.execute(
+            "SELECT count(*) FROM transactions WHERE operation_id = %s", (season.reset_reverted_operation_id,)
+        ).fetchone()[0]
+    top = conn.execute(
+        "SELECT user_id, -amount FROM transactions WHERE operation_id = %s ORDER BY abs(amount) DESC, user_id LIMIT %s",
+        (season.reset_operation_id, largest),
+    ).fetchall()
+    return ResetSummary(int(members), int(points), int(reverted), tuple((int(u), int(a)) for u, a in top))
