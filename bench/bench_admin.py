@@ -174,6 +174,22 @@ _OLD_PENDING = (
     "AND EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
     "AND e.user_id = m.user_id AND e.status = 'pending')"
 )
+# The "email pending" filter before sql/044 (the reference for its pages, in the same run): the
+# leaderboard walked by keyset, each member's submissions probed.
+_OLD_PENDING_ON_POINTS = (
+    "EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = p.guild_id "
+    "AND e.user_id = p.user_id AND e.status = 'pending')"
+)
+
+
+def _old_pending_sql(page: int, after: tuple[int, int] | None) -> tuple[str, dict]:
+    """members.search's statement for "email pending" with the filter as it was before sql/044."""
+    kept = members._EMAIL_STATUS_SQL["pending"]
+    members._EMAIL_STATUS_SQL["pending"] = _OLD_PENDING_ON_POINTS
+    try:
+        return members._search_sql(GUILD, members.MemberQuery(email_status="pending"), page, after, None)
+    finally:
+        members._EMAIL_STATUS_SQL["pending"] = kept
 
 
 def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float) -> dict:
@@ -235,6 +251,14 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
 
             return go
 
+        def old_pending(keys: list[tuple[int, int]] | None) -> Callable[[], object]:
+            def go() -> None:
+                i = rng.randrange(len(keys)) if keys else 0
+                sql, params = _old_pending_sql(i + 2 if keys else 1, keys[i] if keys else None)
+                db.run(lambda conn: conn.execute(sql, params).fetchall())
+
+            return go
+
         pending = members.MemberQuery(email_status="pending")
         approved = members.MemberQuery(email_status="approved")
         pending_keys = keyset_walk(pending, 200)
@@ -262,8 +286,14 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
             "search: email pending, reference (before: members joined per row)": _timed(
                 old_search(_OLD_PENDING, 1), reps, budget_s
             ),
+            "search: email pending, first page, reference (before sql/044: the leaderboard walked)": _timed(
+                old_pending(None), reps, budget_s
+            ),
             f"search: email pending, Next from a random one of its {len(pending_keys) + 1} pages (keyset)": _timed(
                 random_next(pending, pending_keys), reps, budget_s
+            ),
+            "search: email pending, Next, reference (before sql/044: the leaderboard walked)": _timed(
+                old_pending(pending_keys), reps, budget_s
             ),
             "search: no filter, page 1000 by number": _timed(
                 lambda: db.run(members.search, GUILD, members.MemberQuery(), 1000), reps, budget_s
@@ -336,6 +366,9 @@ def markdown(report: dict) -> str:
     lat = report["latency"]
     pairs = [
         ("search: email pending", "search: email pending, reference (before: members joined per row)"),
+        ("search: email pending", "search: email pending, first page, reference (before sql/044: the leaderboard walked)"),
+        (next((k for k in lat if k.startswith("search: email pending, Next from")), ""),
+         "search: email pending, Next, reference (before sql/044: the leaderboard walked)"),
         ("search: no filter, page 1000 by number",
          "search: no filter, page 1000, reference (before: OFFSET over the join)"),
     ]  # fmt: skip

@@ -128,6 +128,9 @@ def test_filters_on_points_read_members_for_the_page_only(guild_db, page):
             assert "Seq Scan on members" not in plan, plan
             if name != "email pending":
                 assert "points_leaderboard_idx" in plan and "Seq Scan" not in plan, plan
+            else:  # the members with a submission waiting, in leaderboard order (sql/044)
+                assert "points_email_pending_idx" in plan and "Seq Scan" not in plan, plan
+                assert "points_leaderboard_idx" not in plan and "email_submissions" not in plan, plan
 
 
 @pytest.mark.parametrize("name", ["no filter", "balance range"])
@@ -138,6 +141,18 @@ def test_next_by_keyset_reads_two_ranges_of_the_leaderboard_index(guild_db, name
         plan = _plan(conn, QUERIES[name], 300, after=(0, 30_000))
     assert plan.count("points_leaderboard_idx") == 2 and "Seq Scan" not in plan, plan
     assert "balance = '0'" in plan and "balance < '0'" in plan, plan
+
+
+def test_email_pending_next_reads_two_ranges_of_the_pending_index(guild_db):
+    # search's docstring: "email pending" pages are ranges of points_email_pending_idx (only the
+    # members with a submission waiting), by keyset the rest of the tie then the balances below;
+    # not a walk of the leaderboard probing each member's submissions.
+    with psycopg.connect(guild_db) as conn:
+        for after in ((0, 30_000), (25, 5_000), (50_000, 40_000)):
+            plan = _plan(conn, QUERIES["email pending"], 3, after=after)
+            assert plan.count("points_email_pending_idx") == 2 and "Seq Scan" not in plan, plan
+            assert "email_submissions" not in plan and "points_leaderboard_idx" not in plan, plan
+            assert "Gather" not in plan, plan
 
 
 def test_the_failed_dm_figure_reads_the_failed_range_and_the_retries_only(guild_db):
@@ -159,3 +174,60 @@ def test_the_failed_dm_figure_reads_the_failed_range_and_the_retries_only(guild_
     assert "Seq Scan" not in plan, plan
     assert "direct_messages_guild_idx" in plan and "direct_messages_retries_idx" in plan, plan
     assert got == naive and 0 < naive < 10_000
+
+
+def test_the_pending_flag_follows_the_submissions(make_database, settings):
+    # sql/044 keeps points.email_pending (what the "email pending" search reads) equal to "has a
+    # submission waiting for review", through submit, approve, reject, a new submission, and a
+    # points row made after its member's submission.
+    from pointsbot.community import emails
+    from pointsbot.platform.db import Database
+
+    guild = 941_100_000_000_000_002
+    db = Database(make_database(), pooled=False)
+
+    def flags() -> dict[int, tuple[bool, bool]]:
+        rows = db.run(lambda conn: conn.execute(
+            "SELECT p.user_id, p.email_pending, EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = "
+            "p.guild_id AND e.user_id = p.user_id AND e.status = 'pending') FROM points p WHERE p.guild_id = %s",
+            (guild,)).fetchall())  # fmt: skip
+        return {u: (flag, truth) for u, flag, truth in rows}
+
+    try:
+        from pointsbot.ledger.guilds import ensure_guild
+
+        db.run(ensure_guild, guild)
+        first, second, _third = (
+            db.run(emails.submit, guild, user, f"m{user}@example.org") for user in (11, 12, 13)
+        )
+        assert flags() == {11: (True, True), 12: (True, True), 13: (True, True)}
+        db.run(emails.approve, guild_id=guild, submission_id=first.id, reviewer_id=1, note="", bonus_points=0,
+               idempotency_key="a-1", source="admin_site", settings=settings)  # fmt: skip
+        db.run(emails.reject, guild_id=guild, submission_id=second.id, reviewer_id=1)
+        assert flags() == {11: (False, False), 12: (False, False), 13: (True, True)}
+        db.run(emails.submit, guild, 12, "again@example.org")  # a new submission after a rejection
+        assert flags()[12] == (True, True)
+        # A member whose points row is made after the submission (first contact later).
+        db.run(lambda conn: (
+            conn.execute("INSERT INTO members (guild_id, user_id) VALUES (%s, 14)", (guild,)),
+            conn.execute("INSERT INTO email_submissions (guild_id, user_id, email) VALUES (%s, 14, 'l@example.org')",
+                         (guild,))))  # fmt: skip
+        assert 14 not in flags()
+        from pointsbot.ledger import ensure_member
+
+        db.run(ensure_member, guild, 14)
+        assert flags()[14] == (True, True)
+        # Balance changes keep the flag (and the partial index follows the balance).
+        from pointsbot import ledger
+
+        db.run(lambda conn: ledger.award(conn, guild_id=guild, user_id=13, amount=5, reason="r", actor_id=1,
+                                         source="admin_site", idempotency_key="k-13"))  # fmt: skip
+        assert flags()[13] == (True, True)
+        assert {r.user_id for r in db.run(members.search, guild, QUERIES["email pending"]).rows} == {
+            12,
+            13,
+            14,
+        }
+        assert db.run(members.search, guild, QUERIES["email pending"]).rows[0].user_id == 13
+    finally:
+        db.close()

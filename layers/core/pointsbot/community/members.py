@@ -175,10 +175,9 @@ def _search_where(guild_id: int, query: MemberQuery) -> tuple[str, dict[str, Any
 
 
 _EMAIL_STATUS_SQL = {
-    # On points' columns, so the leaderboard is walked without reading members
-    # (email_submissions_one_pending_idx answers each probe).
-    "pending": "EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = p.guild_id "
-    "AND e.user_id = p.user_id AND e.status = 'pending')",
+    # points.email_pending (kept by trigger, sql/044): the partial index points_email_pending_idx
+    # lists exactly these members in leaderboard order, so a page is one short range of it.
+    "pending": "p.email_pending",
     "approved": "m.email IS NOT NULL",
     "rejected": "m.email IS NULL AND EXISTS (SELECT 1 FROM email_submissions e WHERE e.guild_id = m.guild_id "
     "AND e.user_id = m.user_id AND e.status = 'rejected')",
@@ -246,7 +245,9 @@ def search(
 
     Names and emails match by prefix (an index range scan, fast at a million members). The
     page's rows are found on points first (with no filter or a balance range: a range of
-    points_leaderboard_idx), and `members` is read for those rows only, unless a filter needs
+    points_leaderboard_idx; "email pending": a range of points_email_pending_idx, which holds
+    only the members with a submission waiting, so the page costs the same however few they
+    are), and `members` is read for those rows only, unless a filter needs
     a member column (names, emails, approved/rejected/none). `after`
     (the balance and id of the last row of the page before, from the Next link) continues from
     there by keyset instead of skipping the rows before with OFFSET; it is labelled `page`.
