@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from .. import ledger
 from ..community import achievement_definitions, points, windows
 from ..delivery import outbox
-from ..ledger import LedgerEntry
+from ..ledger import LedgerEntry, entry_json
 from ..platform import runtime
 from ..platform.config import get_settings
 from ..platform.db import DatabaseUnavailable
@@ -269,21 +269,6 @@ def _unexpected(exc: Exception) -> Response:
 @app.not_found
 def _not_found(exc: Exception) -> Response:
     return _error(404, "not_found", "There is no such endpoint; see /api/v1/openapi.json.")
-
-
-def entry_json(entry: LedgerEntry) -> dict:
-    return {
-        "id": str(entry.id),
-        "user_id": format_snowflake(entry.user_id),
-        "amount": entry.amount,
-        "balance_after": entry.balance_after,
-        "kind": entry.kind,
-        "reason": entry.reason,
-        "source": entry.source,
-        "actor": entry.actor,
-        "reverts_id": None if entry.reverts_id is None else str(entry.reverts_id),
-        "created_at": entry.created_at.isoformat(),
-    }
 
 
 # -- the request's steps -----------------------------------------------------------------------------

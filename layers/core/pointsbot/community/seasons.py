@@ -40,7 +40,7 @@ from ..platform.amounts import MAX_BALANCE
 from ..platform.config import get_settings
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.storable import check_one_line
-from . import audit, roles, windows
+from . import audit, roles, webhooks, windows
 
 END_TASK_KIND = "end_seasons"
 MAX_NAME = 100
@@ -565,6 +565,8 @@ def run_end(
 
 
 def _wake(report: EndReport) -> None:
+    if report.finished:  # season.ended, if an endpoint wants it (queued with the last step)
+        webhooks.request_delivery()
     if report.dms_queued:
         outbox.request_delivery()
     if report.roles_queued:

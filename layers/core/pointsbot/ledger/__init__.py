@@ -10,7 +10,7 @@ the achievement checks that follow it in the same transaction, is `community.poi
 ledger never calls up into the features built on it.
 """
 
-from .entries import KINDS, SOURCES, LedgerEntry, OperationResult
+from .entries import KINDS, SOURCES, LedgerEntry, OperationResult, entry_json
 from .operations import (
     MAX_REASON,
     award,
@@ -56,6 +56,7 @@ __all__ = [
     "deduct",
     "ensure_member",
     "entries_after",
+    "entry_json",
     "get_entry",
     "guild_totals",
     "history_page",

@@ -72,6 +72,22 @@ class LedgerEntry:
         return self.source
 
 
+def entry_json(entry: LedgerEntry) -> dict:
+    """An entry as the API answers it and webhooks send it (ids as strings)."""
+    return {
+        "id": str(entry.id),
+        "user_id": str(entry.user_id),
+        "amount": entry.amount,
+        "balance_after": entry.balance_after,
+        "kind": entry.kind,
+        "reason": entry.reason,
+        "source": entry.source,
+        "actor": entry.actor,
+        "reverts_id": None if entry.reverts_id is None else str(entry.reverts_id),
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
 @dataclass(frozen=True)
 class OperationResult:
     operation_id: int

@@ -43,6 +43,7 @@ class KeepaliveResult:
     seasons_due: int | None = None  # seasons past their end whose end steps are not all done
     season_end_requested: bool = False
     tie_blocks_built: int | None = None  # large ties given blocks or re-cut (ledger.ties)
+    webhook_delivery_requested: bool = False  # a webhook delivery due now or within 15 minutes
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +94,7 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
-    from ..community import roles, seasons, store
+    from ..community import roles, seasons, store, webhooks
     from ..delivery import outbox
     from ..platform.db import DatabaseUnavailable
 
@@ -150,10 +151,16 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
             database.run(prune_api)
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"prune api: {exc}"[:200])
+    webhooks_requested = False
+    if healthy:
+        try:
+            webhooks_requested = webhooks.request_if_due(database)
+        except (DatabaseUnavailable, OSError) as exc:
+            errors.append(f"webhooks: {exc}"[:200])
     roles_requested = bool(roles_due) and roles.request_role_delivery()
     # A season past its end: the worker's "end_seasons" task carries its end steps (resumable).
     season_end_requested = bool(seasons_due) and seasons.request_end_run()
     return KeepaliveResult(
         healthy, round(database_ms, 1), warmed, dms_due, requested, "; ".join(errors) or None, pruned,
-        roles_due, roles_requested, roles_ended, seasons_due, season_end_requested, tie_blocks,
+        roles_due, roles_requested, roles_ended, seasons_due, season_end_requested, tie_blocks, webhooks_requested,
     )  # fmt: skip

@@ -29,21 +29,26 @@ TASK_HANDLERS: dict[str, tuple[str, str]] = {
     "apply_role_changes": ("pointsbot.community.roles", "apply_task"),
     "end_seasons": ("pointsbot.community.seasons", "end_task"),
     "refresh_profiles": ("pointsbot.community.profiles", "refresh_task"),
+    "deliver_webhooks": ("pointsbot.community.webhooks", "deliver_task"),
 }
 
 
 def deliver_dms_and_role_changes(task: Task) -> None:
-    """The "deliver_dms" task: deliver due DMs, then make due role changes. Every place that
+    """The "deliver_dms" task: deliver due DMs, then make due role changes, and ask for webhook delivery when an event is due. Every place that
     changes points asks for DM delivery after COMMIT, and a threshold crossed or an achievement's
     role rides on the same change, so this one wake-up serves both (roles have their own task,
     "apply_role_changes", for the callers that know they asked for one)."""
-    from ..community import roles
+    from ..community import roles, webhooks
     from ..delivery import outbox
     from ..platform.runtime import get_database
 
     outbox.deliver_task(task)
     if get_database().run(roles.due_count):
         roles.apply_due(get_database())
+    # The same wake-up follows every change that may have queued a webhook event; the events
+    # go out in a task of their own, so a slow receiver never holds up DMs.
+    if get_database().run(webhooks.next_due_in_s) == 0:
+        webhooks.request_delivery()
 
 
 class UnknownTask(ValueError):

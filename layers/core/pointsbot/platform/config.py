@@ -63,6 +63,11 @@ class Settings:
     secrets_max_age_s: int
     api_rate_limit: int
     api_rate_window_s: int
+    webhook_retry_base_s: int
+    webhook_retry_max_s: int
+    webhook_retry_hours: int
+    webhook_disable_after: int
+    webhook_timeout_s: int
     admin_base_url: str
     discord_client_secret: str
     discord_oauth_authorize_url: str
@@ -106,6 +111,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("DM_RETRY_BASE_S", settings.dm_retry_base_s, 1),
         ("DM_LEASE_S", settings.dm_lease_s, 30),
         ("DM_DELIVER_BUDGET_S", settings.dm_deliver_budget_s, 1),
+        ("WEBHOOK_RETRY_BASE_S", settings.webhook_retry_base_s, 1),
+        ("WEBHOOK_RETRY_MAX_S", settings.webhook_retry_max_s, 1),
+        ("WEBHOOK_RETRY_HOURS", settings.webhook_retry_hours, 1),
+        ("WEBHOOK_DISABLE_AFTER", settings.webhook_disable_after, 1),
+        ("WEBHOOK_TIMEOUT_S", settings.webhook_timeout_s, 1),
         ("ACHIEVEMENT_SWEEP_BATCH", settings.achievement_sweep_batch, 1),
         ("SECRETS_MAX_AGE_S", settings.secrets_max_age_s, 10),
     ):

@@ -220,6 +220,11 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     # Integration API (/api/v1)
     Setting("API_RATE_LIMIT", "api_rate_limit", int, 120, "Requests one API key may make per window (API_RATE_WINDOW_S); more get 429 with Retry-After."),
     Setting("API_RATE_WINDOW_S", "api_rate_window_s", int, 60, "The API's rate window in seconds (a fixed window per key, starting on multiples of it)."),
+    Setting("WEBHOOK_RETRY_BASE_S", "webhook_retry_base_s", int, 60, "First retry delay of a failed webhook delivery in seconds; doubles on each further try, up to WEBHOOK_RETRY_MAX_S."),
+    Setting("WEBHOOK_RETRY_MAX_S", "webhook_retry_max_s", int, 3600, "Longest delay between two tries of a webhook delivery, in seconds."),
+    Setting("WEBHOOK_RETRY_HOURS", "webhook_retry_hours", int, 24, "Hours a webhook event is retried after it happened; then its delivery is marked failed."),
+    Setting("WEBHOOK_DISABLE_AFTER", "webhook_disable_after", int, 20, "Failed delivery attempts in a row after which a webhook is switched off (flagged on the admin site, written to the audit log)."),
+    Setting("WEBHOOK_TIMEOUT_S", "webhook_timeout_s", int, 10, "Seconds a webhook receiver has to answer (connecting: at most 3 of them); its answer is read up to 16 KB."),
     # Admin site
     Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
     Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
