@@ -366,12 +366,26 @@ def _unauthorized(request: Request) -> HttpResponse | None:
     return None
 
 
+# What Discord fills in on the components it returns (Components V2: a container's colour and
+# spoiler, a thumbnail's description and spoiler, a separator's look)
+_RETURNED_DEFAULTS: dict[Any, dict[str, Any]] = {
+    17: {"accent_color": None, "spoiler": False},
+    11: {"description": None, "spoiler": False},
+    14: {"spacing": 1, "divider": True},
+}
+
+
 def _components(components: Any) -> list[dict[str, Any]]:
     """Components as Discord returns them: each gets a numeric id, in order, depth first."""
     counter = iter(range(1, 10_000))
 
     def number(component: dict[str, Any]) -> dict[str, Any]:
-        shown = {**component, "id": component.get("id") or next(counter)}
+        shown = {**_RETURNED_DEFAULTS.get(component.get("type"), {}), **component,
+                 "id": component.get("id") or next(counter)}  # fmt: skip
+        if component.get("type") == 11 and isinstance(component.get("media"), dict):  # a thumbnail's media
+            url = str(component["media"].get("url") or "")
+            shown["media"] = {"id": standin.snowflake(), "url": url, "proxy_url": url, "width": None,
+                              "height": None, "content_type": None}  # fmt: skip
         if isinstance(component.get("components"), list):
             shown["components"] = [number(c) for c in component["components"] if isinstance(c, dict)]
         if isinstance(component.get("accessory"), dict):  # a Section's thumbnail or button
@@ -395,6 +409,9 @@ def _message(
     return message
 
 
+IS_COMPONENTS_V2 = 1 << 15
+
+
 def _check_message_body(body: Any) -> HttpResponse | None:
     if not isinstance(body, dict):
         return error_response(400, 50109, "The request body contains invalid JSON.")
@@ -403,6 +420,11 @@ def _check_message_body(body: Any) -> HttpResponse | None:
         return error_response(400, 50035, "Invalid Form Body (content: Must be 2000 or fewer in length.)")
     if not content and not body.get("embeds") and not body.get("components"):
         return error_response(400, 50006, "Cannot send an empty message")
+    flags = body.get("flags")
+    if isinstance(flags, int) and flags & IS_COMPONENTS_V2 and (content or body.get("embeds")):
+        # Discord: a Components V2 message is its components only
+        return error_response(400, 50035, "Invalid Form Body (content: The 'content' field cannot be used "
+                                          "when using MessageFlags.IS_COMPONENTS_V2)")  # fmt: skip
     return None
 
 

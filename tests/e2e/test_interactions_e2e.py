@@ -21,6 +21,7 @@ import pytest
 from pointsbot.commands import endpoint
 from pointsbot.commands.deferred import TRY_AGAIN
 from pointsbot.delivery import tasks
+from pointsbot.discord import cards
 from pointsbot.discord import rest as discord_rest
 from pointsbot.platform import runtime
 from pointsbot.platform.config import reset_settings
@@ -216,7 +217,8 @@ def test_dms_from_a_change_reach_the_stand_in(stack):
     stack.send(_admin("points add", {"member": member, "amount": 3, "reason": "dm me"}))
     tasks.get_task_queue().drain(timeout=20)
     dms = discord_standin_rest.state.dms_to(member)
-    assert any("3" in m["content"] for m in dms), dms
+    # a card (Components V2: no content), the change in it
+    assert any("**3 points**" in cards.plain_text(m["components"]) and not m["content"] for m in dms), dms
 
 
 def test_concurrent_members_over_http(stack):

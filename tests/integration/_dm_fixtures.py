@@ -12,6 +12,7 @@ import pytest
 from pointsbot import ledger
 from pointsbot.delivery import outbox
 from pointsbot.delivery.tasks import Task
+from pointsbot.discord import cards
 from pointsbot.discord.rest import DiscordClient
 from pointsbot.ledger.guilds import ensure_guild
 from pointsbot.platform.db import Database
@@ -90,4 +91,14 @@ def make_due(db: Database) -> None:
 
 
 def messages_to(user: int) -> list[dict]:
-    return discord_standin_rest.state.dms_to(str(user))
+    """The DMs the stand-in got for `user`, each with "content" set to the text the outbox
+    stored (a DM is a card, outbox.dm_body: Discord's own "content" of it is empty)."""
+    return [{**m, "content": dm_text(m)} for m in discord_standin_rest.state.dms_to(str(user))]
+
+
+def dm_text(message: dict) -> str:
+    """The stored text of a DM card: the header's second text (beside the server's icon or not)."""
+    assert message["flags"] & cards.IS_COMPONENTS_V2 and not message["content"], message
+    items = message["components"][0]["components"]
+    header = items[0]["components"] if items[0]["type"] == cards.SECTION else items
+    return header[1]["content"]

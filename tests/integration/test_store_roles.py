@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from _dm_fixtures import RecordingQueue, discord_fixture, fresh_db_fixture, new_guild, new_member
+from _dm_fixtures import RecordingQueue, discord_fixture, fresh_db_fixture, messages_to, new_guild, new_member
 from _ledger_checks import violations
 
 from pointsbot import ledger
@@ -169,7 +169,7 @@ def test_a_redelivered_code_dm_task_sends_one_dm(db: Database, discord: DiscordC
     outbox.deliver_due(db, discord, settings=fast)
     outbox.deliver_due(db, discord, settings=fast)
     # Then the member has exactly one DM with the code
-    sent = discord_standin_rest.state.dms_to(str(user))
+    sent = messages_to(user)
     assert len(sent) == 1 and "KEY-ONE" in sent[0]["content"]
 
 

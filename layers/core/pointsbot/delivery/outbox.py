@@ -11,7 +11,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ..discord.pacing import SharedPacer, booked_ahead_s
 from ..discord.pacing import reserve_slots as reserve_slots  # the bucket's own call, named here too
 from ..platform.errors import InvalidInput
+from ..platform.i18n import N_
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger, metrics
 from ..platform.storable import check_text
@@ -137,6 +138,8 @@ class ClaimedDM:
     claimed_at: datetime  # this claim's token: results are written only while it still holds
     channel_id: int | None  # the member's DM channel, if known
     blocked: str | None  # why it must not be sent any more (member erased or opted out)
+    # The server it comes from, read with the claim: {"name", "icon", "accent", "locale"}
+    guild: dict[str, Any] | None = None
 
 
 @dataclass
@@ -172,7 +175,10 @@ RETURNING d.id, d.guild_id, d.user_id, d.content, d.reason, d.attempts, d.claime
     (SELECT c.channel_id FROM dm_channels c WHERE c.user_id = d.user_id),
     (SELECT CASE WHEN m.erased_at IS NOT NULL THEN 'member erased'
                  WHEN m.dm_opt_out AND d.reason <> 'admin' THEN 'member opted out of DMs' END
-     FROM members m WHERE m.guild_id = d.guild_id AND m.user_id = d.user_id)
+     FROM members m WHERE m.guild_id = d.guild_id AND m.user_id = d.user_id),
+    (SELECT jsonb_build_object('name', g.name, 'icon', g.icon, 'accent', g.settings -> 'accent_color',
+                               'locale', g.settings ->> 'locale')
+     FROM guilds g WHERE g.guild_id = d.guild_id)
 """
 
 
@@ -294,17 +300,7 @@ def deliver_one(
             _remember_channel(database, dm.user_id, channel_id)
         channels[dm.user_id] = channel_id
         report.requests += 1
-        message = client.send_message(
-            format_snowflake(channel_id),
-            {
-                "content": dm.content,
-                "allowed_mentions": {"parse": []},
-                # Discord drops a second message with the same nonce from the same author for a
-                # few minutes: a DM re-sent after a lost answer or an expired lease is not doubled.
-                "nonce": f"pbdm{dm.id}"[:25],
-                "enforce_nonce": True,
-            },
-        )
+        message = client.send_message(format_snowflake(channel_id), dm_body(dm))
     except CannotDmUser as exc:
         _mark(database, dm, "failed", error=f"50007: {exc.message}"[:500])
         return "failed"
@@ -330,6 +326,52 @@ def deliver_one(
     message_id = message.get("id") if isinstance(message, dict) else None
     _mark(database, dm, "sent", message_id=int(message_id) if message_id else None)
     return "sent"
+
+
+DM_TITLES = {  # reason -> (emoji, title); the titles are translated where the card is built
+    "points": ("💰", N_("Points")),
+    "achievement": ("🎖️", N_("Achievement")),
+    "email": ("✉️", N_("Email review")),
+    "store": ("🛒", N_("Store")),
+    "season": ("🏁", N_("Season")),
+    "admin": ("📣", N_("Message from the admins")),
+}
+
+
+def dm_body(dm: ClaimedDM) -> dict[str, Any]:
+    """The body of POST /channels/{dm channel}/messages for a DM: a Components V2 card in the
+    answers' style (discord/cards.py) naming the server it comes from (its icon beside the
+    title, its name at the foot, its accent colour), in the server's language. The stored text
+    is the card's body. With IS_COMPONENTS_V2 Discord takes no `content`, so there is none.
+    The nonce is the row's: Discord drops a second message with the same nonce from the same
+    author for a few minutes, so a DM re-sent after a lost answer or an expired lease is not
+    doubled (the outbox's exactly-once, with the claim's token)."""
+    from ..discord import cards
+    from ..platform.i18n import translator
+
+    guild = dm.guild or {}
+    tr = translator(guild.get("locale") if isinstance(guild.get("locale"), str) else None)
+    accent = guild.get("accent")
+    card = cards.Card(
+        accent=accent if isinstance(accent, int) and 0 <= accent <= 0xFFFFFF else cards.DEFAULT_ACCENT
+    )
+    emoji, title = DM_TITLES.get(dm.reason, ("📣", DM_TITLES["admin"][1]))
+    name = guild.get("name") if isinstance(guild.get("name"), str) and guild["name"].strip() else None
+    icon = guild.get("icon") if isinstance(guild.get("icon"), str) else None
+    card.header(f"### {emoji} " + tr._(title), dm.content,
+                avatar=cards.guild_icon_url(icon) if icon else None, alt=name)  # fmt: skip
+    card.separator(divider=False).text(
+        "-# " + (tr._("From the server **{server}**", server=cards.escape_markdown(name)) if name
+                 else tr._("From a server you share with this bot"))
+    )  # fmt: skip
+    components, _text = card.build()
+    return {
+        "flags": cards.IS_COMPONENTS_V2,
+        "components": list(components),
+        "allowed_mentions": {"parse": []},
+        "nonce": f"pbdm{dm.id}"[:25],
+        "enforce_nonce": True,
+    }
 
 
 def _after_transient(database, dm: ClaimedDM, settings: Settings, error: str) -> str:

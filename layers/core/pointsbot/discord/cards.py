@@ -66,6 +66,23 @@ def default_avatar_url(user_id: int | str, discriminator: str | None = None) -> 
     return f"{CDN}/embed/avatars/{index}.png"
 
 
+def guild_icon_url(icon: str, size: int = 128) -> str | None:
+    """A server's icon on Discord's CDN from its stored path ("icons/<guild>/<hash>") or None."""
+    parts = icon.split("/")
+    if len(parts) != 3 or parts[0] != "icons" or not parts[1].isdigit() or not _AVATAR_HASH.match(parts[2]):
+        return None
+    return f"{CDN}/{icon}.png?size={size}"
+
+
+_MARKDOWN = re.compile(r"([\\*_~`|>#\[\]()<:@-])")
+
+
+def escape_markdown(value: str) -> str:
+    """Text of someone else's making (a server's name) shown as it is, never as Discord markdown
+    or a mention: each markdown character gets a backslash."""
+    return _MARKDOWN.sub(r"\\\1", value)
+
+
 # -- single components -------------------------------------------------------------------------
 def text(content: str) -> dict[str, Any]:
     return {"type": TEXT_DISPLAY, "content": content or "\u200b"}
