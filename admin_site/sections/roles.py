@@ -7,11 +7,24 @@ from aws_lambda_powertools.event_handler import Response
 from admin_site import web
 from admin_site.sections import Section, int_param, opt_int
 from pointsbot.admin import role_actions
-from pointsbot.community import roles
+from pointsbot.community import profiles, roles
 from pointsbot.platform.errors import InvalidInput
 from pointsbot.platform.ids import parse_snowflake
 
 routes = Section()
+
+# A page waits for Discord's list of roles at most this long (then shows what was kept).
+PAGE_DISCORD_TIMEOUT_S = 3.0
+
+
+def guild_roles(req: web.AdminRequest, guild_id: int, *, refresh: bool = False) -> profiles.GuildRoles:
+    """The guild's roles for a page: kept in Postgres, asked of Discord once they are older than
+    profiles.ROLES_MAX_AGE (one call for the page, never one per row); when Discord cannot be
+    reached, what was kept, with a plain sentence saying so."""
+    from pointsbot.discord.rest import get_client
+
+    client = get_client().with_limits(PAGE_DISCORD_TIMEOUT_S, max_retry_wait=1.0)
+    return profiles.guild_roles(req.db, client, guild_id, refresh=refresh)
 
 
 def check_grantable(req: web.AdminRequest, guild_id: int, raw_role_id: str) -> int:

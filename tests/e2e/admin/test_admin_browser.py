@@ -457,7 +457,9 @@ def test_audit_log_and_settings(site, admin_page):
     assert settings["currency_name"] == "stars" and settings["transfers_enabled"] is False
     page.fill("#settings-form input[name=max_change]", "0")
     _submit(page, "#settings-form button[type=submit]")
-    assert "max_change must be above zero" in _flash(page)
+    # the refusal in words beside its field (never the internal "max_change"), the input kept
+    assert page.locator("#error-max_change").inner_text() == "The largest single change must be above zero."
+    assert page.input_value("#settings-form input[name=max_change]") == "0"
     # Every kind of action so far is in the audit log, with who did it
     recorded = {
         r[0] for r in _sql(site, "SELECT DISTINCT action FROM admin_audit WHERE guild_id=%s", (GUILD_A,))

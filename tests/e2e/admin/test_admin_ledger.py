@@ -60,8 +60,11 @@ def test_settings_refuse_limits_beyond_the_range_with_the_plain_message(site, fi
     before = _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,))
     form = {"csrf_token": csrf, "currency_name": "points", "max_change": "1000", "daily_cap": "0"}
     form[field] = str(MAX_BALANCE + 1)
-    status, headers, _ = client.request("POST", f"/g/{GUILD_A}/settings", form)
-    assert OUT_OF_RANGE in _follow(client, status, headers)
+    status, _, body = client.request("POST", f"/g/{GUILD_A}/settings", form)
+    # the page again, the plain message beside the field (issue 12: forms keep what was typed)
+    assert (
+        status == 400 and f'<span class="field-error" id="error-{field}" role="alert">{OUT_OF_RANGE}' in body
+    )
     assert _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,)) == before
 
 
@@ -97,4 +100,4 @@ def test_the_settings_page_names_the_currency_singular(site):
     # An empty singular goes back to the rule (geese -> "geese"; points -> "point")
     form.update(currency_name="points", currency_singular="")
     body = _follow(client, *client.request("POST", f"/g/{GUILD_A}/settings", form)[:2])
-    assert "now “point”" in body and "Set here: 7 overrides." in body
+    assert "now “point”" in body and 'name="currency_singular" value=""' in body

@@ -11,11 +11,11 @@ from typing import Any
 
 import psycopg
 
-from ..community import achievements, audit, emails, members
+from ..community import achievements, audit, emails, members, windows
 from ..delivery import outbox
 from ..ledger import guilds
 from ..platform.config import Settings
-from ..platform.errors import InvalidInput
+from ..platform.errors import DomainError, InvalidInput
 from . import monitor, sessions
 from .sessions import Identity
 
@@ -144,13 +144,49 @@ def retry_dms(conn: psycopg.Connection, identity: Identity, guild_id: int, dm_id
     return requeued
 
 
+# The guild's settings kept by the windowed boards (pointsbot.community.windows), saved with the rest.
+WINDOW_SETTINGS = ("time_zone", "window_excluded_sources", "window_excluded_kinds")
+
+
+def guild_settings_problems(conn: psycopg.Connection, changes: dict[str, Any]) -> dict[str, str]:
+    """Each setting of a settings form checked on its own: {setting: why it is refused}, in words."""
+    problems: dict[str, str] = {}
+    for key, value in changes.items():
+        try:
+            if key == "time_zone":
+                windows.check_time_zone(conn, value)
+            elif key == "window_excluded_sources":
+                windows.check_counting(excluded_sources=value)
+            elif key == "window_excluded_kinds":
+                windows.check_counting(excluded_kinds=value)
+            else:
+                guilds.validate_overrides({key: value})
+        except DomainError as exc:
+            problems[key] = exc.message
+    return problems
+
+
 def save_guild_settings(
     conn: psycopg.Connection, identity: Identity, guild_id: int, changes: dict[str, Any]
-) -> dict[str, Any]:
-    before = guilds.ensure_guild(conn, guild_id)
-    after = guilds.update_guild_settings(conn, guild_id, changes)
-    _record(conn, identity, guild_id, "guild.settings", f"guild:{guild_id}", before, after)
-    return after
+) -> bool:
+    """Store a settings form (checked first: a refused value stores nothing); True when something
+    changed, and only then is it audited, with the settings that changed before and after."""
+    before = dict(guilds.ensure_guild(conn, guild_id))
+    guilds.update_guild_settings(
+        conn, guild_id, {k: v for k, v in changes.items() if k not in WINDOW_SETTINGS}
+    )
+    if "time_zone" in changes:
+        windows.set_time_zone(conn, guild_id, changes["time_zone"])
+    if "window_excluded_sources" in changes or "window_excluded_kinds" in changes:
+        windows.set_counting(conn, guild_id, excluded_sources=changes.get("window_excluded_sources"),
+                             excluded_kinds=changes.get("window_excluded_kinds"))  # fmt: skip
+    after = guilds.ensure_guild(conn, guild_id)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if not changed:
+        return False
+    _record(conn, identity, guild_id, "guild.settings", f"guild:{guild_id}",
+            {k: before.get(k) for k in changed}, {k: after.get(k) for k in changed})  # fmt: skip
+    return True
 
 
 def record_check_run(conn: psycopg.Connection, identity: Identity, guild_id: int, report: Any) -> None:

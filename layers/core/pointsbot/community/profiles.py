@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ..discord.interactions import avatar_path
 from ..platform.ids import format_snowflake
@@ -289,3 +290,95 @@ def refresh(db: Database, client: DiscordClient, guild_id: int, user_ids: list[i
     except (DiscordUnavailable, RateLimited, DiscordError) as exc:
         logger.info("profile refresh stopped; asked again later", extra={"error": str(exc)})
     return done
+
+
+# -- the guild's roles ------------------------------------------------------------------------------
+ROLES_MAX_AGE = timedelta(minutes=10)  # older than this: a page asks Discord again (once)
+
+
+@dataclass(frozen=True)
+class GuildRole:
+    id: int
+    name: str
+    position: int
+    managed: bool  # a bot's or an integration's own role: nobody else can hold it
+
+
+@dataclass(frozen=True)
+class GuildRoles:
+    """The guild's roles as Discord last listed them; `roles` is None when it never has."""
+
+    roles: tuple[GuildRole, ...] | None
+    checked_at: datetime | None
+    problem: str | None = None  # why Discord could not be asked just now, in words
+
+    @property
+    def choosable(self) -> list[GuildRole]:
+        """Roles a member can be given, highest first (not @everyone, not a bot's own role)."""
+        return [r for r in self.roles or () if not r.managed and r.name != "@everyone"]
+
+    def name_of(self, role_id: int | str | None) -> str | None:
+        for role in self.roles or ():
+            if str(role.id) == str(role_id):
+                return role.name
+        return None
+
+
+def _roles_from(guild_id: int, listed: Any) -> tuple[GuildRole, ...]:
+    roles = []
+    for item in listed if isinstance(listed, list) else []:
+        try:
+            role_id = int(item["id"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        name = "@everyone" if role_id == guild_id else (_name(item.get("name")) or format_snowflake(role_id))
+        position = item.get("position")
+        roles.append(
+            GuildRole(role_id, name, position if isinstance(position, int) else 0, bool(item.get("managed")))
+        )
+    roles.sort(key=lambda r: (-r.position, r.id))
+    return tuple(roles)
+
+
+def cached_roles(conn: psycopg.Connection, guild_id: int) -> GuildRoles:
+    """The guild's roles as kept (no call to Discord)."""
+    row = conn.execute(
+        "SELECT roles, roles_checked_at FROM guilds WHERE guild_id = %s", (guild_id,)
+    ).fetchone()
+    if row is None or row[0] is None:
+        return GuildRoles(None, None)
+    return GuildRoles(_roles_from(guild_id, row[0]), row[1])
+
+
+def record_roles(conn: psycopg.Connection, guild_id: int, listed: list[dict[str, Any]]) -> GuildRoles:
+    """Keep the roles Discord listed (only what the site shows of each)."""
+    roles = _roles_from(guild_id, listed)
+    kept = [{"id": str(r.id), "name": r.name, "position": r.position, "managed": r.managed} for r in roles]
+    row = conn.execute(
+        "UPDATE guilds SET roles = %s, roles_checked_at = now() WHERE guild_id = %s RETURNING roles_checked_at",
+        (Jsonb(kept), guild_id),
+    ).fetchone()
+    return GuildRoles(roles, row[0] if row else None)
+
+
+def guild_roles(db: Database, client: DiscordClient, guild_id: int, *, refresh: bool = False) -> GuildRoles:
+    """The guild's roles for a page: as kept when younger than ROLES_MAX_AGE (and not `refresh`),
+    else one GET /guilds/{id}/roles, kept. When Discord cannot answer, what was kept (if
+    anything) with `problem` saying so; never raises for Discord."""
+    from ..discord.rest import DiscordError, DiscordUnavailable, RateLimited
+
+    kept = db.run(cached_roles, guild_id)
+    fresh = kept.checked_at is not None and datetime.now(UTC) - kept.checked_at < ROLES_MAX_AGE
+    if not refresh and kept.roles is not None and fresh:
+        return kept
+    try:
+        listed = client.guild_roles(format_snowflake(guild_id))
+    except DiscordError as exc:
+        if exc.code in (10004, 50001):
+            problem = "The bot is not in this server any more, so Discord does not show its roles."
+        else:
+            problem = f"Discord would not list this server's roles ({exc.code or exc.status})."
+        return GuildRoles(kept.roles, kept.checked_at, problem)
+    except (DiscordUnavailable, RateLimited):
+        return GuildRoles(kept.roles, kept.checked_at, "Discord could not be reached to list the roles.")
+    return db.run(record_roles, guild_id, listed)

@@ -16,6 +16,7 @@ across daylight saving changes too.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -96,6 +97,20 @@ def set_time_zone(conn: psycopg.Connection, guild_id: int, name: str) -> str:
     return zone
 
 
+def check_counting(
+    *,
+    excluded_sources: list[str] | tuple[str, ...] | None = None,
+    excluded_kinds: list[str] | tuple[str, ...] | None = None,
+) -> None:
+    """InvalidInput in words when a source or kind to leave out is not one the ledger has."""
+    bad = [s for s in excluded_sources or () if s not in SOURCES]
+    if bad:
+        raise InvalidInput(f"Unknown source {str(bad[0])[:40]!r}; known: {', '.join(SOURCES)}.")
+    bad = [k for k in excluded_kinds or () if k not in KINDS]
+    if bad:
+        raise InvalidInput(f"Unknown kind {str(bad[0])[:40]!r}; known: {', '.join(KINDS)}.")
+
+
 def set_counting(
     conn: psycopg.Connection,
     guild_id: int,
@@ -104,20 +119,22 @@ def set_counting(
     excluded_kinds: list[str] | tuple[str, ...] | None = None,
 ) -> CountingRules:
     """Which entries count in window scores from now on: sources and kinds left out."""
+    check_counting(excluded_sources=excluded_sources, excluded_kinds=excluded_kinds)
     changes: dict[str, Any] = {}
     if excluded_sources is not None:
-        bad = [s for s in excluded_sources if s not in SOURCES]
-        if bad:
-            raise InvalidInput(f"Unknown source {bad[0][:40]!r}; known: {', '.join(SOURCES)}.")
         changes["window_excluded_sources"] = sorted(set(excluded_sources))
     if excluded_kinds is not None:
-        bad = [k for k in excluded_kinds if k not in KINDS]
-        if bad:
-            raise InvalidInput(f"Unknown kind {bad[0][:40]!r}; known: {', '.join(KINDS)}.")
         changes["window_excluded_kinds"] = sorted(set(excluded_kinds))
     if changes:
         _merge_settings(conn, guild_id, changes)
     return counting_rules(conn, guild_id)
+
+
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    """The IANA time zone names to offer (check_time_zone has the last word)."""
+    named = (z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
+    return ("UTC", *sorted(named))
 
 
 def _merge_settings(conn: psycopg.Connection, guild_id: int, changes: dict[str, Any]) -> None:

@@ -136,6 +136,13 @@ class DiscordClient:
         clone.pacer = pacer
         return clone
 
+    def with_limits(self, timeout: float, max_retry_wait: float) -> DiscordClient:
+        """This client (sharing its buckets and pacer) giving up sooner: for a page a person
+        waits for, which shows what it has rather than wait out a slow Discord."""
+        clone = copy.copy(self)
+        clone.timeout, clone.max_retry_wait = timeout, max_retry_wait
+        return clone
+
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> DiscordClient:
         return cls(

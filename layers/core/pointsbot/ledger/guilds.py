@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput, OutOfRange
+from ..platform.ids import parse_snowflake
 from ..platform.storable import check_one_line
 from ..platform.wording import currency_singular, points
 
@@ -154,32 +155,51 @@ def guild_policy(conn: psycopg.Connection, settings: Settings, guild_id: int) ->
     return policy_from(settings, *row)
 
 
+# The settings as an admin reads them, for the messages that refuse a value.
+LABELS = {
+    "max_change": "The largest single change",
+    "daily_cap": "The daily cap",
+    "allow_negative": "Whether deductions may go below zero",
+    "transfers_enabled": "Whether members may give points",
+    "dm_notifications": "Whether members get a DM",
+    "currency_name": "The currency name",
+    "currency_singular": "The currency name for one",
+    "admin_role_ids": "The admin roles",
+    "accent_color": "The card colour",
+}
+MAX_ADMIN_ROLES = 250  # Discord's most roles a guild may have
+
+
 def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
-    """Check a settings form before it is stored; raises InvalidInput naming the field."""
+    """Check a settings form before it is stored; raises InvalidInput naming the field in words."""
     clean: dict[str, Any] = {}
     for key, value in values.items():
         kind = OVERRIDABLE.get(key)
         if kind is None:
             raise InvalidInput(f"unknown guild setting {key!r}")
+        label = LABELS.get(key, key)
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{key} must be a whole number, zero or above")
+                raise InvalidInput(f"{label} must be a whole number, zero or above.")
+            if key == "accent_color" and value > MAX_ACCENT:
+                raise InvalidInput(f"{label} must be a colour from #000000 to #FFFFFF.")
             if value > MAX_BALANCE:
                 raise OutOfRange(OUT_OF_RANGE)
-            if key == "accent_color" and value > MAX_ACCENT:
-                raise InvalidInput("accent_color is a colour 0xRRGGBB (0 to 16777215)")
             if key == "max_change" and value == 0:
-                raise InvalidInput("max_change must be above zero")
+                raise InvalidInput(f"{label} must be above zero.")
         elif kind is bool and not isinstance(value, bool):
-            raise InvalidInput(f"{key} must be true or false")
+            raise InvalidInput(f"{label} must be on or off.")
         elif key == "currency_singular" and isinstance(value, str) and not value.strip():
             value = ""  # empty: derived from the currency name again
         elif kind is str:
             if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
-                raise InvalidInput(f"{key} must be 1 to 32 characters")
-            value = check_one_line(value.strip(), key)
+                raise InvalidInput(f"{label} must be 1 to 32 characters.")
+            value = check_one_line(value.strip(), label)
         elif kind is list:
-            value = [str(int(v)) for v in value]
+            if not isinstance(value, list | tuple) or len(value) > MAX_ADMIN_ROLES:
+                raise InvalidInput(f"{label} must be a list of at most {MAX_ADMIN_ROLES} roles.")
+            ids = [parse_snowflake(v, "A role id") for v in value]
+            value = [str(v) for v in dict.fromkeys(ids)]
         clean[key] = value
     return clean
 
