@@ -64,7 +64,7 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path | None = No
     from . import handlers
     from .discord_standin import PREFIX, standin
     from .queue import InProcessTaskQueue
-    from .server import LocalServer, mount
+    from .server import LocalServer, mount, observe
 
     chosen = prepare_environment(local_dir)
     server = LocalServer(host, port, verbose=verbose)
@@ -72,6 +72,7 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path | None = No
     from . import discord_standin_rest  # the REST endpoints register themselves on `standin`
 
     mount(discord_standin_rest.INSPECT_PREFIX, discord_standin_rest.inspect_app)
+    observe("interactions", discord_standin_rest.record_interaction)  # inline answers on its page
     from . import discord_standin_oauth  # the OAuth2 side (admin sign-in) registers itself too
 
     if not os.environ.get("DISCORD_API_BASE_URL"):

@@ -11,7 +11,6 @@ Everything is kept in memory (`state`) and shown at /discord-api/_inspect (HTML,
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from . import inspect_page
 from .apigw import HttpResponse
 from .discord_standin import Handler, Request, error_response, json_response, standin
 
@@ -154,6 +154,32 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+@dataclass(frozen=True)
+class RecordedInteraction:
+    at: float
+    request: dict[str, Any]
+    status: int
+    answer: Any
+
+
+def record_interaction(body: bytes, status: int, answer: bytes) -> None:
+    """The local server's observer of POST /interactions: keep the interaction and its answer
+    (PINGs and unreadable bodies are left out)."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(request, dict) or request.get("type") == 1:
+        return
+    try:
+        shown: Any = json.loads(answer) if answer else None
+    except ValueError:
+        shown = answer.decode("utf-8", "replace")
+    with standin.lock:
+        state.interactions.append(RecordedInteraction(time.time(), request, status, shown))
+        del state.interactions[: -inspect_page.MAX_SHOWN]
+
+
 @dataclass
 class StandInState:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -170,6 +196,9 @@ class StandInState:
     audit_log: list[dict[str, Any]] = field(default_factory=list)  # role changes with their reasons
     nonces: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (channel, nonce) -> message
     no_access_channels: set[str] = field(default_factory=set)  # posting there: 403 50001
+    # Interactions the local server answered (inline answers never reach Discord's REST API,
+    # so the server hands them here to be shown on the inspect page), the newest MAX_SHOWN
+    interactions: list[RecordedInteraction] = field(default_factory=list)
 
     def channel_messages(self, channel_id: str) -> list[dict[str, Any]]:
         with standin.lock:
@@ -741,32 +770,6 @@ def get_guild(request: Request) -> HttpResponse:
 
 
 # -- the inspect page and its controls ----------------------------------------------------------------
-def _page(exchanges: list[Any]) -> str:
-    rows = []
-    for exchange in reversed(exchanges[-200:]):
-        stamp = datetime.fromtimestamp(exchange.at, UTC).strftime("%H:%M:%S")
-        body = html.escape(json.dumps(exchange.body, indent=1)[:2000]) if exchange.body is not None else ""
-        answer = (
-            html.escape(json.dumps(exchange.response, indent=1)[:2000])
-            if exchange.response is not None
-            else ""
-        )
-        rows.append(
-            f"<tr><td>{stamp}</td><td>{html.escape(exchange.method)}</td><td>{html.escape(exchange.path)}</td>"
-            f"<td>{exchange.status}</td><td><pre>{body}</pre></td><td><pre>{answer}</pre></td></tr>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Discord stand-in</title>"
-        "<style>body{font-family:sans-serif}td{vertical-align:top;border-top:1px solid #ccc}"
-        "pre{margin:0;max-width:40em;white-space:pre-wrap}</style></head><body>"
-        "<h1>Discord stand-in: requests received</h1>"
-        "<p>Newest first. JSON: <a href='?format=json'>?format=json</a>.</p>"
-        "<table><tr><th>time</th><th>method</th><th>path</th><th>status</th><th>request</th><th>answer</th></tr>"
-        + "".join(rows)
-        + "</table></body></html>"
-    )
-
-
 def inspect_app(method: str, target: str, headers: dict[str, str], body: bytes) -> HttpResponse:
     """GET /discord-api/_inspect[?format=json]; POST .../users {id, username, accepts_dms};
     POST .../roles {guild_id, name, position, permissions}; POST .../reset."""
@@ -780,10 +783,16 @@ def inspect_app(method: str, target: str, headers: dict[str, str], body: bytes) 
                  "body": e.body, "response": e.response}
                 for e in standin.sent()
             ]  # fmt: skip
-            return json_response(200, {**state.as_dict(), "exchanges": exchanges})
-        return HttpResponse(
-            200, [("content-type", "text/html; charset=utf-8")], _page(standin.sent()).encode()
-        )
+            with standin.lock:
+                answered = [{"at": i.at, "interaction": i.request, "status": i.status, "answer": i.answer}
+                            for i in state.interactions]  # fmt: skip
+            return json_response(200, {**state.as_dict(), "exchanges": exchanges, "interactions": answered})
+        with standin.lock:
+            interactions = list(state.interactions)
+        document, policy = inspect_page.page(standin.sent(), interactions)
+        headers = [("content-type", "text/html; charset=utf-8"), ("content-security-policy", policy),
+                   ("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer")]  # fmt: skip
+        return HttpResponse(200, headers, document.encode())
     if method == "POST" and path == "/users":
         try:
             data = json.loads(body or b"{}")

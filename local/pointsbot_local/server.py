@@ -26,6 +26,16 @@ ROUTES: list[tuple[str, str, str]] = [
 MOUNTS: dict[str, Callable[[str, str, dict[str, str], bytes], apigw.HttpResponse]] = {}
 
 
+# Observers of a function's requests: name -> callables(request body, status, answer body), called
+# after the answer is made (the Discord stand-in shows the interactions' answers on its page).
+OBSERVERS: dict[str, list[Callable[[bytes, int, bytes], None]]] = {}
+
+
+def observe(name: str, observer: Callable[[bytes, int, bytes], None]) -> None:
+    if observer not in OBSERVERS.setdefault(name, []):
+        OBSERVERS[name].append(observer)
+
+
 def mount(prefix: str, app: Callable[[str, str, dict[str, str], bytes], apigw.HttpResponse]) -> None:
     MOUNTS[prefix] = app
 
@@ -86,6 +96,13 @@ class _Handler(BaseHTTPRequestHandler):
             response = apigw.HttpResponse(500, [("content-type", "application/json")],
                                           b'{"message":"Internal Server Error"}')  # fmt: skip
         self._send(response)
+        for observer in OBSERVERS.get(name, ()):
+            try:
+                observer(body, response.status, response.body)
+            except Exception:  # an observer is for people looking on; it never breaks a request
+                import traceback
+
+                traceback.print_exc()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
