@@ -68,7 +68,26 @@ def _list_page(req: web.AdminRequest, guild_id: int, *, values=None, error=None,
         past=[s for s in listed if s.status in ("ending", "ended")],
         role_choices=guild_roles(guild_id), zone_value=zone if zone_value is None else zone_value,
         zone_error=zone_error, role_names=_role_names(guild_id), zone_names=ZONE_NAMES,
+        channel_choices=guild_channels(guild_id),
     )  # fmt: skip
+
+
+# Channels a message can be posted in: text (0) and announcement (5).
+POSTABLE_CHANNEL_TYPES = (0, 5)
+
+
+def guild_channels(guild_id: int) -> list[tuple[str, str]] | None:
+    """(id, "#name") of the guild's text and announcement channels in Discord's order, or None
+    when Discord cannot be asked (then the form takes a channel id)."""
+    try:
+        from pointsbot.discord.rest import get_client
+
+        listed = get_client().guild_channels(guild_id)
+    except Exception:  # Discord unreachable or not configured: the id field instead
+        return None
+    picked = [c for c in listed if c.get("type") in POSTABLE_CHANNEL_TYPES]
+    picked.sort(key=lambda c: (int(c.get("position") or 0), int(c["id"])))
+    return [(str(c["id"]), "#" + str(c.get("name") or c["id"])) for c in picked]
 
 
 def _role_names(guild_id: int) -> dict[int, str]:
@@ -133,6 +152,11 @@ def _start_args(req: web.AdminRequest, guild_id: int, values: dict[str, Any]) ->
         if channel_text
         else None
     )
+    if channel_id is not None:
+        choices = guild_channels(guild_id)
+        if choices is not None and str(channel_id) not in dict(choices):
+            raise FieldError("post_channel_id", "That channel is not one of this server's text or announcement "
+                                                "channels the bot can see.")  # fmt: skip
     return {"name": values["name"], "starts_at": starts_at, "ends_at": ends_at, "prize_places": places,
             "prize_points": points, "prize_role_id": role_id, "reset_balances": bool(values["reset_balances"]),
             "post_channel_id": channel_id}  # fmt: skip
@@ -194,8 +218,10 @@ def season_page(req: web.AdminRequest, guild_id: int, season_id: str) -> Respons
 
         board = req.db.run(load)
     role_names = _role_names(guild_id) if season.prize_role_id else {}
+    channel_names = dict(guild_channels(guild_id) or []) if season.post_channel_id else {}
     return web.page(req, "season.html", season=season, board=board, zone=_zone(req, guild_id),
-                    role_names=role_names, rename_value=req.query("name") or season.name)  # fmt: skip
+                    role_names=role_names, channel_names=channel_names,
+                    rename_value=req.query("name") or season.name)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/seasons/<season_id>/rename")
@@ -216,7 +242,9 @@ def season_end_confirm(req: web.AdminRequest, guild_id: int, season_id: str) -> 
     members = 0
     if season.status == "running":
         members = req.db.run(windows.window_members, guild_id, season.key)
-    return web.page(req, "season_end.html", season=season, members=members, zone=_zone(req, guild_id))
+    channel_names = dict(guild_channels(guild_id) or []) if season.post_channel_id else {}
+    return web.page(req, "season_end.html", season=season, members=members, zone=_zone(req, guild_id),
+                    channel_names=channel_names)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/seasons/<season_id>/end")

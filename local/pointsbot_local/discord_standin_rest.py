@@ -251,6 +251,18 @@ class StandInState:
             guild.roles[role_id] = _role(role_id, name, position, permissions=permissions, managed=managed)
             return role_id
 
+    def add_channel(self, guild_id: str, name: str, *, kind: int = 0, position: int = 0) -> str:
+        """A channel of the guild (type 0 text, 2 voice, 4 category, 5 announcement); returns its id."""
+        with standin.lock:
+            guild = self.guild(guild_id)
+            channel_id = standin.snowflake()
+            guild.channels[channel_id] = {
+                "id": channel_id, "type": kind, "last_message_id": None, "flags": 0, "guild_id": str(guild_id),
+                "name": name, "parent_id": None, "rate_limit_per_user": 0, "topic": None, "position": position,
+                "permission_overwrites": [], "nsfw": False,
+            }  # fmt: skip
+            return channel_id
+
     def set_guild(self, guild_id: str, name: str, icon: str | None = None) -> None:
         """The guild's name and icon hash, as GET /guilds/{guild_id} answers them."""
         with standin.lock:
@@ -339,6 +351,7 @@ class StandInMember:
 class StandInGuild:
     guild_id: str
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)  # GET /guilds/{g}/channels
     members: dict[str, StandInMember] = field(default_factory=dict)
     left: set[str] = field(default_factory=set)  # users who are not members (10007)
     bot_role_id: str = ""
@@ -717,6 +730,21 @@ def list_roles(request: Request) -> HttpResponse:
     with standin.lock:
         roles = state.guild(request.params["guild_id"]).as_dict()["roles"]
     return json_response(200, roles)
+
+
+@standin.route("GET", "/guilds/{guild_id}/channels")
+@limited
+def list_channels(request: Request) -> HttpResponse:
+    if (refusal := _unauthorized(request)) is not None:
+        return refusal
+    if (refusal := _snowflakes(request, "guild_id")) is not None:
+        return refusal
+    with standin.lock:
+        channels = sorted(
+            state.guild(request.params["guild_id"]).channels.values(), key=lambda c: (c["position"], c["id"])
+        )
+        answer = [dict(c) for c in channels]
+    return json_response(200, answer)
 
 
 @standin.route("GET", "/guilds/{guild_id}/members/{user_id}")

@@ -55,11 +55,17 @@ def _award(site, user: int, amount: int, key: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def roles(site):
+def channels(site):
+    """The roles a prize may be (one the bot cannot give) and a results channel per width."""
     from pointsbot_local.discord_standin_rest import state as discord_state
 
     discord_state.add_role(str(GUILD_A), "Season Champion", position=2)
     discord_state.add_role(str(GUILD_A), "Admins", position=15)  # above the bot's own role (10)
+    discord_state.add_channel(str(GUILD_A), "Voice lounge", kind=2)  # no messages there: not offered
+    return {
+        width: discord_state.add_channel(str(GUILD_A), f"results-{width}", position=width)
+        for width in (390, 1366)
+    }
 
 
 def _members(site, width: int) -> list[int]:
@@ -75,7 +81,7 @@ def _members(site, width: int) -> list[int]:
 
 
 @pytest.mark.parametrize("width", [390, 1366])
-def test_start_list_end_standings_and_revert(site, browser, roles, width):
+def test_start_list_end_standings_and_revert(site, browser, channels, width):
     # Given an admin of guild A in a browser this wide, on the Seasons page
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
@@ -127,8 +133,17 @@ def test_start_list_end_standings_and_revert(site, browser, roles, width):
     assert page.input_value(f"{form} input[name=name]") == f"Spring {width}"
     assert _counts(site) == before
 
-    # When they start it with a role the bot can give
+    # And a channel that is not one of the server's text channels (a forged choice)
     page.select_option(f"{form} select[name=prize_role_id]", label="Season Champion")
+    assert "Voice lounge" not in page.locator(f"{form} select[name=post_channel_id]").inner_text()
+    page.evaluate("() => { const s = document.querySelector('#season-form select[name=post_channel_id]'); "
+                  "s.add(new Option('#forged', '123456789012345678')); s.value = '123456789012345678'; }")  # fmt: skip
+    _submit(page, form)
+    assert "not one of this server's text" in page.locator("#error-post_channel_id").inner_text()
+    assert _counts(site) == before
+
+    # When they start it with a role the bot can give and a channel for the final top 10
+    page.select_option(f"{form} select[name=post_channel_id]", label=f"#results-{width}")
     _submit(page, form)
     assert f"Spring {width}" in page.locator("h1").inner_text()
     season_id, reset = _sql(
@@ -191,6 +206,10 @@ def test_start_list_end_standings_and_revert(site, browser, roles, width):
 
     holders = _sql(site, "SELECT count(*) FROM points WHERE guild_id = %s AND balance <> 0", (GUILD_A,))[0][0]
     assert seasons.run_end(site.db, season_id).finished
+    from pointsbot_local.discord_standin_rest import state as discord_state
+
+    posted = discord_state.channel_messages(channels[width])
+    assert len(posted) == 1 and "final top 10" in posted[0]["content"]
     balances = dict(_sql(site, "SELECT user_id, balance FROM points WHERE guild_id = %s AND user_id = ANY(%s)",
                          (GUILD_A, users)))  # fmt: skip
     assert set(balances.values()) == {0}
@@ -206,6 +225,7 @@ def test_start_list_end_standings_and_revert(site, browser, roles, width):
         ".map(n => n.textContent).join('')).join(' ')"
     )
     assert len(rows) == 25 and "Page 1 of 2" in page.content()
+    assert f"#results-{width} (posted)" in page.locator("#season-facts").inner_text()
     assert _overflow(page) <= 0
     shot(page, f"seasons-standings-{width}")
     page.goto(site.admin(f"{G}/seasons/{season_id}?page=2"))
@@ -240,7 +260,7 @@ def test_start_list_end_standings_and_revert(site, browser, roles, width):
     context.close()
 
 
-def test_rename_keeps_a_refused_name_and_a_season_of_another_server_is_not_found(site, browser, roles):
+def test_rename_keeps_a_refused_name_and_a_season_of_another_server_is_not_found(site, browser, channels):
     from pointsbot.community import seasons
 
     context = browser.new_context(viewport={"width": 1366, "height": 900})

@@ -215,6 +215,10 @@ class DiscordClient:
     def guild_roles(self, guild_id: str | int) -> list[dict[str, Any]]:
         return self.request("GET", "/guilds/{guild_id}/roles", {"guild_id": str(guild_id)}) or []
 
+    def guild_channels(self, guild_id: str | int) -> list[dict[str, Any]]:
+        """GET /guilds/{guild_id}/channels: the guild's channels (for the admin site's pickers)."""
+        return self.request("GET", "/guilds/{guild_id}/channels", {"guild_id": str(guild_id)}) or []
+
     def guild(self, guild_id: str | int) -> dict[str, Any]:
         """GET /guilds/{guild_id}: the guild's name and icon (for the admin site's header)."""
         return self.request("GET", "/guilds/{guild_id}", {"guild_id": str(guild_id)}) or {}
