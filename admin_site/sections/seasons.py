@@ -7,7 +7,10 @@ admin.season_actions'); this module only shapes the pages."""
 
 from __future__ import annotations
 
+import copy
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -61,28 +64,42 @@ def _list_page(req: web.AdminRequest, guild_id: int, *, values=None, error=None,
                zone_value=None, zone_error=None) -> Response:  # fmt: skip
     listed = req.db.run(seasons.list_seasons, guild_id, 100)
     zone = _zone(req, guild_id)
+    found = _lookups(req, guild_id)
     return web.page(
         req, "seasons.html", status=status, zone=zone, values=values or {}, error=error,
         running=[s for s in listed if s.status == "running"],
         scheduled=sorted((s for s in listed if s.status == "scheduled"), key=lambda s: s.starts_at),
         past=[s for s in listed if s.status in ("ending", "ended")],
-        role_choices=guild_roles(guild_id), zone_value=zone if zone_value is None else zone_value,
-        zone_error=zone_error, role_names=_role_names(guild_id), zone_names=ZONE_NAMES,
-        channel_choices=guild_channels(guild_id),
+        role_choices=found.roles, zone_value=zone if zone_value is None else zone_value,
+        zone_error=zone_error, role_names=found.role_names, zone_names=ZONE_NAMES,
+        channel_choices=found.channels,
     )  # fmt: skip
 
 
 # Channels a message can be posted in: text (0) and announcement (5).
 POSTABLE_CHANNEL_TYPES = (0, 5)
+# What a page waits for Discord's roles and channels (asked at once, side by side), and for each
+# call of a prize role's check: a page is never held long by a slow Discord (the request has
+# 8 s in all, app.REQUEST_DEADLINE_S); without an answer the form takes ids instead.
+LOOKUP_TIMEOUT_S = 2.0
 
 
-def guild_channels(guild_id: int) -> list[tuple[str, str]] | None:
+def _page_client():
+    """The container's Discord client (its rate-limit knowledge shared) with a short timeout and
+    no waiting out a 429: for what a page shows."""
+    from pointsbot.discord.rest import get_client
+
+    client = copy.copy(get_client())
+    client.timeout = LOOKUP_TIMEOUT_S
+    client.max_retry_wait = 0.0
+    return client
+
+
+def guild_channels(guild_id: int, client=None) -> list[tuple[str, str]] | None:
     """(id, "#name") of the guild's text and announcement channels in Discord's order, or None
     when Discord cannot be asked (then the form takes a channel id)."""
     try:
-        from pointsbot.discord.rest import get_client
-
-        listed = get_client().guild_channels(guild_id)
+        listed = (client or _page_client()).guild_channels(guild_id)
     except Exception:  # Discord unreachable or not configured: the id field instead
         return None
     picked = [c for c in listed if c.get("type") in POSTABLE_CHANNEL_TYPES]
@@ -90,9 +107,39 @@ def guild_channels(guild_id: int) -> list[tuple[str, str]] | None:
     return [(str(c["id"]), "#" + str(c.get("name") or c["id"])) for c in picked]
 
 
-def _role_names(guild_id: int) -> dict[int, str]:
-    """Role ids to names, for the seasons' prize roles (empty when Discord cannot be asked)."""
-    return {int(rid): name for rid, name in (guild_roles(guild_id) or [])}
+@dataclass(frozen=True)
+class Lookups:
+    """What Discord says of the guild's roles and channels (None: it could not be asked)."""
+
+    roles: list[tuple[str, str]] | None
+    channels: list[tuple[str, str]] | None
+
+    @property
+    def role_names(self) -> dict[int, str]:
+        return {int(rid): name for rid, name in (self.roles or [])}
+
+    @property
+    def channel_names(self) -> dict[str, str]:
+        return dict(self.channels or [])
+
+
+def _lookups(req: web.AdminRequest, guild_id: int) -> Lookups:
+    """The guild's roles and channels, asked of Discord side by side, once per request (a refused
+    form that re-renders its page does not ask again)."""
+    cached = getattr(req, "_season_lookups", None)
+    if cached is not None:
+        return cached
+    try:
+        client = _page_client()
+    except Exception:  # not configured
+        found = Lookups(None, None)
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            roles_asked = pool.submit(guild_roles, guild_id, client)
+            channels_asked = pool.submit(guild_channels, guild_id, client)
+            found = Lookups(roles_asked.result(), channels_asked.result())
+    req._season_lookups = found  # type: ignore[attr-defined]  # this request's answer
+    return found
 
 
 @routes.route("GET", "/g/<guild_id>/seasons")
@@ -111,13 +158,11 @@ def _grant_check(req: web.AdminRequest, guild_id: int):
     checks (so a bad form costs no call to Discord)."""
 
     def check(role_id: int) -> roles.GrantCheck:
-        from pointsbot.discord.rest import get_client
-
         bot = req.settings.discord_application_id
         if not bot:
             return roles.GrantCheck(False, "the bot's application id is not configured (DISCORD_APPLICATION_ID), "
                                            "so the role cannot be checked.")  # fmt: skip
-        return roles.bot_can_grant(get_client(), guild_id, role_id, bot)
+        return roles.bot_can_grant(_page_client(), guild_id, role_id, bot)
 
     return check
 
@@ -153,7 +198,7 @@ def _start_args(req: web.AdminRequest, guild_id: int, values: dict[str, Any]) ->
         else None
     )
     if channel_id is not None:
-        choices = guild_channels(guild_id)
+        choices = _lookups(req, guild_id).channels
         if choices is not None and str(channel_id) not in dict(choices):
             raise FieldError("post_channel_id", "That channel is not one of this server's text or announcement "
                                                 "channels the bot can see.")  # fmt: skip
@@ -217,8 +262,8 @@ def season_page(req: web.AdminRequest, guild_id: int, season_id: str) -> Respons
             return found
 
         board = req.db.run(load)
-    role_names = _role_names(guild_id) if season.prize_role_id else {}
-    channel_names = dict(guild_channels(guild_id) or []) if season.post_channel_id else {}
+    found = _lookups(req, guild_id) if season.prize_role_id or season.post_channel_id else Lookups(None, None)
+    role_names, channel_names = found.role_names, found.channel_names
     return web.page(req, "season.html", season=season, board=board, zone=_zone(req, guild_id),
                     role_names=role_names, channel_names=channel_names,
                     rename_value=req.query("name") or season.name)  # fmt: skip
@@ -242,7 +287,7 @@ def season_end_confirm(req: web.AdminRequest, guild_id: int, season_id: str) -> 
     members = 0
     if season.status == "running":
         members = req.db.run(windows.window_members, guild_id, season.key)
-    channel_names = dict(guild_channels(guild_id) or []) if season.post_channel_id else {}
+    channel_names = _lookups(req, guild_id).channel_names if season.post_channel_id else {}
     return web.page(req, "season_end.html", season=season, members=members, zone=_zone(req, guild_id),
                     channel_names=channel_names)  # fmt: skip
 

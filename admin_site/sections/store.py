@@ -44,13 +44,13 @@ def field_of(message: str) -> str:
     return "form"
 
 
-def guild_roles(guild_id: int) -> list[tuple[str, str]] | None:
+def guild_roles(guild_id: int, client=None) -> list[tuple[str, str]] | None:
     """(id, name) of the guild's roles a reward may grant, highest first, or None when Discord
-    cannot be asked (then the form takes a role id)."""
+    cannot be asked (then the form takes a role id). `client`: the container's by default."""
     try:
         from pointsbot.discord.rest import get_client
 
-        listed = get_client().guild_roles(guild_id)
+        listed = (client or get_client()).guild_roles(guild_id)
     except Exception:  # Discord unreachable or not configured: the id field instead
         return None
     picked = [r for r in listed if str(r.get("id")) != str(guild_id) and not r.get("managed")]

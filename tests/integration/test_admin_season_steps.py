@@ -1,7 +1,8 @@
 """The admin site's Seasons section through its Lambda handler (in-process, real Postgres): a
 reset larger than one request's share is reverted in steps the Continue button resumes, each
 member once, audited once; the end and revert buttons of a season they do not fit refuse in
-plain words and write nothing. (The pages in a browser: tests/e2e/admin/test_admin_seasons.py.)"""
+plain words and write nothing. (The pages in a browser: tests/e2e/admin/test_admin_seasons.py;
+this file's name differs from it because pytest needs unique basenames across test folders.)"""
 
 from __future__ import annotations
 
