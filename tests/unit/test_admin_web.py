@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -90,3 +90,17 @@ def test_chart_scales_issued_up_and_removed_down_from_the_middle():
     assert top.issued_h == 50.0 and top.issued_y == chart.middle - 50.0 and top.removed_h == 0
     assert bottom.removed_h == 25.0 and bottom.removed_y == chart.middle
     assert empty.issued_h == empty.removed_h == 0
+
+
+@pytest.mark.parametrize(
+    ("moment", "zone", "shown"),
+    [(datetime(2026, 1, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "2026-01-15 13:00 CET"),
+     (datetime(2026, 7, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "2026-07-15 14:00 CEST"),
+     (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "Europe/Berlin", "2026-03-29 03:00 CEST"),  # the hour DST begins
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "America/New_York", "2026-12-01 00:30 EST"),
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "UTC", "2026-12-01 05:30 UTC"),
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "Moon/Tranquility", "2026-12-01 05:30 UTC")],
+)  # fmt: skip
+def test_a_season_date_is_shown_in_the_guilds_time_zone(moment, zone, shown):
+    # Given a moment and a guild's zone (one the site cannot read falls back to UTC, never an error)
+    assert web._when_in(moment, zone) == shown
