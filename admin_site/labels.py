@@ -85,6 +85,7 @@ FIELDS = {
     "allow_negative": "Deductions may go below zero",
     "transfers_enabled": "Members may give points",
     "dm_notifications": "DM members when their points change",
+    "public_leaderboard": "Public leaderboard page",
     "admin_role_ids": "Admin roles",
     "display_name": "Display name",
     "email": "Email",

@@ -20,7 +20,7 @@ routes = Section()
 
 TEXT_FIELDS = ("currency_name", "currency_singular", "time_zone")
 NUMBER_FIELDS = {"max_change": "The largest single change", "daily_cap": "The daily cap"}
-SWITCHES = ("allow_negative", "transfers_enabled", "dm_notifications")
+SWITCHES = ("allow_negative", "transfers_enabled", "dm_notifications", "public_leaderboard")
 # What the weekly, monthly and season boards may count (a season reset never counts).
 COUNTABLE_SOURCES = tuple(s for s in SOURCES if s not in windows.NEVER_COUNTED)
 COUNTABLE_KINDS = tuple(k for k in KINDS if k not in windows.NEVER_COUNTED)

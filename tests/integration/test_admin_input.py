@@ -171,11 +171,12 @@ def paged_data(site):
 
 def _paged_pages(achievement_id: int) -> list[str]:
     return [f"/admin/g/{GUILD}/members", f"/admin/g/{GUILD}/members/{MEMBER}", f"/admin/g/{GUILD}/emails",
-            f"/admin/g/{GUILD}/achievements/{achievement_id}"]  # fmt: skip
+            f"/admin/g/{GUILD}/achievements/{achievement_id}", f"/admin/g/{GUILD}/leaderboard",
+            f"/admin/leaderboard/{GUILD}"]  # fmt: skip
 
 
 @pytest.mark.parametrize("page", HUGE_PAGES, ids=lambda p: p[:24])
-def test_every_paged_admin_page_clamps_the_page_number(admin, paged_data, page):
+def test_every_paged_admin_page_clamps_the_page_number(admin, paged_data, public_board, page):
     # Given every admin page that takes ?page=
     for path in _paged_pages(paged_data):
         # When it is asked for a page far beyond bigint (or below 1)
@@ -185,7 +186,7 @@ def test_every_paged_admin_page_clamps_the_page_number(admin, paged_data, page):
         assert "Something went wrong" not in result["body"]
 
 
-def test_a_page_that_is_not_a_number_is_a_plain_refusal(admin, paged_data):
+def test_a_page_that_is_not_a_number_is_a_plain_refusal(admin, paged_data, public_board):
     for path in _paged_pages(paged_data):
         result = admin.request("GET", f"{path}?page=1e9")
         assert result["statusCode"] in (200, 400), path
@@ -210,6 +211,32 @@ def test_the_member_search_next_link_carries_the_keyset_and_leads_on(admin, page
     result = admin.request("GET", f"/admin/g/{GUILD}/members?page=2&after={balance[0]}:{balance[1]}")
     assert result["statusCode"] == 200 and str(MEMBER) in first
     assert str(MEMBER) not in result["body"].split('id="member-results"', 1)[-1].split("</table>", 1)[0]
+
+
+@pytest.fixture
+def public_board(site, paged_data):
+    """GUILD's public leaderboard switched on for the test."""
+    from pointsbot.ledger import guilds
+
+    site.run(guilds.update_guild_settings, GUILD, {"public_leaderboard": True})
+    yield
+    site.run(guilds.update_guild_settings, GUILD, {"public_leaderboard": False})
+
+
+LEADERBOARD_QUERIES = ["period=%0D%0Aplanted", "period=week%00", "period=season:99999999999999999999",
+                       "period=week:0000-01-01", "period=" + "x" * 3000, "after=garbage&page=2",
+                       "before=1:99999999999999999999999&page=2", "after=-99999999999999:1&page=2",
+                       "page=99999999999999999999999999"]  # fmt: skip
+
+
+@pytest.mark.parametrize("query", LEADERBOARD_QUERIES, ids=lambda q: q[:30])
+def test_leaderboard_pages_answer_hostile_queries_plainly(admin, public_board, query):
+    # Given the admin leaderboard and the public one; When a crafted query comes
+    for path in (f"/admin/g/{GUILD}/leaderboard", f"/admin/leaderboard/{GUILD}"):
+        result = admin.request("GET", f"{path}?{query}")
+        # Then a page or a plain refusal, never a 500, and nothing planted in a header
+        assert result["statusCode"] in (200, 400, 404), (path, query, result["body"][:300])
+        assert "Something went wrong" not in result["body"] and "planted" not in _all_header_text(result)
 
 
 # -- 7. text Postgres cannot store ------------------------------------------------------------

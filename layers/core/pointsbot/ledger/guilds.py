@@ -39,6 +39,8 @@ class GuildPolicy:
     accent_color: int = DEFAULT_ACCENT  # the colour of the bot's answer cards (0xRRGGBB)
     # The server's language as Discord last said (guild_locale): DMs and public posts use it.
     locale: str | None = None
+    # Whether the guild's public leaderboard page is on (community.boards); off unless set.
+    public_leaderboard: bool = False
 
     @property
     def currency_one(self) -> str:
@@ -67,6 +69,7 @@ OVERRIDABLE: dict[str, type] = {
     "currency_singular": str,
     "admin_role_ids": list,
     "accent_color": int,
+    "public_leaderboard": bool,  # the public leaderboard page (community.boards), off unless set
 }
 
 
@@ -93,6 +96,7 @@ def policy_from(
         active_achievements=active_achievements,
         accent_color=_accent(overrides.get("accent_color")),
         locale=_locale(overrides.get("locale")),
+        public_leaderboard=overrides.get("public_leaderboard") is True,
     )
 
 

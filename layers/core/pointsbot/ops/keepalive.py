@@ -94,7 +94,7 @@ def set_warmer(warmer: Warmer | None) -> None:
 
 def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
     """One keep-alive round. Never raises: each failure is reported in the result."""
-    from ..community import roles, seasons, store, webhooks
+    from ..community import boards, roles, seasons, store, webhooks
     from ..delivery import outbox
     from ..platform.db import DatabaseUnavailable
 
@@ -149,6 +149,7 @@ def run(database: Database, warmer: Warmer | None = None) -> KeepaliveResult:
 
         try:
             database.run(prune_api)
+            database.run(boards.prune_client_windows)  # the public leaderboard's rate windows
         except (DatabaseUnavailable, OSError) as exc:
             errors.append(f"prune api: {exc}"[:200])
     webhooks_requested = False

@@ -69,6 +69,8 @@ class Settings:
     webhook_disable_after: int
     webhook_timeout_s: int
     admin_base_url: str
+    public_board_rate_limit: int
+    public_board_rate_window_s: int
     discord_client_secret: str
     discord_oauth_authorize_url: str
     admin_session_idle_minutes: int
@@ -118,6 +120,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ("WEBHOOK_TIMEOUT_S", settings.webhook_timeout_s, 1),
         ("ACHIEVEMENT_SWEEP_BATCH", settings.achievement_sweep_batch, 1),
         ("SECRETS_MAX_AGE_S", settings.secrets_max_age_s, 10),
+        ("PUBLIC_BOARD_RATE_LIMIT", settings.public_board_rate_limit, 1),
+        ("PUBLIC_BOARD_RATE_WINDOW_S", settings.public_board_rate_window_s, 1),
     ):
         if value < low:
             raise ConfigError(f"{env} must be at least {low}")

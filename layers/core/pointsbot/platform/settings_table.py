@@ -226,6 +226,8 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
     Setting("WEBHOOK_DISABLE_AFTER", "webhook_disable_after", int, 20, "Failed delivery attempts in a row after which a webhook is switched off (flagged on the admin site, written to the audit log)."),
     Setting("WEBHOOK_TIMEOUT_S", "webhook_timeout_s", int, 10, "Seconds a webhook receiver has to answer (connecting: at most 3 of them); its answer is read up to 16 KB."),
     # Admin site
+    Setting("PUBLIC_BOARD_RATE_LIMIT", "public_board_rate_limit", int, 60, "Requests one client address may make to the public leaderboard pages per window (PUBLIC_BOARD_RATE_WINDOW_S); more get 429 with Retry-After."),
+    Setting("PUBLIC_BOARD_RATE_WINDOW_S", "public_board_rate_window_s", int, 60, "The public leaderboard's rate window in seconds (a fixed window per client address, starting on multiples of it)."),
     Setting("ADMIN_BASE_URL", "admin_base_url", str, "", "Public URL of the admin site (e.g. https://admin.example.org/admin); the OAuth2 redirect URI is it plus /oauth/callback. Empty: taken from the request."),
     Setting("DISCORD_CLIENT_SECRET", "discord_client_secret", str, "", "OAuth2 client secret of the Discord application (admin sign-in; the client id is DISCORD_APPLICATION_ID).", secret=True),
     Setting("DISCORD_OAUTH_AUTHORIZE_URL", "discord_oauth_authorize_url", str, "https://discord.com/oauth2/authorize", "Discord's OAuth2 authorize page (the local stand-in's in development)."),
