@@ -16,6 +16,12 @@ cache: top 10 and a uniformly random page of the week, month and season boards, 
 member's rank in the week, the same three for the all-time board (the reference the ratios
 are to), and the naive way (summing the ledger at read time) for the week's top 10 and a rank.
 
+Pages (`--only pages`, at the largest size only): the admin site's Leaderboard page and the
+public page, each a whole request through the admin site's Lambda handler in-process (session,
+the public page's rate limit, the loader, names and avatars, the template, the ETag), for a
+uniformly random page of the all-time board and of this week's, interleaved with the slash
+command's reads of random pages of the same boards (the reference the ratios are to).
+
 Season end: at the largest size, `seasons.run_end` on the season (prizes for the top 10, every
 balance reset) with its wall time per step; afterwards sum(balances) == sum(entries).
 
@@ -298,6 +304,136 @@ def bench_boards(dsn: str, sizes: list[int], reps: int, budget_s: float, naive_r
     return results
 
 
+# -- the Leaderboard pages (admin and public) ---------------------------------------------------------
+class _NoQueue:
+    """The pages ask the worker to refresh stale names; the bench drops those requests."""
+
+    def send(self, task) -> None:
+        return None
+
+
+def _site_client(dsn: str, guild: int):
+    """The admin site's Lambda handler in-process on this database: a signed-in local admin of
+    `guild`, and a GET that returns (status, body length)."""
+    import os
+
+    from admin_site.app import lambda_handler
+    from pointsbot.admin import auth
+    from pointsbot.delivery import tasks
+    from pointsbot.platform import config, runtime
+    from pointsbot_local import apigw
+
+    # The public page's limit counts every request (one statement) but never refuses the bench.
+    os.environ["PUBLIC_BOARD_RATE_LIMIT"] = "1000000000"
+    config.reset_settings()
+    runtime.reset()
+    runtime.set_database(Database(dsn))
+    tasks.set_task_queue(_NoQueue())
+    db = runtime.get_database()
+    db.run(auth.create_account, "bench-admin", "bench admin password", [guild])
+    db.run(lambda conn: conn.execute(
+        "UPDATE guilds SET settings = settings || '{\"public_leaderboard\": true}' WHERE guild_id = %s", (guild,)))  # fmt: skip
+    cookie: dict[str, str] = {}
+
+    def get(path: str, form: dict | None = None, address: str = "198.51.100.9") -> tuple[int, int]:
+        from urllib.parse import urlencode
+
+        headers = {"host": "bench.test"}
+        if cookie:
+            headers["cookie"] = "pointsbot_admin=" + cookie["v"]
+        body = b""
+        if form is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            body = urlencode(form).encode()
+        event = apigw.to_event("POST" if form is not None else "GET", path, headers, body, source_ip=address)
+        result = lambda_handler(event, apigw.LambdaContext("admin_site"))
+        for c in result.get("cookies", []):
+            name, _, rest = c.partition("=")
+            if name == "pointsbot_admin" and rest.split(";", 1)[0]:
+                cookie["v"] = rest.split(";", 1)[0]
+        return result["statusCode"], len(result.get("body") or "")
+
+    import re
+
+    event = apigw.to_event("GET", "/admin/login", {"host": "bench.test"}, b"", source_ip="198.51.100.9")
+    first = lambda_handler(event, apigw.LambdaContext("admin_site"))
+    cookie["v"] = first["cookies"][0].split("=", 1)[1].split(";", 1)[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', first["body"]).group(1)
+    status, _ = get(
+        "/admin/login", {"csrf_token": token, "name": "bench-admin", "password": "bench admin password"}
+    )
+    assert status == 303, status
+    return get, db
+
+
+def bench_pages(dsn: str, members: int, reps: int, budget_s: float, log=print) -> dict:
+    """The admin Leaderboard page and the public page, whole requests through the admin site's
+    handler (session, rate limit, loader, names, template, ETag), for a random deep page of the
+    all-time board and of this week's, interleaved with the slash command's reads of the same
+    pages (ledger.leaderboard_page / windows.window_board, the reference)."""
+    from pointsbot.community import boards
+
+    guild = GUILD + members
+    loaded = load(dsn, guild, members, log)
+    week_key = loaded["keys"][0]
+    rnd = random.Random(members + 1)
+    get, db = _site_client(dsn, guild)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        week_members = windows.window_members(conn, guild, week_key)
+        # The slash command's 10-row pages and the site's 25-row pages over the same places.
+        cmd_pages = {"all": min(-(-members // PAGE), 100_000), "week": min(-(-week_members // PAGE), 100_000)}
+        site_pages = {"all": min(-(-members // boards.PAGE_SIZE), 100_000),
+                      "week": min(-(-week_members // boards.PAGE_SIZE), 100_000)}  # fmt: skip
+        statuses: list[int] = []
+        addresses = [f"203.0.113.{i}" for i in range(1, 200)]
+
+        def page_get(path: str) -> Callable[[], object]:
+            def go() -> None:
+                status, _ = get(path, address=rnd.choice(addresses))
+                statuses.append(status)
+
+            return go
+
+        fns = {
+            "slash command all-time random page (reference)": lambda: ledger.leaderboard_page(
+                conn, guild, rnd.randint(1, cmd_pages["all"]), PAGE),
+            "admin page all-time random page": lambda: page_get(
+                f"/admin/g/{guild}/leaderboard?page={rnd.randint(1, site_pages['all'])}")(),
+            "public page all-time random page": lambda: page_get(
+                f"/admin/leaderboard/{guild}?page={rnd.randint(1, site_pages['all'])}")(),
+            "slash command week random page (reference)": lambda: windows.window_board(
+                conn, guild, week_key, rnd.randint(1, cmd_pages["week"]), PAGE),
+            "admin page week random page": lambda: page_get(
+                f"/admin/g/{guild}/leaderboard?period={week_key}&page={rnd.randint(1, site_pages['week'])}")(),
+            "public page week random page": lambda: page_get(
+                f"/admin/leaderboard/{guild}?period={week_key}&page={rnd.randint(1, site_pages['week'])}")(),
+        }  # fmt: skip
+        latency = _interleaved(fns, reps, budget_s)
+    db.close()
+    bad = sorted({s for s in statuses if s != 200})
+    ratios = {}
+    for name, row in latency.items():
+        if "reference" in name:
+            continue
+        ref = latency[f"slash command {'week' if 'week' in name else 'all-time'} random page (reference)"]
+        ratios[name] = {
+            "p99": round(row["p99_ms"] / ref["p99_ms"], 2),
+            "p50": round(row["p50_ms"] / ref["p50_ms"], 2),
+        }
+    log(
+        f"  {members:,} members ({week_members:,} in this week's board); statuses other than 200: {bad or 'none'}"
+    )
+    for name, row in latency.items():
+        extra = (
+            f"  ratio to the slash command's read p99 {ratios[name]['p99']}x, p50 {ratios[name]['p50']}x"
+            if name in ratios
+            else ""
+        )
+        log(f"    {name:48} p50 {row['p50_ms']:9.3f} ms  p99 {row['p99_ms']:9.3f} ms  (n={row['n']}){extra}")
+    return {"members": members, "week_members": week_members, "load": loaded["timings"], "latency": latency,
+            "ratio_to_slash_command": ratios, "non_200": bad}  # fmt: skip
+
+
 def bench_season_end(dsn: str, members: int, season_id: int, log=print) -> dict:
     guild = GUILD + members
     db = Database(dsn, pooled=False)
@@ -336,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--only", choices=("writes", "boards"), default=None)
+    parser.add_argument("--only", choices=("writes", "boards", "pages"), default=None)
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
@@ -344,6 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"started": datetime.now(UTC).isoformat(), "shared_machine": True}
     with server(args.embedded) as target, bench_database(target) as dsn:
         print(f"Postgres {target.version} ({target.source}); shared 2-core machine, numbers indicative")
+        if args.only == "pages":  # not in the default run: one size (the largest), the pages only
+            print("Leaderboard pages (admin and public) beside the slash command's read:")
+            out["pages"] = bench_pages(
+                dsn, max(sizes), 50 if args.quick else args.reps, 30.0 if args.quick else 150.0
+            )
         if args.only in (None, "writes"):
             print("Ledger writes with and without the window trigger (one client):")
             out["writes"] = bench_writes(dsn, 6.0 if args.quick else args.seconds, 3 if args.quick else 6)
