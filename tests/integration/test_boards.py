@@ -249,3 +249,80 @@ def test_admin_leaderboard_page_keeps_the_period_across_paging(site, settings):
     assert re.search(r'<option value="month:[0-9-]+" selected>', second["body"])
     bad = admin.request("GET", f"/admin/g/{guild}/leaderboard?period=nonsense")
     assert bad["statusCode"] in (400, 404) and "no such board" in bad["body"]
+
+
+# -- what the loader sends, at a size where the planner chooses by cost ----------------------------------
+class _Recording:
+    """The connection the loader is given: every statement it sends is kept, to EXPLAIN it."""
+
+    def __init__(self, conn) -> None:
+        self.conn, self.sent = conn, []
+
+    def execute(self, query, params=None, **kw):
+        self.sent.append((query, params))
+        return self.conn.execute(query, params, **kw)
+
+
+@pytest.fixture(scope="module")
+def big_board(make_database):
+    """60,000 members with skewed scores and many ties, on the all-time board, this week's and a
+    past season's final table; analyzed, in a database of its own."""
+    import psycopg
+
+    from pointsbot.community import windows
+
+    dsn = make_database()
+    guild, n = 948_200_000_000_000_001, 60_000
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'big')", (guild,))
+        conn.execute("INSERT INTO members (guild_id, user_id, display_name) SELECT %s, 9000 + i, 'M' || i "
+                     "FROM generate_series(1, %s) i", (guild, n))  # fmt: skip
+        conn.execute("INSERT INTO points (guild_id, user_id, balance) SELECT %s, 9000 + i, CASE WHEN i %% 5 < 2 "
+                     "THEN 0 ELSE floor(power((i * 7919 %% %s) / %s::numeric, 3) * 100000)::bigint END "
+                     "FROM generate_series(1, %s) i", (guild, n, n, n))  # fmt: skip
+        week = windows.calendar_window(conn, guild, "week").key
+        conn.execute("INSERT INTO window_scores (guild_id, period, user_id, score) SELECT guild_id, %s, user_id, "
+                     "balance / 3 FROM points WHERE guild_id = %s AND balance > 0", (week, guild))  # fmt: skip
+        conn.execute(
+            "INSERT INTO window_counts (guild_id, period, tier, bucket, members) "
+            "SELECT guild_id, period, 0, balance_bucket(score), count(*) FROM window_scores "
+            "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4 "
+            "UNION ALL SELECT guild_id, period, 1, balance_class(score), count(*) FROM window_scores "
+            "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4",
+            {"g": guild, "w": week},
+        )
+        season = conn.execute(
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, end_step, members_archived) VALUES "
+            "(%s, 'Old', now() - interval '90 days', now() - interval '60 days', 4, %s) RETURNING id", (guild, n)
+        ).fetchone()[0]  # fmt: skip
+        conn.execute(
+            "INSERT INTO season_standings (season_id, user_id, score, place, position) "
+            "SELECT %s, user_id, balance, rank() OVER (ORDER BY balance DESC), row_number() OVER (ORDER BY balance DESC, "
+            "user_id) FROM points WHERE guild_id = %s", (season, guild))  # fmt: skip
+        conn.execute(
+            "VACUUM ANALYZE members, points, balance_counts, window_scores, window_counts, season_standings"
+        )
+    return dsn, guild, week, season, n
+
+
+@pytest.mark.parametrize("period", ["all", "week", "final"])
+@pytest.mark.parametrize("where", ["first", "deep", "last"])
+def test_no_statement_of_the_loader_scans_the_board(big_board, period, where):
+    # The module's claim: a page is found through the counts (or a final table's position index)
+    # and listed by keyset, never an OFFSET or a scan over the board, whichever page and period.
+    import psycopg
+
+    dsn, guild, week, season, _members = big_board
+    value = {"all": "all", "week": week, "final": f"season:{season}"}[period]
+    page = {"first": 1, "deep": 1234, "last": 100_000}[where]
+    with psycopg.connect(dsn) as conn:
+        recording = _Recording(conn)
+        board = boards.load_board(recording, guild, value, page=page)
+        assert board.rows and (where != "deep" or board.page.page == 1234)
+        nxt = _Recording(conn)
+        boards.load_board(nxt, guild, value, page=2, after=board.last_key)
+        for query, params in recording.sent + nxt.sent:
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + query, params).fetchall())
+            for table in ("points", "members", "window_scores", "season_standings", "transactions"):
+                assert f"Seq Scan on {table}" not in plan, (query, plan)
+            assert not re.search(r"Rows Removed by Filter|OFFSET \d{4,}", plan), plan
