@@ -33,6 +33,7 @@ from admin_site.sections import (
     signin,
     store,
     transactions,
+    webhooks,
 )
 from pointsbot.platform.db import DatabaseUnavailable, DeadlineExceeded, run_within
 from pointsbot.platform.errors import DomainError
@@ -163,6 +164,7 @@ SECTIONS: tuple[Section, ...] = tuple(
         seasons,
         dms,
         api,
+        webhooks,
         audit,
         settings,
     )

@@ -74,6 +74,15 @@ ACTIONS = {
     "season.rename": "Season renamed",
     "season.reset_reverted": "Season's balance reset reverted",
     "season.time_zone": "Time zone changed",
+    "webhook.created": "Webhook added",
+    "webhook.edited": "Webhook edited",
+    "webhook.enabled": "Webhook switched on",
+    "webhook.disabled": "Webhook switched off",
+    "webhook.disabled_by_failures": "Webhook switched off after failures",
+    "webhook.deleted": "Webhook deleted",
+    "webhook.secret_revealed": "Webhook secret revealed",
+    "webhook.secret_rolled": "Webhook secret rolled",
+    "webhook.resent": "Webhook event resent",
 }
 
 # Setting and form fields, as a person reads them (settings page, audit diffs, error messages).
@@ -149,7 +158,7 @@ def target(value: str | None, who: Callable[..., Markup]) -> Markup:
     if head == "members" and rest.isdigit():
         return Markup.escape(f"{int(rest):,} member" + ("" if int(rest) == 1 else "s"))
     words = {"entry": "Entry #", "batch": "Bulk batch #", "achievement": "Achievement #", "reward": "Reward #",
-             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #", "season": "Season #"}  # fmt: skip
+             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #", "season": "Season #", "webhook": "Webhook #"}  # fmt: skip
     if head in words and rest:
         return Markup.escape(words[head] + rest)
     if head == "guild":

@@ -26,7 +26,7 @@ from markupsafe import Markup
 from admin_site import labels
 from pointsbot.admin import auth, sessions
 from pointsbot.admin.sessions import Identity, Session
-from pointsbot.community import profiles
+from pointsbot.community import profiles, webhooks
 from pointsbot.community import store as reward_store
 from pointsbot.platform import runtime, wording
 from pointsbot.platform.amounts import parse_whole_number
@@ -413,9 +413,11 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
             if req.guild_id and identity
             else 0
         )  # the menu shows the purchases to hand over
-        return flashes, guilds, profile, pending
+        # and the webhooks the worker switched off after failures
+        off = webhooks.disabled_by_failures(conn, req.guild_id) if req.guild_id and identity else 0
+        return flashes, guilds, profile, pending, off
 
-    flashes, guilds, guild_profile, pending = req.db.run(load)
+    flashes, guilds, guild_profile, pending, webhooks_off = req.db.run(load)
     people = People(req.guild_id)
     html = render_template(
         template,
@@ -429,6 +431,7 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         guild_profile=guild_profile[0] if guild_profile else None,
         who=people.mark,
         pending_redemptions=pending,
+        webhooks_off=webhooks_off,
         **context,
     )
     html = people.fill(req, html)

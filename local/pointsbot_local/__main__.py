@@ -115,8 +115,33 @@ def start(host: str = "127.0.0.1", port: int = 8787, local_dir: Path | None = No
 
         server.scheduler, server.stop = scheduler, stop
         chosen["schedules"] = ", ".join(f"{job.name} every {job.every_s:g}s" for job in jobs)
+    _start_webhook_receiver(server, chosen)
     server.start()
     return server, chosen
+
+
+def _start_webhook_receiver(server: Any, chosen: dict[str, str]) -> None:
+    """The recording webhook receiver (HTTPS on 127.0.0.1, LOCAL_WEBHOOK_PORT or a free port)
+    and the one exception to webhooks' public-addresses-only rule that lets deliveries reach it;
+    both end with the server."""
+    from pointsbot.delivery import webhook_http
+
+    from . import webhook_receiver
+
+    receiver = webhook_receiver.WebhookReceiver(int(os.environ.get("LOCAL_WEBHOOK_PORT") or 0)).start()
+    webhook_receiver.current = receiver
+    webhook_http.set_address_policy(receiver.address_policy())
+    stop_server = server.stop
+
+    def stop() -> None:
+        stop_server()
+        webhook_http.set_address_policy(None)
+        webhook_receiver.current = None
+        receiver.stop()
+
+    server.stop = stop
+    server.webhook_receiver = receiver
+    chosen["webhooks"] = f"{receiver.url}  (deliveries: GET {receiver.url}/_inspect)"
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -172,6 +197,9 @@ def _banner(url: str, chosen: dict[str, str]) -> None:
         print(f"  worker queue   {chosen['queue']}")
     if "schedules" in chosen:
         print(f"  schedules      {chosen['schedules']}")
+    if "webhooks" in chosen:
+        print(f"  webhook sink   {chosen['webhooks']}")
+        print("                 add it on the admin site > Webhooks to see deliveries")
     print("Ctrl-C (or SIGTERM) stops it, and the embedded Postgres with it.", flush=True)
 
 

@@ -29,6 +29,8 @@ from pointsbot.delivery.webhook_http import AddressPolicy
 # A name no DNS answers, in the certificate too: tests resolve it to 127.0.0.1 themselves, to see
 # that a delivery connects to the address the check found (and sends the name for TLS and Host).
 TEST_NAME = "webhooks.pointsbot.test"
+# The receiver `make run` started (pointsbot_local.__main__), for the tests that use that stack.
+current: WebhookReceiver | None = None
 
 
 @dataclass(frozen=True)

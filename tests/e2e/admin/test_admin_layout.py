@@ -76,8 +76,36 @@ def sample(site) -> dict[str, str]:
                                           starts_at=None, ends_at=conn.execute("SELECT now()").fetchone()[0]
                                           + timedelta(days=30), actor_id=None, actor_name="local:alice",
                                           prize_places=3, prize_points=100))  # fmt: skip
+    from pointsbot.community import webhooks
+    from pointsbot_local import webhook_receiver
+
+    hook = site.db.run(webhooks.list_webhooks, GUILD_A) or [
+        site.db.run(
+            webhooks.create_webhook,
+            guild_id=GUILD_A,
+            url=webhook_receiver.current.url + "/a-long-path" * 12,
+            events=list(webhooks.EVENTS),
+            description=LONG_REASON[:200],
+            actor_id=None,
+            actor_name="local:alice",
+        )[0]
+    ]
+    from pointsbot.community import points
+
+    site.db.run(
+        points.award,
+        guild_id=GUILD_A,
+        user_id=MEMBERS[2],
+        amount=1,
+        reason=LONG_REASON,
+        actor_id=None,
+        actor_name="local:alice",
+        source="admin_site",
+        idempotency_key="layout-webhook",
+    )  # its log
     return {"guild_id": str(GUILD_A), "user_id": str(MEMBERS[0]), "batch_id": str(batch.id),
-            "achievement_id": str(achievement.id), "reward_id": str(reward.id), "season_id": str(season.id)}  # fmt: skip
+            "achievement_id": str(achievement.id), "reward_id": str(reward.id), "season_id": str(season.id),
+            "webhook_id": str(hook[0].id)}  # fmt: skip
 
 
 def _pages(sample: dict[str, str]) -> list[str]:
