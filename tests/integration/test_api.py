@@ -358,6 +358,55 @@ def test_limit_per_key_429_with_retry_after(api_db, keys):
     assert answers[2][2]["error"]["code"] == "rate_limited" and int(answers[2][1]["retry-after"]) >= 1
 
 
+def test_rewards_and_purchases_since_a_cursor(api_db, keys):
+    from pointsbot.community import store
+    from pointsbot.platform.config import load_settings
+
+    # Given two rewards (one off sale) and purchases by Alice and Bob
+    _award(keys["rw"], "shop-money-a", user=ALICE, amount=500)
+    _award(keys["rw"], "shop-money-b", user=BOB, amount=500)
+    mug = api_db.run(store.create_reward, guild_id=GUILD, actor_id=1, actor_name="admin", kind="item",
+                     name="API mug", price=20, stock="5")  # fmt: skip
+    api_db.run(store.create_reward, guild_id=GUILD, actor_id=1, actor_name="admin", kind="item", name="API hat",
+               price=30, enabled=False)  # fmt: skip
+    bought = [api_db.run(store.purchase, guild_id=GUILD, user_id=u, reward_id=mug.id, interaction_id=883000000000 + i,
+                         actor_name="buyer", settings=load_settings({})).purchase
+              for i, u in enumerate((ALICE, BOB, ALICE))]  # fmt: skip
+    api_db.run(
+        store.refund, guild_id=GUILD, purchase_id=bought[2].id, reason="broke", actor_id=1, actor_name="adm"
+    )
+    # When an integration lists the rewards
+    status, _, answer = call("GET", "/api/v1/rewards", key=keys["read"])
+    # Then it sees both, with whether each is on sale
+    assert status == 200
+    by_name = {r["name"]: r for r in answer["rewards"]}
+    assert by_name["API mug"]["on_sale"] is True and by_name["API mug"]["stock"] == 3  # 5, 3 sold, 1 back
+    assert by_name["API hat"]["on_sale"] is False and by_name["API hat"]["price"] == 30
+    # And the guild's purchases by cursor, two at a time, oldest first, then nothing new
+    seen, cursor = [], "0"
+    while True:
+        status, _, page = call("GET", f"/api/v1/purchases?after={cursor}&limit=2", key=keys["read"])
+        assert status == 200, page
+        seen += page["purchases"]
+        if not page["purchases"]:
+            assert page["next_cursor"] == cursor
+            break
+        cursor = page["next_cursor"]
+    assert [p["id"] for p in seen] == [str(b.id) for b in bought]
+    assert [p["state"] for p in seen] == ["pending", "pending", "refunded"] and seen[2]["refund_entry_id"]
+    assert seen[0] == store.purchase_json(api_db.run(store.get_purchase, GUILD, bought[0].id))
+    # And a member's own purchases
+    status, _, mine = call("GET", f"/api/v1/members/{ALICE}/purchases", key=keys["read"])
+    assert status == 200 and [p["id"] for p in mine["purchases"]] == [str(bought[0].id), str(bought[2].id)]
+    status, _, theirs = call("GET", f"/api/v1/members/{ALICE}/purchases", key=keys["other"])
+    assert status == 200 and theirs == {
+        "purchases": [],
+        "next_cursor": "0",
+    }  # another guild's key: its own guild
+    status, _, bad = call("GET", "/api/v1/purchases?after=-1", key=keys["read"])
+    assert status == 400 and bad["error"]["code"] == "invalid_input"
+
+
 def test_responses_match_the_openapi_document(api_db, keys):
     # Every endpoint's answer fits the schema the document gives it (the contract, from the code)
     doc = openapi()

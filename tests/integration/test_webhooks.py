@@ -175,6 +175,13 @@ def test_each_place_an_event_happens_queues_it(db: Database, receiver, settings)
         "entry.created", "purchase.created", "entry.created", "purchase.refunded",  # the refund's entry
     ]  # fmt: skip
 
+    # a purchase event's object is the API's shape of the purchase as it was then
+    ((event_id, event_at, data),) = _rows(db, "SELECT event_id, event_at, data FROM webhook_deliveries "
+                                             "WHERE event_type = 'purchase.fulfilled'")  # fmt: skip
+    sent = json.loads(webhooks.event_body(event_id, "purchase.fulfilled", event_at, guild, data))
+    assert sent["data"]["object"] == store.purchase_json(db.run(store.get_purchase, guild, bought.id))
+    assert sent["data"]["object"]["state"] == "fulfilled" and sent["id"] == webhooks.event_id_text(event_id)
+
     # season.ended, once the end run is done; its balance reset sends no entry per member
     season_id = db.run(lambda c: c.execute(
         "INSERT INTO seasons (guild_id, name, starts_at, ends_at, reset_balances) "

@@ -18,7 +18,7 @@ import psycopg
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from .. import ledger
-from ..community import achievement_definitions, points, windows
+from ..community import achievement_definitions, points, store, windows
 from ..delivery import outbox
 from ..ledger import LedgerEntry, entry_json
 from ..platform import runtime
@@ -138,6 +138,71 @@ _ACHIEVEMENTS = {
     },
 }
 
+_PURCHASE = {
+    "type": "object",
+    "required": ["id", "user_id", "reward_id", "reward_name", "kind", "price", "state", "entry_id", "created_at"],
+    "properties": {
+        "id": ENTRY_ID,
+        "user_id": SNOWFLAKE,
+        "reward_id": {"type": "string"},
+        "reward_name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["role", "item", "code"]},
+        "price": {"type": "integer"},
+        "state": {"type": "string", "enum": ["granted", "pending", "fulfilled", "refunded", "expired"],
+                  "description": "granted (a role or code, done), pending (an item an admin hands over), fulfilled, "
+                                 "refunded, expired (a timed role whose time is up)."},
+        "entry_id": {"type": "string", "description": "The ledger entry that paid for it."},
+        "refund_entry_id": {"type": ["string", "null"]},
+        "note": {"type": "string"},
+        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}  # fmt: skip
+_PURCHASE_PAGE = {
+    "type": "object",
+    "required": ["purchases", "next_cursor"],
+    "properties": {
+        "purchases": {"type": "array", "items": _PURCHASE},
+        "next_cursor": {"type": "string", "description": "Pass as `after` for the purchases that follow (the same "
+                                                         "cursor again when there are none yet)."},
+    },
+}  # fmt: skip
+_REWARDS = {
+    "type": "object",
+    "required": ["rewards"],
+    "properties": {
+        "rewards": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "kind", "price", "enabled", "on_sale"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["role", "item", "code"]},
+                    "price": {"type": "integer"},
+                    "stock": {"type": ["integer", "null"], "description": "Left to sell; null: unlimited."},
+                    "per_member_limit": {"type": ["integer", "null"]},
+                    "starts_at": {"type": ["string", "null"], "format": "date-time"},
+                    "ends_at": {"type": ["string", "null"], "format": "date-time"},
+                    "enabled": {"type": "boolean"},
+                    "on_sale": {
+                        "type": "boolean",
+                        "description": "Enabled, within its dates and not sold out.",
+                    },
+                    "role_id": {"type": ["string", "null"]},
+                    "duration_days": {"type": ["integer", "null"]},
+                },
+            },
+        }
+    },
+}
+_PURCHASE_AFTER = Param("after", "query", {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,18})$",
+                                           "description": "A purchase id; purchases after it are listed (0 or "
+                                                          "absent: from the first)."})  # fmt: skip
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET",
@@ -227,6 +292,38 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "read",
         _ACHIEVEMENTS,
         tags=("achievements",),
+    ),
+    Endpoint(
+        "GET",
+        "/rewards",
+        "listRewards",
+        "The server's rewards (the store)",
+        "read",
+        _REWARDS,
+        tags=("store",),
+        description="Every reward, on sale or not, by name.",
+    ),
+    Endpoint(
+        "GET",
+        "/purchases",
+        "listPurchases",
+        "The server's purchases since a cursor",
+        "read",
+        _PURCHASE_PAGE,
+        params=(_PURCHASE_AFTER, _ENTRY_LIMIT),
+        tags=("store",),
+        description="Oldest first from `after` (new purchases; a purchase's later state is in its row here and in "
+        "the purchase.fulfilled / purchase.refunded webhooks).",
+    ),
+    Endpoint(
+        "GET",
+        "/members/{user_id}/purchases",
+        "listMemberPurchases",
+        "A member's purchases since a cursor",
+        "read",
+        _PURCHASE_PAGE,
+        params=(_USER, _PURCHASE_AFTER, _ENTRY_LIMIT),
+        tags=("store",),
     ),
 )
 _BY_ID = {ep.operation_id: ep for ep in ENDPOINTS}
@@ -499,6 +596,38 @@ def list_achievements() -> Response:
                                   "holders": a.holders} for a in found]}  # fmt: skip
 
     return _read("listAchievements", work)
+
+
+@app.get("/rewards")
+def list_rewards() -> Response:
+    def work(conn: psycopg.Connection, caller: Caller) -> dict:
+        now = conn.execute("SELECT now()").fetchone()[0]
+        return {"rewards": [store.reward_json(r, now) for r in store.list_rewards(conn, caller.key.guild_id)]}
+
+    return _read("listRewards", work)
+
+
+def _purchase_page(found: list[store.Purchase], after: int) -> dict:
+    return {"purchases": [store.purchase_json(p) for p in found],
+            "next_cursor": str(found[-1].id if found else after)}  # fmt: skip
+
+
+@app.get("/purchases")
+def list_purchases() -> Response:
+    q = _query(_BY_ID["listPurchases"])
+    after = int(q["after"] or 0)
+    return _read("listPurchases", lambda conn, caller: _purchase_page(
+        store.purchases_after(conn, caller.key.guild_id, after, q["limit"]), after))  # fmt: skip
+
+
+@app.get("/members/<user_id>/purchases")
+def list_member_purchases(user_id: str) -> Response:
+    endpoint = _BY_ID["listMemberPurchases"]
+    uid = _path_id(endpoint, "user_id", user_id)
+    q = _query(endpoint)
+    after = int(q["after"] or 0)
+    return _read("listMemberPurchases", lambda conn, caller: _purchase_page(
+        store.purchases_after(conn, caller.key.guild_id, after, q["limit"], user_id=uid), after))  # fmt: skip
 
 
 # -- the reference: public, no key ------------------------------------------------------------------

@@ -955,3 +955,70 @@ def shown_state(purchase: Purchase, now: datetime) -> str:
     if purchase.state == "granted" and purchase.role_state in ("pending", "sending"):
         return "granted (the role is on its way)"
     return purchase.state_label
+
+
+# -- the integration API's and webhooks' shapes ---------------------------------------------------
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return (value if isinstance(value, datetime) else datetime.fromisoformat(value)).isoformat()
+
+
+def _sid(value: Any) -> str | None:
+    return None if value is None else format_snowflake(int(value))
+
+
+def purchase_json(row: Any) -> dict[str, Any]:
+    """A purchase as the API lists it and webhooks send it (ids as strings; no code: that is the
+    member's). `row` is a Purchase or a purchases row as a mapping (a webhook's snapshot)."""
+    get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
+    return {
+        "id": _sid(get("id")),
+        "user_id": _sid(get("user_id")),
+        "reward_id": _sid(get("reward_id")),
+        "reward_name": get("reward_name"),
+        "kind": get("kind"),
+        "price": get("price"),
+        "state": get("state"),
+        "entry_id": _sid(get("entry_id")),
+        "refund_entry_id": _sid(get("refund_entry_id")),
+        "note": get("note") or "",
+        "expires_at": _iso(get("expires_at")),
+        "created_at": _iso(get("created_at")),
+        "updated_at": _iso(get("updated_at")),
+    }
+
+
+def reward_json(reward: Reward, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(reward.id),
+        "name": reward.name,
+        "description": reward.description,
+        "kind": reward.kind,
+        "price": reward.price,
+        "stock": reward.stock,
+        "per_member_limit": reward.per_member_limit,
+        "starts_at": _iso(reward.starts_at),
+        "ends_at": _iso(reward.ends_at),
+        "enabled": reward.enabled,
+        "on_sale": reward.unavailable(now) is None,
+        "role_id": _sid(reward.role_id),
+        "duration_days": reward.duration_days,
+    }
+
+
+def purchases_after(
+    conn: psycopg.Connection, guild_id: int, after: int, limit: int, *, user_id: int | None = None
+) -> list[Purchase]:
+    """Purchases with an id above `after`, oldest first (a cursor for syncing elsewhere): a range
+    of purchases_guild_idx, or of purchases_member_idx for one member."""
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be 1 to 1000")
+    if user_id is None:
+        where, params = "p.guild_id = %s AND p.id > %s", (guild_id, after, limit)
+    else:
+        where, params = "p.guild_id = %s AND p.user_id = %s AND p.id > %s", (guild_id, user_id, after, limit)
+    rows = conn.execute(
+        f"SELECT {_PURCHASE_COLUMNS} FROM purchases p WHERE {where} ORDER BY p.id LIMIT %s", params
+    ).fetchall()
+    return [Purchase(*r) for r in rows]

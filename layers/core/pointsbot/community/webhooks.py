@@ -33,7 +33,7 @@ from ..platform.errors import InvalidInput, NotFound
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger
 from ..platform.storable import check_text
-from . import audit
+from . import audit, store
 
 EVENTS: dict[str, str] = {
     "entry.created": "A ledger entry was made (an award, a deduction, a set, a transfer, a bonus, a purchase, "
@@ -344,22 +344,7 @@ def shape_entry(row: Mapping[str, Any]) -> dict:
 
 
 def shape_purchase(row: Mapping[str, Any]) -> dict:
-    """A purchase as the API lists it and webhooks send it (no code: that is the member's)."""
-    return {
-        "id": _id(row["id"]),
-        "user_id": _id(row["user_id"]),
-        "reward_id": _id(row["reward_id"]),
-        "reward_name": row["reward_name"],
-        "kind": row["kind"],
-        "price": row["price"],
-        "state": row["state"],
-        "entry_id": _id(row["entry_id"]),
-        "refund_entry_id": _id(row.get("refund_entry_id")),
-        "note": row.get("note") or "",
-        "expires_at": _time(row.get("expires_at")),
-        "created_at": _time(row["created_at"]),
-        "updated_at": _time(row["updated_at"]),
-    }
+    return store.purchase_json(dict(row))
 
 
 def shape_achievement(row: Mapping[str, Any]) -> dict:
