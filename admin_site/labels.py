@@ -73,7 +73,6 @@ ACTIONS = {
     "season.end_early": "Season ended early",
     "season.rename": "Season renamed",
     "season.reset_reverted": "Season's balance reset reverted",
-    "season.time_zone": "Time zone changed",
     "webhook.created": "Webhook added",
     "webhook.edited": "Webhook edited",
     "webhook.enabled": "Webhook switched on",

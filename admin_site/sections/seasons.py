@@ -2,8 +2,8 @@
 zone; start one (a scheduled start allowed, prizes for the top N: points and/or a role chosen
 by name and checked with Discord, a balance reset, a channel for the final top 10), end one
 early or rename it, a past season's final standings, and reverting a season's balance reset as
-one batch. Every rule, message and audit line is community.seasons' (and the time zone's,
-admin.season_actions'); this module only shapes the pages."""
+one batch. Every rule, message and audit line is community.seasons' (the time zone's is the
+Settings page's action, admin.actions.save_guild_settings); this module only shapes the pages."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import available_timezones
 
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
 from admin_site.sections import Section, int_param, opt_int
 from admin_site.sections.store import guild_roles
-from pointsbot.admin import season_actions
+from pointsbot.admin import actions as admin_actions
 from pointsbot.community import roles, seasons, windows
 from pointsbot.platform import paging
 from pointsbot.platform.db import time_left
@@ -33,9 +32,6 @@ STANDINGS_PAGE_SIZE = 25
 # Members per transaction when the site reverts a reset: small enough that one batch ends well
 # inside the request's deadline, so the "continue" step is where the time is checked.
 REVERT_BATCH = 5_000
-ZONE_NAMES = tuple(
-    sorted(z for z in available_timezones() if "/" in z or z == "UTC")
-)  # the form's suggestions
 
 
 def field_of(message: str) -> str:
@@ -71,7 +67,7 @@ def _list_page(req: web.AdminRequest, guild_id: int, *, values=None, error=None,
         scheduled=sorted((s for s in listed if s.status == "scheduled"), key=lambda s: s.starts_at),
         past=[s for s in listed if s.status in ("ending", "ended")],
         role_choices=found.roles, zone_value=zone if zone_value is None else zone_value,
-        zone_error=zone_error, role_names=found.role_names, zone_names=ZONE_NAMES,
+        zone_error=zone_error, role_names=found.role_names, zone_names=windows.time_zone_names(),
         channel_choices=found.channels,
     )  # fmt: skip
 
@@ -237,7 +233,9 @@ def season_start(req: web.AdminRequest, guild_id: int) -> Response:
 def season_time_zone(req: web.AdminRequest, guild_id: int) -> Response:
     typed = req.form("time_zone")
     try:
-        zone = req.db.run(season_actions.set_time_zone, req.identity, guild_id, typed)
+        # The same action as the Settings page's time zone: checked first, audited as a settings change.
+        req.db.run(admin_actions.save_guild_settings, req.identity, guild_id, {"time_zone": typed})
+        zone = _zone(req, guild_id)
     except InvalidInput as exc:
         return _list_page(req, guild_id, status=400, zone_value=typed, zone_error=exc.message)
     req.flash("ok", f"Weeks, months and season dates now follow {zone} (for points earned from now on).")

@@ -98,10 +98,13 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     assert "not a time zone" in page.locator("#error-time_zone").inner_text()
     assert page.input_value("#zone-form input[name=time_zone]") == "Moon/Tranquility"
     assert _counts(site) == before
-    # And a real one is saved (and audited when it changes)
+    # And a real one is saved, audited as a settings change (the Settings page's action)
     page.fill("#zone-form input[name=time_zone]", ZONE)
     _submit(page, "#zone-form")
     assert page.locator("#season-zone").inner_text() == ZONE
+    assert (ZONE,) in _sql(
+        site, "SELECT after->>'time_zone' FROM admin_audit WHERE action = 'guild.settings'"
+    )
 
     # When they start a season that ends before it starts
     form = "#season-form"
