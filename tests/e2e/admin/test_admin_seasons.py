@@ -190,6 +190,11 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     users = _members(site, width)
     for i, (user, amount) in enumerate(zip(users, [50, 50, 20] + [1] * EXTRA, strict=True)):
         _award(site, user, amount, f"season-{width}-{i}")
+    # Then the running season's page leads to its live board on the Leaderboard page
+    page.goto(site.admin(f"{G}/seasons/{season_id}"))
+    with page.expect_navigation():
+        page.click("#season-live-board")
+    assert f"Spring {width}" in page.content() and "Ada Winner" in page.content()
     # When the admin ends it early: the confirmation says what follows, then it ends
     page.goto(site.admin(f"{G}/seasons/{season_id}"))
     with page.expect_navigation():
