@@ -27,6 +27,7 @@ from admin_site.sections import (
     leaderboard,
     members,
     points,
+    preferences,
     roles,
     seasons,
     settings,
@@ -167,6 +168,7 @@ SECTIONS: tuple[Section, ...] = tuple(
         webhooks,
         audit,
         settings,
+        preferences,
     )
 )
 for _section in SECTIONS:

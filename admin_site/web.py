@@ -9,22 +9,21 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
-from admin_site import labels
-from pointsbot.admin import auth, sessions
+from admin_site import labels, timefmt
+from pointsbot.admin import auth, preferences, sessions
 from pointsbot.admin.sessions import Identity, Session
 from pointsbot.community import profiles, webhooks
 from pointsbot.community import store as reward_store
@@ -73,21 +72,17 @@ def _money(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
 
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@pass_context
+def _when(context: Any, value: datetime | None) -> str:
+    """{{ t|when }}: the site's one time format in the admin's zone (`time_zone` in the page's
+    context, set by page(); UTC where a page has none, e.g. the error page without a session)."""
+    return timefmt.when(value, context.get("time_zone"))
 
 
 def _when_in(value: datetime | None, zone: str) -> str:
-    """A moment in a guild's time zone ("2026-12-01 18:30 CET"); UTC for a zone it cannot read."""
-    if value is None:
-        return ""
-    try:
-        local = value.astimezone(ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        return _when(value)
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone)
+    """A moment in a given zone (a guild's), in the site's one format ("1 Dec 2026, 18:30 CET");
+    UTC for a zone it cannot read."""
+    return timefmt.when(value, timefmt.zone(zone))
 
 
 def _signed(value: int | None) -> str:
@@ -105,6 +100,7 @@ _env.filters["money"] = _money
 _env.filters["signed"] = _signed
 _env.filters["when"] = _when
 _env.filters["when_in"] = _when_in  # {{ moment|when_in(zone) }}: in the guild's time zone
+_env.filters["day"] = timefmt.day
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
 _env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
 labels.register(_env)
@@ -415,9 +411,11 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         )  # the menu shows the purchases to hand over
         # and the webhooks the worker switched off after failures
         off = webhooks.disabled_by_failures(conn, req.guild_id) if req.guild_id and identity else 0
-        return flashes, guilds, profile, pending, off
+        zone = preferences.time_zone(conn, identity, req.guild_id)
+        return flashes, guilds, profile, pending, off, zone
 
-    flashes, guilds, guild_profile, pending, webhooks_off = req.db.run(load)
+    flashes, guilds, guild_profile, pending, webhooks_off, zone = req.db.run(load)
+    tz = timefmt.zone(zone.zone)
     people = People(req.guild_id)
     html = render_template(
         template,
@@ -432,6 +430,8 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         who=people.mark,
         pending_redemptions=pending,
         webhooks_off=webhooks_off,
+        time_zone=tz,
+        time_zone_label=timefmt.zone_now_label(tz),
         **context,
     )
     html = people.fill(req, html)

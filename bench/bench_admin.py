@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -135,10 +135,11 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
             (GUILD, BASE_USER, n_members),
         )
         conn.execute(
-            "INSERT INTO direct_messages (guild_id, user_id, content, status, last_error) "
-            "SELECT %s, %s + i, 'hello', CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'sent' END, NULL "
+            "INSERT INTO direct_messages (guild_id, user_id, content, status, last_error, created_at) "
+            "SELECT %s, %s + i, 'hello', CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'sent' END, NULL, "
+            "now() - make_interval(secs => (%s - i)::float8 * 31536000 / %s) "  # a year, evenly, as the entries
             "FROM generate_series(1, %s, 13) i",
-            (GUILD, BASE_USER, n_members),
+            (GUILD, BASE_USER, n_members, n_members, n_members),
         )
         conn.execute("VACUUM (ANALYZE)")
         timings["balances_s"] = time.perf_counter() - step
@@ -192,6 +193,23 @@ def _old_pending_sql(page: int, after: tuple[int, int] | None) -> tuple[str, dic
         members._EMAIL_STATUS_SQL["pending"] = kept
 
 
+def _old_chart(conn: psycopg.Connection) -> list:
+    """stats.daily_series as it was before issue 12 (kept days, today summed live without
+    counting its members); the reference the new dashboard is measured beside."""
+    now = conn.execute("SELECT now()").fetchone()[0]
+    today = now.astimezone(UTC).date()
+    rows = conn.execute(
+        "SELECT day, issued, removed, entries, new_members FROM admin_daily_totals WHERE guild_id = %s AND day >= %s",
+        (GUILD, today - timedelta(days=29)),
+    ).fetchall()
+    live = conn.execute(
+        "SELECT coalesce(sum(amount) FILTER (WHERE amount > 0), 0), coalesce(-sum(amount) FILTER (WHERE amount < 0), 0), "
+        "count(*) FROM transactions WHERE guild_id = %s AND created_at >= %s",
+        (GUILD, datetime(today.year, today.month, today.day, tzinfo=UTC)),
+    ).fetchone()
+    return [*rows, live]
+
+
 def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float) -> dict:
     db = Database(dsn, statement_timeout_ms=30_000)
     rng = random.Random(7)
@@ -209,9 +227,24 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
             if kept >= 365 or len(warm_up_ms) > 20:
                 break
 
-        def dashboard() -> None:
-            db.run(lambda conn: (stats.figures(conn, GUILD), stats.daily_series(conn, GUILD),
-                                 stats.recent_transactions(conn, GUILD)))  # fmt: skip
+        for days in stats.CHART_PERIODS:  # the DM days are kept on their first read too
+            db.run(stats.dm_series, GUILD, days)
+
+        def dashboard_reference() -> None:
+            """The dashboard before issue 12's charts (the reference, in the same run): figures,
+            the one 30-day chart of points issued and removed, recent entries."""
+            db.run(lambda conn: (stats.figures(conn, GUILD), _old_chart(conn), stats.recent_transactions(conn, GUILD)))  # fmt: skip
+
+        def dashboard_at(days: int, board: str = "all") -> Callable[[], object]:
+            """The dashboard as the page loads it now: figures, the three charts over `days`
+            (points, active members, DMs), the top earners of `board`, recent entries."""
+
+            def go() -> None:
+                db.run(lambda conn: (stats.figures(conn, GUILD), stats.daily_series(conn, GUILD, days),
+                                     stats.dm_series(conn, GUILD, days), stats.top_earners(conn, GUILD, board),
+                                     stats.recent_transactions(conn, GUILD)))  # fmt: skip
+
+            return go
 
         def search(query: members.MemberQuery) -> Callable[[], object]:
             return lambda: db.run(members.search, GUILD, query)
@@ -268,7 +301,21 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
             "SELECT id FROM transactions WHERE guild_id = %s ORDER BY id DESC OFFSET %s LIMIT 1", (GUILD, n_entries // 2)
         ).fetchone()[0])  # fmt: skip
         latency = {
-            "dashboard (figures + 30-day chart + recent)": _timed(dashboard, reps, budget_s),
+            "dashboard, reference (before: figures + one 30-day chart + recent)": _timed(
+                dashboard_reference, reps, budget_s
+            ),
+            **{
+                f"dashboard {days} days (figures + 3 charts + top earners all time + recent)": _timed(
+                    dashboard_at(days), reps, budget_s
+                )
+                for days in stats.CHART_PERIODS
+            },
+            **{
+                f"dashboard 30 days, top earners of the {board}": _timed(
+                    dashboard_at(30, board), reps, budget_s
+                )
+                for board in ("week", "month")
+            },
             "dashboard figures only (stats.json)": _timed(
                 lambda: db.run(stats.figures, GUILD), reps, budget_s
             ),
@@ -365,6 +412,8 @@ def markdown(report: dict) -> str:
         )
     lat = report["latency"]
     pairs = [
+        *((f"dashboard {days} days (figures + 3 charts + top earners all time + recent)",
+           "dashboard, reference (before: figures + one 30-day chart + recent)") for days in (7, 30, 90)),
         ("search: email pending", "search: email pending, reference (before: members joined per row)"),
         ("search: email pending", "search: email pending, first page, reference (before sql/044: the leaderboard walked)"),
         (next((k for k in lat if k.startswith("search: email pending, Next from")), ""),

@@ -31,7 +31,8 @@
                 : Number(value).toLocaleString("en-US");
             }
           });
-          if (note) { note.textContent = "Updated " + new Date().toLocaleTimeString(); }
+          // The time comes from the server, in the site's one format and the admin's zone.
+          if (note) { note.textContent = "Updated " + (data.as_of || ""); }
         })
         .catch(function () { if (note) { note.textContent = "Could not refresh; showing the last figures."; } });
     };

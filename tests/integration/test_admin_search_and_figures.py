@@ -1,7 +1,8 @@
 """The admin member search's pages: by keyset (the Next and Previous links) they are exactly the
 pages by position, ties included, for every kind of filter; and the plans are the ones
 members.search's docstring claims (the leaderboard index first, members read for the page), as
-is the dashboard's failed-DM figure's (stats._FAILED_NOT_RETRIED)."""
+are the dashboard's failed-DM figure's (stats._FAILED_NOT_RETRIED) and its DM outcomes per day
+(stats._DMS_PER_DAY)."""
 
 from __future__ import annotations
 
@@ -231,3 +232,21 @@ def test_the_pending_flag_follows_the_submissions(make_database, settings):
         assert db.run(members.search, guild, QUERIES["email pending"]).rows[0].user_id == 13
     finally:
         db.close()
+
+
+def test_the_dm_outcomes_per_day_read_one_range_of_the_created_index_only(guild_db):
+    # stats._DMS_PER_DAY: the days' DMs are one range of direct_messages_created_idx (sql/045),
+    # their status read from the index (INCLUDE), never the guild's DMs one by one
+    from datetime import UTC, datetime, timedelta
+
+    from pointsbot.admin import stats
+
+    # (the 50,000 DMs are from now; the days asked for are the 90 before today, as a first
+    # dashboard load asks for closed days not kept yet)
+    end = datetime.now(UTC) - timedelta(hours=1)
+    params = {"g": GUILD, "s": end - timedelta(days=90), "e": end}
+    with psycopg.connect(guild_db, autocommit=True) as conn:
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + stats._DMS_PER_DAY, params).fetchall())
+        counted = conn.execute(stats._DMS_PER_DAY, params).fetchall()
+    assert "Index Only Scan using direct_messages_created_idx" in plan and "Seq Scan" not in plan, plan
+    assert counted == []

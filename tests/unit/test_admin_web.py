@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from admin_site import web
-from pointsbot.admin import bulk, monitor, stats
+from admin_site import charts, web
+from pointsbot.admin import bulk, monitor
 from pointsbot.platform.config import load_settings
 from pointsbot.platform.errors import InvalidInput
 
@@ -82,25 +82,35 @@ def test_transaction_filter_round_trips_through_the_query_string():
     assert monitor.TransactionFilter.from_form(flt.as_query()) == flt
 
 
-def test_chart_scales_issued_up_and_removed_down_from_the_middle():
-    series = [stats.DayTotal(date(2026, 1, d), issued, removed, 1) for d, issued, removed in
-              ((1, 100, 0), (2, 0, 50), (3, 0, 0))]  # fmt: skip
-    chart = stats.chart(series, width=300, height=120)
-    top, bottom, empty = chart.bars
-    assert top.issued_h == 50.0 and top.issued_y == chart.middle - 50.0 and top.removed_h == 0
-    assert bottom.removed_h == 25.0 and bottom.removed_y == chart.middle
-    assert empty.issued_h == empty.removed_h == 0
+def test_chart_bars_stand_on_the_zero_line_of_a_value_axis_with_round_ticks():
+    days = [date(2026, 1, d) for d in (1, 2, 3)]
+    chart = charts.bar_chart("t", days, [charts.Series("issued", "s-in", [100, 0, 0]),
+                                         charts.Series("removed", "s-out", [0, 50, 0])])  # fmt: skip
+    # The value axis: 0 to the peak in round steps, labelled, from the baseline up
+    assert [t.label for t in chart.ticks] == ["0", "25", "50", "75", "100"]
+    assert chart.ticks[0].y == chart.baseline and chart.ticks[-1].y == chart.top
+    top, bottom, empty = chart.columns
+    (issued,) = top.bars
+    (removed,) = bottom.bars
+    # A bar's height is its value on that axis, standing on the baseline; empty days have no bar
+    assert issued.y == chart.top and issued.y + issued.height == chart.baseline
+    assert removed.height == round((chart.baseline - chart.top) / 2, 2) and removed.css == "s-out"
+    assert empty.bars == ()
+    # Every day has a tooltip with its numbers, and a label on the day axis (three days: all)
+    assert top.title == "1 Jan 2026: 100 issued, 0 removed"
+    assert [d.label for d in chart.days] == ["1 Jan", "2 Jan", "3 Jan"]
 
 
 @pytest.mark.parametrize(
     ("moment", "zone", "shown"),
-    [(datetime(2026, 1, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "2026-01-15 13:00 CET"),
-     (datetime(2026, 7, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "2026-07-15 14:00 CEST"),
-     (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "Europe/Berlin", "2026-03-29 03:00 CEST"),  # the hour DST begins
-     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "America/New_York", "2026-12-01 00:30 EST"),
-     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "UTC", "2026-12-01 05:30 UTC"),
-     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "Moon/Tranquility", "2026-12-01 05:30 UTC")],
+    [(datetime(2026, 1, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "15 Jan 2026, 13:00 CET"),
+     (datetime(2026, 7, 15, 12, 0, tzinfo=UTC), "Europe/Berlin", "15 Jul 2026, 14:00 CEST"),
+     (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "Europe/Berlin", "29 Mar 2026, 03:00 CEST"),  # the hour DST begins
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "America/New_York", "1 Dec 2026, 00:30 EST"),
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "UTC", "1 Dec 2026, 05:30 UTC"),
+     (datetime(2026, 12, 1, 5, 30, tzinfo=UTC), "Moon/Tranquility", "1 Dec 2026, 05:30 UTC")],
 )  # fmt: skip
 def test_a_season_date_is_shown_in_the_guilds_time_zone(moment, zone, shown):
-    # Given a moment and a guild's zone (one the site cannot read falls back to UTC, never an error)
+    # Given a moment and a guild's zone (one the site cannot read falls back to UTC, never an error);
+    # written in the site's one time format (admin_site/timefmt.py)
     assert web._when_in(moment, zone) == shown

@@ -428,7 +428,7 @@ def test_dashboard_figures_chart_and_live_refresh(site, admin_page):
     page.goto(site.admin(f"{G}/"))
     figures = {k: page.locator(f"[data-stat={k}]").inner_text() for k in ("members", "transactions_today")}
     assert int(figures["members"]) >= 5
-    assert page.locator("svg.chart rect.bar-in").count() == 30
+    assert page.locator("#chart-points svg.chart g.day").count() == 30
     # The JSON endpoint behind the live figures, and the page updating itself from it
     page.wait_for_selector("[data-live-note]:has-text('Updated')")
     from pointsbot.admin import bulk as bulk_mod

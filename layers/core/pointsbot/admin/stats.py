@@ -11,10 +11,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
+from ..community import windows
+from ..community.windows import Window
+from ..ledger import LeaderboardRow, leaderboard_page
 from ..ledger.entries import _ENTRY_COLUMNS, LedgerEntry
 from ..platform.amounts import COUNTER_CEILING
+from ..platform.errors import InvalidInput
 
 CHART_DAYS = 30
+CHART_PERIODS = (7, 30, 90)
+PERIOD_REFUSAL = "The charts' period is 7, 30 or 90 days."
 # A day is final once no transaction that began in it can still commit; the statement timeout
 # bounds that far below this margin.
 _FINAL_AFTER = timedelta(minutes=10)
@@ -53,6 +59,7 @@ class DayTotal:
     removed: int  # a positive number: points taken away
     entries: int
     new_members: int = 0
+    active_members: int = 0  # members with at least one entry that day
 
 
 def _day_start(day: date) -> datetime:
@@ -69,7 +76,7 @@ def _sum_days(
             SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
                    coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS issued,
                    coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS removed,
-                   count(*) AS entries
+                   count(*) AS entries, count(DISTINCT user_id) AS active
             FROM transactions WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
             GROUP BY 1
         ), m AS (
@@ -78,12 +85,12 @@ def _sum_days(
             GROUP BY 1
         )
         SELECT coalesce(t.day, m.day), coalesce(t.issued, 0), coalesce(t.removed, 0), coalesce(t.entries, 0),
-               coalesce(m.joined, 0)
+               coalesce(m.joined, 0), coalesce(t.active, 0)
         FROM t FULL JOIN m ON m.day = t.day
         """,
         {"g": guild_id, "s": start, "e": end},
     ).fetchall()
-    return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+    return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
 
 
 def _final_days_end(now: datetime) -> date:
@@ -99,9 +106,12 @@ def _keep(conn: psycopg.Connection, guild_id: int, days: list[date]) -> dict[dat
     totals = {d: computed.get(d, DayTotal(d, 0, 0, 0, 0)) for d in days}
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO admin_daily_totals (guild_id, day, issued, removed, entries, new_members) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (guild_id, day) DO NOTHING",
-            [(guild_id, t.day, t.issued, t.removed, t.entries, t.new_members) for t in totals.values()],
+            "INSERT INTO admin_daily_totals (guild_id, day, issued, removed, entries, new_members, active_members) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (guild_id, day) DO NOTHING",
+            [
+                (guild_id, t.day, t.issued, t.removed, t.entries, t.new_members, t.active_members)
+                for t in totals.values()
+            ],
         )
     return totals
 
@@ -202,15 +212,19 @@ def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
 
 
 def daily_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS) -> list[DayTotal]:
-    """Points issued and removed per UTC day for the last `days` days, today included."""
+    """Points issued and removed, entries and active members per UTC day for the last `days`
+    days, today included: the kept closed days (one index range of admin_daily_totals), the
+    missing closed days summed once and kept, and today summed live."""
+    if days not in CHART_PERIODS:
+        raise InvalidInput(PERIOD_REFUSAL)
     now = conn.execute("SELECT now()").fetchone()[0]
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     final_end = _final_days_end(now)
     cached = {
-        r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]))
+        r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]))
         for r in conn.execute(
-            "SELECT day, issued, removed, entries, new_members FROM admin_daily_totals "
+            "SELECT day, issued, removed, entries, new_members, active_members FROM admin_daily_totals "
             "WHERE guild_id = %s AND day >= %s",
             (guild_id, first),
         ).fetchall()
@@ -236,46 +250,95 @@ def recent_transactions(conn: psycopg.Connection, guild_id: int, limit: int = 10
 
 
 @dataclass(frozen=True)
-class ChartBar:
-    x: float
-    day: str
-    issued_y: float
-    issued_h: float
-    removed_y: float
-    removed_h: float
-    issued: int
-    removed: int
+class DayDms:
+    """DMs created on a UTC day, by where their delivery ended (or has not yet)."""
+
+    day: date
+    sent: int
+    failed: int
+    waiting: int = 0  # queued or being sent; only ever on a day not kept yet
+
+
+# One range of direct_messages_created_idx, read from the index alone (status is INCLUDEd).
+_DMS_PER_DAY = """
+SELECT (created_at AT TIME ZONE 'UTC')::date,
+       count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),
+       count(*) FILTER (WHERE status IN ('queued', 'sending'))
+FROM direct_messages WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
+GROUP BY 1
+"""
+
+
+def _count_dms(conn: psycopg.Connection, guild_id: int, first: date, last: date) -> dict[date, DayDms]:
+    """DMs per UTC day of creation in [first, last], by status (direct_messages_created_idx)."""
+    rows = conn.execute(
+        _DMS_PER_DAY, {"g": guild_id, "s": _day_start(first), "e": _day_start(last + timedelta(days=1))}
+    ).fetchall()
+    return {r[0]: DayDms(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+
+def dm_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS) -> list[DayDms]:
+    """DM delivery outcomes per UTC day for the last `days` days. A closed day whose DMs have
+    all ended (sent or failed: final, a retry is a new DM) is kept in admin_daily_dms; the
+    others, today's and any with a DM still on its way, are counted live."""
+    if days not in CHART_PERIODS:
+        raise InvalidInput(PERIOD_REFUSAL)
+    now = conn.execute("SELECT now()").fetchone()[0]
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    final_end = _final_days_end(now)
+    kept = {
+        r[0]: DayDms(r[0], int(r[1]), int(r[2]))
+        for r in conn.execute(
+            "SELECT day, sent, failed FROM admin_daily_dms WHERE guild_id = %s AND day >= %s",
+            (guild_id, first),
+        ).fetchall()
+    }
+    missing = [d for d in (first + timedelta(days=i) for i in range(days)) if d not in kept]
+    if missing:
+        live = _count_dms(conn, guild_id, min(missing), max(missing))
+        settled = []
+        for day in missing:
+            counted = live.get(day, DayDms(day, 0, 0, 0))
+            kept[day] = counted
+            if day < final_end and counted.waiting == 0:
+                settled.append(counted)
+        if settled:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO admin_daily_dms (guild_id, day, sent, failed) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (guild_id, day) DO NOTHING",
+                    [(guild_id, d.day, d.sent, d.failed) for d in settled],
+                )
+    return [kept[first + timedelta(days=i)] for i in range(days)]
+
+
+BOARD_PERIODS = ("all", "week", "month", "season")
+BOARD_REFUSAL = "The top earners' period is all time, week, month or season."
 
 
 @dataclass(frozen=True)
-class Chart:
-    """Geometry of the server-rendered SVG bar chart (issued up, removed down from a middle line)."""
-
-    width: int
-    height: int
-    middle: float
-    bar_width: float
-    bars: tuple[ChartBar, ...]
-    peak: int
+class TopEarners:
+    period: str  # all | week | month | season
+    label: str  # "all time", "December 2026", "season Winter Cup"
+    rows: tuple[LeaderboardRow, ...]
+    members: int  # members on that board
+    window: Window | None = None
+    no_season: bool = False  # period "season" with no season running
 
 
-def chart(series: list[DayTotal], width: int = 720, height: int = 200) -> Chart:
-    peak = max([1, *(max(t.issued, t.removed) for t in series)])
-    half = (height - 20) / 2
-    middle = 10 + half
-    slot = width / max(len(series), 1)
-    bar_width = max(slot * 0.35, 1)
-    bars = []
-    for index, total in enumerate(series):
-        up = half * total.issued / peak
-        down = half * total.removed / peak
-        x = index * slot + slot * 0.1
-        bars.append(
-            ChartBar(
-                x=round(x, 1), day=total.day.isoformat(),
-                issued_y=round(middle - up, 1), issued_h=round(up, 1),
-                removed_y=round(middle, 1), removed_h=round(down, 1),
-                issued=total.issued, removed=total.removed,
-            )
-        )  # fmt: skip
-    return Chart(width, height, round(middle, 1), round(bar_width, 1), tuple(bars), peak)
+def top_earners(conn: psycopg.Connection, guild_id: int, period: str = "all", limit: int = 10) -> TopEarners:
+    """The top of a board: all time (balances, ledger.leaderboard_page) or this week, this month
+    or the running season (window scores, community.windows) — the boards /leaderboard shows,
+    read the same way (bucket counts, no pass over the members or the ledger)."""
+    if period not in BOARD_PERIODS:
+        raise InvalidInput(BOARD_REFUSAL)
+    if period == "all":
+        board = leaderboard_page(conn, guild_id, 1, limit)
+        return TopEarners(period, "all time", board.rows, board.total_members)
+    window = windows.window_for(conn, guild_id, period)
+    if window is None:
+        return TopEarners(period, "the current season", (), 0, no_season=True)
+    board = windows.window_board(conn, guild_id, window.key, 1, limit)
+    label = "this week" if period == "week" else window.label
+    return TopEarners(period, label, board.rows, board.total_members, window)
