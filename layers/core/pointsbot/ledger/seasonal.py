@@ -63,10 +63,15 @@ def revert_operation(conn: psycopg.Connection, guild_id: int, season_id: int) ->
     return _operation(conn, guild_id, f"season_reset_revert:{season_id}", "revert")
 
 
+# Only the non-zero balances of the key range are locked and written (a balance already at
+# zero has nothing to reset, and most members of a large guild hold none). One that a concurrent
+# change moves is re-read under its lock (READ COMMITTED): the reset takes what it holds then; a
+# zero that becomes non-zero while the batch runs is a change after the reset, kept.
 _RESET_BATCH = """
 WITH batch AS (
     SELECT user_id, balance FROM points
-    WHERE guild_id = %(g)s AND user_id > %(after)s AND user_id <= %(upto)s
+    WHERE guild_id = %(g)s AND user_id > %(after)s AND user_id <= %(upto)s AND balance <> 0
+    ORDER BY user_id
     FOR UPDATE
 ), upd AS (
     UPDATE points p SET balance = 0, updated_at = now()
@@ -89,7 +94,7 @@ WITH batch AS (
     FROM upd u
     WHERE s.guild_id = %(g)s AND s.user_id > %(after)s AND s.user_id <= %(upto)s AND s.user_id = u.user_id
 )
-SELECT (SELECT max(user_id) FROM batch), (SELECT count(*) FROM ent)
+SELECT count(*) FROM ent
 """
 
 
@@ -108,17 +113,18 @@ def reset_batch(
     conn: psycopg.Connection, *, guild_id: int, operation_id: int, after_user: int, limit: int, reason: str
 ) -> tuple[int | None, int]:
     """Reset the balances of the next `limit` members after `after_user` (by user id) to zero,
-    one `season_reset` entry each (none for a zero balance). Returns (the last user id looked
-    at, None when there was nobody left; how many entries were written)."""
+    one `season_reset` entry each (none for a zero balance, which is neither locked nor
+    written). Returns (the last user id of the batch's key range, None when there was nobody
+    left; how many entries were written)."""
     upto = _batch_end(conn, guild_id, after_user, limit)
     if upto is None:
         return None, 0
-    last, written = conn.execute(
+    (written,) = conn.execute(
         _RESET_BATCH,
         {"g": guild_id, "after": after_user, "upto": upto, "op": operation_id, "reason": reason[:500],
          "ceiling": COUNTER_CEILING},
     ).fetchone()  # fmt: skip
-    return upto if last is None else last, int(written)
+    return upto, int(written)
 
 
 _REVERT_BATCH = """
