@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import statistics
 import time
@@ -124,13 +125,33 @@ def bench_writes(dsn: str, seconds: float, slices: int, log=print) -> dict:
 
 
 # -- boards ------------------------------------------------------------------------------------------
-_SECONDARY = ("transactions_member_idx", "transactions_guild_idx", "transactions_guild_created_idx",
-              "transactions_operation_idx")  # fmt: skip
+def _drop_ledger_indexes(conn) -> list[tuple[str, str, str | None]]:
+    """The ledger's secondary indexes, exactly as the migrations made them, dropped for the bulk
+    load (name, index definition, the UNIQUE constraint's definition it backs or None);
+    `_rebuild` makes them again (building once is much faster than 10M inserts into each)."""
+    indexes = conn.execute(
+        "SELECT i.indexname, i.indexdef, pg_get_constraintdef(c.oid) FROM pg_indexes i "
+        "LEFT JOIN pg_constraint c ON c.conname = i.indexname AND c.conrelid = 'transactions'::regclass "
+        "WHERE i.tablename = 'transactions' AND i.indexname <> 'transactions_pkey'"
+    ).fetchall()
+    for name, _, constraint in indexes:
+        conn.execute(
+            f'ALTER TABLE transactions DROP CONSTRAINT "{name}"' if constraint else f'DROP INDEX "{name}"'
+        )
+    return indexes
 
 
-def load(dsn: str, guild: int, members: int, log) -> dict:
+def _rebuild(conn, indexes: list[tuple[str, str, str | None]]) -> None:
+    for name, definition, constraint in indexes:
+        conn.execute(
+            f'ALTER TABLE transactions ADD CONSTRAINT "{name}" {constraint}' if constraint else definition
+        )
+
+
+def load(dsn: str, guild: int, members: int, log, season_only: bool = False) -> dict:
     """Members, 10 entries each over 56 days, balances and counters from them, a season running,
-    and the window scores and counts built from the entries. Returns the season's id and timings."""
+    and the window scores and counts built from the entries (`season_only`: the season's window
+    alone, all a season end reads). Returns the season's id and timings."""
     timings = {}
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
@@ -149,8 +170,7 @@ def load(dsn: str, guild: int, members: int, log) -> dict:
         )
         op = conn.execute("INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
                           "VALUES (%s, 'bench-load', 'f', 'award') RETURNING id", (guild,)).fetchone()[0]  # fmt: skip
-        for index in _SECONDARY:
-            conn.execute(f"DROP INDEX IF EXISTS {index}")
+        indexes = _drop_ledger_indexes(conn)
         # The trigger and the foreign keys' checks are off for the bulk load (rebuilt below).
         conn.execute("SET session_replication_role = replica")
         conn.execute(
@@ -165,10 +185,7 @@ def load(dsn: str, guild: int, members: int, log) -> dict:
         )
         conn.execute("SET session_replication_role = origin")
         timings["entries_s"] = round(time.perf_counter() - started, 1)
-        conn.execute("CREATE INDEX transactions_member_idx ON transactions (guild_id, user_id, id DESC)")
-        conn.execute("CREATE INDEX transactions_guild_idx ON transactions (guild_id, id DESC)")
-        conn.execute("CREATE INDEX transactions_guild_created_idx ON transactions (guild_id, created_at)")
-        conn.execute("CREATE INDEX transactions_operation_idx ON transactions (operation_id)")
+        _rebuild(conn, indexes)
         timings["indexes_s"] = round(time.perf_counter() - started - timings["entries_s"], 1)
         conn.execute(
             "INSERT INTO points (guild_id, user_id, balance) SELECT guild_id, user_id, sum(amount) "
@@ -182,7 +199,7 @@ def load(dsn: str, guild: int, members: int, log) -> dict:
         )
         keys = [windows.calendar_window(conn, guild, "week").key, windows.calendar_window(conn, guild, "month").key,
                 f"season:{season_id}"]  # fmt: skip
-        for key in keys:
+        for key in keys[2:] if season_only else keys:
             window = (windows.calendar_window(conn, guild, key.split(":")[0]) if not key.startswith("season")
                       else windows.season_window(conn, guild, season_id))  # fmt: skip
             conn.execute(
@@ -434,19 +451,62 @@ def bench_pages(dsn: str, members: int, reps: int, budget_s: float, log=print) -
             "ratio_to_slash_command": ratios, "non_200": bad}  # fmt: skip
 
 
-def bench_season_end(dsn: str, members: int, season_id: int, log=print) -> dict:
+class _Killed(Exception):
+    pass
+
+
+def _backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) the server process `pid` has used, when the server runs on
+    this machine: on a shared machine the wall time is the load's, this is the work's."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_season_end(dsn: str, members: int, season_id: int, log=print, kill_after_batches: int = 0) -> dict:
+    """`seasons.run_end` over the guild; with `kill_after_batches`, the first run dies right after
+    that many reset batches committed and a second run carries the end on from there (the wall
+    time is both runs')."""
     guild = GUILD + members
-    db = Database(dsn, pooled=False)
+    db = Database(dsn, pooled=False, statement_timeout_ms=600_000)  # the checks below read 10M entries
     try:
         db.run(lambda conn: conn.execute("UPDATE seasons SET ends_at = now() WHERE id = %s", (season_id,)))
+        nonzero_before = db.run(lambda conn: conn.execute(
+            "SELECT count(*) FROM points WHERE guild_id = %s AND balance <> 0", (guild,)).fetchone()[0])  # fmt: skip
         steps: dict[int, float] = {}
+        batches = {"n": 0}
+        backend = db.run(lambda conn: conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        cpu_before = _backend_cpu_s(backend)
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
 
         def mark(step: int) -> None:
             steps.setdefault(step, time.perf_counter() - started)
+            if step == 2 and 1 in steps:
+                batches["n"] += 1  # after the prizes (the first 2), each reset batch committed
+                if kill_after_batches and batches["n"] == kill_after_batches + 1:
+                    raise _Killed
 
-        report = seasons.run_end(db, season_id, client=object(), after_step=mark)
+        killed_at_s = None
+        try:
+            report = seasons.run_end(db, season_id, client=object(), after_step=mark)
+        except _Killed:
+            killed_at_s = round(time.perf_counter() - started, 1)
+            log(f"  killed after {kill_after_batches} reset batches at {killed_at_s} s; running again")
+            report = seasons.run_end(db, season_id, client=object(), after_step=mark)
         wall = time.perf_counter() - started
+        cpu_after = _backend_cpu_s(backend)
+        server_cpu = (
+            round(cpu_after - cpu_before, 1) if cpu_before is not None and cpu_after is not None else None
+        )
+        load_after = os.getloadavg()[0]
+        reset_twice = db.run(lambda conn: conn.execute(
+            "SELECT count(*) FROM (SELECT user_id FROM transactions WHERE guild_id = %s AND kind = 'season_reset' "
+            "GROUP BY user_id HAVING count(*) > 1) d", (guild,)).fetchone()[0])  # fmt: skip
+        resets_written = db.run(lambda conn: conn.execute(
+            "SELECT count(*) FROM transactions WHERE guild_id = %s AND kind = 'season_reset'", (guild,)).fetchone()[0])  # fmt: skip
         with db.connection() as conn:
             total_entries, total_balance, nonzero, archived = conn.execute(
                 "SELECT (SELECT sum(amount) FROM transactions WHERE guild_id = %(g)s), "
@@ -458,10 +518,15 @@ def bench_season_end(dsn: str, members: int, season_id: int, log=print) -> dict:
                "resets": report.resets, "finished": report.finished,
                "step_done_at_s": {k: round(v, 1) for k, v in steps.items()},
                "sum_entries_equals_sum_balances": total_entries == total_balance, "nonzero_balances_after": nonzero,
-               "standings_rows": archived}  # fmt: skip
-        log(f"  season end over {members:,} members: {out['wall_s']} s wall; steps done at {out['step_done_at_s']} s; "
-            f"archived {archived:,}, prizes {report.prizes}, resets {report.resets:,}; "
-            f"sum(entries) == sum(balances): {out['sum_entries_equals_sum_balances']}")  # fmt: skip
+               "standings_rows": archived, "killed_at_s": killed_at_s, "nonzero_balances_before": nonzero_before,
+               "reset_entries": resets_written, "members_reset_twice": reset_twice,
+               "wall_to_goal_60_s": round(wall / 60, 3), "server_cpu_s": server_cpu,
+               "load_average_before_after": [round(load_before, 1), round(load_after, 1)]}  # fmt: skip
+        log(f"  season end over {members:,} members: {out['wall_s']} s wall ({out['wall_to_goal_60_s']}x the 60 s goal; "
+            f"the server process's CPU {server_cpu} s; load average {out['load_average_before_after']}); "
+            f"steps done at {out['step_done_at_s']} s; archived {archived:,}, prizes {report.prizes}, "
+            f"reset entries {resets_written:,} for {nonzero_before:,} non-zero balances, members reset twice "
+            f"{reset_twice}; sum(entries) == sum(balances): {out['sum_entries_equals_sum_balances']}")  # fmt: skip
         return out
     finally:
         db.close()
@@ -472,7 +537,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--only", choices=("writes", "boards", "pages"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("writes", "boards", "pages", "end"),
+        default=None,
+        help="end: load the largest size only and measure the season end",
+    )
+    parser.add_argument(
+        "--kill-after-batches",
+        type=int,
+        default=0,
+        help="the season end's first run dies after this many reset batches; a second continues",
+    )
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
@@ -494,7 +570,15 @@ def main(argv: list[str] | None = None) -> int:
                                          5 if args.quick else 10)  # fmt: skip
             largest = max(sizes)
             print("Season end:")
-            out["season_end"] = bench_season_end(dsn, largest, out["boards"][largest]["season_id"])
+            out["season_end"] = bench_season_end(dsn, largest, out["boards"][largest]["season_id"],
+                                                 kill_after_batches=args.kill_after_batches)  # fmt: skip
+        if args.only == "end":
+            largest = max(sizes)
+            print(f"Season end over {largest:,} members (loaded alone):")
+            loaded = load(dsn, GUILD + largest, largest, print, season_only=True)
+            out["season_end"] = bench_season_end(dsn, largest, loaded["season_id"],
+                                                 kill_after_batches=args.kill_after_batches)  # fmt: skip
+            out["season_end"]["load"] = loaded["timings"]
     folder = Path(__file__).resolve().parent / "results"
     folder.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
