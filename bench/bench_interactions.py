@@ -34,6 +34,14 @@ BASE_USER = 791_000_000_000_000_000
 ADMIN = "792000000000000001"
 
 
+def answer_text(answer: dict) -> str:
+    """An interaction answer's text: its content, or a Components V2 card's text displays."""
+    from pointsbot.discord.cards import plain_text
+
+    data = answer.get("data") or {}
+    return data.get("content") or plain_text(data.get("components"))
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
@@ -113,7 +121,7 @@ def _paired(
     for index in range(reps + 5):
         for name, make_event, expect in (
             ("paired /balance", balance, balance_ok),
-            ("paired /points add", points_add, lambda a: "Added" in a["data"]["content"]),
+            ("paired /points add", points_add, lambda a: "Added" in answer_text(a)),
         ):
             event = make_event()
             cpu_started, started = time.process_time(), time.perf_counter()
@@ -201,7 +209,7 @@ def run_warm(dsn: str, members: int, reps: int) -> dict:
         return event(command_payload("points add", options, user_id=ADMIN, admin=True, guild_id=GUILD))
 
     def message(answer: dict) -> bool:
-        return answer.get("type") == 4 and "Only admins" not in answer["data"]["content"]
+        return answer.get("type") == 4 and "Only admins" not in answer_text(answer)
 
     results = {}
     with contextlib.redirect_stdout(io.StringIO()):  # the JSON logs and metrics Lambda would ship
@@ -209,9 +217,7 @@ def run_warm(dsn: str, members: int, reps: int) -> dict:
         results["/balance"] = _measure(handler, balance, reps, message)
         results["/leaderboard (page 1)"] = _measure(handler, leaderboard_top, reps, message)
         results["/leaderboard (random page)"] = _measure(handler, leaderboard, reps, message)
-        results["/points add"] = _measure(
-            handler, points_add, reps, lambda a: "Added" in a["data"]["content"]
-        )
+        results["/points add"] = _measure(handler, points_add, reps, lambda a: "Added" in answer_text(a))
         # Side by side, request by request (load on a shared machine shifts between blocks): the
         # read, the write, and the floor of any durable write on the same connection, one INSERT
         # and its COMMIT (the WAL flush every change waits for).
@@ -369,7 +375,7 @@ def run_cold(dsn: str, runs: int, members: int) -> dict:
                     if payload is ping:
                         assert report["status"] == 200 and body == {"type": 1}, report
                     else:  # a balance, not an apology
-                        content = body.get("data", {}).get("content", "")
+                        content = answer_text(body)
                         assert report["status"] == 200 and "points" in content and "wrong" not in content, (
                             report
                         )

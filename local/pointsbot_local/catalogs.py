@@ -41,6 +41,9 @@ REFUSALS = {
     "DailyCapReached": None,
     "OutOfRange": None,
     "ReasonRequired": None,
+    "PurchaseLimitReached": None,
+    "SoldOut": None,
+    "NotOnSale": None,
 }
 # Pieces of sentences joined with values at run time (f-strings), which no msgid can match.
 FRAGMENTS = frozenset({"Choose one of the criteria: , .", "one-line name cannot hold. Remove it and try again.",
@@ -50,7 +53,14 @@ FRAGMENTS = frozenset({"Choose one of the criteria: , .", "one-line name cannot 
 SOURCES = ("commands", "community", "ledger", "delivery", "platform", "discord")
 # Where the refusals a slash command can meet are raised: the ledger's rules, the points and
 # email flows, paging and stored text. (The admin site's own refusals stay English.)
-REFUSAL_SOURCES = ("ledger", "platform", "community/points.py", "community/emails.py")
+REFUSAL_SOURCES = (
+    "ledger",
+    "platform",
+    "community/points.py",
+    "community/emails.py",
+    "community/store.py",
+    "community/seasons.py",
+)
 
 
 def messages() -> Catalog:

@@ -48,6 +48,8 @@ def seeded(db, task_queue_module) -> None:
            threshold=10, bonus_points=5, description="Reach 10 points")  # fmt: skip
     db.run(achievements.check_member, int(GUILD), int(MEMBER))
     db.run(emails.submit, int(GUILD), int(OTHER), "other@example.org")
+    db.run(store.create_reward, guild_id=int(GUILD), actor_id=1, actor_name="admin", kind="item", name="Crown",
+           price=10**6)  # fmt: skip
     # The store: a page and a half of rewards (every kind, limits, stock, a sold-out one)
     for index in range(7):
         kind = ("item", "code", "role")[index % 3]
@@ -245,6 +247,10 @@ def test_the_german_answers_are_german(db, settings, seeded):
     text = commands.execute(db, interactions.parse(board), settings).reply.content
     # A public answer speaks the server's language; numbers grouped the German way
     assert "Bestenliste" in text and "1.000 Punkte" in text
+    # A refusal of the store with values in it is German too, its amounts the German way
+    poor = command_payload("buy", {"reward": "Crown"}, user_id=OTHER, guild_id=GUILD, locale="de")
+    refused = commands.execute(db, interactions.parse(poor), settings)
+    assert refused.status == "refused" and "**Crown** kostet **1.000.000 Punkte**" in refused.reply.content
     private = command_payload("history", user_id=MEMBER, guild_id=GUILD, locale="de", guild_locale="en-US")
     assert "Dein Verlauf" in commands.execute(db, interactions.parse(private), settings).reply.content
 

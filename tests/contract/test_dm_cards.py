@@ -118,7 +118,8 @@ def test_every_kind_of_dm_is_a_card_naming_its_server(db, settings, fast, standi
         # In the server's language, its name shown as written (escaped, so never a mention or bold)
         assert "Vom Server **\\*\\*Café\\*\\* \\_club\\_ \\<\\@1\\>**" in text, text
     texts = {b["nonce"]: cards.plain_text(b["components"]) for b in named}
-    assert any("GIFT-123" in t for t in texts.values())  # the code reaches the buyer
+    # the code reaches the buyer, in the server's language as every store DM
+    assert any("GIFT-123" in t and "Danke für deinen Kauf von **Gift card**" in t for t in texts.values())
     assert any("### 🎖️ Erfolg" in t for t in texts.values()) and any(
         "### 💰 Punkte" in t for t in texts.values()
     )

@@ -88,7 +88,7 @@ def _click_all(db, settings, guild: int, clicks: list[tuple[int, str]]) -> Count
             outcome = commands.execute(db, interactions.parse(raw), settings)
             text = outcome.reply.content
             word = "sold" if outcome.status == "ok" else "sold_out" if "sold out" in text else (
-                "purchase_limit" if "the most one member may" in text else f"refused: {text}")  # fmt: skip
+                "purchase_limit" if "as often as one member may" in text else f"refused: {text}")  # fmt: skip
         except Exception as exc:
             word = outcome_of(exc)
         with lock:

@@ -251,7 +251,13 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
         outcome = database.run(_run, spec, ctx)
     except DomainError as refusal:
         # The domain's sentences are English msgids; the catalog has the fixed ones.
-        return Outcome(Reply(tr._(refusal.message), ephemeral=True), path, "refused")
+        if refusal.values:
+            from ..platform.i18n import localize
+
+            said = tr._(refusal.template, **localize(refusal.values, tr))
+        else:
+            said = tr._(refusal.message)
+        return Outcome(Reply(said, ephemeral=True), path, "refused")
     if outcome.queued_dms:
         from ..delivery import outbox
 

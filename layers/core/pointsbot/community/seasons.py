@@ -39,6 +39,7 @@ from ..ledger.queries import LeaderboardPage, LeaderboardRow, _page_args
 from ..platform.amounts import MAX_BALANCE
 from ..platform.config import get_settings
 from ..platform.errors import InvalidInput, NotFound
+from ..platform.i18n import Translator, translator
 from ..platform.storable import check_one_line
 from . import audit, roles, webhooks, windows
 
@@ -144,7 +145,7 @@ def find_season(conn: psycopg.Connection, guild_id: int, text: object) -> Season
         (guild_id, value[:MAX_NAME]),
     ).fetchone()
     if row is None:
-        raise NotFound(f"There is no season called {value[:MAX_NAME]!r} in this server.")
+        raise NotFound("There is no season called {name} in this server.", name=repr(value[:MAX_NAME]))
     return _season(row)
 
 
@@ -408,10 +409,18 @@ def _archive(conn: psycopg.Connection, season_id: int, report: EndReport) -> Non
     report.archived = archived
 
 
-def prize_dm_text(season: Season, place: int, points: str | None, role: bool) -> str:
-    gifts = [g for g in (points, "a prize role" if role else None) if g]
-    won = f" You won {' and '.join(gifts)}." if gifts else ""
-    return f"The season **{season.name}** has ended and you placed **#{place:,}**!{won}"
+def prize_dm_text(
+    season: Season, place: int, points: str | None, role: bool, tr: Translator | None = None
+) -> str:
+    """A winner's DM, in the server's language (`points`: the prize as an amount in it)."""
+    tr = tr or translator()
+    text = tr._("The season **{season}** has ended and you placed **#{place}**!", season=season.name,
+                place=tr.number(place))  # fmt: skip
+    gifts = [g for g in (points, tr._("a prize role") if role else None) if g]
+    if gifts:
+        prize = tr._("{first} and {second}", first=gifts[0], second=gifts[1]) if len(gifts) == 2 else gifts[0]
+        text += " " + tr._("You won {prize}.", prize=prize)
+    return text
 
 
 def _prizes(conn: psycopg.Connection, season_id: int, report: EndReport) -> None:
@@ -435,8 +444,13 @@ def _prizes(conn: psycopg.Connection, season_id: int, report: EndReport) -> None
                     reason=f"Season {season.name}: place {place}"[:512],
                 )  # fmt: skip
                 report.roles_queued = True
-            text = prize_dm_text(season, place, policy.points(season.prize_points) if season.prize_points else None,
-                                 season.prize_role_id is not None)  # fmt: skip
+            tr = translator(policy.locale)
+            prize = (
+                tr.points(season.prize_points, policy.currency_name, policy.currency_one)
+                if season.prize_points
+                else None
+            )
+            text = prize_dm_text(season, place, prize, season.prize_role_id is not None, tr)
             if outbox.enqueue_dm(conn, guild_id=season.guild_id, user_id=user_id, content=text, reason="season",
                                  dedupe_key=f"season:{season.id}:prize:{user_id}") is not None:  # fmt: skip
                 report.dms_queued = True

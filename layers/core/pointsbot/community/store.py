@@ -34,6 +34,7 @@ from ..ledger.guilds import GuildPolicy, ensure_guild, guild_policy
 from ..ledger.statement import ensure_member
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InsufficientBalance, InvalidInput, LimitExceeded, NotFound
+from ..platform.i18n import Amount, Translator, translator
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger
 from ..platform.storable import check_one_line, check_text
@@ -641,11 +642,17 @@ def purchase(
         ).fetchone()[0]
         if bought >= reward.per_member_limit:
             raise PurchaseLimitReached(
-                f"You have bought **{reward.name}** {_times(bought)} already, the most one member may."
+                "You have bought **{reward}** as often as one member may ({count} of {limit}).",
+                reward=reward.name,
+                count=bought,
+                limit=reward.per_member_limit,
             )
     if balance < reward.price:
         raise InsufficientBalance(
-            f"**{reward.name}** costs **{policy.points(reward.price)}**; you have **{policy.points(balance)}**."
+            "**{reward}** costs **{price}**; you have **{balance}**.",
+            reward=reward.name,
+            price=Amount(reward.price, policy.currency_name, policy.currency_one),
+            balance=Amount(balance, policy.currency_name, policy.currency_one),
         )
     paid = ledger.purchase_debit(
         conn, guild_id=guild_id, user_id=user_id, price=reward.price, reason=f"Bought {reward.name}",
@@ -685,10 +692,11 @@ def purchase(
     code = None
     if reward.kind == "code":
         code = _assign_code(conn, reward_id, purchase_id)
+        tr = _translator(conn, guild_id, policy)
         outbox.enqueue_dm(
             conn, guild_id=guild_id, user_id=user_id, reason="store", dedupe_key=f"purchase:{purchase_id}:code",
-            content=f"Thanks for buying **{reward.name}** in **{_guild_name(conn, guild_id)}**. "
-            f"Your code:\n```\n{code}\n```",
+            content=tr._("Thanks for buying **{reward}** in **{server}**. Your code:", reward=reward.name,
+                         server=_guild_name(conn, guild_id, tr)) + f"\n```\n{code}\n```",
         )  # fmt: skip
     made = Purchase(
         id=purchase_id, guild_id=guild_id, user_id=user_id, reward_id=reward_id, kind=reward.kind,
@@ -698,10 +706,6 @@ def purchase(
         updated_at=now, code=code, role_state="pending" if reward.kind == "role" else None,
     )  # fmt: skip
     return PurchaseResult(made, paid.balance, replayed=False)
-
-
-def _times(n: int) -> str:
-    return "once" if n == 1 else "twice" if n == 2 else f"{n:,} times"
 
 
 def _assign_code(conn: psycopg.Connection, reward_id: int, purchase_id: int) -> str:
@@ -763,9 +767,17 @@ def _role_refused(conn: psycopg.Connection, change: roles.RoleChange, reason: st
 roles.register_refusal_handler("purchase", _role_refused)
 
 
-def _guild_name(conn: psycopg.Connection, guild_id: int) -> str:
+def _guild_name(conn: psycopg.Connection, guild_id: int, tr: Translator) -> str:
     row = conn.execute("SELECT name FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
-    return (row[0] if row else "") or "this server"
+    return (row[0] if row else "") or tr._("this server")
+
+
+def _translator(conn: psycopg.Connection, guild_id: int, policy: GuildPolicy | None = None) -> Translator:
+    """The server's language, for its members' DMs (the policy's, else read from the guild)."""
+    if policy is not None:
+        return translator(policy.locale)
+    row = conn.execute("SELECT settings ->> 'locale' FROM guilds WHERE guild_id = %s", (guild_id,)).fetchone()
+    return translator(row[0] if row else None)
 
 
 # -- after the purchase: fulfil, refund, expire ---------------------------------------------------
@@ -800,10 +812,12 @@ def fulfil(
         (note, actor_id, actor_name, purchase_id),
     )
     after = get_purchase(conn, guild_id, purchase_id)
-    text = f"Your **{before.reward_name}** from **{_guild_name(conn, guild_id)}** has been handed over."
+    tr = _translator(conn, guild_id)
+    text = tr._("Your **{reward}** from **{server}** has been handed over.", reward=before.reward_name,
+                server=_guild_name(conn, guild_id, tr))  # fmt: skip
     outbox.enqueue_dm(conn, guild_id=guild_id, user_id=before.user_id, reason="store",
                       dedupe_key=f"purchase:{purchase_id}:fulfilled",
-                      content=text + (f"\nNote: {note}" if note else ""))  # fmt: skip
+                      content=text + ("\n" + tr._("Note: {note}", note=note) if note else ""))  # fmt: skip
     audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="redemption.fulfil",
                  target=f"purchase:{purchase_id}", before={"state": before.state},
                  after={"state": after.state, "note": note})  # fmt: skip
@@ -848,13 +862,16 @@ def refund(
     if before.kind == "role" and remove_role and before.state == "granted" and before.role_id is not None:
         _take_role_back(conn, before)
     after = get_purchase(conn, guild_id, purchase_id)
-    text = (
-        f"Your purchase of **{before.reward_name}** in **{_guild_name(conn, guild_id)}** was refunded: "
-        f"**{policy.points(before.price)}** back, your balance is now **{policy.points(back.balance)}**."
-    )
+    tr = _translator(conn, guild_id, policy)
+    text = tr._(
+        "Your purchase of **{reward}** in **{server}** was refunded: **{amount}** back, your balance is now "
+        "**{balance}**.", reward=before.reward_name, server=_guild_name(conn, guild_id, tr),
+        amount=tr.points(before.price, policy.currency_name, policy.currency_one),
+        balance=tr.points(back.balance, policy.currency_name, policy.currency_one),
+    )  # fmt: skip
     outbox.enqueue_dm(conn, guild_id=guild_id, user_id=before.user_id, reason="store",
                       dedupe_key=f"purchase:{purchase_id}:refund",
-                      content=text + (f"\nReason: {reason}" if reason else ""))  # fmt: skip
+                      content=text + ("\n" + tr._("Reason: {reason}", reason=reason) if reason else ""))  # fmt: skip
     audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name, action="redemption.refund",
                  target=f"purchase:{purchase_id}", before={"state": before.state},
                  after={"state": after.state, "reason": reason, "refund_entry_id": str(back.entry.id),

@@ -8,9 +8,14 @@ class DomainError(Exception):
 
     code = "refused"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, /, **values: object) -> None:
+        """`message` is an English sentence, its {placeholders} filled from `values`: the
+        sentence as written is the catalog's msgid (dispatch translates it, then fills it in)."""
+        text = message.format(**values) if values else message
+        super().__init__(text)
+        self.message = text
+        self.template = message
+        self.values = values
 
 
 class InvalidInput(DomainError):

@@ -86,6 +86,33 @@ class Translator:
         return f"{self.number(n)} {one if abs(n) == 1 else currency_name}"
 
 
+class Amount:
+    """An amount of a guild's currency as a refusal's value: English where the refusal is
+    printed, said in the answer's language where dispatch translates the refusal."""
+
+    def __init__(self, n: int, currency_name: str = DEFAULT_CURRENCY, currency_one: str = "") -> None:
+        self.n, self.currency_name, self.currency_one = n, currency_name, currency_one
+
+    def localized(self, tr: Translator) -> str:
+        return tr.points(self.n, self.currency_name, self.currency_one)
+
+    def __str__(self) -> str:
+        return self.localized(translator())
+
+
+def localize(values: dict[str, Any], tr: Translator) -> dict[str, Any]:
+    """A refusal's values in `tr`'s language (amounts said, numbers grouped)."""
+    said = {}
+    for name, value in values.items():
+        if isinstance(value, Amount):
+            said[name] = value.localized(tr)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            said[name] = tr.number(value)
+        else:
+            said[name] = value
+    return said
+
+
 @cache
 def _translator(language: str) -> Translator:
     catalog: _gettext.NullTranslations
