@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import (
     bench_admin,
+    bench_api,
     bench_dms,
     bench_interactions,
     bench_pooler,
@@ -90,6 +91,8 @@ def _markdown(report: dict) -> str:
         lines += bench_pooler.markdown(report["pooler"])
     if report.get("store"):
         lines += bench_store.markdown(report["store"])
+    if report.get("api"):
+        lines += bench_api.markdown(report["api"])
     if report.get("admin"):
         lines += [*bench_admin.markdown(report["admin"]).splitlines(), ""]
     lines.append(f"Total run time: {report['seconds']:.0f} s.")
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=200, help="samples per latency measurement")
     parser.add_argument(
         "--only",
-        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin", "pooler", "store"],
+        choices=["ledger", "leaderboard", "dms", "sweep", "interactions", "admin", "pooler", "store", "api"],
         help="run one benchmark",
     )
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
@@ -167,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             with bench_database(target) as store_dsn:
                 report["store"] = bench_store.run(store_dsn, 100_000, 100 if args.quick else 400, 8,
                                                   3.0 if args.quick else 6.0)  # fmt: skip
+        if args.only in (None, "api"):
+            print("integration API and webhooks (100,000 members):", flush=True)
+            with bench_database(target) as api_dsn:
+                report["api"] = bench_api.run(
+                    api_dsn, 100_000, 100 if args.quick else 500, 300 if args.quick else 2000
+                )
         if args.only in (None, "admin"):
             entries = 1_000_000 if args.quick else 10_000_000
             print(f"admin site ({members:,} members, {entries:,} ledger entries):", flush=True)

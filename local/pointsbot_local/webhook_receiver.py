@@ -146,9 +146,20 @@ class WebhookReceiver:
                 with contextlib.suppress(OSError):
                     self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.server.socket = server_context.wrap_socket(self.server.socket, server_side=True)
+        class Server(ThreadingHTTPServer):
+            # TLS is set up in each connection's own thread (a handshake in the accepting thread
+            # would hold up every other connection), with room for many waiting connections.
+            request_queue_size = 128
+            daemon_threads = True
+
+            def finish_request(self, request, client_address) -> None:
+                try:
+                    request = server_context.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return
+                super().finish_request(request, client_address)
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="webhook-receiver", daemon=True

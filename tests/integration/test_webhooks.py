@@ -410,3 +410,28 @@ def test_the_task_asks_again_for_the_next_retry(db: Database, receiver, fast, qu
     assert webhooks.request_if_due(db) is True
     (task, delay) = queue.sent[-1]
     assert task.kind == "deliver_webhooks" and 8 <= delay <= 11
+
+
+def test_a_replayed_api_write_makes_one_event(db: Database, receiver) -> None:
+    from _api_client import call
+
+    from pointsbot.community import api_keys
+    from pointsbot.platform import runtime
+
+    guild = new_guild(db)
+    user = new_member(db, guild)
+    _hook(db, guild, receiver.url)
+    runtime.reset()
+    runtime.set_database(db)
+    try:
+        key = db.run(
+            api_keys.create_key, guild, name="site", scopes=["write"], actor_id=None, actor_name="t"
+        ).secret
+        body = {"user_id": str(user), "operation": "award", "amount": 3, "reason": "quiz"}
+        answers = [call("POST", "/api/v1/entries", key=key, body=body, idem="same-click") for _ in range(3)]
+    finally:
+        runtime._database = None  # the test's own database stays open for the checks below
+    assert [a[0] for a in answers] == [201, 201, 201] and answers[2][1]["idempotent-replayed"] == "true"
+    assert _outbox(db, guild) == [("entry.created", "pending", 0)]
+    (data,) = _rows(db, "SELECT data FROM webhook_deliveries")[0]
+    assert str(data["id"]) == answers[0][2]["entries"][0]["id"]

@@ -478,6 +478,29 @@ def retry_delay_s(attempts: int, settings: Settings) -> int:
     return min(settings.webhook_retry_max_s, settings.webhook_retry_base_s * 2 ** min(attempts - 1, 30))
 
 
+def record_delivered(
+    conn: psycopg.Connection, delivered: list[tuple[Claimed, webhook_http.Answer]], report: DeliveryReport
+) -> None:
+    """A batch's successes in two statements (the rows whose claim still holds, then their
+    endpoints' count of failures back to zero)."""
+    if not delivered:
+        return
+    rows = conn.execute(
+        "UPDATE webhook_deliveries d SET status = 'delivered', delivered_at = now(), last_status = r.status, "
+        "last_error = NULL, last_response = r.response, lease_until = NULL "
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[]) AS r(id, claimed_at, status, response) "
+        "WHERE d.id = r.id AND d.status = 'sending' AND d.last_attempt_at = r.claimed_at RETURNING d.webhook_id",
+        ([c.id for c, _ in delivered], [c.claimed_at for c, _ in delivered], [a.status for _, a in delivered],
+         [a.body[:1000].decode("utf-8", "replace") if a.body else None for _, a in delivered]),
+    ).fetchall()  # fmt: skip
+    report.delivered += len(rows)
+    hooks = sorted({r[0] for r in rows})
+    if hooks:
+        conn.execute(
+            "UPDATE webhooks SET failures_in_row = 0, last_success_at = now() WHERE id = ANY(%s)", (hooks,)
+        )
+
+
 def record(
     conn: psycopg.Connection, claimed: Claimed, answer: webhook_http.Answer, settings: Settings,
     report: DeliveryReport,
@@ -558,8 +581,11 @@ def deliver_due(
             answers = list(pool.map(lambda c: send_one(c, settings, resolve), batch))
 
             def write(conn: psycopg.Connection, batch: list[Claimed] = batch, answers=answers) -> None:
-                for claimed, answer in zip(batch, answers, strict=True):
-                    record(conn, claimed, answer, settings, report)
+                pairs = list(zip(batch, answers, strict=True))
+                record_delivered(conn, [(c, a) for c, a in pairs if a.ok], report)
+                for claimed, answer in pairs:
+                    if not answer.ok:
+                        record(conn, claimed, answer, settings, report)
 
             database.run(write)
 
