@@ -251,6 +251,9 @@ def test_the_german_answers_are_german(db, settings, seeded):
     poor = command_payload("buy", {"reward": "Crown"}, user_id=OTHER, guild_id=GUILD, locale="de")
     refused = commands.execute(db, interactions.parse(poor), settings)
     assert refused.status == "refused" and "**Crown** kostet **1.000.000 Punkte**" in refused.reply.content
+    sold_out = command_payload("buy", {"reward": "Reward 3 " + "long name " * 8}, user_id=OTHER, guild_id=GUILD,
+                               locale="de")  # fmt: skip
+    assert "ist ausverkauft" in commands.execute(db, interactions.parse(sold_out), settings).reply.content
     private = command_payload("history", user_id=MEMBER, guild_id=GUILD, locale="de", guild_locale="en-US")
     assert "Dein Verlauf" in commands.execute(db, interactions.parse(private), settings).reply.content
 

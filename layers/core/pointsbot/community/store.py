@@ -34,7 +34,7 @@ from ..ledger.guilds import GuildPolicy, ensure_guild, guild_policy
 from ..ledger.statement import ensure_member
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InsufficientBalance, InvalidInput, LimitExceeded, NotFound
-from ..platform.i18n import Amount, Translator, translator
+from ..platform.i18n import N_, Amount, Translator, translator
 from ..platform.ids import format_snowflake
 from ..platform.observability import logger
 from ..platform.storable import check_one_line, check_text
@@ -98,14 +98,25 @@ class Reward:
 
     def unavailable(self, now: datetime) -> str | None:
         """Why it cannot be bought at `now` (a sentence), or None when it is on sale."""
+        why = self.unavailable_reason(now)
+        return None if why is None else why[0].format(**why[1])
+
+    def unavailable_reason(self, now: datetime) -> tuple[str, dict[str, Any]] | None:
+        """The same as an English template and its values (for a refusal said in the asker's
+        language), or None when it is on sale."""
+        name = {"reward": self.name}
         if not self.enabled:
-            return f"**{self.name}** is not on sale right now."
+            return N_("**{reward}** is not on sale right now."), name
         if self.starts_at is not None and now < self.starts_at:
-            return f"**{self.name}** goes on sale <t:{int(self.starts_at.timestamp())}:R>."
+            return N_("**{reward}** goes on sale {when}."), {
+                **name,
+                "when": f"<t:{int(self.starts_at.timestamp())}:R>",
+            }
         if self.ends_at is not None and now >= self.ends_at:
-            return f"**{self.name}** is no longer on sale (the sale ended <t:{int(self.ends_at.timestamp())}:R>)."
+            return N_("**{reward}** is no longer on sale (the sale ended {when})."), {
+                **name, "when": f"<t:{int(self.ends_at.timestamp())}:R>"}  # fmt: skip
         if self.stock == 0:
-            return f"**{self.name}** is sold out."
+            return N_("**{reward}** is sold out."), name
         return None
 
     def editable(self) -> dict[str, Any]:
@@ -623,9 +634,11 @@ def purchase(
     found = _purchase_where(conn, "p.interaction_id = %s", (interaction_id,))
     if found is not None:
         return _replay(conn, found, guild_id, user_id, reward_id)
-    why = reward.unavailable(now)
+    why = reward.unavailable_reason(now)
     if why is not None:  # a cheap first answer; the stock UPDATE below decides under contention
-        raise SoldOut(why) if reward.stock == 0 and reward.enabled else NotOnSale(why)
+        raise (
+            SoldOut(why[0], **why[1]) if reward.stock == 0 and reward.enabled else NotOnSale(why[0], **why[1])
+        )
     policy = policy or guild_policy(conn, settings or get_settings(), guild_id)
     ensure_member(conn, guild_id, user_id)
     # One purchase of this member at a time: the limit and the balance hold until COMMIT.
@@ -688,7 +701,11 @@ def purchase(
         ).fetchone()
         if taken is None:  # sold out (or taken off sale) while we were paying: roll it all back
             latest = get_reward(conn, guild_id, reward_id)
-            raise SoldOut(latest.unavailable(now) or f"**{reward.name}** is sold out.")
+            template, values = latest.unavailable_reason(now) or (
+                N_("**{reward}** is sold out."),
+                {"reward": reward.name},
+            )
+            raise SoldOut(template, **values)
     code = None
     if reward.kind == "code":
         code = _assign_code(conn, reward_id, purchase_id)
