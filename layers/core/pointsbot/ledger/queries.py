@@ -128,10 +128,14 @@ SELECT b.balance, {_ABOVE_EXPR.format(b="b.balance")}, {_MEMBER_COUNT}
 FROM unnest(%(balances)s::bigint[]) AS b(balance)
 """
 # rank_of in one round trip: the member's balance (zero if never seen), the members above it.
+# `me` is materialized so the balance is read once (pulled up, each of its five uses read it
+# again by primary key).
 _RANK = f"""
+WITH me AS MATERIALIZED (
+    SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND user_id = %(u)s), 0) AS balance
+)
 SELECT me.balance, {_ABOVE_EXPR.format(b="me.balance")}, {_MEMBER_COUNT}
-FROM (SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND user_id = %(u)s), 0)
-      AS balance) me
+FROM me
 """
 
 # The member at 1-based position %(p)s of the leaderboard: the class, then the fine bucket,
