@@ -86,9 +86,9 @@ def test_a_large_reset_is_reverted_in_steps_continue_resumes(site, admin, monkey
             # Then each step says how far it got, and offers to go on
             assert f"{min(2 * steps, 7)} of 7 restored so far" in shown and ">Continue<" in shown
         assert steps < 10
-    # Then 4 steps of 2 members and one that finds nobody left (a step stops after a batch when its
-    # time is up), every balance back to before the reset, each member once
-    assert steps == 5
+    # Then 4 steps of 2 members, the last ending on the last member done without one more press
+    # that finds nobody left; every balance back to before the reset, each member once
+    assert steps == 4
     assert _balances(site) == before_reset
     reverts = _sql(site, "SELECT count(*), count(DISTINCT reverts_id) FROM transactions WHERE guild_id = %s "
                          "AND kind = 'revert' AND source = 'season_reset'", (GUILD,))[0]  # fmt: skip

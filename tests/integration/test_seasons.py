@@ -14,7 +14,7 @@ from _ledger_checks import award, revert, violations
 
 from pointsbot.commands import dispatch
 from pointsbot.community import roles, seasons, windows
-from pointsbot.discord import cards, interactions
+from pointsbot.discord import interactions
 from pointsbot.ledger import guilds
 from pointsbot.platform.errors import InvalidInput
 from pointsbot_local import discord_standin_rest
@@ -158,15 +158,19 @@ def test_season_end_twice_and_killed_midway_archives_prizes_and_resets_once(db, 
     _close(sql, season.id)
     balances_before = dict(sql("SELECT user_id, balance FROM points WHERE guild_id = %s", (guild,)))
 
-    # killed after the first reset batch committed (batches of 2 members)
+    # killed after the first reset batch committed (batches of 2 members): the archive's step
+    # is 1 and so is each reset batch's (the prizes come after the reset)
     def kill_in_reset(step: int, seen=[]) -> None:  # noqa: B006 - counts the calls of this run
         seen.append(step)
-        if seen.count(2) == 2:
+        if seen.count(1) == 2:
             raise Killed
 
     with pytest.raises(Killed):
         seasons.run_end(db, season.id, batch=2, client=discord, after_step=kill_in_reset)
-    assert db.run(seasons.get_season_by_id, season.id).end_step == 2
+    assert db.run(seasons.get_season_by_id, season.id).end_step == 1
+    assert sql(
+        "SELECT count(*) FROM transactions WHERE guild_id = %s AND kind = 'season_prize'", (guild,)
+    ) == [(0,)]
     done = seasons.run_end(db, season.id, batch=2, client=discord)
     assert done.finished and done.step == 4
     again = seasons.run_end(db, season.id, batch=2, client=discord)  # a second run finds it all done
@@ -187,13 +191,14 @@ def test_season_end_twice_and_killed_midway_archives_prizes_and_resets_once(db, 
     dms = sql("SELECT user_id, content FROM direct_messages WHERE guild_id = %s AND reason = 'season' ORDER BY user_id",
               (guild,))  # fmt: skip
     assert [u for u, _ in dms] == [101, 102, 103] and "placed **#2**" in dms[1][1]
-    # one reset entry per member with a balance, every balance zero; the ledger still adds up
+    # one reset entry per member with a balance, taking what they held before the prizes; the
+    # winners keep their prize and every other balance is zero; the ledger still adds up
     resets = sql(
         "SELECT user_id, amount FROM transactions WHERE guild_id = %s AND kind = 'season_reset'", (guild,)
     )
-    expected_before_reset = {u: b + (100 if u in (101, 102, 103) else 0) for u, b in balances_before.items()}
-    assert sorted(resets) == sorted((u, -b) for u, b in expected_before_reset.items() if b)
-    assert set(dict(sql("SELECT user_id, balance FROM points WHERE guild_id = %s", (guild,))).values()) == {0}
+    assert sorted(resets) == sorted((u, -b) for u, b in balances_before.items() if b)
+    prize_of = {u: 100 if u in (101, 102, 103) else 0 for u in balances_before}
+    assert dict(sql("SELECT user_id, balance FROM points WHERE guild_id = %s", (guild,))) == prize_of
     with db.connection() as conn:
         assert violations(conn, guild, floor=None) == []
         # the reset counts in no window
@@ -203,28 +208,170 @@ def test_season_end_twice_and_killed_midway_archives_prizes_and_resets_once(db, 
     posted = state.channel_messages(channel)
     assert (
         len(posted) == 1
-        and "final top 10" in cards.plain_text(posted[0]["components"])
-        and "🥇 <@101> · **90 points**" in cards.plain_text(posted[0]["components"])
-        and posted[0]["flags"] == cards.IS_COMPONENTS_V2
-        and posted[0]["content"] == ""
+        and "final top 10" in posted[0]["content"]
+        and "<@101> 90 points" in posted[0]["content"]
     )
     assert sql("SELECT posted_message_id FROM seasons WHERE id = %s", (season.id,))[0][0] == int(
         posted[0]["id"]
     )
 
-    # the reset reverted as one batch restores every balance exactly; twice is once
+    # the reset reverted as one batch restores every balance exactly and keeps the prizes; twice is once
+    expected_after_revert = {u: b + prize_of[u] for u, b in balances_before.items()}
     first = seasons.revert_reset(db, guild, season.id, actor_id=1, actor_name="admin", batch=3)
     second = seasons.revert_reset(db, guild, season.id, actor_id=1, actor_name="admin", batch=3)
     assert first.finished and first.reverted == len(resets) and second.reverted == 0
     assert (
         dict(sql("SELECT user_id, balance FROM points WHERE guild_id = %s", (guild,)))
-        == expected_before_reset
+        == expected_after_revert
     )
     reverts = sql("SELECT count(*), count(DISTINCT reverts_id), count(DISTINCT operation_id) FROM transactions "
                   "WHERE guild_id = %s AND kind = 'revert' AND source = 'season_reset'", (guild,))  # fmt: skip
     assert reverts == [(len(resets), len(resets), 1)]
     with db.connection() as conn:
         assert violations(conn, guild, floor=None) == []
+
+
+def _balances(sql, guild: int) -> dict[int, int]:
+    return dict(sql("SELECT user_id, balance FROM points WHERE guild_id = %s", (guild,)))
+
+
+def _prizes(sql, guild: int) -> list[tuple[int, int]]:
+    return sql("SELECT user_id, amount FROM transactions WHERE guild_id = %s AND kind = 'season_prize' ORDER BY user_id",
+               (guild,))  # fmt: skip
+
+
+def _entries_add_up(db, sql, guild: int) -> None:
+    sums = dict(
+        sql("SELECT user_id, sum(amount) FROM transactions WHERE guild_id = %s GROUP BY user_id", (guild,))
+    )
+    assert sums == _balances(sql, guild)
+    with db.connection() as conn:
+        assert violations(conn, guild, floor=None) == []
+
+
+def test_with_the_reset_on_a_winner_holds_exactly_the_prize_after_the_end(db, settings, sql, discord):
+    # Given a season with a reset whose top two win 40 points (102 and 103 tie for second)
+    guild = _guild(db)
+    season, _scores = _season_with_scores(db, settings, sql, guild, prize_places=2, prize_points=40,
+                                          reset_balances=True)  # fmt: skip
+    _close(sql, season.id)
+    # When it ends
+    assert seasons.run_end(db, season.id, client=discord).finished
+    # Then the winners hold their prize and nothing else, everyone else nothing
+    assert _balances(sql, guild) == {101: 40, 102: 40, 103: 40, 104: 0, 105: 0, 106: 0, 107: 0}
+    _entries_add_up(db, sql, guild)
+
+
+def test_a_winner_keeps_the_prize_through_the_reset_killed_between_reset_and_prizes(
+    db, settings, sql, discord
+):
+    # Given a season with a reset whose winner (101, 90 points) wins 100 points and a role
+    guild = _guild(db)
+    prize_role = state.add_role(str(guild), "Champion", position=2)
+    season, _scores = _season_with_scores(
+        db, settings, sql, guild, prize_places=1, prize_points=100, prize_role_id=int(prize_role),
+        reset_balances=True,
+        grant_check=lambda role: roles.bot_can_grant(discord, guild, role, discord_standin_rest.bot_user_id()),
+    )  # fmt: skip
+    _close(sql, season.id)
+    before = _balances(sql, guild)
+    assert before[101] == 90
+
+    # When the end is killed after the reset's last batch (7 members, 2 a batch: the archive and
+    # four batches report step 1), before the transaction that pays the prizes
+    def kill_before_prizes(step: int, seen=[]) -> None:  # noqa: B006 - counts the calls of this run
+        seen.append(step)
+        if seen.count(1) == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        seasons.run_end(db, season.id, batch=2, client=discord, after_step=kill_before_prizes)
+    # Then every balance is reset and nothing is paid yet
+    assert db.run(seasons.get_season_by_id, season.id).end_step == 1
+    assert set(_balances(sql, guild).values()) == {0} and _prizes(sql, guild) == []
+    assert sql("SELECT count(*) FROM role_changes WHERE guild_id = %s", (guild,)) == [(0,)]
+
+    # When it runs again, and once more
+    done = seasons.run_end(db, season.id, batch=2, client=discord)
+    again = seasons.run_end(db, season.id, batch=2, client=discord)
+    # Then the winner holds exactly the prize, paid once (points, role, DM), nobody is reset twice
+    assert done.finished and (done.prizes, done.resets) == (1, 0)
+    assert again.finished and (again.prizes, again.resets) == (0, 0)
+    after = _balances(sql, guild)
+    assert after[101] == 100 and {u: b for u, b in after.items() if u != 101} == {
+        u: 0 for u in before if u != 101
+    }
+    assert _prizes(sql, guild) == [(101, 100)]
+    assert sql("SELECT user_id, source_ref FROM role_changes WHERE guild_id = %s", (guild,)) == [
+        (101, f"{season.id}:101")
+    ]
+    assert sql("SELECT user_id FROM direct_messages WHERE guild_id = %s AND reason = 'season'", (guild,)) == [
+        (101,)
+    ]
+    resets = sql(
+        "SELECT user_id, amount FROM transactions WHERE guild_id = %s AND kind = 'season_reset'", (guild,)
+    )
+    assert sorted(resets) == sorted((u, -b) for u, b in before.items() if b)
+    _entries_add_up(db, sql, guild)
+
+    # When the reset is reverted after the end
+    reverted = seasons.revert_reset(db, guild, season.id, actor_id=1, actor_name="admin", batch=3)
+    # Then every balance is back to before the reset, and the winner keeps the prize on top
+    assert reverted.finished and reverted.reverted == len(resets)
+    assert _balances(sql, guild) == {u: b + (100 if u == 101 else 0) for u, b in before.items()}
+    assert _prizes(sql, guild) == [(101, 100)]
+    _entries_add_up(db, sql, guild)
+
+
+def test_an_end_left_half_done_by_the_prizes_first_order_finishes_keeping_the_prizes(
+    db, settings, sql, discord
+):
+    # Given an end that archived and paid the prizes (end_step 2, as the order before paid them
+    # first) and was stopped before its reset began
+    guild = _guild(db)
+    season, _scores = _season_with_scores(db, settings, sql, guild, prize_places=2, prize_points=100,
+                                          reset_balances=True)  # fmt: skip
+    _close(sql, season.id)
+    before = _balances(sql, guild)
+
+    def kill_after_archive(step: int) -> None:
+        if step == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        seasons.run_end(db, season.id, client=discord, after_step=kill_after_archive)
+
+    def old_prize_step(conn) -> None:
+        season_now = seasons._lock_season(conn, season.id)
+        seasons._pay_prizes(conn, season_now, seasons.EndReport(season.id))
+        conn.execute("UPDATE seasons SET end_step = 2 WHERE id = %s", (season.id,))
+
+    db.run(old_prize_step)
+    assert _prizes(sql, guild) == [(101, 100), (102, 100), (103, 100)]
+
+    # When the end runs on (in batches of 2, killed after one reset batch, then to its end)
+    def kill_in_reset(step: int, seen=[]) -> None:  # noqa: B006 - counts the calls of this run
+        seen.append(step)
+        if step == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        seasons.run_end(db, season.id, batch=2, client=discord, after_step=kill_in_reset)
+    done = seasons.run_end(db, season.id, batch=2, client=discord)
+    # Then no prize is paid twice and the reset took only what the winners held before them
+    assert done.finished and done.prizes == 0
+    assert _prizes(sql, guild) == [(101, 100), (102, 100), (103, 100)]
+    winners = {101, 102, 103}
+    assert _balances(sql, guild) == {u: 100 if u in winners else 0 for u in before}
+    resets = sql(
+        "SELECT user_id, amount FROM transactions WHERE guild_id = %s AND kind = 'season_reset'", (guild,)
+    )
+    assert sorted(resets) == sorted((u, -b) for u, b in before.items() if b)
+    _entries_add_up(db, sql, guild)
+    # And its revert gives back what the reset took, the prizes kept
+    assert seasons.revert_reset(db, guild, season.id, actor_id=1, actor_name="admin").finished
+    assert _balances(sql, guild) == {u: b + (100 if u in winners else 0) for u, b in before.items()}
+    _entries_add_up(db, sql, guild)
 
 
 def test_a_run_killed_after_the_archive_and_a_post_refused_still_end_once(db, settings, sql, discord):

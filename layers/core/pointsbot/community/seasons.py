@@ -12,13 +12,20 @@ a season is due) is a sequence of steps, each one transaction that also moves th
 once: each step locks the season's row) finds the work done:
   1. archive: every member with a score in the season, their score, place (competition rank,
      ties share it) and position, into season_standings; end_step 1.
-  2. prizes: each member placed 1..prize_places gets prize_points (a `season_prize` entry,
-     keyed per season and member) and/or the prize role (roles.request_role_change, source
-     `season_prize`, ref "<season>:<user>", idempotent), and a DM (outbox, deduped); end_step 2.
-  3. reset (if chosen): every balance to zero as `season_reset` entries, a batch of members per
-     transaction with the cursor in the season's row; end_step 3 after the last batch.
-  4. post (if a channel was chosen): the final top 10 as a card (in the server's language) with
-     POST /channels/{id}/messages, with a nonce Discord deduplicates on; end_step 4.
+  2. reset (if chosen): every balance to zero as `season_reset` entries, a batch of members per
+     transaction with the cursor in the season's row (end_step stays 1).
+  3. prizes, in the transaction that finds nobody left to reset (or right after the archive
+     without a reset): each member placed 1..prize_places gets prize_points (a `season_prize`
+     entry, keyed per season and member) and/or the prize role (roles.request_role_change,
+     source `season_prize`, ref "<season>:<user>", idempotent), and a DM (outbox, deduped);
+     end_step 3. The prizes come after the reset so a winner keeps them, and a revert of the
+     reset (which reverts `season_reset` entries only) gives back what the reset took and
+     leaves the prizes.
+  4. post (if a channel was chosen): the final top 10 with POST /channels/{id}/messages, with a
+     nonce Discord deduplicates on; end_step 4.
+end_step 2 ("prizes given, reset not done") is only written by the earlier order (prizes, then
+reset); an end left there carries on with the reset, which leaves each winner the prize points
+already paid (`_prize_points_paid`), and pays nothing twice.
 """
 
 from __future__ import annotations
@@ -423,91 +430,97 @@ def prize_dm_text(
     return text
 
 
-def _prizes(conn: psycopg.Connection, season_id: int, report: EndReport) -> None:
-    season = _lock_season(conn, season_id)
-    if season.end_step >= 2:
+def _pay_prizes(conn: psycopg.Connection, season: Season, report: EndReport) -> None:
+    """Places 1..prize_places: the points, the role, the DM; every one keyed per season and
+    member, so a replay writes nothing twice."""
+    if not season.prize_places:
         return
-    if season.prize_places:
-        policy = guild_policy(conn, get_settings(), season.guild_id)
-        winners = conn.execute(
-            "SELECT user_id, place FROM season_standings WHERE season_id = %s AND place <= %s ORDER BY position",
-            (season.id, season.prize_places),
-        ).fetchall()
-        for user_id, place in winners:
-            if season.prize_points:
-                seasonal.season_prize(conn, guild_id=season.guild_id, user_id=user_id, amount=season.prize_points,
-                                      season_id=season.id, place=place, season_name=season.name, policy=policy)  # fmt: skip
-            if season.prize_role_id is not None:
-                roles.request_role_change(
-                    conn, guild_id=season.guild_id, user_id=user_id, role_id=season.prize_role_id, action="add",
-                    source="season_prize", source_ref=f"{season.id}:{user_id}",
-                    reason=f"Season {season.name}: place {place}"[:512],
-                )  # fmt: skip
-                report.roles_queued = True
-            tr = translator(policy.locale)
-            prize = (
-                tr.points(season.prize_points, policy.currency_name, policy.currency_one)
-                if season.prize_points
-                else None
-            )
-            text = prize_dm_text(season, place, prize, season.prize_role_id is not None, tr)
-            if outbox.enqueue_dm(conn, guild_id=season.guild_id, user_id=user_id, content=text, reason="season",
-                                 dedupe_key=f"season:{season.id}:prize:{user_id}") is not None:  # fmt: skip
-                report.dms_queued = True
-            report.prizes += 1
-    conn.execute("UPDATE seasons SET end_step = 2 WHERE id = %s", (season.id,))
-
-
-def _reset_batch(conn: psycopg.Connection, season_id: int, batch: int, report: EndReport) -> bool:
-    """One batch of the reset; True when the reset is done."""
-    season = _lock_season(conn, season_id)
-    if season.end_step >= 3:
-        return True
-    if not season.reset_balances:
-        conn.execute("UPDATE seasons SET end_step = 3 WHERE id = %s", (season.id,))
-        return True
-    conn.execute("SET LOCAL statement_timeout = '120s'")
-    op = season.reset_operation_id or seasonal.reset_operation(conn, season.guild_id, season.id)
-    cursor = conn.execute("SELECT reset_cursor FROM seasons WHERE id = %s", (season.id,)).fetchone()[0]
-    last, written = seasonal.reset_batch(conn, guild_id=season.guild_id, operation_id=op, after_user=cursor,
-                                         limit=batch, reason=f"Season {season.name} ended: balances reset")  # fmt: skip
-    report.resets += written
-    if last is None:
-        conn.execute(
-            "UPDATE seasons SET end_step = 3, reset_operation_id = %s WHERE id = %s", (op, season.id)
-        )
-        return True
-    conn.execute(
-        "UPDATE seasons SET reset_cursor = %s, reset_operation_id = %s WHERE id = %s", (last, op, season.id)
-    )
-    return False
-
-
-def top_ten_body(conn: psycopg.Connection, season: Season) -> dict[str, Any]:
-    """The post of the final top 10: a card in the answers' style (discord/cards.py) in the
-    server's language and accent colour, medals for the top 3; mentions that ping nobody."""
-    from ..discord import cards
-
     policy = guild_policy(conn, get_settings(), season.guild_id)
     tr = translator(policy.locale)
+    prize = (
+        tr.points(season.prize_points, policy.currency_name, policy.currency_one)
+        if season.prize_points
+        else None
+    )
+    for user_id, place in _winners(conn, season):
+        if season.prize_points:
+            seasonal.season_prize(conn, guild_id=season.guild_id, user_id=user_id, amount=season.prize_points,
+                                  season_id=season.id, place=place, season_name=season.name, policy=policy)  # fmt: skip
+        if season.prize_role_id is not None:
+            roles.request_role_change(
+                conn, guild_id=season.guild_id, user_id=user_id, role_id=season.prize_role_id, action="add",
+                source="season_prize", source_ref=f"{season.id}:{user_id}",
+                reason=f"Season {season.name}: place {place}"[:512],
+            )  # fmt: skip
+            report.roles_queued = True
+        text = prize_dm_text(season, place, prize, season.prize_role_id is not None, tr)
+        if outbox.enqueue_dm(conn, guild_id=season.guild_id, user_id=user_id, content=text, reason="season",
+                             dedupe_key=f"season:{season.id}:prize:{user_id}") is not None:  # fmt: skip
+            report.dms_queued = True
+        report.prizes += 1
+
+
+def _winners(conn: psycopg.Connection, season: Season) -> list[tuple[int, int]]:
+    return conn.execute(
+        "SELECT user_id, place FROM season_standings WHERE season_id = %s AND place <= %s ORDER BY position",
+        (season.id, season.prize_places),
+    ).fetchall()
+
+
+def _prize_points_paid(conn: psycopg.Connection, season: Season) -> dict[int, int]:
+    """The season's prize points already written, by member, which the rest of the reset must
+    leave them: only in an end begun when the prizes came first (its end_step 2, "prizes given",
+    with the reset not done). In today's order the prizes come after the reset, so this is
+    empty without a look (the winners' query reads the season's whole table)."""
+    if season.end_step < 2 or not (season.prize_places and season.prize_points):
+        return {}
+    keys = [f"season_prize:{season.id}:{user_id}" for user_id, _place in _winners(conn, season)]
+    rows = conn.execute(
+        "SELECT t.user_id, sum(t.amount) FROM operations o JOIN transactions t ON t.operation_id = o.id "
+        "WHERE o.guild_id = %s AND o.idempotency_key = ANY(%s) AND t.kind = 'season_prize' GROUP BY t.user_id",
+        (season.guild_id, keys),
+    ).fetchall()
+    return {int(user): int(amount) for user, amount in rows}
+
+
+def _reset_then_prizes(conn: psycopg.Connection, season_id: int, batch: int, report: EndReport) -> bool:
+    """One batch of the reset (if chosen); the transaction that finds nobody left to reset pays
+    the prizes and moves end_step to 3. True when both are done."""
+    season = _lock_season(conn, season_id)
+    report.step = min(season.end_step, 3)
+    if season.end_step >= 3:
+        return True
+    op = season.reset_operation_id
+    if season.reset_balances:
+        conn.execute("SET LOCAL statement_timeout = '120s'")
+        op = op or seasonal.reset_operation(conn, season.guild_id, season.id)
+        cursor = conn.execute("SELECT reset_cursor FROM seasons WHERE id = %s", (season.id,)).fetchone()[0]
+        last, written = seasonal.reset_batch(
+            conn, guild_id=season.guild_id, operation_id=op, after_user=cursor, limit=batch,
+            reason=f"Season {season.name} ended: balances reset", keep=_prize_points_paid(conn, season),
+        )  # fmt: skip
+        report.resets += written
+        if last is not None:
+            conn.execute(
+                "UPDATE seasons SET reset_cursor = %s, reset_operation_id = %s WHERE id = %s",
+                (last, op, season.id),
+            )
+            return False
+    if season.end_step < 2:  # an end begun when the prizes came first paid them at its step 2
+        _pay_prizes(conn, season, report)
+    conn.execute("UPDATE seasons SET end_step = 3, reset_operation_id = %s WHERE id = %s", (op, season.id))
+    report.step = 3
+    return True
+
+
+def top_ten_text(conn: psycopg.Connection, season: Season) -> str:
+    policy = guild_policy(conn, get_settings(), season.guild_id)
     board = standings_page(conn, season, 1, 10)
-    card = cards.Card(accent=policy.accent_color).header(
-        "### 🏁 " + tr._("Season {season}: final top 10", season=season.name),
-        tr.ngettext("{n} member scored", "{n} members scored", season.members_archived or 0),
-    )  # fmt: skip
-    card.separator()
-    if board.rows:
-        medals = {1: "🥇", 2: "🥈", 3: "🥉"}
-        card.text("\n".join(
-            f"{medals.get(row.rank) or f'`#{tr.number(row.rank)}`'} <@{row.user_id}> · "
-            f"**{tr.points(row.balance, policy.currency_name, policy.currency_one)}**"
-            for row in board.rows
-        ))  # fmt: skip
-    else:
-        card.text(tr._("Nobody scored this season."))
-    components, _text = card.build()
-    return {"flags": cards.IS_COMPONENTS_V2, "components": list(components), "allowed_mentions": {"parse": []},
-            "nonce": f"season-{season.id}"[:25], "enforce_nonce": True}  # fmt: skip
+    lines = [f"**Season {season.name}: final top 10**"]
+    lines += [f"{row.rank}. <@{row.user_id}> {policy.points(row.balance)}" for row in board.rows]
+    if not board.rows:
+        lines.append("Nobody scored this season.")
+    return "\n".join(lines)[:2000]
 
 
 def _post(database, season_id: int, report: EndReport, client: Any) -> None:
@@ -517,11 +530,14 @@ def _post(database, season_id: int, report: EndReport, client: Any) -> None:
         season = get_season_by_id(conn, season_id)
         if season.end_step >= 4:
             return
-        body = top_ten_body(conn, season) if season.post_channel_id else {}
+        content = top_ten_text(conn, season) if season.post_channel_id else ""
     message_id = None
     if season.post_channel_id:
         try:
-            sent = client.send_message(season.post_channel_id, body)
+            sent = client.send_message(season.post_channel_id, {
+                "content": content, "allowed_mentions": {"parse": []},
+                "nonce": f"season-{season.id}"[:25], "enforce_nonce": True,
+            })  # fmt: skip
             message_id = int(sent["id"])
             report.posted = True
         except DiscordError as refused:
@@ -571,10 +587,8 @@ def run_end(
     if database.run(lambda c: get_season_by_id(c, season_id)).end_step < 1:
         database.run(_archive, season_id, report)
     tick(1)
-    database.run(_prizes, season_id, report)
-    tick(2)
-    while not database.run(_reset_batch, season_id, batch, report):
-        tick(2)
+    while not database.run(_reset_then_prizes, season_id, batch, report):
+        tick(report.step)  # a reset batch committed (end_step still 1, or 2 in an end begun before)
         if not enough_time():
             report.seconds = time.perf_counter() - started
             _wake(report)
@@ -694,6 +708,8 @@ def revert_reset(
             )  # fmt: skip
         report.reverted += written
         report.skipped += found - written
+        if last is not None and not _anyone_after(conn, guild_id, last):
+            last = None  # the batch ended on the last member: done now, not on one more call (a click)
         if last is None:
             conn.execute("UPDATE seasons SET revert_done = TRUE WHERE id = %s", (season_id,))
             audit.record(conn, guild_id=guild_id, actor_id=actor_id, actor_name=actor_name,
@@ -707,6 +723,12 @@ def revert_reset(
             return report
     report.finished = True
     return report
+
+
+def _anyone_after(conn: psycopg.Connection, guild_id: int, user_id: int) -> bool:
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM points WHERE guild_id = %s AND user_id > %s)", (guild_id, user_id)
+    ).fetchone()[0]
 
 
 @dataclass(frozen=True)

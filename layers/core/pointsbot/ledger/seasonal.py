@@ -5,7 +5,8 @@ A reset is one operation (idempotency key "season_reset:<season id>") whose entr
 a batch of members at a time, each batch in the caller's transaction with the cursor it
 advances (community.seasons keeps the cursor in the season's row), so a killed run resumes
 after the last batch committed and no member is reset twice. Every reset entry is kind and
-source `season_reset`, amount = -balance, balance_after = 0: nothing is deleted, and
+source `season_reset`, amount = -balance, balance_after = 0 (or, for a member the caller says
+keeps points, down to those: see reset_batch's `keep`): nothing is deleted, and
 balance == sum(entries) holds after every batch. The revert is one operation too
 ("season_reset_revert:<season id>"): for each reset entry not yet reverted, a `revert` entry
 (reverts_id = the reset entry, unique: one revert each, ever) of source `season_reset`.
@@ -68,28 +69,31 @@ def revert_operation(conn: psycopg.Connection, guild_id: int, season_id: int) ->
 # change moves is re-read under its lock (READ COMMITTED): the reset takes what it holds then; a
 # zero that becomes non-zero while the batch runs is a change after the reset, kept.
 _RESET_BATCH = """
-WITH batch AS (
-    SELECT user_id, balance FROM points
-    WHERE guild_id = %(g)s AND user_id > %(after)s AND user_id <= %(upto)s AND balance <> 0
-    ORDER BY user_id
-    FOR UPDATE
+WITH keep AS (
+    SELECT k.user_id, k.amount FROM unnest(%(keep_users)s::bigint[], %(keep_amounts)s::bigint[]) AS k (user_id, amount)
+), batch AS (
+    SELECT p.user_id, p.balance, GREATEST(LEAST(p.balance, coalesce(k.amount, 0)), 0) AS target
+    FROM points p LEFT JOIN keep k ON k.user_id = p.user_id
+    WHERE p.guild_id = %(g)s AND p.user_id > %(after)s AND p.user_id <= %(upto)s AND p.balance <> 0
+    ORDER BY p.user_id
+    FOR UPDATE OF p
 ), upd AS (
-    UPDATE points p SET balance = 0, updated_at = now()
+    UPDATE points p SET balance = b.target, updated_at = now()
     FROM batch b
     WHERE p.guild_id = %(g)s AND p.user_id > %(after)s AND p.user_id <= %(upto)s
-      AND p.user_id = b.user_id AND b.balance <> 0
-    RETURNING p.user_id, b.balance AS old
+      AND p.user_id = b.user_id AND b.balance <> b.target
+    RETURNING p.user_id, b.balance - b.target AS taken, b.target
 ), ent AS (
     INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
                               actor_id, source, silent, actor_name)
-    SELECT %(op)s, %(g)s, user_id, -old, 0, 'season_reset', %(reason)s, NULL, 'season_reset', TRUE, 'season'
+    SELECT %(op)s, %(g)s, user_id, -taken, target, 'season_reset', %(reason)s, NULL, 'season_reset', TRUE, 'season'
     FROM upd
     RETURNING user_id
 ), st AS (
     UPDATE user_stats s SET
         transaction_count = s.transaction_count + 1,
-        total_earned = LEAST(s.total_earned, %(ceiling)s::bigint - GREATEST(-u.old, 0)) + GREATEST(-u.old, 0),
-        total_spent = LEAST(s.total_spent, %(ceiling)s::bigint - GREATEST(u.old, 0)) + GREATEST(u.old, 0),
+        total_earned = LEAST(s.total_earned, %(ceiling)s::bigint - GREATEST(-u.taken, 0)) + GREATEST(-u.taken, 0),
+        total_spent = LEAST(s.total_spent, %(ceiling)s::bigint - GREATEST(u.taken, 0)) + GREATEST(u.taken, 0),
         last_transaction_at = now()
     FROM upd u
     WHERE s.guild_id = %(g)s AND s.user_id > %(after)s AND s.user_id <= %(upto)s AND s.user_id = u.user_id
@@ -110,19 +114,29 @@ def _batch_end(conn: psycopg.Connection, guild_id: int, after_user: int, limit: 
 
 
 def reset_batch(
-    conn: psycopg.Connection, *, guild_id: int, operation_id: int, after_user: int, limit: int, reason: str
+    conn: psycopg.Connection,
+    *,
+    guild_id: int,
+    operation_id: int,
+    after_user: int,
+    limit: int,
+    reason: str,
+    keep: dict[int, int] | None = None,
 ) -> tuple[int | None, int]:
     """Reset the balances of the next `limit` members after `after_user` (by user id) to zero,
     one `season_reset` entry each (none for a zero balance, which is neither locked nor
-    written). Returns (the last user id of the batch's key range, None when there was nobody
-    left; how many entries were written)."""
+    written). `keep` (user id -> points) is what the reset leaves a member: it takes a balance
+    down to that, never below zero nor up to it (an end begun before prizes came after the
+    reset had paid them already; community.seasons passes them). Returns (the last user id of
+    the batch's key range, None when there was nobody left; how many entries were written)."""
     upto = _batch_end(conn, guild_id, after_user, limit)
     if upto is None:
         return None, 0
+    kept = {user: amount for user, amount in (keep or {}).items() if after_user < user <= upto}
     (written,) = conn.execute(
         _RESET_BATCH,
         {"g": guild_id, "after": after_user, "upto": upto, "op": operation_id, "reason": reason[:500],
-         "ceiling": COUNTER_CEILING},
+         "ceiling": COUNTER_CEILING, "keep_users": list(kept), "keep_amounts": list(kept.values())},
     ).fetchone()  # fmt: skip
     return upto, int(written)
 
