@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from pointsbot.admin import monitor, stats
+from pointsbot.admin import member_view, monitor, stats
 from pointsbot.community import members
 from pointsbot.platform.db import Database
 
@@ -262,6 +262,10 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
             flt = monitor.TransactionFilter(user_id=BASE_USER + rng.randint(1, n_members))
             db.run(monitor.transactions_page, GUILD, flt)
 
+        def random_member_page(load: Callable[..., object]) -> Callable[[], object]:
+            # the member page's one transaction: the page's parts (the site adds names, the sparkline)
+            return lambda: db.run(load, GUILD, BASE_USER + rng.randint(1, n_members))
+
         def old_search(extra: str, page: int) -> Callable[[], object]:
             sql = _OLD_SEARCH.format(extra=extra)
             params = {"g": GUILD, "offset": (page - 1) * members.SEARCH_PAGE}
@@ -366,6 +370,12 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 budget_s,
             ),
             "monitor: one member (random)": _timed(random_member_history, reps, budget_s),
+            "member page (random member)": _timed(
+                random_member_page(member_view.member_view), reps, budget_s
+            ),
+            "member page, reference (before issue 12 item 10)": _timed(
+                random_member_page(member_view.before_view), reps, budget_s
+            ),
             "monitor: kind = set": _timed(
                 lambda: db.run(monitor.transactions_page, GUILD, monitor.TransactionFilter(kind="set")),
                 reps,
@@ -418,6 +428,7 @@ def markdown(report: dict) -> str:
         ("search: email pending", "search: email pending, first page, reference (before sql/044: the leaderboard walked)"),
         (next((k for k in lat if k.startswith("search: email pending, Next from")), ""),
          "search: email pending, Next, reference (before sql/044: the leaderboard walked)"),
+        ("member page (random member)", "member page, reference (before issue 12 item 10)"),
         ("search: no filter, page 1000 by number",
          "search: no filter, page 1000, reference (before: OFFSET over the join)"),
     ]  # fmt: skip

@@ -242,7 +242,12 @@ def run(dsn: str, reps: int, without_deadline: bool, freeze_s: float) -> dict[st
             # Every deferred /points add ends once: its answer edited, one entry each.
             getattr(queue, "drain", lambda timeout: True)(timeout=120)
             finals = [follow(discord, raw["application_id"], raw["token"], timeout=30) for raw in deferred]
-            added = sum(1 for final in finals if final and "Added" in final["content"])
+            from pointsbot.discord.cards import plain_text
+
+            def said(final: dict) -> str:  # an edit's text: its content, or a card's text displays
+                return final.get("content") or plain_text(final.get("components"))
+
+            added = sum(1 for final in finals if final and "Added" in said(final))
             with psycopg.connect(dsn) as conn:
                 entries = conn.execute(
                     "SELECT count(*), coalesce(sum(amount), 0) FROM transactions WHERE user_id = %s",
@@ -250,9 +255,7 @@ def run(dsn: str, reps: int, without_deadline: bool, freeze_s: float) -> dict[st
                 ).fetchone()
             results["deferred"] = len(deferred)
             results["deferred_added"] = added
-            results["deferred_try_again"] = sum(
-                1 for final in finals if final and "try again" in final["content"]
-            )
+            results["deferred_try_again"] = sum(1 for final in finals if final and "try again" in said(final))
             results["adds_sent"] = len(adds)
             results["ledger_entries"] = entries[0]
         finally:

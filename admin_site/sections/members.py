@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import web
 from admin_site.sections import Section, opt_int
-from pointsbot import ledger
+from admin_site.sparkline import sparkline
 from pointsbot.admin import actions as admin_actions
-from pointsbot.admin import bulk, monitor
-from pointsbot.community import achievements, members, roles
+from pointsbot.admin import bulk, member_view, monitor
+from pointsbot.community import members
 from pointsbot.platform import paging
 from pointsbot.platform.errors import DomainError
 from pointsbot.platform.ids import format_snowflake, parse_snowflake
@@ -64,22 +65,10 @@ def _member_id(raw: str) -> int:
 def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
     page_no = paging.page_number(req.query("page"))
-
-    def load(conn):
-        member = members.get(conn, guild_id, uid)
-        return (
-            member,
-            members.stats_of(conn, guild_id, uid),
-            ledger.history_page(conn, guild_id, uid, page_no, 20),
-            achievements.earned_by(conn, guild_id, uid),
-            monitor.email_submissions_of(conn, guild_id, uid),
-            monitor.dm_page(conn, guild_id, user_id=uid, limit=20)[0],
-            roles.member_changes(conn, guild_id, uid, limit=50),
-        )
-
-    member, mstats, history, earned, submissions, dms, role_changes = req.db.run(load)
-    return web.page(req, "member.html", member=member, mstats=mstats, history=history, earned=earned,
-                    submissions=submissions, dms=dms, role_changes=role_changes, form_token=bulk.new_form_token(),
+    view = req.db.run(member_view.member_view, guild_id, uid, page_no)
+    return web.page(req, "member.html", view=view, member=view.member, mstats=view.stats, history=view.history,
+                    earned=view.earned, submissions=view.submissions, dms=view.dms, role_changes=view.role_changes,
+                    spark=sparkline(view.trail), now=datetime.now(UTC), form_token=bulk.new_form_token(),
                     revert_token=bulk.new_form_token())  # fmt: skip
 
 

@@ -208,7 +208,14 @@ def _custom_ids(components: Any) -> list[str]:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_every_answer_conforms(db, settings, seeded, contract, locale):
     results = {}
-    for name, raw in _scenarios(locale):
+    autumn = db.fetchone("SELECT id FROM seasons WHERE guild_id = %s AND name = 'Autumn'", (int(GUILD),))[0]
+    clicks = [
+        ("standings page button", component_payload(f"standings:{autumn}:1:prev", user_id=MEMBER, guild_id=GUILD,
+                                                    locale=locale, guild_locale=locale)),
+        ("purchases page button", component_payload("purchases:1:prev", user_id=MEMBER, guild_id=GUILD,
+                                                     locale=locale, guild_locale=locale)),
+    ]  # fmt: skip
+    for name, raw in _scenarios(locale) + clicks:
         outcome = commands.execute(db, interactions.parse(raw), settings)
         results[name] = outcome
         assert _problems(contract, outcome.reply) == [], name
@@ -228,6 +235,8 @@ def test_every_answer_conforms(db, settings, seeded, contract, locale):
         for n in cards_of
         if not (results[n].status == "ok" and results[n].reply.v2)
     ] == []
+    for name in ("standings page button", "purchases page button"):  # edit their message in place
+        assert results[name].status == "ok" and results[name].reply.update and results[name].reply.v2, name
     assert (
         results["buy unknown"].status == "refused" and results["season standings unknown"].status == "refused"
     )

@@ -12,7 +12,7 @@ import pytest
 from pointsbot import commands
 from pointsbot.commands.member import leaderboard_buttons
 from pointsbot.commands.sync import sync_commands
-from pointsbot.discord import interactions
+from pointsbot.discord import cards, interactions
 from pointsbot.discord.interactions import Reply
 from pointsbot.discord.rest import CannotDmUser, DiscordError, RateLimited, UnknownWebhook
 from pointsbot_local import discord_standin_rest
@@ -193,8 +193,16 @@ def test_season_top_ten_post_traffic_conforms(client, contract):
     # Given a server channel the bot may post in, and one it has no access to
     channel, hidden = "555000000000000101", "555000000000000102"
     discord_standin_rest.state.no_access_channels.add(hidden)
-    body = {"content": "**Season Winter: final top 10**\n1. <@222> 90 points", "allowed_mentions": {"parse": []},
-            "nonce": "season-7", "enforce_nonce": True}  # fmt: skip
+    components, _ = (
+        cards.Card().header("### 🏁 Season Winter: final top 10").text("🥇 <@222> · **90 points**").build()
+    )
+    body = {
+        "flags": cards.IS_COMPONENTS_V2,
+        "components": list(components),
+        "allowed_mentions": {"parse": []},
+        "nonce": "season-7",
+        "enforce_nonce": True,
+    }  # fmt: skip (the shape of seasons.top_ten_body)
     # When the season end posts its table, then posts it again (a run killed after the POST)
     first = client.send_message(channel, body)
     again = client.send_message(channel, body)

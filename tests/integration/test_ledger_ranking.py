@@ -227,6 +227,8 @@ def test_rank_reads_the_bucket_counts_and_one_bucket_of_the_index(big_guild, bal
         assert "Seq Scan" not in plan, plan
         assert plan.count("balance_counts_bucket_idx") == 2, plan
         assert "points_leaderboard_idx" in plan and "balance < balance_bucket_end" in plan, plan
+    # rank_of reads the member's balance once (before: once per use of it, six index scans).
+    assert plans[0].count("points_pkey") == 1, plans[0]
 
 
 @pytest.mark.parametrize("position", [1, 10_001, 25_000, 49_991])

@@ -14,7 +14,7 @@ from _ledger_checks import award, revert, violations
 
 from pointsbot.commands import dispatch
 from pointsbot.community import roles, seasons, windows
-from pointsbot.discord import interactions
+from pointsbot.discord import cards, interactions
 from pointsbot.ledger import guilds
 from pointsbot.platform.errors import InvalidInput
 from pointsbot_local import discord_standin_rest
@@ -208,8 +208,10 @@ def test_season_end_twice_and_killed_midway_archives_prizes_and_resets_once(db, 
     posted = state.channel_messages(channel)
     assert (
         len(posted) == 1
-        and "final top 10" in posted[0]["content"]
-        and "<@101> 90 points" in posted[0]["content"]
+        and "final top 10" in cards.plain_text(posted[0]["components"])
+        and "🥇 <@101> · **90 points**" in cards.plain_text(posted[0]["components"])
+        and posted[0]["flags"] == cards.IS_COMPONENTS_V2
+        and posted[0]["content"] == ""
     )
     assert sql("SELECT posted_message_id FROM seasons WHERE id = %s", (season.id,))[0][0] == int(
         posted[0]["id"]

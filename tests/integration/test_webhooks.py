@@ -14,6 +14,7 @@ import json
 import time
 from types import SimpleNamespace
 
+import psycopg
 import pytest
 from _dm_fixtures import RecordingQueue, fresh_db_fixture, new_guild, new_member
 
@@ -435,3 +436,63 @@ def test_a_replayed_api_write_makes_one_event(db: Database, receiver) -> None:
     assert _outbox(db, guild) == [("entry.created", "pending", 0)]
     (data,) = _rows(db, "SELECT data FROM webhook_deliveries")[0]
     assert str(data["id"]) == answers[0][2]["entries"][0]["id"]
+
+
+def test_the_outbox_lookups_are_index_reads_when_many_guilds_have_endpoints(db: Database) -> None:
+    # sql/052's comment: each trigger's lookup is a read of webhooks_guild_enabled_idx (so a guild
+    # without an endpoint pays an index probe, not a scan); the worker's claim reads the due index.
+    def plans(conn) -> tuple[str, str]:
+        conn.execute(
+            "INSERT INTO guilds (guild_id) SELECT 900000000000000000 + i FROM generate_series(1, 3000) i"
+        )
+        conn.execute(
+            "INSERT INTO webhooks (guild_id, url, secret, events, enabled, disabled_reason) "
+            "SELECT 900000000000000000 + i, 'https://example.org/' || i, 'whsec_x', ARRAY['entry.created'], "
+            "i % 3 <> 0, CASE WHEN i % 3 = 0 THEN 'admin' END FROM generate_series(1, 3000) i"
+        )
+        conn.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, guild_id, event_id, event_type, data, status, next_attempt_at) "
+            "SELECT w.id, w.guild_id, gen_random_uuid(), 'entry.created', '{}', 'delivered', now() - interval '1 day' "
+            "FROM webhooks w, generate_series(1, 20)"
+        )
+        conn.execute("ANALYZE webhooks, webhook_deliveries")
+        lookup = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT w.id FROM webhooks w WHERE w.guild_id = %s AND w.enabled AND %s = ANY (w.events)",
+            (900000000000000001, "entry.created"),
+        ).fetchall())  # fmt: skip
+        claim = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id "
+            "WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= now() AND w.enabled "
+            "ORDER BY d.next_attempt_at LIMIT 32 FOR UPDATE OF d SKIP LOCKED"
+        ).fetchall())  # fmt: skip
+        conn.rollback()
+        return lookup, claim
+
+    with psycopg.connect(db.dsn) as conn:
+        lookup, claim = plans(conn)
+    assert "webhooks_guild_enabled_idx" in lookup and "Seq Scan" not in lookup, lookup
+    assert "webhook_deliveries_due_idx" in claim and "Seq Scan on webhook_deliveries" not in claim, claim
+
+
+def test_the_worker_task_and_the_keepalive_carry_deliveries(db: Database, receiver, queue) -> None:
+    from pointsbot.delivery.tasks import Task
+    from pointsbot.ops import keepalive, worker
+    from pointsbot.platform import runtime
+
+    guild = new_guild(db)
+    user = new_member(db, guild)
+    _hook(db, guild, receiver.url)
+    _award(db, guild, user)
+    runtime.reset()
+    runtime.set_database(db)
+    try:
+        # the keep-alive sees a due delivery and asks for the task
+        result = keepalive.run(db, warmer=None)
+        assert result.webhook_delivery_requested is True
+        assert [t.kind for t, _ in queue.sent][-1] == "deliver_webhooks"
+        # the worker's task delivers it
+        worker.run_task(Task("deliver_webhooks"))
+    finally:
+        runtime._database = None
+    assert _outbox(db, guild) == [("entry.created", "delivered", 1)]
+    assert len(receiver.wait_for(1)) == 1

@@ -29,6 +29,14 @@ def test_buy_is_a_new_private_message_and_shop_pages_edit_in_place():
     }
 
 
+def test_purchases_and_season_standings_pages_edit_in_place():
+    assert dispatch._route(_button("purchases:3:next")) == ("purchases", {"page": 3}, True)
+    assert dispatch._route(_button("standings:42:2:prev")) == (
+        "season standings", {"season": "42", "page": 2}, True)  # fmt: skip
+    for forged in ("standings:x:2:prev", "standings:42:x:prev", "purchases:-1:next", "standings:42"):
+        assert dispatch._route(_button(forged))[0] == "", forged
+
+
 @pytest.mark.parametrize(
     "custom_id", ["buy:", "buy:0", "buy:-1", "buy:12a", "buy:99999999999999999999", "buy:٣"]
 )

@@ -176,3 +176,20 @@ def test_a_poisoned_next_plants_no_header_over_http(site):
     # Then the redirect goes home and the response has no header the link chose
     assert status == 303 and headers["location"] == "/admin/"
     assert "x-planted" not in headers and "planted" not in headers.get("set-cookie", "")
+
+
+def test_the_only_public_pages_are_sign_in_static_files_and_the_public_leaderboard(site):
+    # Given the route table; Then nothing of a guild is public but its public leaderboard
+    public = {(r.method, r.path) for r in ROUTES if r.access == "public"}
+    assert public == {("GET", "/static/<name>"), ("GET", "/"), ("GET", "/login"), ("POST", "/login"),
+                      ("POST", "/oauth/start"), ("GET", "/oauth/callback"), ("GET", "/leaderboard/<guild_id>")}  # fmt: skip
+    # And signed out, the public leaderboard of a guild that has not switched it on (A) and of an
+    # unknown guild are the same 404 page, not a sign-in redirect, and set no cookie
+    client = HttpClient(site)
+    off = client.request("GET", f"/leaderboard/{GUILD_A}")
+    unknown = client.request("GET", "/leaderboard/799999999999999999")
+    assert off[0] == unknown[0] == 404 and off[2] == unknown[2]
+    assert "set-cookie" not in off[1] and "location" not in off[1]
+    # And the admin page of the same board still needs the signed-in admin of the guild
+    status, headers, _ = client.request("GET", f"/g/{GUILD_A}/leaderboard")
+    assert status == 303 and headers["location"].startswith("/admin/login?next=")

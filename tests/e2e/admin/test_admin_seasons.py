@@ -217,7 +217,9 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     from pointsbot_local.discord_standin_rest import state as discord_state
 
     posted = discord_state.channel_messages(channels[width])
-    assert len(posted) == 1 and "final top 10" in posted[0]["content"]
+    from pointsbot.discord.cards import plain_text
+
+    assert len(posted) == 1 and "final top 10" in plain_text(posted[0]["components"])  # a card
     balances = dict(_sql(site, "SELECT user_id, balance FROM points WHERE guild_id = %s AND user_id = ANY(%s)",
                          (GUILD_A, users)))  # fmt: skip
     # the reset came before the prizes: the top 3 (a tie for first) hold exactly their 100 points

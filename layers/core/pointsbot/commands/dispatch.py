@@ -70,6 +70,13 @@ def _route(interaction: Interaction) -> tuple[str, dict[str, Any], bool]:
             return "leaderboard", {"page": page_number(page), "cursor": cursor}, True
         if kind == "shop" and page.isascii() and page.isdigit() and len(page) <= 6:
             return "shop", {"page": page_number(page)}, True  # "shop:<page>:<next|prev>"
+        if kind == "purchases" and page.isascii() and page.isdigit() and len(page) <= 6:
+            return "purchases", {"page": page_number(page)}, True  # "purchases:<page>:<next|prev>"
+        if kind == "standings" and _is_id(page):
+            # "standings:<season id>:<page>:<next|prev>": a season's final table, page by page
+            number = cursor.partition(":")[0]
+            if number.isascii() and number.isdigit() and len(number) <= 6:
+                return "season standings", {"season": page, "page": page_number(number)}, True
         if kind == "buy" and _is_id(rest):
             # "buy:<reward id>": a new private answer, not an edit of the shop it was clicked on.
             # Whose reward it is, is checked by the purchase (in the interaction's guild only).

@@ -17,6 +17,7 @@ from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
 from .context import Context, autocomplete, command
 from .member import MEDALS, mention
+from .store import page_buttons
 
 STANDINGS_PAGE_SIZE = 10
 
@@ -102,6 +103,7 @@ def season_standings(ctx: Context, conn: psycopg.Connection) -> Reply:
             f"{MEDALS.get(row.rank) or f'`#{tr.number(row.rank)}`'} {mention(row.user_id)} · {ctx.points(row.balance)}"
             for row in board.rows
         ))  # fmt: skip
+    card.buttons(*page_buttons(tr, board.page, board.pages, f"standings:{season.id}"))
     mine = seasons.standing_of(conn, season, ctx.user_id)
     if mine is not None:
         card.separator(divider=False).text("-# " + tr._("You placed **#{rank}** with {amount}.",

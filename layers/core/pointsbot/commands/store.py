@@ -60,13 +60,16 @@ def buy_button(tr: Translator, row: store.ShopRow) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def page_buttons(tr: Translator, page: int, pages: int) -> tuple[dict[str, Any], ...]:
-    """Previous/Next of the shop ("shop:<page>:prev|next"; they edit the shop in place)."""
+def page_buttons(tr: Translator, page: int, pages: int, prefix: str = "shop") -> tuple[dict[str, Any], ...]:
+    """Previous/Next ("<prefix>:<page>:prev|next"; they edit their message in place): the shop's,
+    /purchases' ("purchases"), a season's final table ("standings:<season id>")."""
     if pages <= 1:
         return ()
     return (
-        cards.button(tr._("Previous"), f"shop:{max(page - 1, 1)}:prev", emoji="◀", disabled=page <= 1),
-        cards.button(tr._("Next"), f"shop:{min(page + 1, pages)}:next", emoji="▶", disabled=page >= pages),
+        cards.button(tr._("Previous"), f"{prefix}:{max(page - 1, 1)}:prev", emoji="◀", disabled=page <= 1),
+        cards.button(
+            tr._("Next"), f"{prefix}:{min(page + 1, pages)}:next", emoji="▶", disabled=page >= pages
+        ),
     )
 
 
@@ -202,6 +205,7 @@ def purchases(ctx: Context, conn: psycopg.Connection) -> Reply:
         avatar=ctx.avatar(ctx.user_id),
     )  # fmt: skip
     card.separator().text("\n".join(_purchase_line(ctx, bought, now) for bought in page.rows))
+    card.buttons(*page_buttons(tr, page.page, page.pages, "purchases"))
     return ctx.answer(card, ephemeral=True)
 
 

@@ -21,8 +21,8 @@ once: each step locks the season's row) finds the work done:
      end_step 3. The prizes come after the reset so a winner keeps them, and a revert of the
      reset (which reverts `season_reset` entries only) gives back what the reset took and
      leaves the prizes.
-  4. post (if a channel was chosen): the final top 10 with POST /channels/{id}/messages, with a
-     nonce Discord deduplicates on; end_step 4.
+  4. post (if a channel was chosen): the final top 10 as a card (in the server's language) with
+     POST /channels/{id}/messages, with a nonce Discord deduplicates on; end_step 4.
 end_step 2 ("prizes given, reset not done") is only written by the earlier order (prizes, then
 reset); an end left there carries on with the reset, which leaves each winner the prize points
 already paid (`_prize_points_paid`), and pays nothing twice.
@@ -513,14 +513,31 @@ def _reset_then_prizes(conn: psycopg.Connection, season_id: int, batch: int, rep
     return True
 
 
-def top_ten_text(conn: psycopg.Connection, season: Season) -> str:
+def top_ten_body(conn: psycopg.Connection, season: Season) -> dict[str, Any]:
+    """The post of the final top 10: a card in the answers' style (discord/cards.py) in the
+    server's language and accent colour, medals for the top 3; mentions that ping nobody."""
+    from ..discord import cards
+
     policy = guild_policy(conn, get_settings(), season.guild_id)
+    tr = translator(policy.locale)
     board = standings_page(conn, season, 1, 10)
-    lines = [f"**Season {season.name}: final top 10**"]
-    lines += [f"{row.rank}. <@{row.user_id}> {policy.points(row.balance)}" for row in board.rows]
-    if not board.rows:
-        lines.append("Nobody scored this season.")
-    return "\n".join(lines)[:2000]
+    card = cards.Card(accent=policy.accent_color).header(
+        "### 🏁 " + tr._("Season {season}: final top 10", season=season.name),
+        tr.ngettext("{n} member scored", "{n} members scored", season.members_archived or 0),
+    )  # fmt: skip
+    card.separator()
+    if board.rows:
+        medals = {1: "🥇", 2: "🥈", 3: "🥉"}
+        card.text("\n".join(
+            f"{medals.get(row.rank) or f'`#{tr.number(row.rank)}`'} <@{row.user_id}> · "
+            f"**{tr.points(row.balance, policy.currency_name, policy.currency_one)}**"
+            for row in board.rows
+        ))  # fmt: skip
+    else:
+        card.text(tr._("Nobody scored this season."))
+    components, _text = card.build()
+    return {"flags": cards.IS_COMPONENTS_V2, "components": list(components), "allowed_mentions": {"parse": []},
+            "nonce": f"season-{season.id}"[:25], "enforce_nonce": True}  # fmt: skip
 
 
 def _post(database, season_id: int, report: EndReport, client: Any) -> None:
@@ -530,14 +547,11 @@ def _post(database, season_id: int, report: EndReport, client: Any) -> None:
         season = get_season_by_id(conn, season_id)
         if season.end_step >= 4:
             return
-        content = top_ten_text(conn, season) if season.post_channel_id else ""
+        body = top_ten_body(conn, season) if season.post_channel_id else {}
     message_id = None
     if season.post_channel_id:
         try:
-            sent = client.send_message(season.post_channel_id, {
-                "content": content, "allowed_mentions": {"parse": []},
-                "nonce": f"season-{season.id}"[:25], "enforce_nonce": True,
-            })  # fmt: skip
+            sent = client.send_message(season.post_channel_id, body)
             message_id = int(sent["id"])
             report.posted = True
         except DiscordError as refused:

@@ -1044,8 +1044,8 @@ def reward_json(reward: Reward, now: datetime) -> dict[str, Any]:
 def purchases_after(
     conn: psycopg.Connection, guild_id: int, after: int, limit: int, *, user_id: int | None = None
 ) -> list[Purchase]:
-    """Purchases with an id above `after`, oldest first (a cursor for syncing elsewhere): a range
-    of purchases_guild_idx, or of purchases_member_idx for one member."""
+    """Purchases with an id above `after`, oldest first (a cursor for syncing elsewhere), the
+    guild's or one member's."""
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be 1 to 1000")
     if user_id is None:

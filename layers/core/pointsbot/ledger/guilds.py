@@ -170,6 +170,7 @@ LABELS = {
     "currency_singular": "The currency name for one",
     "admin_role_ids": "The admin roles",
     "accent_color": "The card colour",
+    "public_leaderboard": "Whether the leaderboard page is public",
 }
 MAX_ADMIN_ROLES = 250  # Discord's most roles a guild may have
 

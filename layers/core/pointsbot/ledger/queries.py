@@ -6,6 +6,7 @@ Ranks are competition ranks: 1 + how many have strictly more, so ties share a ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 
@@ -128,10 +129,14 @@ SELECT b.balance, {_ABOVE_EXPR.format(b="b.balance")}, {_MEMBER_COUNT}
 FROM unnest(%(balances)s::bigint[]) AS b(balance)
 """
 # rank_of in one round trip: the member's balance (zero if never seen), the members above it.
+# `me` is materialized so the balance is read once (pulled up, each of its five uses read it
+# again by primary key).
 _RANK = f"""
+WITH me AS MATERIALIZED (
+    SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND user_id = %(u)s), 0) AS balance
+)
 SELECT me.balance, {_ABOVE_EXPR.format(b="me.balance")}, {_MEMBER_COUNT}
-FROM (SELECT coalesce((SELECT balance FROM points WHERE guild_id = %(g)s AND user_id = %(u)s), 0)
-      AS balance) me
+FROM me
 """
 
 # The member at 1-based position %(p)s of the leaderboard: the class, then the fine bucket,
@@ -264,6 +269,39 @@ def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
     """
     bal, above, total = conn.execute(_RANK, {"g": guild_id, "u": user_id}).fetchone()
     return RankInfo(rank=int(above) + 1, balance=bal, total_members=total)
+
+
+@dataclass(frozen=True)
+class TrailPoint:
+    at: datetime
+    balance: int  # the member's balance after the entry made at `at`
+
+
+TRAIL_ENTRIES = 120  # the member page's sparkline: the balance after each of the latest this many entries
+
+_TRAIL = """
+SELECT created_at, balance_after, amount FROM transactions
+WHERE guild_id = %(g)s AND user_id = %(u)s ORDER BY id DESC LIMIT %(n)s
+"""
+
+
+def balance_trail(
+    conn: psycopg.Connection, guild_id: int, user_id: int, limit: int = TRAIL_ENTRIES
+) -> tuple[TrailPoint, ...]:
+    """A member's balance over time, oldest first: the balance after each of their latest `limit`
+    entries, led by the balance before the first of them (at the same time). One range of
+    transactions_member_idx (guild, user, id DESC) in its own order, stopped by the LIMIT: the
+    cost does not grow with the ledger nor with the member's history (EXPLAIN-tested in
+    tests/integration/test_member_view.py)."""
+    if not 0 < limit <= 1000:
+        raise ValueError(f"a trail of {limit} entries")
+    rows = conn.execute(_TRAIL, {"g": guild_id, "u": user_id, "n": limit}).fetchall()
+    if not rows:
+        return ()
+    rows.reverse()
+    first_at, first_after, first_amount = rows[0]
+    before = TrailPoint(first_at, first_after - first_amount)
+    return (before, *(TrailPoint(at, after) for at, after, _ in rows))
 
 
 def guild_totals(conn: psycopg.Connection, guild_id: int) -> GuildTotals:
