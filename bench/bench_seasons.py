@@ -483,10 +483,11 @@ def bench_season_end(dsn: str, members: int, season_id: int, log=print, kill_aft
         started = time.perf_counter()
 
         def mark(step: int) -> None:
+            first = step not in steps
             steps.setdefault(step, time.perf_counter() - started)
-            if step == 2 and 1 in steps:
-                batches["n"] += 1  # after the prizes (the first 2), each reset batch committed
-                if kill_after_batches and batches["n"] == kill_after_batches + 1:
+            if step == 1 and not first:
+                batches["n"] += 1  # after the archive (the first 1), each reset batch committed
+                if kill_after_batches and batches["n"] == kill_after_batches:
                     raise _Killed
 
         killed_at_s = None
