@@ -7,8 +7,11 @@ CSRF), decided in this one place before any route runs, and here are the error p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import re
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
@@ -57,6 +60,8 @@ REQUEST_DEADLINE_S = 8.0
 
 # Every route of the site; the tests walk it so a new route cannot skip the access checks.
 ROUTES: list[web.RouteSpec] = []
+# The pages (GET routes) by the pattern of their path: a refused form's page is shown again.
+_PAGES: list[tuple[re.Pattern[str], Route]] = []
 
 
 def _behind_the_gate(route: Route) -> None:
@@ -66,24 +71,58 @@ def _behind_the_gate(route: Route) -> None:
     guild: signed in AND allowed to manage the guild in the path. Every POST needs the
     session's CSRF token, public or not.
     """
-    method, path, access = route.spec.method, route.spec.path, route.spec.access
+    method, path = route.spec.method, route.spec.path
     ROUTES.append(route.spec)
+    if method == "GET":
+        _PAGES.append((re.compile("^" + re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", path) + "$"), route))
 
     @functools.wraps(route.fn)
     def guarded(**params: str) -> Response:
         req = web.load_request(app.current_event)
         app.append_context(admin_request=req)
-        if access != "public" and (req.session is None or not req.session.signed_in):
-            if method == "GET":
-                return web.sign_in_redirect(req)
-            raise web.Refused(403, "You are not signed in (or your session has ended). Sign in again.")
-        if method == "POST":
-            web.check_csrf(req)
-        if access == "guild":
-            params["guild_id"] = web.check_guild(req, params["guild_id"])  # type: ignore[assignment]
-        return route.fn(req, **params)
+        return _run(route, req, params)
 
     app.route(path, method)(guarded)
+
+
+def _run(route: Route, req: web.AdminRequest, params: dict[str, Any]) -> Response:
+    """The gate's checks for the route's access level, then the route."""
+    method, access = route.spec.method, route.spec.access
+    if access != "public" and (req.session is None or not req.session.signed_in):
+        if method == "GET":
+            return web.sign_in_redirect(req)
+        raise web.Refused(403, "You are not signed in (or your session has ended). Sign in again.")
+    if method == "POST":
+        web.check_csrf(req)
+    if access == "guild":
+        params["guild_id"] = web.check_guild(req, params["guild_id"])
+    return route.fn(req, **params)
+
+
+def _page_again(req: web.AdminRequest, refused: web.RefusedForm) -> Response | None:
+    """The page a refused POST came from (req.back), rendered again in the POST's answer with
+    the refused form (web.RefusedForm); None when `back` is not a page of the site. The page
+    goes through the gate's checks again, as if the browser had asked for it."""
+    assert req.back is not None
+    target = urlsplit(req.back)
+    if not target.path.startswith(web.PREFIX + "/"):
+        return None
+    inner = target.path[len(web.PREFIX) :]
+    for pattern, route in _PAGES:
+        match = pattern.match(inner)
+        if match is None:
+            continue
+        query = dict(parse_qsl(target.query, keep_blank_values=True))
+        raw = dict(req.event.raw_event)
+        context = dict(raw.get("requestContext") or {})
+        context["http"] = {**(context.get("http") or {}), "method": "GET", "path": target.path}
+        raw.update(rawPath=target.path, rawQueryString=target.query, queryStringParameters=query or None,
+                   body=None, isBase64Encoded=False, requestContext=context)  # fmt: skip
+        again = dataclasses.replace(req, event=APIGatewayProxyEventV2(raw), back=None, refused=refused,
+                                    fields_by_error={}, _form=None, _files={})  # fmt: skip
+        app.append_context(admin_request=again)
+        return _run(route, again, dict(match.groupdict()))
+    return None
 
 
 def _req() -> web.AdminRequest | None:
@@ -112,10 +151,19 @@ def _sign_in_needed(exc: web.SignInNeeded) -> Response:
 
 @app.exception_handler(DomainError)
 def _domain_error(exc: DomainError) -> Response:
-    """A rule said no: back to the form with the message, or a page saying it."""
+    """A rule said no: the form's page again with what was typed and the message next to the
+    field (status 422), or a page saying it."""
     req = _req()
     if req is not None and req.method == "POST" and req.back and req.session is not None:
-        req.flash("error", exc.message)
+        refused = req.refusal(exc)
+        try:
+            shown = _page_again(req, refused)
+        except (web.Refused, DomainError):  # the page itself cannot be shown: the message alone
+            shown = None
+        app.append_context(admin_request=req)
+        if shown is not None and not 300 <= shown.status_code < 400:  # a page, not a redirect
+            return shown
+        req.flash("error", " ".join(refused.errors.values()))
         return web.redirect(req, req.back)
     return _error_page(400, exc.message)
 

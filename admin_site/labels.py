@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
@@ -68,6 +69,8 @@ ACTIONS = {
     "role_threshold.create": "Role threshold added",
     "role_threshold.remove": "Role threshold removed",
     "role_change.acknowledge": "Refused role change seen",
+    "api_key.create": "API key made",
+    "api_key.revoke": "API key revoked",
     "season.start": "Season started",
     "season.cancel": "Scheduled season cancelled",
     "season.end_early": "Season ended early",
@@ -113,6 +116,42 @@ FIELDS = {
     "reason": "Reason",
     "rows": "Rows",
     "time_zone": "Time zone",
+    "balance": "Balance",
+    "entry_id": "Entry",
+    "entries": "New entries",
+    "user_id": "Member",
+    "silent": "Silent (no DM)",
+    "net_change": "Net change",
+    "skipped_invalid": "Rows refused",
+    "skipped_unchanged": "Rows unchanged",
+    "status": "Status",
+    "note": "Note",
+    "bonus_entry_id": "Bonus entry",
+    "members_checked": "Members checked",
+    "awards": "Achievements awarded",
+    "finished": "Finished",
+    "requeued": "Queued again",
+    "points": "Points",
+    "role_id": "Role",
+    "on_drop": "When the balance drops below",
+    "scopes": "May",
+    "prefix": "Key starts with",
+    "key_id": "API key",
+    "guilds": "Servers",
+    "why": "Why",
+    "price": "Price",
+    "stock": "Stock",
+    "per_member_limit": "Limit per member",
+    "starts_at": "On sale from",
+    "ends_at": "On sale until",
+    "duration_days": "For how many days",
+    "enabled": "On sale",
+    "kind": "Kind",
+    "codes": "Codes",
+    "via": "Through",
+    "interaction": "Discord interaction",
+    "recipients": "Recipients",
+    "bonus": "Bonus",
 }
 
 
@@ -157,7 +196,9 @@ def target(value: str | None, who: Callable[..., Markup]) -> Markup:
     if head == "members" and rest.isdigit():
         return Markup.escape(f"{int(rest):,} member" + ("" if int(rest) == 1 else "s"))
     words = {"entry": "Entry #", "batch": "Bulk batch #", "achievement": "Achievement #", "reward": "Reward #",
-             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #", "season": "Season #", "webhook": "Webhook #"}  # fmt: skip
+             "redemption": "Redemption #", "purchase": "Purchase #", "threshold": "Role threshold #",
+             "season": "Season #", "webhook": "Webhook #", "submission": "Email submission #",
+             "api_key": "API key #", "role_change": "Role change #"}  # fmt: skip
     if head in words and rest:
         return Markup.escape(words[head] + rest)
     if head == "guild":
@@ -165,7 +206,90 @@ def target(value: str | None, who: Callable[..., Markup]) -> Markup:
     return Markup.escape({"sweep": "Every member", "failed": "Failed messages"}.get(text, text))
 
 
+# -- the audit log's before/after, as a list of changes ----------------------------------------
+@dataclass(frozen=True)
+class Change:
+    """One line of an audit entry: a field's label, what it was and what it became (None: the
+    entry does not say, e.g. a creation has no "before")."""
+
+    label: str
+    old: Markup | None
+    new: Markup | None
+
+
+_ID_KEYS = ("user_id", "actor_id")
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A JSON object as one level of `key -> value` ("a.b" for nested objects); anything else is
+    one value under its prefix (or "value")."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix or "value": value}
+
+
+def _label(key: str) -> str:
+    return " \u203a ".join(field(part) for part in key.split("."))
+
+
+def audit_value(key: str, value: Any, who: Callable[..., Markup]) -> Markup:
+    """A value of an audit entry in words: yes/no, grouped digits, a person for a member id,
+    lists joined, an empty value as a dash."""
+    last = key.rsplit(".", 1)[-1]
+    if value is None or value == "" or value == []:
+        return Markup("—")
+    if isinstance(value, bool):
+        return Markup.escape("yes" if value else "no")
+    if last in _ID_KEYS and str(value).isdigit():
+        return who(int(value), link=False)
+    if last.endswith("_id") or last.endswith("_ids") or last == "id":
+        if isinstance(value, list):
+            return Markup(", ").join(Markup.escape(str(v)) for v in value)
+        return Markup.escape(f"#{value}" if last.endswith("entry_id") or last == "id" else str(value))
+    if last in ("amount", "net_change") and isinstance(value, int):
+        return Markup.escape(f"{value:+,}")
+    if last == "kind" and isinstance(value, str):
+        return Markup.escape(kind(value))
+    if isinstance(value, int):
+        return Markup.escape(f"{value:,}")
+    if isinstance(value, list):
+        if all(isinstance(v, dict) for v in value):
+            return Markup("; ").join(
+                Markup(", ").join(
+                    Markup("{}: {}").format(field(k), audit_value(k, v, who)) for k, v in item.items()
+                )
+                for item in value
+            )
+        return Markup(", ").join(audit_value(last, v, who) for v in value)
+    return Markup.escape(str(value))
+
+
+def audit_changes(before: Any, after: Any, who: Callable[..., Markup]) -> list[Change]:
+    """An audit entry's before and after as lines "label: old → new": with both, the fields that
+    differ (in the order the entry lists them) and those one side alone has; a creation lists
+    what was made, a removal what was there. No JSON reaches the page."""
+    old = _flat(before) if before is not None else {}
+    new = _flat(after) if after is not None else {}
+    lines = []
+    for key in list(new) + [k for k in old if k not in new]:
+        in_old, in_new = key in old, key in new
+        if in_old and in_new and old[key] == new[key]:
+            continue
+        lines.append(
+            Change(
+                _label(key),
+                audit_value(key, old[key], who) if in_old else None,
+                audit_value(key, new[key], who) if in_new else None,
+            )
+        )
+    return lines
+
+
 def register(env: Any) -> None:
     """The template filters: {{ e.kind|kind }}, {{ e.source|source }}, {{ a.action|action }},
     {{ name|field }}, {{ e.actor|actor }}, {{ a.target|target(who) }}."""
     env.filters.update(kind=kind, source=source, action=action, field=field, actor=actor, target=target)
+    env.globals["audit_changes"] = audit_changes

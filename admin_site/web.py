@@ -8,6 +8,8 @@ import mimetypes
 import re
 import secrets
 import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy as email_policy
@@ -111,6 +113,122 @@ def render_template(name: str, **context: Any) -> str:
     return _env.get_template(name).render(**context)
 
 
+# -- forms that keep what was typed -------------------------------------------------------------
+# A form names itself with a hidden `_form` field ({{ f.head() }}). When a rule refuses its POST,
+# the page it came from is rendered again, in the answer to that POST (status 422), with what was
+# typed and the message next to its field (app.py, `_domain_error`). Why a re-render and not a
+# redirect with a flash: the typed values (a CSV, a member's email or notes) never leave the
+# answer to the browser that sent them - nothing is stored with the session, so nothing can be
+# read by another session or outlive the request - and a password is never echoed. It runs after
+# the CSRF check like any POST, and reloading it re-posts a form that changed nothing.
+FORM_NAME = "_form"
+NOT_KEPT = frozenset({"csrf_token", "form_token", "password", FORM_NAME})  # never echoed back
+WHOLE_FORM = ""  # the error key of a refusal about no one field
+
+
+# Which form field a refusal is about: error classes or words of the message, in order, to the
+# field's name; or a function of the message.
+FieldsOf = dict[type[DomainError] | str, str] | Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class RefusedForm:
+    """A refused POST as the page shows it again: the form's name, what was typed (multi-valued
+    fields as lists), and the message by field (WHOLE_FORM: above the form)."""
+
+    name: str
+    values: dict[str, list[str]]
+    errors: dict[str, str]
+
+
+def refusal_message(exc: DomainError, field_name: str | None) -> str:
+    """The refusal in words: an internal field name in it ("max_change") becomes its label."""
+    message = exc.message
+    if field_name and "_" in field_name:  # "reason" is a word already; "max_change" is not
+        label = labels.field(field_name)
+        message = re.sub(rf"['\"]?\b{re.escape(field_name)}\b['\"]?", label, message)
+        message = message[:1].upper() + message[1:]
+        if message and message[-1] not in ".!?":
+            message += "."
+    return message
+
+
+class FormView:
+    """One form of a page, for its template: `{% set f = form_for('points-one') %}`, then
+    `{{ f.head() }}` (CSRF token, the form's name, a message about the whole form),
+    `value="{{ f.value('amount') }}"`, `{{ f.checked('silent') }}`, `{{ f.invalid('amount') }}`
+    and `{{ f.error('amount') }}` next to the field. Values and messages are there only when this
+    is the form that was refused; otherwise the defaults the template gives."""
+
+    def __init__(
+        self, name: str, refused: RefusedForm | None, csrf_token: str, shown: set[str] | None = None
+    ) -> None:
+        self.name = name
+        self.refused = refused if refused is not None and refused.name == name else None
+        self.csrf_token = csrf_token
+        self.shown = shown if shown is not None else set()  # the messages placed on the page
+        self._focused = False
+
+    def head(self) -> Markup:
+        html = Markup(
+            '<input type="hidden" name="csrf_token" value="{}"><input type="hidden" name="{}" value="{}">'
+        ).format(self.csrf_token, FORM_NAME, self.name)
+        whole = self.message(WHOLE_FORM)
+        if whole:
+            self.shown.add(WHOLE_FORM)
+            html += Markup('<p class="flash flash-error form-error" id="{}" role="alert">{}</p>').format(
+                self.error_id(WHOLE_FORM), whole
+            )
+        return html
+
+    def error_id(self, field_name: str) -> str:
+        return f"error-{self.name}-{field_name or 'form'}"
+
+    def value(self, field_name: str, default: Any = "") -> str:
+        if self.refused is not None:
+            return (self.refused.values.get(field_name) or [""])[0]
+        return "" if default is None else str(default)
+
+    def values(self, field_name: str, default: Any = ()) -> list[str]:
+        if self.refused is not None:
+            return list(self.refused.values.get(field_name, []))
+        return [str(v) for v in default]
+
+    def is_checked(self, field_name: str, value: str = "on", default: bool = False) -> bool:
+        if self.refused is not None:
+            return str(value) in self.refused.values.get(field_name, [])
+        return bool(default)
+
+    def checked(self, field_name: str, value: str = "on", default: bool = False) -> Markup:
+        return Markup(" checked") if self.is_checked(field_name, value, default) else Markup("")
+
+    def selected(self, field_name: str, value: Any, default: bool = False) -> Markup:
+        return Markup(" selected") if self.is_checked(field_name, str(value), default) else Markup("")
+
+    def message(self, field_name: str) -> str | None:
+        return self.refused.errors.get(field_name) if self.refused else None
+
+    def invalid(self, field_name: str) -> Markup:
+        """The attributes of a refused field: marked invalid, described by its message, and the
+        first one focused (so the keyboard lands where the fix is)."""
+        if not self.message(field_name):
+            return Markup("")
+        attrs = Markup(' aria-invalid="true" aria-describedby="{}"').format(self.error_id(field_name))
+        if not self._focused:
+            self._focused = True
+            attrs += Markup(" autofocus")
+        return attrs
+
+    def error(self, field_name: str) -> Markup:
+        message = self.message(field_name)
+        if not message:
+            return Markup("")
+        self.shown.add(field_name)
+        return Markup('<span class="field-error" id="{}">{}</span>').format(
+            self.error_id(field_name), message
+        )
+
+
 # -- settings-derived values -----------------------------------------------------------------
 def base_url(event: APIGatewayProxyEventV2, settings: Settings) -> str:
     """The site's absolute URL (for the OAuth redirect URI): configured, or from the request."""
@@ -176,13 +294,53 @@ class AdminRequest:
     new_cookie: str | None = None
     clear_cookie: bool = False
     new_device_cookie: str | None = None  # set after a local sign-in (auth.issue_device_cookie)
-    back: str | None = None  # where a refused POST returns to, with the refusal as a flash message
+    back: str | None = None  # the page a refused POST is shown on again (see RefusedForm)
+    # Which form field a refusal raised without one is about (AdminRequest.back_to).
+    fields_by_error: FieldsOf = field(default_factory=dict)
+    refused: RefusedForm | None = None  # set on the page shown again after a refusal
     _form: dict[str, list[str]] | None = None
     _files: dict[str, bytes] = field(default_factory=dict)
 
-    def back_to(self, path: str) -> None:
-        """If a rule refuses this POST, go back to `path` with the refusal as a flash message."""
+    def back_to(self, path: str, fields: FieldsOf | None = None) -> None:
+        """If a rule refuses this POST, show the page at `path` again with what was typed and the
+        message next to its field: the error's own `field`; else the first key of `fields` that
+        is the error's class (or a parent) or words its message holds (case aside), in order;
+        else the form as a whole. The words are for the domain's refusals that are plain
+        sentences only ("The reason is too long"): the field is a page's concern, not the rule's.
+        `fields` may also be a function of the message giving the field (or None)."""
         self.back = url(path)
+        if fields:
+            self.fields_by_error = fields
+
+    @contextmanager
+    def about(self, field_name: str) -> Iterator[None]:
+        """A refusal raised inside is about this form field (unless it names one itself)."""
+        try:
+            yield
+        except DomainError as exc:
+            if getattr(exc, "field", None) is None:
+                exc.field = field_name
+            raise
+
+    def refusal(self, exc: DomainError) -> RefusedForm:
+        """This POST's form as the page shows it again after `exc`."""
+        name = getattr(exc, "field", None)
+        if name is None and callable(self.fields_by_error):
+            name = self.fields_by_error(exc.message)
+        elif name is None:
+            text = exc.message.lower()
+            name = next(
+                (
+                    f
+                    for key, f in self.fields_by_error.items()
+                    if (key.lower() in text if isinstance(key, str) else isinstance(exc, key))
+                ),
+                None,
+            )
+        self._parse_form()
+        assert self._form is not None
+        kept = {k: v for k, v in self._form.items() if k not in NOT_KEPT}
+        return RefusedForm(self.form(FORM_NAME), kept, {name or WHOLE_FORM: refusal_message(exc, name)})
 
     # who and where
     @property
@@ -276,12 +434,14 @@ class AdminRequest:
         text = self.form(name).strip()
         if not text:
             if required:
-                raise InvalidInput(f"{what} is required.")
+                raise InvalidInput(f"{what} is required.", field=name)
             return None
-        return parse_whole_number(text, what)
+        with self.about(name):
+            return parse_whole_number(text, what)
 
     def form_id(self, name: str, what: str) -> int:
-        return parse_snowflake(self.form(name).strip(), what)
+        with self.about(name):
+            return parse_snowflake(self.form(name).strip(), what)
 
     def checkbox(self, name: str) -> bool:
         return self.form(name) in ("on", "true", "1", "yes")
@@ -417,11 +577,17 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
     flashes, guilds, guild_profile, pending, webhooks_off, zone = req.db.run(load)
     tz = timefmt.zone(zone.zone)
     people = People(req.guild_id)
+    csrf_token = req.session.csrf_token if req.session else ""
+    forms = _PageForms(req.refused, csrf_token)
+    if req.refused is not None and status == 200:
+        status = 422  # the page again, with the refused form: the POST did nothing
     html = render_template(
         template,
         req=req,
         identity=identity,
-        csrf_token=req.session.csrf_token if req.session else "",
+        csrf_token=csrf_token,
+        form_for=forms.view,
+        refused_marker=forms.marker,
         flashes=flashes,
         guild_id=req.guild_id,
         guilds=guilds,
@@ -434,10 +600,36 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         time_zone_label=timefmt.zone_now_label(tz),
         **context,
     )
-    html = people.fill(req, html)
+    html = people.fill(req, forms.fill(html))
     if guild_profile and guild_profile[1]:  # missing or old: the worker asks Discord
         profiles.request_refresh(req.guild_id, [], guild=True)
     return respond(req, status, html)
+
+
+class _PageForms:
+    """The forms one page renders. A message the page did not place next to a field (a form
+    without a name, a field the page does not show) is shown at the top of the page instead,
+    where base.html leaves `refused_marker`: a refusal is never lost."""
+
+    def __init__(self, refused: RefusedForm | None, csrf_token: str) -> None:
+        self.refused, self.csrf_token = refused, csrf_token
+        self.shown: set[str] = set()
+        self.marker = Markup("\x02refused:{}\x03").format(secrets.token_hex(8))
+
+    def view(self, name: str) -> FormView:
+        return FormView(name, self.refused, self.csrf_token, self.shown)
+
+    def fill(self, html: str) -> str:
+        left = (
+            ""
+            if self.refused is None
+            else "".join(
+                str(Markup('<p class="flash flash-error" role="alert">{}</p>').format(message))
+                for key, message in self.refused.errors.items()
+                if key not in self.shown
+            )
+        )
+        return html.replace(str(self.marker), left)
 
 
 class People:

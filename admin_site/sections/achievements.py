@@ -19,6 +19,12 @@ from pointsbot.platform.wording import count
 
 routes = Section()
 
+# Which field of the achievement form a refusal is about, by its words (web.AdminRequest.back_to).
+ACHIEVEMENT_FIELDS = {"description": "description", "criteri": "criterion", "rule": "criterion",
+                      "bonus": "bonus_points", "days": "window_days", "role": "role_id", "balance": "threshold",
+                      "points earned": "threshold", "transactions": "threshold", "places": "threshold",
+                      "name": "name"}  # fmt: skip
+
 
 def _achievement_fields(req: web.AdminRequest) -> dict[str, Any]:
     return {
@@ -51,7 +57,7 @@ def achievements_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/achievements")
 def achievement_create(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/achievements")
+    req.back_to(f"/g/{guild_id}/achievements", ACHIEVEMENT_FIELDS)
     fields = _with_checked_role(req, guild_id, _achievement_fields(req))
     definition = req.db.run(admin_actions.create_achievement, req.identity, guild_id, fields)
     req.flash("ok", f"Achievement “{definition.name}” created. Members who qualify get it on the next check.")
@@ -77,8 +83,10 @@ def achievement_page(req: web.AdminRequest, guild_id: int, achievement_id: str) 
 @routes.route("POST", "/g/<guild_id>/achievements/<achievement_id>")
 def achievement_edit(req: web.AdminRequest, guild_id: int, achievement_id: str) -> Response:
     aid = int_param(achievement_id)
-    req.back_to(f"/g/{guild_id}/achievements/{aid}")
     toggle = req.form("toggle")
+    req.back_to(
+        f"/g/{guild_id}/achievements" if toggle else f"/g/{guild_id}/achievements/{aid}", ACHIEVEMENT_FIELDS
+    )
     changes: dict[str, Any] = {"active": toggle == "on"} if toggle else _achievement_fields(req)
     if not toggle:
         current = req.db.run(achievements.get_definition, guild_id, aid).role_id

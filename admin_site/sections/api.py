@@ -23,7 +23,7 @@ def api_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/api/keys")
 def key_create(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/api")
+    req.back_to(f"/g/{guild_id}/api", {"choose what": "scope", "name": "name"})
     who = req.identity
     new_key = req.db.run(api_keys.create_key, guild_id, name=req.form("name"), scopes=req.form_list("scope"),
                          actor_id=who.user_id, actor_name=who.actor_name)  # fmt: skip

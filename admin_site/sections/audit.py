@@ -14,6 +14,13 @@ routes = Section()
 @routes.route("GET", "/g/<guild_id>/audit")
 def audit_page(req: web.AdminRequest, guild_id: int) -> Response:
     before = req.query("before")
-    rows, next_before = req.db.run(monitor.audit_page, guild_id, int_param(before) if before else None,
-                                   req.query("action"))  # fmt: skip
-    return web.page(req, "audit.html", rows=rows, next_before=next_before, action=req.query("action"))
+    action = req.query("action")
+
+    def load(conn):
+        actions = monitor.audit_actions(conn, guild_id)
+        wanted = action if action in actions else ""  # the list's actions only: no free text
+        page = monitor.audit_page(conn, guild_id, int_param(before) if before else None, wanted)
+        return actions, wanted, page
+
+    actions, wanted, (rows, next_before) = req.db.run(load)
+    return web.page(req, "audit.html", rows=rows, next_before=next_before, action=wanted, actions=actions)

@@ -16,6 +16,10 @@ from pointsbot.platform.wording import count
 
 routes = Section()
 
+# Which field of the DM form a refusal is about (web.AdminRequest.back_to).
+DM_FIELDS = {"message": "content", "smallest balance": "min_balance", "largest balance": "max_balance",
+             "email status": "email_status", "member": "to", "nobody": "to"}  # fmt: skip
+
 
 @routes.route("GET", "/g/<guild_id>/dms")
 def dms_page(req: web.AdminRequest, guild_id: int) -> Response:
@@ -45,8 +49,9 @@ def _dm_recipients(req: web.AdminRequest, guild_id: int) -> list[int]:
 
 @routes.route("POST", "/g/<guild_id>/dms/preview")
 def dm_preview(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/dms")
-    content = outbox.check_content(req.form("content"))
+    req.back_to(f"/g/{guild_id}/dms", DM_FIELDS)
+    with req.about("content"):
+        content = outbox.check_content(req.form("content"))
     recipients = _dm_recipients(req, guild_id)
     if not recipients:
         raise InvalidInput("No member matches; nobody would get this message.")
@@ -57,7 +62,7 @@ def dm_preview(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/dms/send")
 def dm_send(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/dms")
+    req.back_to(f"/g/{guild_id}/dms", DM_FIELDS)
     recipients = [parse_snowflake(r, "member id") for r in req.form_list("recipient")]
     queued = req.db.run(admin_actions.send_dms, req.identity, guild_id, recipients, req.form("content"),
                         req.form("form_token"))  # fmt: skip

@@ -25,7 +25,7 @@ def email_queue(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/emails/<submission_id>/<decision>")
 def email_decide(req: web.AdminRequest, guild_id: int, submission_id: str, decision: str) -> Response:
-    req.back_to(f"/g/{guild_id}/emails")
+    req.back_to(f"/g/{guild_id}/emails", {"bonus": "bonus", "note": "note"})
     sid = int_param(submission_id)
     if decision not in ("approve", "reject"):
         raise web.Refused(404, "There is no such page.")

@@ -45,7 +45,7 @@ def members_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/members")
 def member_create(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/members")
+    req.back_to(f"/g/{guild_id}/members", {"already exists": "user_id", "name": "display_name"})
     user_id = req.form_id("user_id", "Discord id")
     req.db.run(admin_actions.create_member, req.identity, guild_id, user_id, req.form("display_name"))
     req.flash("ok", f"Member {format_snowflake(user_id)} created.")
@@ -75,7 +75,8 @@ def member_page(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
 @routes.route("POST", "/g/<guild_id>/members/<user_id>")
 def member_edit(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
-    req.back_to(f"/g/{guild_id}/members/{uid}")
+    req.back_to(f"/g/{guild_id}/members/{uid}", {"email": "email", "display name": "display_name",
+                                                  "display_name": "display_name", "notes": "notes"})  # fmt: skip
     changes = {
         "display_name": req.form("display_name"),
         "email": req.form("email"),
@@ -100,7 +101,7 @@ def member_export(req: web.AdminRequest, guild_id: int, user_id: str) -> Respons
 @routes.route("POST", "/g/<guild_id>/members/<user_id>/erase")
 def member_erase(req: web.AdminRequest, guild_id: int, user_id: str) -> Response:
     uid = _member_id(user_id)
-    req.back_to(f"/g/{guild_id}/members/{uid}")
+    req.back_to(f"/g/{guild_id}/members/{uid}", {"confirm": "confirm"})
     req.db.run(admin_actions.erase_member, req.identity, guild_id, uid, req.form("confirm"))
     req.flash("ok", "Personal data erased; the ledger entries and the balance stay.")
     return web.redirect(req, web.url(f"/g/{guild_id}/members/{uid}"))

@@ -11,9 +11,18 @@ from admin_site.sections import Section, int_param
 from pointsbot.admin import bulk
 from pointsbot.delivery import outbox
 from pointsbot.platform.db import time_left
+from pointsbot.platform.errors import InsufficientBalance, LimitExceeded, NotFound, ReasonRequired
 from pointsbot.platform.ids import format_snowflake
 
 routes = Section()
+
+# Which field of a points form a refusal is about (web.AdminRequest.back_to).
+CHANGE_FIELDS = {ReasonRequired: "reason", LimitExceeded: "amount", InsufficientBalance: "amount",
+                 "reason": "reason", "operation": "operation", "amount": "amount", "below zero": "amount",
+                 "member": "member"}  # fmt: skip
+REVERT_FIELDS = {NotFound: "entry_id", "entry": "entry_id", "reason": "reason"}
+BULK_FIELDS = {"row": "csv_text", "member": "csv_text", "reason": "reason", "amount": "amount",
+               "operation": "operation"}  # fmt: skip
 
 
 @routes.route("GET", "/g/<guild_id>/points")
@@ -25,7 +34,7 @@ def points_page(req: web.AdminRequest, guild_id: int) -> Response:
 @routes.route("POST", "/g/<guild_id>/points")
 def points_change(req: web.AdminRequest, guild_id: int) -> Response:
     back = req.form("back") or f"/g/{guild_id}/points"
-    req.back_to(back if back.startswith("/g/") else f"/g/{guild_id}/points")
+    req.back_to(back if back.startswith("/g/") else f"/g/{guild_id}/points", CHANGE_FIELDS)
     user_id = req.form_id("member", "Member")
     amount = req.form_int("amount", "Amount")
     outcome = req.db.run(
@@ -52,7 +61,7 @@ def points_change(req: web.AdminRequest, guild_id: int) -> Response:
 @routes.route("POST", "/g/<guild_id>/points/revert")
 def points_revert(req: web.AdminRequest, guild_id: int) -> Response:
     back = req.form("back")
-    req.back_to(back if back.startswith("/g/") else f"/g/{guild_id}/transactions")
+    req.back_to(back if back.startswith("/g/") else f"/g/{guild_id}/transactions", REVERT_FIELDS)
     entry_id = req.form_int("entry_id", "Entry")
     result = req.db.run(
         bulk.revert_entry, req.identity, guild_id=guild_id, entry_id=entry_id,
@@ -85,7 +94,8 @@ def _bulk_rows(req: web.AdminRequest) -> list[bulk.BulkRow]:
 
 @routes.route("POST", "/g/<guild_id>/bulk/preview")
 def bulk_preview(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/points")
+    req.back_to(req.form("back") if req.form("back").startswith(f"/g/{guild_id}/members") else f"/g/{guild_id}/points",
+                BULK_FIELDS)  # fmt: skip
     rows = _bulk_rows(req)
     operation, silent = req.form("operation"), req.checkbox("silent")
     preview = req.db.run(bulk.check_rows, guild_id, operation, rows, default_reason=req.form("reason"),
@@ -101,7 +111,7 @@ def bulk_preview(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/bulk/apply")
 def bulk_apply(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/points")
+    req.back_to(f"/g/{guild_id}/points", BULK_FIELDS)
     rows = bulk.parse_csv(req.form("csv_text"))
     preview = req.db.run(bulk.check_rows, guild_id, req.form("operation"), rows,
                          default_reason=req.form("reason"), silent=req.checkbox("silent"), settings=req.settings)  # fmt: skip

@@ -51,14 +51,17 @@ def roles_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/roles/thresholds")
 def threshold_create(req: web.AdminRequest, guild_id: int) -> Response:
-    req.back_to(f"/g/{guild_id}/roles")
-    points = opt_int(req.form("points"), "Points")
+    req.back_to(f"/g/{guild_id}/roles", {"points": "points", "drops below": "on_drop", "role": "role_id",
+                                          "bot": "role_id"})  # fmt: skip
+    with req.about("points"):
+        points = opt_int(req.form("points"), "Points")
     if points is None:
-        raise InvalidInput("Give the points a member must reach.")
+        raise InvalidInput("Give the points a member must reach.", field="points")
     on_drop = req.form("on_drop")
     # The plain checks first, so a bad form costs no call to Discord.
     if not req.form("role_id").strip():
-        raise InvalidInput("Give the id of the role to grant (Server Settings > Roles > Copy Role ID).")
+        raise InvalidInput("Give the id of the role to grant (Server Settings > Roles > Copy Role ID).",
+                           field="role_id")  # fmt: skip
     role_actions.role_rewards.check_threshold(points, req.form("role_id"), on_drop)
     role_id = check_grantable(req, guild_id, req.form("role_id"))
     threshold = req.db.run(role_actions.create_threshold, req.identity, guild_id, points=points, role_id=role_id,

@@ -24,8 +24,9 @@ FIELDS = ("name", "description", "price", "stock", "per_member_limit", "starts_a
 PAGE_SIZE = 25
 
 
-def field_of(message: str) -> str:
-    """Which form field a refusal is about, from its words (the message is shown next to it)."""
+def field_of(message: str) -> str | None:
+    """Which form field a refusal is about, from its words (the message is shown next to it;
+    None: above the form)."""
     text = message.lower()
     for words, field in (
         (("stock", "codes"), "stock"),
@@ -41,7 +42,7 @@ def field_of(message: str) -> str:
     ):
         if any(w in text for w in words):
             return field
-    return "form"
+    return None
 
 
 def guild_roles(guild_id: int, client=None) -> list[tuple[str, str]] | None:
@@ -64,17 +65,12 @@ def _values(req: web.AdminRequest) -> dict[str, object]:
     return values
 
 
-def _rewards_page(req: web.AdminRequest, guild_id: int, *, values=None, kind="item", error=None,
-                  status=200) -> Response:  # fmt: skip
-    rewards = req.db.run(store.list_rewards, guild_id)
-    form = values or {"enabled": True}
-    return web.page(req, "rewards.html", status=status, rewards=rewards, values=form, kind=kind, error=error,
-                    kinds=store.KINDS, role_choices=guild_roles(guild_id))  # fmt: skip
-
-
 @routes.route("GET", "/g/<guild_id>/rewards")
 def rewards_page(req: web.AdminRequest, guild_id: int) -> Response:
-    return _rewards_page(req, guild_id)
+    rewards = req.db.run(store.list_rewards, guild_id)
+    return web.page(
+        req, "rewards.html", rewards=rewards, kinds=store.KINDS, role_choices=guild_roles(guild_id)
+    )
 
 
 def _checked_role(req: web.AdminRequest, guild_id: int, kind: str, values: dict) -> None:
@@ -85,45 +81,37 @@ def _checked_role(req: web.AdminRequest, guild_id: int, kind: str, values: dict)
 
 @routes.route("POST", "/g/<guild_id>/rewards")
 def reward_create(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/rewards", field_of)
     kind = req.form("kind")
     values = _values(req)
     if kind != "role":
         values.pop("role_id")
         values.pop("duration_days")
-    try:
-        store.check_reward(kind, values)  # plain checks first: a bad form costs no call to Discord
-        _checked_role(req, guild_id, kind, values)
-        who = req.identity
-        reward = req.db.run(store.create_reward, guild_id=guild_id, actor_id=who.user_id, actor_name=who.actor_name,
-                            kind=kind, **values)  # fmt: skip
-    except InvalidInput as exc:
-        return _rewards_page(req, guild_id, values=_values(req), kind=kind, status=400,
-                             error={"field": field_of(exc.message), "message": exc.message})  # fmt: skip
+    store.check_reward(kind, values)  # plain checks first: a bad form costs no call to Discord
+    _checked_role(req, guild_id, kind, values)
+    who = req.identity
+    reward = req.db.run(store.create_reward, guild_id=guild_id, actor_id=who.user_id, actor_name=who.actor_name,
+                        kind=kind, **values)  # fmt: skip
     req.flash(
         "ok", f"Reward “{reward.name}” created" + (" (upload its codes below)." if kind == "code" else ".")
     )
     return web.redirect(req, web.url(f"/g/{guild_id}/rewards/{reward.id}"))
 
 
-def _reward_page(req: web.AdminRequest, guild_id: int, reward_id: int, *, values=None, error=None,
-                 status=200) -> Response:  # fmt: skip
-    reward = req.db.run(store.get_reward, guild_id, reward_id)
-    if values is None:
-        values = {k: ("" if v is None else v) for k, v in reward.editable().items()}
-        for key in ("starts_at", "ends_at"):
-            values[key] = values[key][:16] if values[key] else ""
-    return web.page(req, "reward.html", status=status, reward=reward, values=values, error=error,
-                    role_choices=guild_roles(guild_id) if reward.kind == "role" else None)  # fmt: skip
-
-
 @routes.route("GET", "/g/<guild_id>/rewards/<reward_id>")
 def reward_page(req: web.AdminRequest, guild_id: int, reward_id: str) -> Response:
-    return _reward_page(req, guild_id, int_param(reward_id))
+    reward = req.db.run(store.get_reward, guild_id, int_param(reward_id))
+    values = {k: ("" if v is None else v) for k, v in reward.editable().items()}
+    for key in ("starts_at", "ends_at"):
+        values[key] = values[key][:16] if values[key] else ""
+    return web.page(req, "reward.html", reward=reward, values=values,
+                    role_choices=guild_roles(guild_id) if reward.kind == "role" else None)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/rewards/<reward_id>")
 def reward_edit(req: web.AdminRequest, guild_id: int, reward_id: str) -> Response:
     rid = int_param(reward_id)
+    req.back_to(f"/g/{guild_id}/rewards/{rid}", field_of)
     reward = req.db.run(store.get_reward, guild_id, rid)
     values = _values(req)
     if reward.kind != "role":
@@ -131,20 +119,16 @@ def reward_edit(req: web.AdminRequest, guild_id: int, reward_id: str) -> Respons
         values.pop("duration_days")
     if reward.kind == "code":
         values.pop("stock")
-    try:
-        merged = {k: v for k, v in reward.editable().items() if k in FIELDS or k == "enabled"}
-        merged.update(values)
-        if reward.kind == "code":
-            merged.pop("stock", None)
-        store.check_reward(reward.kind, merged)
-        if reward.kind == "role" and str(values.get("role_id")).strip() != str(reward.role_id):
-            _checked_role(req, guild_id, reward.kind, values)
-        who = req.identity
-        reward = req.db.run(store.edit_reward, guild_id=guild_id, reward_id=rid, actor_id=who.user_id,
-                            actor_name=who.actor_name, changes=values)  # fmt: skip
-    except InvalidInput as exc:
-        return _reward_page(req, guild_id, rid, values=_values(req), status=400,
-                            error={"field": field_of(exc.message), "message": exc.message})  # fmt: skip
+    merged = {k: v for k, v in reward.editable().items() if k in FIELDS or k == "enabled"}
+    merged.update(values)
+    if reward.kind == "code":
+        merged.pop("stock", None)
+    store.check_reward(reward.kind, merged)
+    if reward.kind == "role" and str(values.get("role_id")).strip() != str(reward.role_id):
+        _checked_role(req, guild_id, reward.kind, values)
+    who = req.identity
+    reward = req.db.run(store.edit_reward, guild_id=guild_id, reward_id=rid, actor_id=who.user_id,
+                        actor_name=who.actor_name, changes=values)  # fmt: skip
     req.flash("ok", f"Reward “{reward.name}” saved.")
     return web.redirect(req, web.url(f"/g/{guild_id}/rewards/{rid}"))
 
@@ -165,7 +149,7 @@ def reward_enabled(req: web.AdminRequest, guild_id: int, reward_id: str) -> Resp
 @routes.route("POST", "/g/<guild_id>/rewards/<reward_id>/codes")
 def reward_codes(req: web.AdminRequest, guild_id: int, reward_id: str) -> Response:
     rid = int_param(reward_id)
-    req.back_to(f"/g/{guild_id}/rewards/{rid}")
+    req.back_to(f"/g/{guild_id}/rewards/{rid}", lambda message: "codes_text")
     req.form("csrf_token")  # parse the multipart body (the file is kept as bytes)
     data = req._files.get("codes_file", b"")
     if not data.strip():
@@ -262,6 +246,7 @@ def _back_to_queue(req: web.AdminRequest, guild_id: int) -> str:
 def redemption_fulfil(req: web.AdminRequest, guild_id: int, purchase_id: str) -> Response:
     pid = int_param(purchase_id)
     req.back = _back_to_queue(req, guild_id)
+    req.fields_by_error = {"note": "note"}
     who = req.identity
     done = req.db.run(store.fulfil, guild_id=guild_id, purchase_id=pid, note=req.form("note"),
                       actor_id=who.user_id, actor_name=who.actor_name)  # fmt: skip
@@ -274,9 +259,10 @@ def redemption_fulfil(req: web.AdminRequest, guild_id: int, purchase_id: str) ->
 def redemption_refund(req: web.AdminRequest, guild_id: int, purchase_id: str) -> Response:
     pid = int_param(purchase_id)
     req.back = _back_to_queue(req, guild_id)
+    req.fields_by_error = {"reason": "reason"}
     reason = req.form("reason")
     if not reason.strip():
-        raise InvalidInput("Give a reason for the refund (the member sees it).")
+        raise InvalidInput("Give a reason for the refund (the member sees it).", field="reason")
     who = req.identity
     done = req.db.run(store.refund, guild_id=guild_id, purchase_id=pid, reason=reason, actor_id=who.user_id,
                       actor_name=who.actor_name)  # fmt: skip

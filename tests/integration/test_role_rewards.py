@@ -270,6 +270,10 @@ def site(database_url, standin_url, monkeypatch):
 
 
 def _flash_after(browser: Browser, answer: dict) -> str:
+    """The page after a form: the redirect's target when it was done, the page shown again in
+    the answer (422) when it was refused."""
+    if answer["statusCode"] == 422:
+        return answer["body"]
     assert answer["statusCode"] == 303, answer.get("body", "")[:500]
     return browser.request("GET", answer["headers"]["Location"])["body"]
 

@@ -31,8 +31,9 @@ def _sql(site, statement, params=()):
 
 
 def _flash(page) -> str:
-    page.locator(".flash").first.wait_for()
-    return "\n".join(page.locator(".flash").all_inner_texts())
+    """The page's messages: flashes, and a refused form's messages next to its fields."""
+    page.locator(".flash, .field-error").first.wait_for()
+    return "\n".join(page.locator(".flash, .field-error").all_inner_texts())
 
 
 def _submit(page, target) -> None:

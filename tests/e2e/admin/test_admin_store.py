@@ -77,7 +77,7 @@ def test_rewards_and_redemptions(site, browser, member_with_points, width):
     page.fill(f"{form} textarea[name=description]", "A blue mug")
     page.fill(f"{form} input[name=price]", "0")
     _submit(page, form)
-    assert "above zero" in page.locator("#error-price").inner_text()
+    assert "above zero" in page.locator("#error-reward-price").inner_text()
     assert page.input_value(f"{form} input[name=name]") == f"Mug {width}"
     assert page.input_value(f"{form} textarea[name=description]") == "A blue mug"
     assert _counts(site) == before
@@ -85,7 +85,7 @@ def test_rewards_and_redemptions(site, browser, member_with_points, width):
     page.fill(f"{form} input[name=price]", "50")
     page.fill(f"{form} input[name=stock]", "-3")
     _submit(page, form)
-    assert "stock" in page.locator("#error-stock").inner_text().lower()
+    assert "stock" in page.locator("#error-reward-stock").inner_text().lower()
     assert page.input_value(f"{form} input[name=price]") == "50"
     assert _counts(site) == before
     assert _overflow(page) <= 0
@@ -96,7 +96,7 @@ def test_rewards_and_redemptions(site, browser, member_with_points, width):
     page.fill(f"{form} input[name=stock]", "")
     page.select_option(f"{form} select[name=role_id]", label="Moderators")
     _submit(page, form)
-    message = page.locator("#error-role_id").inner_text()
+    message = page.locator("#error-reward-role_id").inner_text()
     assert "bot" in message.lower() and "Traceback" not in page.content()
     assert page.locator(f"{form} select[name=role_id] option:checked").inner_text() == "Moderators"
     assert _counts(site) == before
@@ -130,7 +130,7 @@ def test_rewards_and_redemptions(site, browser, member_with_points, width):
         page.set_input_files("#codes-form input[name=codes_file]",
                              files=[{"name": "codes.txt", "mimeType": "text/plain", "buffer": data}])  # fmt: skip
         _submit(page, "#codes-form")
-        assert words.lower() in page.locator(".flash-error").inner_text().lower(), words
+        assert words.lower() in page.locator(".flash-error, .field-error").first.inner_text().lower(), words
         assert _counts(site) == codes_before
     page.set_input_files("#codes-form input[name=codes_file]",
                          files=[{"name": "codes.txt", "mimeType": "text/plain", "buffer": f"K{width}-1\nK{width}-2\n".encode()}])  # fmt: skip
@@ -198,7 +198,7 @@ def test_rewards_and_redemptions(site, browser, member_with_points, width):
     page.goto(site.admin(f"{G}/rewards/{mug_id}"))
     page.fill("#reward-form input[name=price]", "0")
     _submit(page, "#reward-form")
-    assert "above zero" in page.locator("#error-price").inner_text()
+    assert "above zero" in page.locator("#error-reward-price").inner_text()
     assert _sql(site, "SELECT price FROM rewards WHERE id=%s", (mug_id,))[0][0] == 50
     page.fill("#reward-form input[name=price]", "75")
     _submit(page, "#reward-form")

@@ -112,7 +112,7 @@ def validate_definition(
         raise InvalidInput(f"The description is too long (at most {MAX_DESCRIPTION} characters).")
     spec = CRITERIA.get(criterion) if isinstance(criterion, str) else None
     if spec is None:
-        raise InvalidInput("Choose one of the criteria: " + ", ".join(CRITERIA) + ".")
+        raise InvalidInput("Choose a rule from the list.", field="criterion")
     bonus = _int_field(bonus_points, "bonus", 0, MAX_BONUS)
     if spec.threshold_label is not None:
         number = _int_field(threshold, spec.threshold_label, 1, 10**15)

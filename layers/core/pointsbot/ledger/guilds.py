@@ -181,28 +181,28 @@ def validate_overrides(values: dict[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         kind = OVERRIDABLE.get(key)
         if kind is None:
-            raise InvalidInput(f"unknown guild setting {key!r}")
+            raise InvalidInput(f"unknown guild setting {key!r}", field=key)
         label = LABELS.get(key, key)
         if kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInput(f"{label} must be a whole number, zero or above.")
+                raise InvalidInput(f"{label} must be a whole number, zero or above.", field=key)
             if key == "accent_color" and value > MAX_ACCENT:
-                raise InvalidInput(f"{label} must be a colour from #000000 to #FFFFFF.")
+                raise InvalidInput(f"{label} must be a colour from #000000 to #FFFFFF.", field=key)
             if value > MAX_BALANCE:
-                raise OutOfRange(OUT_OF_RANGE)
+                raise OutOfRange(OUT_OF_RANGE, field=key)
             if key == "max_change" and value == 0:
-                raise InvalidInput(f"{label} must be above zero.")
+                raise InvalidInput(f"{label} must be above zero.", field=key)
         elif kind is bool and not isinstance(value, bool):
-            raise InvalidInput(f"{label} must be on or off.")
+            raise InvalidInput(f"{label} must be on or off.", field=key)
         elif key == "currency_singular" and isinstance(value, str) and not value.strip():
             value = ""  # empty: derived from the currency name again
         elif kind is str:
             if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
-                raise InvalidInput(f"{label} must be 1 to 32 characters.")
+                raise InvalidInput(f"{label} must be 1 to 32 characters.", field=key)
             value = check_one_line(value.strip(), label)
         elif kind is list:
             if not isinstance(value, list | tuple) or len(value) > MAX_ADMIN_ROLES:
-                raise InvalidInput(f"{label} must be a list of at most {MAX_ADMIN_ROLES} roles.")
+                raise InvalidInput(f"{label} must be a list of at most {MAX_ADMIN_ROLES} roles.", field=key)
             ids = [parse_snowflake(v, "A role id") for v in value]
             value = [str(v) for v in dict.fromkeys(ids)]
         clean[key] = value

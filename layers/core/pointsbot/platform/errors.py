@@ -8,14 +8,17 @@ class DomainError(Exception):
 
     code = "refused"
 
-    def __init__(self, message: str, /, **values: object) -> None:
+    def __init__(self, message: str, /, *, field: str | None = None, **values: object) -> None:
         """`message` is an English sentence, its {placeholders} filled from `values`: the
-        sentence as written is the catalog's msgid (dispatch translates it, then fills it in)."""
+        sentence as written is the catalog's msgid (dispatch translates it, then fills it in).
+        `field` is the form field the refusal is about, when the rule knows it (the admin site
+        shows the message next to that field); None: the request as a whole."""
         text = message.format(**values) if values else message
         super().__init__(text)
         self.message = text
         self.template = message
         self.values = values
+        self.field = field
 
 
 class InvalidInput(DomainError):

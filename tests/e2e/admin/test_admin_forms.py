@@ -1,0 +1,138 @@
+"""The admin site's forms in chromium at 390 and 1366 px (issue 12): a refused form keeps what
+was typed and puts the message next to its field in words, the keyboard lands on that field,
+nothing is written, and no page is wider than the screen. Screenshots in
+test-artifacts/admin/forms-*."""
+
+from __future__ import annotations
+
+import pytest
+from _admin_e2e import GUILD_A, shot, sign_in_local
+
+pytestmark = pytest.mark.e2e
+
+G = f"/g/{GUILD_A}"
+MEMBER = 731000000000000101
+WIDTHS = (390, 1366)
+
+
+def _sql(site, query, params=()):
+    return site.db.run(lambda conn: conn.execute(query, params).fetchall())
+
+
+def _overflow(page) -> int:
+    return page.evaluate(
+        "() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - window.innerWidth"
+    )
+
+
+def _submit(page, form: str) -> None:
+    with page.expect_navigation():
+        page.click(f"{form} button[type=submit]")
+
+
+def _message_next_to(page, field: str) -> str:
+    """The message shown for the field: the element its aria-describedby names, which must sit in
+    the same label as the field (next to it on the screen)."""
+    target = page.locator(field)
+    described = target.get_attribute("aria-describedby")
+    assert described and target.get_attribute("aria-invalid") == "true"
+    message = page.locator(f"#{described}")
+    assert message.is_visible()
+    same_label = page.evaluate(
+        "([f, m]) => document.querySelector(f).closest('label, fieldset') === "
+        "document.getElementById(m).closest('label, fieldset')",
+        [field, described],
+    )
+    assert same_label, field
+    return message.inner_text()
+
+
+@pytest.fixture
+def page_at(site, browser, request):
+    context = browser.new_context(viewport={"width": request.param, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in_local(page, site)
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_a_refused_points_change_keeps_what_was_typed_with_the_message_next_to_the_field(site, page_at):
+    page = page_at
+    width = page.viewport_size["width"]
+    before = _sql(site, "SELECT count(*) FROM transactions WHERE guild_id = %s", (GUILD_A,))[0][0]
+    # Given the points page, When the admin asks for more than the largest single change
+    page.goto(site.admin(f"{G}/points"))
+    page.fill("#single-change input[name=member]", str(MEMBER))
+    page.check("#single-change input[name=operation][value=deduct]")
+    page.fill("#single-change input[name=amount]", "99999999")
+    page.fill("#single-change input[name=reason]", "Typed with care — “quotes” & <angles>")
+    page.check("#single-change input[name=silent]")
+    _submit(page, "#single-change")
+    shot(page, f"forms-points-refused-{width}")
+    # Then the same page is back with every value as typed
+    assert page.locator("h1").inner_text() == "Points"
+    assert page.input_value("#single-change input[name=member]") == str(MEMBER)
+    assert page.input_value("#single-change input[name=amount]") == "99999999"
+    assert page.input_value("#single-change input[name=reason]") == "Typed with care — “quotes” & <angles>"
+    assert page.is_checked("#single-change input[name=operation][value=deduct]")
+    assert page.is_checked("#single-change input[name=silent]")
+    # And the message is next to the amount, in words, and the keyboard is on the amount
+    message = _message_next_to(page, "#single-change input[name=amount]")
+    assert "largest single change" in message and "max_change" not in message
+    assert page.evaluate("document.activeElement.name") == "amount"
+    # And nothing was written; the page fits the screen
+    assert _sql(site, "SELECT count(*) FROM transactions WHERE guild_id = %s", (GUILD_A,))[0][0] == before
+    assert _overflow(page) <= 0
+    # When the admin fixes it from the keyboard (the focused amount, then Enter)
+    page.check("#single-change input[name=operation][value=award]")
+    page.fill("#single-change input[name=amount]", "5")
+    with page.expect_navigation():
+        page.locator("#single-change input[name=amount]").press("Enter")
+    # Then it is done, once
+    assert _sql(site, "SELECT count(*) FROM transactions WHERE guild_id = %s", (GUILD_A,))[0][0] == before + 1
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_a_refused_setting_names_the_field_in_words(site, page_at):
+    page = page_at
+    width = page.viewport_size["width"]
+    before = _sql(site, "SELECT settings FROM guilds WHERE guild_id = %s", (GUILD_A,))[0][0]
+    page.goto(site.admin(f"{G}/settings"))
+    page.fill("#settings-form input[name=currency_name]", "gems")
+    page.fill("#settings-form input[name=max_change]", "0")
+    _submit(page, "#settings-form")
+    shot(page, f"forms-settings-refused-{width}")
+    message = _message_next_to(page, "#settings-form input[name=max_change]")
+    assert message == "Largest single change must be above zero."
+    assert "max_change" not in page.locator("main").inner_text()
+    assert page.input_value("#settings-form input[name=currency_name]") == "gems"
+    assert _sql(site, "SELECT settings FROM guilds WHERE guild_id = %s", (GUILD_A,))[0][0] == before
+    assert _overflow(page) <= 0
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_refused_achievement_and_dm_forms_keep_their_text(site, page_at):
+    page = page_at
+    width = page.viewport_size["width"]
+    # An achievement without a threshold: the name and description stay, the message by "N"
+    page.goto(site.admin(f"{G}/achievements"))
+    page.fill("#achievement-form input[name=name]", f"Kept name {width}")
+    page.fill("#achievement-form input[name=description]", "Kept description")
+    page.fill("#achievement-form input[name=threshold]", "lots")
+    _submit(page, "#achievement-form")
+    assert page.input_value("#achievement-form input[name=name]") == f"Kept name {width}"
+    assert page.input_value("#achievement-form input[name=description]") == "Kept description"
+    assert "whole number" in _message_next_to(page, "#achievement-form input[name=threshold]")
+    assert _sql(site, "SELECT count(*) FROM achievements WHERE name = %s", (f"Kept name {width}",))[0][0] == 0
+    assert _overflow(page) <= 0
+    # A DM to an id that is not one: the message stays, line breaks and all
+    page.goto(site.admin(f"{G}/dms"))
+    page.fill("#dm-compose input[name=to]", "someone")
+    page.fill("#dm-compose textarea[name=content]", "Line one\n**Line two**")
+    _submit(page, "#dm-compose")
+    shot(page, f"forms-dm-refused-{width}")
+    assert page.input_value("#dm-compose textarea[name=content]") == "Line one\n**Line two**"
+    assert _message_next_to(page, "#dm-compose input[name=to]")
+    assert _overflow(page) <= 0
