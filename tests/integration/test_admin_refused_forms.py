@@ -82,17 +82,17 @@ def test_a_refused_change_keeps_what_was_typed_and_says_why_next_to_the_field(ad
 
 
 def test_a_refusal_names_the_field_by_its_label_not_its_internal_name(admin, site):
-    # Given the settings form with a largest single change of zero
-    csrf = admin.csrf(f"/admin/g/{GUILD}/settings")
-    form = {"csrf_token": csrf, "_form": "settings", "currency_name": "gems", "max_change": "0",
-            "daily_cap": "0"}  # fmt: skip
+    # Given the achievement form with a number of days that is not one
+    csrf = admin.csrf(f"/admin/g/{GUILD}/achievements")
+    form = {"csrf_token": csrf, "_form": "achievement", "name": "Steady", "criterion": "earned_within_days",
+            "threshold": "10", "window_days": "ten", "bonus_points": "0", "active": "on"}  # fmt: skip
     # When it is saved
-    result = admin.request("POST", f"/admin/g/{GUILD}/settings", form)
-    # Then the message says "Largest single change", never "max_change", and next to its field
+    result = admin.request("POST", f"/admin/g/{GUILD}/achievements", form)
+    # Then the message is beside "D (days)", in words, and the rest is as typed
     assert result["statusCode"] == 422
-    assert "max_change" not in re.sub(r'name="max_change"|error-settings-max_change', "", result["body"])
-    assert _error_of(result["body"], "settings", "max_change") == "Largest single change must be above zero."
-    assert 'value="gems"' in result["body"]
+    assert "whole number" in _error_of(result["body"], "achievement", "window_days")
+    assert 'value="Steady"' in result["body"] and 'value="earned_within_days" selected' in result["body"]
+    assert "window_days must" not in result["body"]
 
 
 def test_a_failed_sign_in_keeps_the_name_and_never_echoes_the_password(site, monkeypatch):
