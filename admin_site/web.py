@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from markupsafe import Markup
 
-from admin_site import labels, timefmt
+from admin_site import discord_markdown, labels, timefmt
 from pointsbot.admin import auth, preferences, sessions
 from pointsbot.admin.sessions import Identity, Session
 from pointsbot.community import profiles, webhooks
@@ -106,6 +106,7 @@ _env.filters["day"] = timefmt.day
 _env.filters["sid"] = format_snowflake  # Discord ids are always shown as strings
 _env.filters["count"] = wording.count  # {{ n|count("row") }}: "1 row", "2 rows"
 labels.register(_env)
+_env.filters["discord_md"] = discord_markdown.render  # {{ dm.content|discord_md }}
 _env.filters["tojson_text"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -98,18 +97,33 @@ def achievement_edit(req: web.AdminRequest, guild_id: int, achievement_id: str) 
 
 @routes.route("POST", "/g/<guild_id>/achievements-check")
 def achievements_check(req: web.AdminRequest, guild_id: int) -> Response:
+    """ "Run the check now": first a preview of who would get what (nothing is paid), then the
+    confirm (achievements_check_confirm), bound to the preview by its token."""
     req.back_to(f"/g/{guild_id}/achievements")
-    started = time.monotonic()
-    # This guild's members only, within a budget that fits one request; the scheduled sweep's
-    # place is left alone.
-    report = achievements.run_sweep(req.db, guild_id=guild_id, settings=req.settings,
-                                    time_left_s=lambda: 10.0 - (time.monotonic() - started))  # fmt: skip
+    preview = req.db.run(achievements.preview_guild_check, guild_id)
+    return _check_preview(req, preview)
+
+
+def _check_preview(req: web.AdminRequest, preview: achievements.CheckPreview, status: int = 200,
+                   changed: str | None = None) -> Response:  # fmt: skip
+    return web.page(req, "achievement_check.html", status=status, preview=preview, changed=changed)
+
+
+@routes.route("POST", "/g/<guild_id>/achievements-check/confirm")
+def achievements_check_confirm(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/achievements")
+    try:
+        preview, granted = req.db.run(
+            admin_actions.run_achievement_check, req.identity, guild_id, req.form("token"), req.settings
+        )
+    except achievements.CheckChanged as exc:  # the new state, to look at before anything is paid
+        return _check_preview(req, req.db.run(achievements.preview_guild_check, guild_id), 409, exc.message)
     outbox.request_delivery()
-    req.db.run(admin_actions.record_check_run, req.identity, guild_id, report)
-    more = "" if report.finished else " It ran out of time; run it again to go on."
-    req.flash(
-        "ok",
-        f"Checked {count(report.members_checked, 'member')}, "
-        f"{count(report.awards, 'achievement')} awarded.{more}",
-    )
+    if any(g.role_change_id is not None for g in granted):
+        from pointsbot.community import roles
+
+        roles.request_role_delivery()
+    points = sum(g.bonus_points for g in granted)
+    req.flash("ok", f"{count(len(granted), 'achievement')} awarded to {count(preview.members, 'member')}, "
+                    f"{points:,} points in all." if granted else "Nobody qualified for anything new.")  # fmt: skip
     return web.redirect(req, web.url(f"/g/{guild_id}/achievements"))

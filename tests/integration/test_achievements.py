@@ -74,7 +74,7 @@ def test_definitions_are_validated_listed_updated_and_deleted(db: Database) -> N
 
     with pytest.raises(InvalidInput, match="exists already"):
         define(db, guild, name="Rich", criterion="top_k", threshold=3)
-    with pytest.raises(InvalidInput, match="criteria"):
+    with pytest.raises(InvalidInput, match="Choose a rule"):
         define(db, guild, criterion="richest")
     with pytest.raises(InvalidInput, match="balance"):
         define(db, guild, criterion="balance_at_least", threshold=0)

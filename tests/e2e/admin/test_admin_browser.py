@@ -355,7 +355,9 @@ def test_achievements_create_check_holders_switch_off(site, admin_page):
     page.fill("#achievement-form input[name=bonus_points]", "10")
     _submit(page, "#achievement-form button[type=submit]")
     assert "created" in _flash(page)
-    _submit(page, "#run-check button")
+    _submit(page, "#run-check button")  # a preview first: nothing paid yet
+    assert "1 achievement for 1 member" in page.locator("#check-preview").inner_text()
+    _submit(page, "#check-confirm button")
     assert "1 achievement awarded" in _flash(page)  # one member over 50: singular
     shot(page, "achievements")
     _submit(page, "#achievement-list a:has-text('Big spender <b>')")

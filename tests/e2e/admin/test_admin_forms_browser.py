@@ -73,6 +73,7 @@ def test_a_refused_points_change_keeps_what_was_typed_with_the_message_next_to_t
     shot(page, f"forms-points-refused-{width}")
     # Then the same page is back with every value as typed
     assert page.locator("h1").inner_text() == "Points"
+    assert page.title() == "Points · Alpha Guild · Pointsbot"  # where you are: section, server, site
     assert page.input_value("#single-change input[name=member]") == str(MEMBER)
     assert page.input_value("#single-change input[name=amount]") == "99999999"
     assert page.input_value("#single-change input[name=reason]") == "Typed with care — “quotes” & <angles>"
@@ -135,4 +136,101 @@ def test_refused_achievement_and_dm_forms_keep_their_text(site, page_at):
     shot(page, f"forms-dm-refused-{width}")
     assert page.input_value("#dm-compose textarea[name=content]") == "Line one\n**Line two**"
     assert _message_next_to(page, "#dm-compose input[name=to]")
+    assert _overflow(page) <= 0
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_run_the_check_now_previews_and_pays_nothing_until_confirmed(site, page_at):
+    from pointsbot import ledger
+    from pointsbot.admin import actions
+    from pointsbot.admin.sessions import Identity
+
+    page = page_at
+    width = page.viewport_size["width"]
+    # Given members above a threshold before its achievement existed (nobody holds it yet)
+    users = [731000000000000200 + width + i for i in range(2)]
+    for n, user in enumerate(users):
+        site.db.run(ledger.award, guild_id=GUILD_A, user_id=user, amount=5_000, reason="seed", actor_id=1,
+                    source="system", idempotency_key=f"check-e2e-{width}-{n}")  # fmt: skip
+    who = Identity("local", "alice", (GUILD_A,))
+    aid = site.db.run(actions.create_achievement, who, GUILD_A, {
+        "name": f"Rich {width}", "description": "", "criterion": "balance_at_least", "threshold": 4_500,
+        "window_days": None, "bonus_points": 7, "active": True}).id  # fmt: skip
+
+    def held() -> int:  # by this test's members (those of the other width qualify too)
+        return _sql(site, "SELECT count(*) FROM member_achievements WHERE achievement_id = %s AND user_id = ANY(%s)",
+                    (aid, users))[0][0]  # fmt: skip
+
+    # When the admin clicks "Run the check now"
+    page.goto(site.admin(f"{G}/achievements"))
+    _submit(page, "#run-check")
+    shot(page, f"forms-check-preview-{width}")
+    # Then they see who and how much, and nothing is paid yet (in SQL)
+    table = page.locator("#check-by-achievement").inner_text()
+    assert f"Rich {width}" in table and "7" in table
+    assert page.locator("#check-confirm button").is_visible()
+    assert held() == 0
+    assert _overflow(page) <= 0
+    # When they confirm
+    _submit(page, "#check-confirm")
+    # Then it is paid, once
+    assert held() == 2
+    assert "awarded" in page.locator(".flash").first.inner_text()
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_the_audit_log_shows_changes_in_words_and_filters_from_a_list(site, page_at):
+    page = page_at
+    width = page.viewport_size["width"]
+    # Given a points change made on the site
+    page.goto(site.admin(f"{G}/points"))
+    page.fill("#single-change input[name=member]", str(MEMBER + width))
+    page.fill("#single-change input[name=amount]", "12")
+    page.fill("#single-change input[name=reason]", f"audit {width}")
+    _submit(page, "#single-change")
+    # When the admin filters the audit log by "Points added" from the list
+    page.goto(site.admin(f"{G}/audit"))
+    page.select_option("#audit-filter select[name=action]", label="Points added")
+    _submit(page, "#audit-filter")
+    shot(page, f"forms-audit-{width}")
+    # Then every row is that action, and the change reads "Balance: 0 → 12", no JSON
+    rows = page.locator("#audit-table tbody tr")
+    assert rows.count() >= 1
+    assert set(page.locator("#audit-table tbody td:nth-child(3)").all_inner_texts()) == {"Points added"}
+    changes = page.locator("#audit-table tbody td:nth-child(5)").first.inner_text()
+    assert "Balance: 0 → 12" in changes and f"Reason: audit {width}" in changes
+    assert "{" not in page.locator("#audit-table").inner_text()
+    assert _overflow(page) <= 0
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_a_dm_preview_and_history_show_discord_markdown(site, page_at):
+    from pointsbot.community import members
+
+    page = page_at
+    width = page.viewport_size["width"]
+    user = MEMBER + 500 + width
+    site.db.run(members.remember, GUILD_A, user, None, f"Dee {width}")
+    text = "**Well done** __you__\n||a secret||\n[our site](https://example.org) [bad](javascript:alert(1))\n<b>raw</b>"
+    page.goto(site.admin(f"{G}/dms"))
+    page.fill("#dm-compose input[name=to]", str(user))
+    page.fill("#dm-compose textarea[name=content]", text)
+    _submit(page, "#dm-compose")
+    shot(page, f"forms-dm-preview-{width}")
+    preview = page.locator("#dm-preview-text")
+    assert (
+        preview.locator("strong").inner_text() == "Well done" and preview.locator("u").inner_text() == "you"
+    )
+    assert preview.locator(".spoiler").inner_text() == "a secret"
+    assert (
+        preview.locator("a").count() == 1
+        and preview.locator("a").get_attribute("href") == "https://example.org"
+    )
+    assert "[bad](javascript:alert(1))" in preview.inner_text() and "<b>raw</b>" in preview.inner_text()
+    assert preview.locator("br").count() == 3  # every line break kept
+    _submit(page, "#dm-send")
+    # And the history shows it the same way, line breaks kept
+    page.goto(site.admin(f"{G}/dms"))
+    row = page.locator("td.dm-content").first
+    assert row.locator("strong").inner_text() == "Well done" and row.locator("br").count() == 3
     assert _overflow(page) <= 0

@@ -189,6 +189,18 @@ def save_guild_settings(
     return True
 
 
+def run_achievement_check(
+    conn: psycopg.Connection, identity: Identity, guild_id: int, token: str, settings: Any = None
+) -> tuple[Any, list[Any]]:
+    """The admin's confirmed "check now": what the preview showed (achievements.run_guild_check
+    refuses otherwise), granted and audited in one transaction."""
+    preview, granted = achievements.run_guild_check(conn, guild_id, token, settings)
+    _record(conn, identity, guild_id, "achievement.check_now", "sweep",
+            after={"awards": len(granted), "members": preview.members,
+                   "points": sum(g.bonus_points for g in granted)})  # fmt: skip
+    return preview, granted
+
+
 def record_check_run(conn: psycopg.Connection, identity: Identity, guild_id: int, report: Any) -> None:
     _record(conn, identity, guild_id, "achievement.check_now", "sweep",
             after={"members_checked": report.members_checked, "awards": report.awards,

@@ -11,6 +11,8 @@ This module also hands on the others' public names, so callers say `achievements
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import psycopg
 
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import Settings, get_settings
-from ..platform.errors import InvalidInput
+from ..platform.errors import DomainError, InvalidInput
 from . import role_rewards
 from .achievement_criteria import ALL_KINDS, CHANGE_KINDS, CRITERIA, CUTOFF, Criterion, qualifies
 from .achievement_definitions import (
@@ -53,6 +55,8 @@ __all__ = [
     "MAX_WINDOW_DAYS",
     "AchievementDefinition",
     "BatchResult",
+    "CheckChanged",
+    "CheckPreview",
     "Criterion",
     "EarnedAchievement",
     "Granted",
@@ -71,6 +75,8 @@ __all__ = [
     "guild_snapshot",
     "holders",
     "list_definitions",
+    "preview_guild_check",
+    "run_guild_check",
     "run_sweep",
     "start_sweep",
     "sweep_batch",
@@ -249,8 +255,21 @@ def _sweep_range(
     # Top-K achievements defined (or given a new K) since the snapshot was taken: their
     # leaderboard as of now, kept for the rest of the sweep.
     added = _add_missing_cutoffs(conn, snapshot, guilds or []) if members else []
+    granted = _grant_due(conn, _due(conn, after, upto, snapshot), settings)
+    if members:
+        # The same members against the guilds' balance thresholds (made after they passed one,
+        # or a balance changed without the check); the role changes are asked for after the run.
+        role_rewards.reconcile_range(conn, after, upto, settings)
+    return upto, finished, members, granted, added
+
+
+def _due(
+    conn: psycopg.Connection, after: tuple[int, int], upto: tuple[int, int], snapshot: SweepSnapshot
+) -> list[tuple[int, int, int, str, int]]:
+    """(guild, user, achievement id, name, bonus) of every active achievement the members after
+    key `after` up to `upto` meet and do not hold, as of `snapshot`, in key order."""
     cutoffs = list(snapshot.cutoffs.items())
-    due = conn.execute(
+    return conn.execute(
         _BATCH_QUALIFIES,
         {
             "after_g": after[0],
@@ -264,6 +283,10 @@ def _sweep_range(
             "cut_values": [c for _, (_, c) in cutoffs],
         },
     ).fetchall()
+
+
+def _grant_due(conn: psycopg.Connection, due: list, settings: Settings) -> list[Granted]:
+    """Grant `due` (from _due) in the caller's transaction, locking the balances first."""
     granted: list[Granted] = []
     if due:
         members_due = sorted({(g, u) for g, u, *_ in due})
@@ -290,11 +313,78 @@ def _sweep_range(
             policies[guild_id] = (guild_policy(conn, settings, guild_id), _guild_name(conn, guild_id))
         # Every pair of the batch in a fixed number of statements, each as grant() would.
         granted = grant_many(conn, due, policies=policies, settings=settings)
-    if members:
-        # The same members against the guilds' balance thresholds (made after they passed one,
-        # or a balance changed without the check); the role changes are asked for after the run.
-        role_rewards.reconcile_range(conn, after, upto, settings)
-    return upto, finished, members, granted, added
+    return granted
+
+
+# -- "Run the check now" on the admin site: a preview, then a confirm bound to it -------------
+PREVIEW_SAMPLE = 20
+
+
+class CheckChanged(DomainError):
+    """What a check would pay is no longer what the admin saw in the preview."""
+
+    code = "check_changed"
+
+
+@dataclass(frozen=True)
+class CheckPreview:
+    """What "check now" would do for one guild: who gets which achievement, how many points in
+    all, and a token (a digest of every member, achievement and bonus) the confirm must match."""
+
+    token: str
+    awards: int
+    members: int
+    points: int
+    by_achievement: tuple[tuple[int, str, int, int], ...]  # (id, name, bonus, members)
+    sample: tuple[int, ...]  # the first members who would get something (user ids)
+
+
+def _guild_range(guild_id: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    return (guild_id, _MIN_KEY), (guild_id, 2**63 - 1)
+
+
+def _preview(guild_id: int, due: list) -> CheckPreview:
+    digest = hashlib.sha256(f"achievement-check:{guild_id}".encode())
+    by_achievement: dict[int, list] = {}
+    users: list[int] = []
+    for _, user_id, achievement_id, name, bonus in due:
+        digest.update(f"\n{user_id}:{achievement_id}:{bonus}".encode())
+        by_achievement.setdefault(achievement_id, [achievement_id, name, bonus, 0])[3] += 1
+        if not users or users[-1] != user_id:
+            users.append(user_id)
+    return CheckPreview(
+        token=digest.hexdigest(), awards=len(due), members=len(users),
+        points=sum(row[4] for row in due),
+        by_achievement=tuple(tuple(v) for v in sorted(by_achievement.values(), key=lambda v: (v[1], v[0]))),
+        sample=tuple(users[:PREVIEW_SAMPLE]),
+    )  # fmt: skip
+
+
+def preview_guild_check(conn: psycopg.Connection, guild_id: int) -> CheckPreview:
+    """What "check now" would grant in this guild as of now; nothing is written."""
+    snapshot = guild_snapshot(conn, guild_id)
+    return _preview(guild_id, _due(conn, *_guild_range(guild_id), snapshot))
+
+
+def run_guild_check(
+    conn: psycopg.Connection, guild_id: int, token: str, settings: Settings | None = None
+) -> tuple[CheckPreview, list[Granted]]:
+    """ "Check now" as confirmed: in one transaction, what is due now is worked out again and
+    granted only if it is what the preview showed (its token); otherwise CheckChanged and
+    nothing is written. The guild's balance thresholds are reconciled too, as the sweep does."""
+    settings = settings or get_settings()
+    snapshot = guild_snapshot(conn, guild_id)
+    after, upto = _guild_range(guild_id)
+    due = _due(conn, after, upto, snapshot)
+    now = _preview(guild_id, due)
+    if not hmac.compare_digest(now.token, token or ""):
+        raise CheckChanged(
+            "Who qualifies has changed since the preview, so nothing was paid. Check the new preview "
+            "and confirm it."
+        )
+    granted = _grant_due(conn, due, settings)
+    role_rewards.reconcile_range(conn, after, upto, settings)
+    return now, granted
 
 
 def guild_snapshot(conn: psycopg.Connection, guild_id: int) -> SweepSnapshot:
