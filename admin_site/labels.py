@@ -155,6 +155,19 @@ FIELDS = {
 }
 
 
+# Why a DM was sent (direct_messages.reason) and what a reward is (rewards.kind).
+DM_REASONS = {
+    "admin": "Admin's message",
+    "points": "Points change",
+    "email": "Email review",
+    "achievement": "Achievement",
+    "store": "Store",
+    "season": "Season",
+}
+
+REWARD_KINDS = {"item": "Item", "role": "Role", "code": "Code"}
+
+
 def humanize(name: str) -> str:
     """An internal name as words: "transfer_out" -> "Transfer out"."""
     text = re.sub(r"[._:]+", " ", str(name)).strip()
@@ -171,6 +184,14 @@ def source(name: str) -> str:
 
 def action(name: str) -> str:
     return ACTIONS.get(name) or humanize(name)
+
+
+def dm_reason(name: str) -> str:
+    return DM_REASONS.get(name) or humanize(name)
+
+
+def reward_kind(name: str) -> str:
+    return REWARD_KINDS.get(name) or humanize(name)
 
 
 def field(name: str) -> str:
@@ -291,5 +312,6 @@ def audit_changes(before: Any, after: Any, who: Callable[..., Markup]) -> list[C
 def register(env: Any) -> None:
     """The template filters: {{ e.kind|kind }}, {{ e.source|source }}, {{ a.action|action }},
     {{ name|field }}, {{ e.actor|actor }}, {{ a.target|target(who) }}."""
-    env.filters.update(kind=kind, source=source, action=action, field=field, actor=actor, target=target)
+    env.filters.update(kind=kind, source=source, action=action, field=field, actor=actor, target=target,
+                       dm_reason=dm_reason, reward_kind=reward_kind)  # fmt: skip
     env.globals["audit_changes"] = audit_changes
