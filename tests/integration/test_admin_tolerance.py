@@ -103,7 +103,7 @@ def test_settings_in_other_digits_are_refused_and_nothing_is_saved(admin, site):
     csrf = admin.csrf(f"/admin/g/{GUILD}/settings")
     result = admin.request("POST", f"/admin/g/{GUILD}/settings", {
         "csrf_token": csrf, "currency_name": "points", "max_change": "\uff11\uff10", "daily_cap": "0"})  # fmt: skip
-    assert "Largest single change must be a whole number, written with the digits 0-9." in _shown(
+    assert "largest single change must be a whole number, written with the digits 0-9." in _shown(
         admin, result
     )
     stored = site.run(
