@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from _admin_e2e import GUILD_A, shot, sign_in_local
+from test_admin_layout import _pages, sample  # noqa: F401 - the layout walk's pages and its sample data
 
 pytestmark = pytest.mark.e2e
 
@@ -234,3 +235,46 @@ def test_a_dm_preview_and_history_show_discord_markdown(site, page_at):
     row = page.locator("td.dm-content").first
     assert row.locator("strong").inner_text() == "Well done" and row.locator("br").count() == 3
     assert _overflow(page) <= 0
+
+
+@pytest.mark.parametrize("page_at", WIDTHS, indirect=True)
+def test_a_form_is_used_by_keyboard_alone_in_reading_order_with_a_visible_focus(site, page_at):
+    page = page_at
+    page.goto(site.admin(f"{G}/points"))
+    page.focus("#single-change input[name=member]")
+    order = []
+    for _ in range(6):
+        order.append(
+            page.evaluate("document.activeElement.name || document.activeElement.textContent.trim()")
+        )
+        # every stop shows where it is (the stylesheet's :focus-visible outline)
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+        page.keyboard.press("Tab")
+    # The fields in the order they are read (a radio group is one stop), then the button
+    assert order == ["member", "operation", "amount", "reason", "silent", "Apply"]
+    # And every field has a label a screen reader reads out
+    unlabeled = page.evaluate(
+        "() => [...document.querySelectorAll('main input:not([type=hidden]), main select, main textarea')]"
+        ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name)"
+    )
+    assert unlabeled == []
+
+
+def test_every_field_of_every_page_has_a_label(site, browser, sample):  # noqa: F811 - the imported fixture
+    # Given every page of the site (the layout walk's route table and sample data)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    sign_in_local(page, site)
+    missing = {}
+    for path in _pages(sample):
+        page.goto(site.admin(path))
+        # Then no field is without a label a screen reader reads out
+        unlabeled = page.evaluate(
+            "() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]"
+            ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name)"
+        )
+        if unlabeled:
+            missing[path] = unlabeled
+    context.close()
+    assert missing == {}
