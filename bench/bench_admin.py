@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 
 from pointsbot.admin import member_view, monitor, stats
-from pointsbot.community import members
+from pointsbot.community import members, windows
 from pointsbot.platform.db import Database
 
 from .ledger_ops import percentile
@@ -133,6 +133,39 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
             "INSERT INTO email_submissions (guild_id, user_id, email) SELECT %s, %s + i, 'x' || i || '@example.org' "
             "FROM generate_series(1, %s, 97) i",
             (GUILD, BASE_USER, n_members),
+        )
+        # The load runs with triggers off (session_replication_role), so what the triggers keep is
+        # built here as they would have: the all-time board's bucket counts (sql/036, as its own
+        # first fill), this week's and this month's window scores and counts (sql/046, as
+        # bench_seasons builds them), and sql/044's flag below.
+        conn.execute("DELETE FROM balance_counts WHERE guild_id = %s", (GUILD,))
+        conn.execute(
+            "INSERT INTO balance_counts (guild_id, tier, bucket, members) "
+            "SELECT guild_id, 0, balance_bucket(balance), count(*) FROM points WHERE guild_id = %(g)s GROUP BY 1, 3 "
+            "UNION ALL SELECT guild_id, 1, balance_class(balance), count(*) FROM points WHERE guild_id = %(g)s GROUP BY 1, 3",
+            {"g": GUILD},
+        )
+        for period in ("week", "month"):
+            window = windows.calendar_window(conn, GUILD, period)
+            conn.execute(
+                "INSERT INTO window_scores (guild_id, period, user_id, score) SELECT %s, %s, user_id, sum(amount) "
+                "FROM transactions WHERE guild_id = %s AND created_at >= %s AND created_at < %s GROUP BY user_id",
+                (GUILD, window.key, GUILD, window.starts_at, window.ends_at),
+            )
+            conn.execute(
+                "INSERT INTO window_counts (guild_id, period, tier, bucket, members) "
+                "SELECT guild_id, period, 0, balance_bucket(score), count(*) FROM window_scores "
+                "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4 "
+                "UNION ALL SELECT guild_id, period, 1, balance_class(score), count(*) FROM window_scores "
+                "WHERE guild_id = %(g)s AND period = %(w)s GROUP BY 1, 2, 4",
+                {"g": GUILD, "w": window.key},
+            )
+        # sql/044's flag is set here
+        # as its trigger would have (without it the "email pending" search finds no page at all).
+        conn.execute(
+            "UPDATE points p SET email_pending = TRUE FROM email_submissions e WHERE p.guild_id = %s "
+            "AND e.guild_id = p.guild_id AND e.user_id = p.user_id AND e.status = 'pending'",
+            (GUILD,),
         )
         conn.execute(
             "INSERT INTO direct_messages (guild_id, user_id, content, status, last_error, created_at) "

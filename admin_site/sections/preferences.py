@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
-from zoneinfo import available_timezones
 
 from aws_lambda_powertools.event_handler import Response
 
 from admin_site import timefmt, web
 from admin_site.sections import Section
 from pointsbot.admin import preferences
+from pointsbot.community import windows
 from pointsbot.platform.errors import InvalidInput
 
 routes = Section()
@@ -20,13 +20,9 @@ FOLLOW_GUILD = "server"  # the form's value for "no zone of my own"
 
 @lru_cache(maxsize=1)
 def zone_names() -> tuple[str, ...]:
-    """The tz database's zones (UTC first), for the picker; read once per process."""
-    return (
-        "UTC",
-        *sorted(
-            z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "posix", "right"))
-        ),
-    )
+    """The zones the picker offers (the Settings page's list, windows.time_zone_names), read once
+    per process: the tz database is a directory walk."""
+    return windows.time_zone_names()
 
 
 @routes.route("GET", "/g/<guild_id>/preferences")
