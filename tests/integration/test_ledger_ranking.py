@@ -45,6 +45,10 @@ def test_pages_and_ranks_match_the_model(db, settings, balances, page_size):
         assert board.total_members == len(members) and board.pages == pages
         listed.extend((row.rank, row.user_id, row.balance) for row in board.rows)
     assert listed == expected
+    # the dashboard's top: page one read from the top of the index, ties ranked the same
+    top = db.run(ledger.leaderboard_top, guild, page_size)
+    assert [(r.rank, r.user_id, r.balance) for r in top.rows] == expected[:page_size]
+    assert top.total_members == len(members)
 
     for rank, user, bal in expected:
         info = db.run(ledger.rank_of, guild, user)
@@ -92,6 +96,8 @@ def _walk_every_way(db, guild: int, page_size: int) -> None:
         for n in range(1, -(-len(expected) // page_size) + 2)
     ]
     assert [row for page in pages for row in page] == expected and pages[-1] == []
+    top = db.run(ledger.leaderboard_top, guild, page_size)
+    assert [(r.rank, r.user_id, r.balance) for r in top.rows] == pages[0]
     # Next from each page's last row, Previous from each page's first row
     for n, page in enumerate(pages[:-1], start=1):
         if n < len(pages) - 1:
@@ -247,6 +253,26 @@ def test_a_page_is_found_through_the_bucket_counts_and_listed_by_keyset(big_guil
     assert "points_leaderboard_idx" in start and "balance < balance_bucket_end" in start, start
     for plan in listed:
         assert "Seq Scan on points" not in plan and plan.count("points_leaderboard_idx") == 2, plan
+
+
+def test_the_top_is_one_range_from_the_top_of_the_index(big_guild):
+    # leaderboard_top's docstring: the first rows of points_leaderboard_idx, stopped by the
+    # LIMIT; no bucket counts, no pass over the board; the same rows and ranks as page one.
+    dsn, guild = big_guild
+    with psycopg.connect(dsn) as conn:
+        plan = _plan(conn, queries._TOP.format(member_count=queries._MEMBER_COUNT), {"g": guild, "n": 10})
+        conn.execute(
+            "UPDATE points SET balance = 999999 WHERE guild_id = %s AND user_id IN (7003, 7004, 7999)",
+            (guild,),
+        )
+        page = queries.leaderboard_page(conn, guild, 1, 10)
+        top = queries.leaderboard_top(conn, guild, 10)
+        conn.rollback()
+    assert "Seq Scan" not in plan and "Sort" not in plan and "balance_counts" not in plan, plan
+    assert "Scan using points_leaderboard_idx on points" in plan and "Limit" in plan, plan
+    assert plan.index("Limit") < plan.index("points_leaderboard_idx"), plan  # the range stops at n
+    assert top.rows == page.rows and top.total_members == page.total_members == 50_000
+    assert [r.rank for r in top.rows[:4]] == [1, 1, 1, 4]  # a three-way tie at the top
 
 
 # -- blocks for large ties (sql/039) ------------------------------------------------------------

@@ -13,7 +13,7 @@ import psycopg
 
 from ..community import windows
 from ..community.windows import Window
-from ..ledger import LeaderboardRow, leaderboard_page
+from ..ledger import LeaderboardRow, leaderboard_top
 from ..ledger.entries import _ENTRY_COLUMNS, LedgerEntry
 from ..platform.amounts import COUNTER_CEILING
 from ..platform.errors import InvalidInput
@@ -328,13 +328,14 @@ class TopEarners:
 
 
 def top_earners(conn: psycopg.Connection, guild_id: int, period: str = "all", limit: int = 10) -> TopEarners:
-    """The top of a board: all time (balances, ledger.leaderboard_page) or this week, this month
-    or the running season (window scores, community.windows) — the boards /leaderboard shows,
-    read the same way (bucket counts, no pass over the members or the ledger)."""
+    """The top of a board: all time (balances: ledger.leaderboard_top, the first rows of the
+    leaderboard index, ranked from the rows themselves) or this week, this month or the running
+    season (window scores, community.windows, read through their bucket counts) — the boards
+    /leaderboard shows, with the same ranks; no pass over the members or the ledger."""
     if period not in BOARD_PERIODS:
         raise InvalidInput(BOARD_REFUSAL)
     if period == "all":
-        board = leaderboard_page(conn, guild_id, 1, limit)
+        board = leaderboard_top(conn, guild_id, limit)
         return TopEarners(period, "all time", board.rows, board.total_members)
     window = windows.window_for(conn, guild_id, period)
     if window is None:

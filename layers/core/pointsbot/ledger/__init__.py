@@ -36,6 +36,7 @@ from .queries import (
     guild_totals,
     history_page,
     leaderboard_page,
+    leaderboard_top,
     page_count,
     rank_of,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "guild_totals",
     "history_page",
     "leaderboard_page",
+    "leaderboard_top",
     "page_count",
     "purchase_debit",
     "purchase_refund",

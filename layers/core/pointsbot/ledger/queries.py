@@ -260,6 +260,33 @@ def leaderboard_page(
     return LeaderboardPage(ranked, page, page_size, counted[0][2])
 
 
+# The board's first rows: one range from the top of points_leaderboard_idx, stopped by the LIMIT.
+_TOP = """
+SELECT k.user_id, k.balance, m.display_name, {member_count}
+FROM (SELECT user_id, balance FROM points WHERE guild_id = %(g)s ORDER BY balance DESC, user_id LIMIT %(n)s) k
+JOIN members m ON m.guild_id = %(g)s AND m.user_id = k.user_id
+ORDER BY k.balance DESC, k.user_id
+"""
+
+
+def leaderboard_top(conn: psycopg.Connection, guild_id: int, limit: int = 10) -> LeaderboardPage:
+    """Page one of the board (what leaderboard_page(conn, guild_id, 1, limit) answers), read as
+    the first `limit` rows of points_leaderboard_idx and nothing else: no bucket counts, no
+    position. The ranks are exact from the rows alone: every member with more than a row's
+    balance is listed before it, so its rank (1 + the members strictly above) is 1 + the
+    position of the first listed row with its balance; a tie shares that rank. The cost does
+    not grow with the guild (EXPLAIN-tested in tests/integration/test_ledger_ranking.py)."""
+    _, limit = _page_args(1, limit)
+    rows = conn.execute(_TOP.format(member_count=_MEMBER_COUNT), {"g": guild_id, "n": limit}).fetchall()
+    if not rows:
+        return LeaderboardPage((), 1, limit, _member_count(conn, guild_id))
+    ranked: list[LeaderboardRow] = []
+    for i, (user_id, bal, name, _) in enumerate(rows):
+        rank = ranked[-1].rank if ranked and ranked[-1].balance == bal else i + 1
+        ranked.append(LeaderboardRow(rank, user_id, bal, name))
+    return LeaderboardPage(tuple(ranked), 1, limit, rows[0][3])
+
+
 def rank_of(conn: psycopg.Connection, guild_id: int, user_id: int) -> RankInfo:
     """A member's place: 1 + how many members of the guild have strictly more.
 
