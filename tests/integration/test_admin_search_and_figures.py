@@ -250,3 +250,55 @@ def test_the_dm_outcomes_per_day_read_one_range_of_the_created_index_only(guild_
         counted = conn.execute(stats._DMS_PER_DAY, params).fetchall()
     assert "Index Only Scan using direct_messages_created_idx" in plan and "Seq Scan" not in plan, plan
     assert counted == []
+
+
+@pytest.fixture(scope="module")
+def ledger_db(make_database):
+    """A ledger large enough that the planner chooses by cost: 200,000 entries of 20,000
+    members over 40 days, about 5,000 of them today; its own database, analyzed."""
+    dsn = make_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # entries generated consistent
+        conn.execute("INSERT INTO guilds (guild_id, name) VALUES (%s, 'ledger')", (GUILD,))
+        conn.execute(
+            "INSERT INTO members (guild_id, user_id, joined_at) SELECT %s, 5000 + i, now() - make_interval(days => i %% 40) "
+            "FROM generate_series(1, 20000) i",
+            (GUILD,),
+        )
+        op = conn.execute(
+            "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+            "VALUES (%s, 'daily', 'x', 'award') RETURNING id",
+            (GUILD,),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, source, created_at) "
+            "SELECT %s, %s, 5001 + (i * 7919) %% 20000, CASE WHEN i %% 4 = 0 THEN -3 ELSE 10 END, 0, 'award', 'system', "
+            "now() - make_interval(secs => (200000 - i) * 40 * 86400.0 / 200000) FROM generate_series(1, 200000) i",
+            (op, GUILD),
+        )
+        conn.execute("VACUUM ANALYZE members, transactions")
+    return dsn
+
+
+def test_the_live_day_and_its_active_members_are_read_from_the_daily_index_alone(ledger_db):
+    # stats._DAY_TOTALS: today's issued, removed, entries and distinct active members are one
+    # range of transactions_daily_idx read from the index (amount and user_id INCLUDEd, sql/060),
+    # no entry fetched from the heap, no pass over the guild's ledger.
+    from datetime import UTC, datetime, timedelta
+
+    from pointsbot.admin import stats
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    params = {"g": GUILD, "s": today, "e": today + timedelta(days=1)}
+    with psycopg.connect(ledger_db) as conn:
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + stats._DAY_TOTALS, params).fetchall())
+        totals = stats._sum_days(conn, GUILD, params["s"], params["e"])
+        naive = conn.execute(
+            "SELECT count(*), count(DISTINCT user_id), sum(amount) FILTER (WHERE amount > 0) FROM transactions "
+            "WHERE guild_id = %s AND created_at >= %s",
+            (GUILD, today),
+        ).fetchone()
+    assert "Index Only Scan using transactions_daily_idx on transactions" in plan, plan
+    assert "Seq Scan on transactions" not in plan and "Bitmap Heap Scan on transactions" not in plan, plan
+    day = totals[today.date()]
+    assert naive[0] > 1000 and (day.entries, day.active_members, day.issued) == naive

@@ -66,30 +66,33 @@ def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# Totals per UTC day in [s, e): the entries are one range of transactions_daily_idx read from
+# the index alone (it INCLUDEs amount and user_id, sql/060), so today's live day, distinct
+# active members included, never fetches an entry from the heap; joins from members_joined.
+_DAY_TOTALS = """
+WITH t AS (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
+           coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS issued,
+           coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS removed,
+           count(*) AS entries, count(DISTINCT user_id) AS active
+    FROM transactions WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
+    GROUP BY 1
+), m AS (
+    SELECT (joined_at AT TIME ZONE 'UTC')::date AS day, count(*) AS joined
+    FROM members WHERE guild_id = %(g)s AND joined_at >= %(s)s AND joined_at < %(e)s
+    GROUP BY 1
+)
+SELECT coalesce(t.day, m.day), coalesce(t.issued, 0), coalesce(t.removed, 0), coalesce(t.entries, 0),
+       coalesce(m.joined, 0), coalesce(t.active, 0)
+FROM t FULL JOIN m ON m.day = t.day
+"""
+
+
 def _sum_days(
     conn: psycopg.Connection, guild_id: int, start: datetime, end: datetime
 ) -> dict[date, DayTotal]:
     """Totals per UTC day in [start, end), from the ledger and the members' join dates."""
-    rows = conn.execute(
-        """
-        WITH t AS (
-            SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
-                   coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS issued,
-                   coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS removed,
-                   count(*) AS entries, count(DISTINCT user_id) AS active
-            FROM transactions WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
-            GROUP BY 1
-        ), m AS (
-            SELECT (joined_at AT TIME ZONE 'UTC')::date AS day, count(*) AS joined
-            FROM members WHERE guild_id = %(g)s AND joined_at >= %(s)s AND joined_at < %(e)s
-            GROUP BY 1
-        )
-        SELECT coalesce(t.day, m.day), coalesce(t.issued, 0), coalesce(t.removed, 0), coalesce(t.entries, 0),
-               coalesce(m.joined, 0), coalesce(t.active, 0)
-        FROM t FULL JOIN m ON m.day = t.day
-        """,
-        {"g": guild_id, "s": start, "e": end},
-    ).fetchall()
+    rows = conn.execute(_DAY_TOTALS, {"g": guild_id, "s": start, "e": end}).fetchall()
     return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
 
 
