@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 
+from pointsbot import ledger
 from pointsbot.admin import member_view, monitor, stats
 from pointsbot.community import members, windows
 from pointsbot.platform.db import Database
@@ -279,6 +280,28 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
 
             return go
 
+        def before_speedup(conn: psycopg.Connection, days: int) -> None:
+            """The 30-day dashboard as it loaded before the speed-up (the reference, same run):
+            the all-time top found by position (leaderboard_page), today's entries fetched from
+            the heap for their members (as before sql/060's user_id in transactions_daily_idx:
+            the same index range without the index-only read)."""
+            stats.figures(conn, GUILD)
+            conn.execute("SET LOCAL enable_indexonlyscan = off")
+            stats.daily_series(conn, GUILD, days)
+            conn.execute("SET LOCAL enable_indexonlyscan = on")
+            stats.dm_series(conn, GUILD, days)
+            ledger.leaderboard_page(conn, GUILD, 1, 10)
+            stats.recent_transactions(conn, GUILD)
+
+        def today_totals(index_only: bool) -> Callable[[], object]:
+            def go(conn: psycopg.Connection) -> None:
+                if not index_only:
+                    conn.execute("SET LOCAL enable_indexonlyscan = off")
+                today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+                stats._sum_days(conn, GUILD, today, today + timedelta(days=1))
+
+            return lambda: db.run(go)
+
         def search(query: members.MemberQuery) -> Callable[[], object]:
             return lambda: db.run(members.search, GUILD, query)
 
@@ -353,6 +376,19 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 )
                 for board in ("week", "month")
             },
+            "dashboard 30 days, reference (before the speed-up: top by position, today's members from the heap)": _timed(
+                lambda: db.run(before_speedup, 30), reps, budget_s
+            ),
+            "top earners all time (first rows of the index)": _timed(
+                lambda: db.run(ledger.leaderboard_top, GUILD, 10), reps, budget_s
+            ),
+            "top earners all time, reference (before: page one by position)": _timed(
+                lambda: db.run(ledger.leaderboard_page, GUILD, 1, 10), reps, budget_s
+            ),
+            "today's totals and active members (index only)": _timed(today_totals(True), reps, budget_s),
+            "today's totals and active members, reference (before: entries from the heap)": _timed(
+                today_totals(False), reps, budget_s
+            ),
             "dashboard figures only (stats.json)": _timed(
                 lambda: db.run(stats.figures, GUILD), reps, budget_s
             ),
@@ -457,6 +493,12 @@ def markdown(report: dict) -> str:
     pairs = [
         *((f"dashboard {days} days (figures + 3 charts + top earners all time + recent)",
            "dashboard, reference (before: figures + one 30-day chart + recent)") for days in (7, 30, 90)),
+        ("dashboard 30 days (figures + 3 charts + top earners all time + recent)",
+         "dashboard 30 days, reference (before the speed-up: top by position, today's members from the heap)"),
+        ("top earners all time (first rows of the index)",
+         "top earners all time, reference (before: page one by position)"),
+        ("today's totals and active members (index only)",
+         "today's totals and active members, reference (before: entries from the heap)"),
         ("search: email pending", "search: email pending, reference (before: members joined per row)"),
         ("search: email pending", "search: email pending, first page, reference (before sql/044: the leaderboard walked)"),
         (next((k for k in lat if k.startswith("search: email pending, Next from")), ""),
