@@ -129,6 +129,10 @@ def _points_form(browser: Browser, member: int, operation: str, amount: str, tok
     form = {"csrf_token": csrf, "member": str(member), "operation": operation, "amount": amount,
             "reason": "form", "form_token": token}  # fmt: skip
     result = browser.request("POST", f"/admin/g/{SITE_GUILD}/points", form)
+    if operation != "set" and amount == "0":
+        # A refused form is shown again, with its values and the reason, as 422
+        assert result["statusCode"] == 422, result["body"][:300]
+        return result["body"]
     assert result["statusCode"] == 303, result["body"][:300]
     return browser.request("GET", result["headers"]["Location"])["body"]
 
