@@ -2,10 +2,12 @@
 (`python -m bench.bench_seasons [--quick] [--sizes 10000,100000,1000000] [--only writes|boards]`).
 
 Writes: `points.award` (1 point, silent) through `Database.run`, one client, in alternating
-slices with sql/046's window trigger enabled and disabled (ALTER TABLE ... DISABLE TRIGGER
+slices: today's window and webhook triggers (sql/062, once per statement), the write path before
+sql/061-062 (047's and 052's per-row triggers and 036's bucket functions, put back for the run by
+bench/before_write_path.py), and without the window trigger (ALTER TABLE ... DISABLE TRIGGER
 between slices), in a guild with a season running (so every entry lands in three windows):
-ops/s and p50/p99 of each, and the ratio. The reference is the same write path without the
-trigger, measured in the same run.
+ops/s and p50/p99 of each, and the ratios. The reference is the same write path without the
+window trigger, measured in the same run.
 
 Boards: for each size, one guild of N members with 10 ledger entries each spread over the last
 56 days (10M entries at 1M members), bulk-loaded with generate_series; the window scores and
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import before_write_path
 from bench.ledger_ops import percentile
 from bench.target import bench_database, server
 from pointsbot import ledger
@@ -56,7 +59,6 @@ GUILD = 760_000_000_000_000_000
 BASE_USER = 770_000_000_000_000_000
 PAGE = 10
 ENTRIES_PER_MEMBER = 10
-TRIGGER = "transactions_window_scores"
 
 
 def _summary(samples: list[float]) -> dict:
@@ -81,22 +83,35 @@ def _interleaved(fns: dict[str, Callable[[], object]], reps: int, budget_s: floa
 
 # -- writes ----------------------------------------------------------------------------------------
 def bench_writes(dsn: str, seconds: float, slices: int, log=print) -> dict:
+    """One write in alternating slices: today's statement triggers (sql/061-062), the write path
+    before them (sql/047's and 052's per-row triggers, 036's bucket functions), and without the
+    window trigger (the reference)."""
     guild = GUILD + 1
     settings = load_settings({}).with_overrides(dm_notifications=False)
     db = Database(dsn, pooled=False)
+    ours, before, ref = (
+        "statement triggers (sql/062)",
+        "per-row triggers (before 061-062)",
+        "without the window trigger (reference)",
+    )
     try:
         db.run(lambda conn: ensure_guild(conn, guild, "bench writes"))
         db.run(lambda conn: conn.execute(
             "INSERT INTO seasons (guild_id, name, starts_at, ends_at) VALUES (%s, 'bench', now() - interval '1 day', "
             "now() + interval '30 days')", (guild,)))  # fmt: skip
+        db.run(before_write_path.per_row_triggers)
         keys = itertools.count()
-        samples: dict[str, list[float]] = {"with the window trigger": [], "without (reference)": []}
+        samples: dict[str, list[float]] = {ours: [], before: [], ref: []}
         elapsed = dict.fromkeys(samples, 0.0)
-        for n in range(slices * 2):
-            name = "with the window trigger" if n % 2 == 0 else "without (reference)"
-            db.run(lambda conn, on=(n % 2 == 0): conn.execute(
-                f"ALTER TABLE transactions {'ENABLE' if on else 'DISABLE'} TRIGGER {TRIGGER}"))  # fmt: skip
-            stop = time.perf_counter() + seconds / (slices * 2)
+        for n in range(slices * 3):
+            name = (ours, before, ref)[n % 3]
+
+            def switch(conn, name=name) -> None:
+                before_write_path.buckets(conn, before=name == before)
+                before_write_path.use(conn, before=name == before, window=name != ref)
+
+            db.run(switch)
+            stop = time.perf_counter() + seconds / (slices * 3)
             while time.perf_counter() < stop:
                 started = time.perf_counter()
                 db.run(points.award, guild_id=guild, user_id=1 + next(keys) % 1000, amount=1, reason="bench",
@@ -105,21 +120,28 @@ def bench_writes(dsn: str, seconds: float, slices: int, log=print) -> dict:
                 took = time.perf_counter() - started
                 samples[name].append(took)
                 elapsed[name] += took
-        db.run(lambda conn: conn.execute(f"ALTER TABLE transactions ENABLE TRIGGER {TRIGGER}"))
+        db.run(lambda conn: (before_write_path.buckets(conn, before=False),
+                             before_write_path.use(conn, before=False)))  # fmt: skip
         rows = {}
         for name, values in samples.items():
             rows[name] = {"ops": len(values), "ops_per_s": round(len(values) / elapsed[name], 1),
                           "p50_ms": round(statistics.median(values) * 1000, 3),
                           "p99_ms": round(percentile(values, 0.99) * 1000, 3)}  # fmt: skip
-        ref, on = rows["without (reference)"], rows["with the window trigger"]
-        ratio = {"ops_per_s": round(on["ops_per_s"] / ref["ops_per_s"], 3),
-                 "p50": round(on["p50_ms"] / ref["p50_ms"], 3)}  # fmt: skip
+
+        def ratio(a: str, b: str) -> dict:
+            return {"ops_per_s": round(rows[a]["ops_per_s"] / rows[b]["ops_per_s"], 3),
+                    "p50": round(rows[a]["p50_ms"] / rows[b]["p50_ms"], 3),
+                    "p99": round(rows[a]["p99_ms"] / rows[b]["p99_ms"], 3)}  # fmt: skip
+
+        ratios = {"ours_to_before": ratio(ours, before), "ours_to_reference": ratio(ours, ref),
+                  "before_to_reference": ratio(before, ref)}  # fmt: skip
         for name, row in rows.items():
             log(
-                f"  {name:28} {row['ops_per_s']:8.1f} ops/s  p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms"
+                f"  {name:40} {row['ops_per_s']:8.1f} ops/s  p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms"
             )
-        log(f"  with/without: ops/s x{ratio['ops_per_s']}, p50 x{ratio['p50']}")
-        return {"rows": rows, "ratio_with_to_without": ratio}
+        for name, r in ratios.items():
+            log(f"  {name}: ops/s x{r['ops_per_s']}, p50 x{r['p50']}, p99 x{r['p99']}")
+        return {"rows": rows, "ratios": ratios, "load_average_after": round(os.getloadavg()[0], 1)}
     finally:
         db.close()
 

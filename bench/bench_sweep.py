@@ -8,13 +8,18 @@ is the steady state (only who crossed a line since). Each sweep runs as a series
 Lambda invocations with the template's timeout, continuing from the saved cursor. Each sweep's
 awards are checked against an independent count of who qualified as of its start.
 
-    python -m bench.bench_sweep [--quick] [--members N] [--timeout-s 120]
+    python -m bench.bench_sweep [--quick] [--members N] [--timeout-s 120] [--reference] [--before]
+
+`--before` also runs the first sweep on a fresh load with the ledger's write path as it was
+before sql/061-062 (bench/before_write_path.py: the window and webhook triggers once per entry,
+sql/036's bucket functions), in the same run, and reports the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import before_write_path
 from pointsbot.community import achievements
 from pointsbot.delivery import tasks
 from pointsbot.platform.config import load_settings
@@ -167,6 +173,8 @@ def sweep_as_lambda(database: Database, timeout_s: float, settings, kill_at_batc
         achievements.grant_many = _dies_at(kill_at_batch)
     killed = 0
     held_before = _held(database)
+    cpu_before = _server_cpu(database)
+    load_before = os.getloadavg()[0]
     while True:
         deadline = time.monotonic() + timeout_s
         try:
@@ -185,6 +193,8 @@ def sweep_as_lambda(database: Database, timeout_s: float, settings, kill_at_batc
             break
     achievements.grant_many = real
     total = time.perf_counter() - started
+    cpu_after = _server_cpu(database)
+    server_cpu = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
     # From the sweep's own row and the rows granted: a killed invocation reports nothing, but
     # the batches it committed before dying count.
     members = database.run(lambda conn: conn.execute(
@@ -197,10 +207,28 @@ def sweep_as_lambda(database: Database, timeout_s: float, settings, kill_at_batc
         "awards": _held(database) - held_before,
         "members_per_s": round(members / total) if total else None,
         "killed": killed,
+        # The CPU of the database's server processes (those alive at the end; from /proc, when the
+        # server runs on this machine): on a shared machine the wall is mostly the others' load.
+        "server_cpu_s": round(server_cpu, 1) if cpu_after else None,
+        "load_average_before_after": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
 
 
 _GRANT_MANY = achievements.grant_many
+
+
+def _server_cpu(database: Database) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each server process of this database, by pid."""
+    pids = database.run(lambda conn: [r[0] for r in conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()])  # fmt: skip
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _held(database: Database) -> int:
@@ -219,8 +247,13 @@ def run(
     batch: int = 1000,
     kill_at_batch: int = 0,
     reference: bool = False,
+    before: bool = False,
 ) -> dict:
-    """The first and the steady-state sweep (`reference`: the first only, granting one by one)."""
+    """The first and the steady-state sweep (`reference`: the first only, granting one by one;
+    `before`: the first only, with the write path as before sql/061-062)."""
+    if before:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            before_write_path.restore(conn)
     print(f"  loading {members:,} members ...", flush=True)
     load_s = load(dsn, members)
     settings = load_settings({}).with_overrides(achievement_sweep_batch=batch)
@@ -238,10 +271,12 @@ def run(
         if reference:
             achievements.grant_many = _one_by_one
         try:
-            first = sweep_as_lambda(database, timeout_s, settings, 0 if reference else kill_at_batch)
+            first = sweep_as_lambda(
+                database, timeout_s, settings, 0 if reference or before else kill_at_batch
+            )
         finally:
             achievements.grant_many = _GRANT_MANY
-        if reference:
+        if reference or before:
             return {
                 "members": members,
                 "expected_awards": expected,
@@ -289,6 +324,17 @@ def _reference_lines(report: dict) -> list[str]:
             f"grant_many / one by one = {first['seconds'] / ref['first']['seconds']:.2f}x the time.",
             "",
         ]
+    old = report.get("before")
+    if old:
+        lines += [
+            f"Before sql/061-062 in the same run (a fresh load of the same size, the window and webhook "
+            f"triggers once per entry, sql/036's bucket functions): {old['first']['seconds']} s for "
+            f"{old['first']['awards']:,} awards (independent count {old['expected_awards']:,}); "
+            f"now / before = {first['seconds'] / old['first']['seconds']:.2f}x the time (server CPU "
+            f"{first.get('server_cpu_s')} s against {old['first'].get('server_cpu_s')} s; load average "
+            f"{old['first'].get('load_average_before_after')}).",
+            "",
+        ]
     return lines
 
 
@@ -307,6 +353,10 @@ def markdown(report: dict) -> list[str]:
         f"{first['members_per_s']:,} | {first['invocations']} | {first['longest_invocation_s']} |",
         f"| steady state (second sweep) | {steady['members']:,} | {steady['awards']:,} | {steady['seconds']} | "
         f"{steady['members_per_s']:,} | {steady['invocations']} | {steady['longest_invocation_s']} |",
+        "",
+        f"Server CPU (its processes of the bench's database): first sweep {first.get('server_cpu_s')} s, "
+        f"steady state {steady.get('server_cpu_s')} s; load average before/after: first "
+        f"{first.get('load_average_before_after')}, steady {steady.get('load_average_before_after')}.",
         "",
         *_reference_lines(report),
         "Independent count of who qualifies as of each sweep's start (a separate query, places by "
@@ -332,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         "--kill-at-batch", type=int, default=300, help="the first sweep dies in this batch (0: never)"
     )
     parser.add_argument("--reference", action="store_true", help="also the first sweep granting one by one")
+    parser.add_argument(
+        "--before", action="store_true", help="also the first sweep with the write path before sql/061-062"
+    )
     args = parser.parse_args(argv)
     members = args.members or (100_000 if args.quick else 1_000_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -343,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         with server(embedded=args.embedded) as target, bench_database(target) as dsn:
             print("  reference: a fresh load, the first sweep granting one by one ...", flush=True)
             report["reference"] = run(dsn, members, args.timeout_s, args.batch, reference=True)
+    if args.before:
+        with server(embedded=args.embedded) as target, bench_database(target) as dsn:
+            print("  before: a fresh load, the write path as before sql/061-062 ...", flush=True)
+            report["before"] = run(dsn, members, args.timeout_s, args.batch, before=True)
     report["server"] = {"version": target.version, "source": target.source}
     text = "\n".join(markdown(report)) + "\n"
     RESULTS.mkdir(exist_ok=True)
@@ -356,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         and (
             "reference" not in report
             or report["reference"]["first"]["awards"] == report["reference"]["expected_awards"]
+        )
+        and (
+            "before" not in report
+            or report["before"]["first"]["awards"] == report["before"]["expected_awards"]
         )
         and report["steady"]["awards"] == report["steady_expected_awards"]
     )
