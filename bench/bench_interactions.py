@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -117,6 +118,21 @@ def _paired(
         "paired commit floor": [],
     }
     cpu: dict[str, list[float]] = {name: [] for name in samples}  # the process's CPU per request
+    # What a p99 may be made of on our side: the interpreter's garbage collections during each
+    # request (count and pause, from gc.callbacks).
+    gc_pauses: dict[str, list[float]] = {name: [] for name in samples}
+    collecting: dict[str, float] = {}
+    pause = [0.0]
+    generations: list[int] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            collecting["at"] = time.perf_counter()
+        elif "at" in collecting:
+            pause[0] += (time.perf_counter() - collecting.pop("at")) * 1000
+            generations.append(info["generation"])
+
+    gc.callbacks.append(on_gc)
     failures = 0
     for index in range(reps + 5):
         for name, make_event, expect in (
@@ -124,6 +140,7 @@ def _paired(
             ("paired /points add", points_add, lambda a: "Added" in answer_text(a)),
         ):
             event = make_event()
+            pause[0] = 0.0
             cpu_started, started = time.process_time(), time.perf_counter()
             result = handler(event, LambdaContext("interactions"))
             elapsed = (time.perf_counter() - started) * 1000
@@ -132,6 +149,7 @@ def _paired(
             if index >= 5:
                 samples[name].append(elapsed)
                 cpu[name].append((time.process_time() - cpu_started) * 1000)
+                gc_pauses[name].append(pause[0])
         cpu_started, started = time.process_time(), time.perf_counter()
         database.run(
             lambda conn, n=index: conn.execute(
@@ -142,12 +160,17 @@ def _paired(
         if index >= 5:
             samples["paired commit floor"].append((time.perf_counter() - started) * 1000)
             cpu["paired commit floor"].append((time.process_time() - cpu_started) * 1000)
+    gc.callbacks.remove(on_gc)
     out = {
         name: {"n": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "mean_ms": statistics.fmean(v),
-               "cpu_ms_median": statistics.median(cpu[name]),
+               "cpu_ms_median": statistics.median(cpu[name]), "cpu_ms_p99": percentile(cpu[name], 99),
                "failures": failures if name != "paired commit floor" else 0}
         for name, v in samples.items()
     }  # fmt: skip
+    for name in ("paired /balance", "paired /points add"):
+        paused = [ms for ms in gc_pauses[name] if ms > 0]
+        out[name].update(gc_requests=len(paused), gc_ms_max=max(paused, default=0.0), gc_ms_sum=sum(paused))
+    out["_gc_collections_by_generation"] = {g: generations.count(g) for g in (0, 1, 2)}
     add, read = out["paired /points add"], out["paired /balance"]
     out["_paired_ratios"] = {
         "points_add_to_balance_p50": add["p50_ms"] / read["p50_ms"],
@@ -438,6 +461,12 @@ def markdown(result: dict) -> list[str]:
         lines += ["", f"Paired (request by request): /points add ÷ /balance p50 {ratios['points_add_to_balance_p50']:.2f}x, "
                       f"p99 {ratios['points_add_to_balance_p99']:.2f}x. \"commit floor\": one INSERT and its COMMIT on "
                       "the same connection, the WAL flush any change waits for."]  # fmt: skip
+        lines += ["", "| paired | CPU p50 ms | CPU p99 ms | requests with a GC pause | longest GC pause ms |",
+                  "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for name in ("paired /balance", "paired /points add", "paired commit floor"):
+            row = result["warm"][name]
+            lines.append(f"| {name} | {row['cpu_ms_median']:.2f} | {row['cpu_ms_p99']:.2f} | "
+                         f"{row.get('gc_requests', '-')} | {row.get('gc_ms_max', 0):.2f} |")  # fmt: skip
     lines += [
         "",
         f"Tasks queued meanwhile: {result['warm']['_tasks_sent']}.",
