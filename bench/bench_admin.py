@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -94,7 +95,7 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
                        CASE WHEN a.kind IN ('award', 'deduct', 'set') THEN 'admin_site' ELSE 'slash' END,
                        false,
                        now() - make_interval(secs => (%(n)s - i)::float8 * 31536000 / %(n)s)
-                FROM generate_series(%(lo)s, %(hi)s) i,
+                FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) i,
                 LATERAL (SELECT CASE WHEN r < 0.55 THEN 'award' WHEN r < 0.65 THEN 'deduct'
                                      WHEN r < 0.80 THEN 'transfer_in' WHEN r < 0.95 THEN 'transfer_out'
                                      WHEN r < 0.99 THEN 'achievement' ELSE 'set' END AS kind,
@@ -168,20 +169,142 @@ def load(dsn: str, n_members: int, n_entries: int, log: Callable[[str], None] = 
             "AND e.guild_id = p.guild_id AND e.user_id = p.user_id AND e.status = 'pending'",
             (GUILD,),
         )
-        conn.execute(
-            "INSERT INTO direct_messages (guild_id, user_id, content, status, last_error, created_at) "
-            "SELECT %s, %s + i, 'hello', CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'sent' END, NULL, "
-            "now() - make_interval(secs => (%s - i)::float8 * 31536000 / %s) "  # a year, evenly, as the entries
-            "FROM generate_series(1, %s, 13) i",
-            (GUILD, BASE_USER, n_members, n_members, n_members),
-        )
+        timings["other_tables"] = seed_other_tables(conn, n_members, n_entries)
+        log("  other tables: " + ", ".join(f"{k} {v:,}" for k, v in timings["other_tables"].items()))
         conn.execute("VACUUM (ANALYZE)")
         timings["balances_s"] = time.perf_counter() - step
     timings["total_s"] = time.perf_counter() - started
     return timings
 
 
-def _timed(fn: Callable[[], object], reps: int, budget_s: float) -> dict[str, float]:
+# The admin actions the audit log holds, with how many rows in 1,000 each gets (a busy guild:
+# points changes mostly, a rare action or two for the filter's worst case).
+AUDIT_ACTIONS = (("points.award", 400), ("points.deduct", 150), ("member.edit", 120), ("email.approve", 90),
+                 ("email.reject", 30), ("dm.send", 60), ("bulk.award", 40), ("redemption.fulfil", 50),
+                 ("points.set", 30), ("reward.edit", 15), ("settings.update", 10), ("season.rename", 5))  # fmt: skip
+SEASONS = 12  # ended, one a month over the last year, each with an archived table
+WEBHOOKS = 3
+
+
+def seed_other_tables(conn: psycopg.Connection, n_members: int, n_entries: int) -> dict[str, int]:
+    """What a busy guild's other admin pages read, bulk-loaded (triggers off, as the entries):
+    audit rows (n/5), DMs (n/2), email submissions (every 7th member reviewed, every 97th
+    pending), rewards and purchases (n/10), ended seasons with their tables, webhooks and their
+    deliveries (n/4). All spread over the year, as the entries are."""
+    g, base, n = GUILD, BASE_USER, n_members
+    year = "now() - make_interval(secs => (%(total)s - i)::float8 * 31536000 / %(total)s)"
+    sizes: dict[str, int] = {}
+    cases = " ".join(
+        f"WHEN i %% 1000 < {sum(w for _, w in AUDIT_ACTIONS[: k + 1])} THEN '{a}'"
+        for k, (a, _) in enumerate(AUDIT_ACTIONS)
+    )
+    total = max(1, n // 5)
+    conn.execute(
+        f"INSERT INTO admin_audit (guild_id, actor_id, actor_name, action, target, before, after, created_at) "
+        f"SELECT %(g)s, 700000000000000000 + i %% 5, '', CASE {cases} END, 'member:' || (%(base)s + 1 + i %% %(n)s), "
+        f"jsonb_build_object('balance', i %% 977), jsonb_build_object('balance', i %% 977 + 10), {year} "
+        f"FROM generate_series(1::bigint, %(total)s::bigint) i",
+        {"g": g, "base": base, "n": n, "total": total},
+    )  # fmt: skip
+    sizes["audit rows"] = total
+    total = max(1, n // 2)
+    conn.execute(
+        f"INSERT INTO direct_messages (guild_id, user_id, content, reason, status, attempts, last_error, "
+        f"created_at, sent_at) "
+        f"SELECT %(g)s, %(base)s + 1 + (i * 7919) %% %(n)s, 'hello, this is message ' || i, "
+        f"(ARRAY['admin', 'points', 'email', 'achievement', 'store', 'season'])[1 + i %% 6], "
+        f"CASE WHEN i %% 20 = 0 THEN 'failed' ELSE 'sent' END, 1, "
+        f"CASE WHEN i %% 20 = 0 THEN 'Discord: Cannot send messages to this user' END, {year}, "
+        f"CASE WHEN i %% 20 <> 0 THEN {year} END "
+        f"FROM generate_series(1::bigint, %(total)s::bigint) i",
+        {"g": g, "base": base, "n": n, "total": total},
+    )  # fmt: skip
+    sizes["DMs"] = total
+    conn.execute(
+        "INSERT INTO email_submissions (guild_id, user_id, email, status, submitted_at, reviewed_at, reviewed_by) "
+        "SELECT %(g)s, %(base)s + i, 'y' || i || '@example.org', CASE WHEN i %% 3 = 0 THEN 'rejected' ELSE 'approved' END, "
+        "now() - interval '400 days' + make_interval(secs => i::float8 * 31536000 / %(n)s), "
+        "now() - interval '399 days' + make_interval(secs => i::float8 * 31536000 / %(n)s), 700000000000000001 "
+        "FROM generate_series(1::bigint, %(n)s::bigint, 7) i",
+        {"g": g, "base": base, "n": n},
+    )
+    sizes["email submissions reviewed"] = (n + 6) // 7
+    sizes["email submissions pending"] = (n + 96) // 97
+    conn.execute(
+        "INSERT INTO rewards (guild_id, kind, name, description, price, stock, role_id) "
+        "SELECT %(g)s, k, 'Reward ' || r, 'What reward ' || r || ' is', 100 * r, CASE WHEN k = 'code' THEN 1000 END, "
+        "CASE WHEN k = 'role' THEN 790000000000000000 + r END "
+        "FROM generate_series(1, 20) r, LATERAL (SELECT (ARRAY['item', 'role', 'code'])[1 + r %% 3] AS k) x",
+        {"g": g},
+    )
+    total = max(1, min(n // 10, n_entries))
+    rewards = conn.execute(
+        "SELECT array_agg(id ORDER BY id) FROM rewards WHERE guild_id = %s", (g,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind) "
+        "SELECT %(g)s, 'bench-purchase-' || i, 'bench', 'purchase' FROM generate_series(1::bigint, %(total)s::bigint) i",
+        {"g": g, "total": total},
+    )
+    # Each purchase names an entry of the loaded ledger as its own (the read side never checks
+    # that the entry is a purchase's).
+    conn.execute(
+        f"INSERT INTO purchases (guild_id, user_id, reward_id, kind, reward_name, price, state, interaction_id, "
+        f"operation_id, entry_id, role_id, created_at) "
+        f"SELECT %(g)s, %(base)s + 1 + (i * 104729) %% %(n)s, r.id, r.kind, r.name, r.price, "
+        f"CASE WHEN r.kind = 'role' THEN 'granted' WHEN i %% 10 = 0 THEN 'pending' "
+        f"WHEN r.kind = 'item' THEN 'fulfilled' ELSE 'granted' END, 880000000000000000 + i, o.id, "
+        f"(SELECT min(id) FROM transactions) + (i - 1) * (%(entries)s / %(total)s), r.role_id, {year} "
+        f"FROM generate_series(1::bigint, %(total)s::bigint) i "
+        f"JOIN rewards r ON r.id = (%(rewards)s::bigint[])[1 + i %% 20] "
+        f"JOIN operations o ON o.guild_id = %(g)s AND o.idempotency_key = 'bench-purchase-' || i",
+        {"g": g, "base": base, "n": n, "total": total, "entries": n_entries, "rewards": rewards},
+    )  # fmt: skip
+    sizes["rewards"] = 20
+    sizes["purchases"] = total
+    per_season = max(1, n // 10)
+    for k in range(SEASONS):
+        season_id = conn.execute(
+            "INSERT INTO seasons (guild_id, name, starts_at, ends_at, prize_places, prize_points, end_step, "
+            "ended_at, members_archived) VALUES (%(g)s, %(name)s, now() - make_interval(days => 30 * (%(k)s + 1) + 5), "
+            "now() - make_interval(days => 30 * %(k)s + 5), 10, 500, 4, now() - make_interval(days => 30 * %(k)s + 5), "
+            "%(m)s) RETURNING id",
+            {"g": g, "name": f"Season {SEASONS - k}", "k": k, "m": per_season},
+        ).fetchone()[0]  # fmt: skip
+        conn.execute(
+            "INSERT INTO season_standings (season_id, user_id, score, place, position) "
+            "SELECT %(s)s, %(base)s + 1 + ((j * 10 + %(k)s) %% %(n)s), 5000 - j / 20, 1 + (j - 1) / 20 * 20, j "
+            "FROM generate_series(1::bigint, %(m)s::bigint) j ON CONFLICT DO NOTHING",
+            {"s": season_id, "base": base, "k": k, "n": n, "m": per_season},
+        )
+    sizes["ended seasons"] = SEASONS
+    sizes["season standings rows"] = SEASONS * per_season
+    total = max(1, min(n // 4, n_entries))
+    conn.execute(
+        "INSERT INTO webhooks (guild_id, url, description, secret, events) "
+        "SELECT %s, 'https://hooks.example.org/' || h, 'endpoint ' || h, 'whsec_bench' || h, "
+        "ARRAY['entry.created', 'entry.reverted'] FROM generate_series(1, %s) h",
+        (g, WEBHOOKS),
+    )
+    conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, guild_id, event_id, event_type, data, event_at, created_at, "
+        "status, attempts, last_status, delivered_at) "
+        "SELECT w.id, %(g)s, gen_random_uuid(), 'entry.created', to_jsonb(t), t.created_at, t.created_at, "
+        "CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'delivered' END, 1, CASE WHEN i %% 50 = 0 THEN 500 ELSE 200 END, "
+        "CASE WHEN i %% 50 <> 0 THEN t.created_at + interval '1 second' END "
+        "FROM generate_series(1::bigint, %(total)s::bigint) i "
+        "JOIN transactions t ON t.id = (SELECT min(id) FROM transactions) + (i - 1) * %(stride)s "
+        "JOIN webhooks w ON w.guild_id = %(g)s AND w.url = 'https://hooks.example.org/' || (1 + i %% %(hooks)s)",
+        {"g": g, "total": total, "stride": max(1, n_entries // total), "hooks": WEBHOOKS},
+    )  # the rows as sql/052's trigger writes them (to_jsonb of the entry)
+    sizes["webhooks"] = WEBHOOKS
+    sizes["webhook deliveries"] = total
+    return sizes
+
+
+def _timed(fn: Callable[[], object] | None, reps: int, budget_s: float) -> dict[str, float] | None:
+    if fn is None:  # nothing to measure at this size (left out of the report)
+        return None
     fn()  # warm the cache and prepared statements
     samples: list[float] = []
     deadline = time.perf_counter() + budget_s
@@ -337,7 +460,12 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 result = db.run(members.search, GUILD, query, len(keys) + 1, keys[-1])
             return keys
 
-        def random_next(query: members.MemberQuery, keys: list[tuple[int, int]]) -> Callable[[], object]:
+        def random_next(
+            query: members.MemberQuery, keys: list[tuple[int, int]]
+        ) -> Callable[[], object] | None:
+            if not keys:  # one page only (a small guild): there is no Next to follow
+                return None
+
             def go() -> None:
                 i = rng.randrange(len(keys))
                 db.run(members.search, GUILD, query, i + 2, keys[i])
@@ -451,6 +579,7 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 budget_s,
             ),
         }
+        latency = {name: row for name, row in latency.items() if row is not None}
         plans = {
             "search name prefix": _plan(db, "SELECT m.user_id FROM points p JOIN members m USING (guild_id, user_id) "
                                             "WHERE p.guild_id = %(g)s AND m.guild_id = %(g)s AND "
@@ -467,10 +596,164 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
         db.close()
 
 
-def run(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float = 20.0) -> dict:
+def measure_pages(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float) -> dict:
+    """Every admin page a busy admin opens, each a whole request through the admin site's Lambda
+    handler in-process (session cookie, routing, the gate, the loader, names, the template), in
+    rounds so every page sees the same load and cache; each non-200 answer is counted."""
+    from .bench_seasons import _site_client
+
+    discord = _discord_standin()
+    rng = random.Random(11)
+    get, db = _site_client(dsn, GUILD)
+    g = f"/admin/g/{GUILD}"
+    try:
+
+        def one(sql: str, *params: object) -> object:
+            return db.run(lambda conn: conn.execute(sql, params).fetchone()[0])
+
+        # The deep places the Next links of the pages reach: keys of the member search's first
+        # 1,000 pages (walked as the links carry them), ids half-way down each list.
+        keys, result = [], db.run(members.search, GUILD, members.MemberQuery())
+        for _ in range(1000):
+            if not result.has_more:
+                break
+            keys.append(result.next_after)
+            result = db.run(members.search, GUILD, members.MemberQuery(), len(keys) + 1,
+                            members.parse_after(keys[-1]))  # fmt: skip
+        ids = {
+            table: (one(f"SELECT min(id) FROM {table} WHERE guild_id = %s", GUILD) or 0,
+                    one(f"SELECT max(id) FROM {table} WHERE guild_id = %s", GUILD) or 0)
+            for table in ("transactions", "admin_audit", "direct_messages")
+        }  # fmt: skip
+        hook = one("SELECT min(id) FROM webhooks WHERE guild_id = %s", GUILD)
+        pending_emails = one(
+            "SELECT count(*) FROM email_submissions WHERE guild_id = %s AND status = 'pending'", GUILD
+        )
+        all_redemptions = one("SELECT count(*) FROM purchases WHERE guild_id = %s", GUILD)
+        a_day = (datetime.now(UTC) - timedelta(days=180)).date().isoformat()
+
+        def middle(table: str) -> int:
+            lo, hi = ids[table]
+            return rng.randint(lo + (hi - lo) // 4, hi - (hi - lo) // 4) if hi > lo else hi + 1
+
+        def member() -> int:
+            return BASE_USER + rng.randint(1, n_members)
+
+        def deep_after() -> str:
+            i = rng.randrange(len(keys)) if keys else 0
+            return f"?after={keys[i]}&page={i + 2}" if keys else ""
+
+        pages: dict[str, Callable[[], str]] = {
+            **{f"dashboard, {d} days": (lambda d=d: f"{g}/?days={d}") for d in stats.CHART_PERIODS},
+            "members: search, no filter (page 1)": lambda: f"{g}/members",
+            "members: search, name prefix (random member)": lambda: f"{g}/members?q=Member+{rng.randint(1, n_members)}",
+            "members: Next from a random page of the first 1000 (keyset)": lambda: f"{g}/members{deep_after()}",
+            "members: page 1000 by number": lambda: f"{g}/members?page=1000",
+            "member page (random member)": lambda: f"{g}/members/{member()}",
+            "transactions: first page": lambda: f"{g}/transactions",
+            "transactions: deep page (keyset, random id in the middle half)": lambda: f"{g}/transactions?before={middle('transactions')}",
+            "transactions: one member (random)": lambda: f"{g}/transactions?member={member()}",
+            "transactions: kind = set": lambda: f"{g}/transactions?kind=set",
+            "transactions: one day, 180 days ago": lambda: f"{g}/transactions?from={a_day}&to={a_day}",
+            "audit log: first page": lambda: f"{g}/audit",
+            "audit log: action = points.award": lambda: f"{g}/audit?action=points.award",
+            "audit log: action = season.rename (0.5 % of rows)": lambda: f"{g}/audit?action=season.rename",
+            "audit log: deep page (keyset, random id in the middle half)": lambda: f"{g}/audit?before={middle('admin_audit')}",
+            "email reviews: first page": lambda: f"{g}/emails",
+            f"email reviews: random page of {max(1, -(-pending_emails // 25))}": lambda: f"{g}/emails?page={rng.randint(1, max(1, -(-pending_emails // 25)))}",
+            "DMs: history, first page": lambda: f"{g}/dms",
+            "DMs: failed": lambda: f"{g}/dms?status=failed",
+            "DMs: deep page (keyset, random id in the middle half)": lambda: f"{g}/dms?before={middle('direct_messages')}",
+            "rewards": lambda: f"{g}/rewards",
+            "redemptions: queue (first page)": lambda: f"{g}/redemptions",
+            "redemptions: pending": lambda: f"{g}/redemptions?state=pending",
+            f"redemptions: random page of {max(1, -(-all_redemptions // 25))}": lambda: f"{g}/redemptions?page={rng.randint(1, max(1, -(-all_redemptions // 25)))}",
+            "seasons list": lambda: f"{g}/seasons",
+            "leaderboard: random page": lambda: f"{g}/leaderboard?page={rng.randint(1, max(1, min(100_000, n_members // 25)))}",
+            "settings": lambda: f"{g}/settings",
+            "webhooks": lambda: f"{g}/webhooks",
+            "webhook: one endpoint with its deliveries": lambda: f"{g}/webhooks/{hook}",
+        }  # fmt: skip
+        statuses: dict[str, dict[int, int]] = {name: {} for name in pages}
+        sizes: dict[str, int] = {}
+
+        def fetch(name: str) -> None:
+            status, size = get(pages[name]())
+            statuses[name][status] = statuses[name].get(status, 0) + 1
+            sizes[name] = max(sizes.get(name, 0), size)
+
+        for name in pages:  # warm each page once (templates compiled, statements prepared)
+            fetch(name)
+        samples: dict[str, list[float]] = {name: [] for name in pages}
+        deadline = time.perf_counter() + budget_s
+        for _ in range(reps):
+            for name in pages:
+                t0 = time.perf_counter()
+                fetch(name)
+                samples[name].append((time.perf_counter() - t0) * 1000)
+            if time.perf_counter() > deadline:
+                break
+        latency = {name: {"n": len(v), "p50_ms": percentile(v, 0.50), "p99_ms": percentile(v, 0.99),
+                          "max_body_chars": sizes[name], "statuses": {str(k): c for k, c in statuses[name].items()}}
+                   for name, v in samples.items()}  # fmt: skip
+        return {"pages": latency}
+    finally:
+        db.close()
+        discord.stop()
+
+
+def _discord_standin():
+    """The Discord stand-in on a local port, as the pages that ask Discord (the rewards' and
+    seasons' role and channel lists, the kept role list of Settings) reach it: a guild with 30
+    roles and 20 channels. Its answers cost a local HTTP round trip, not Discord's."""
+    from pointsbot.discord.rest import set_client
+    from pointsbot.platform import config
+    from pointsbot_local import discord_standin_rest
+    from pointsbot_local.discord_standin import PREFIX, standin
+    from pointsbot_local.server import LocalServer, mount
+
+    mount("/discord-api", standin)
+    local = LocalServer("127.0.0.1", 0).start()
+    discord_standin_rest.reset()
+    for i in range(30):
+        discord_standin_rest.state.add_role(str(GUILD), f"Role {i}", position=1 + i % 9)
+    for i in range(20):
+        discord_standin_rest.state.add_channel(str(GUILD), f"channel-{i}", kind=(0, 5, 2)[i % 3], position=i)
+    os.environ["DISCORD_API_BASE_URL"] = local.url + PREFIX
+    os.environ["DISCORD_BOT_TOKEN"] = "bench-token"  # noqa: S105 - the stand-in takes any token
+    os.environ.setdefault("DISCORD_APPLICATION_ID", discord_standin_rest.bot_user_id())
+    config.reset_settings()
+    set_client(None)
+    return local
+
+
+def measure_all(
+    dsn: str,
+    n_members: int,
+    n_entries: int,
+    reps: int,
+    only: str = "",
+    budget_s: float = 20.0,
+    pages_budget_s: float = 300.0,
+) -> dict:
+    """The reads (the references, as they were measured before) and then the pages, in one run."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    result: dict = {"latency": {}, "plans": {}, "warm_up_ms": [], "pages": {}}
+    if only in ("", "reads"):
+        result.update(measure(dsn, n_members, n_entries, reps, budget_s))
+    if only in ("", "pages"):
+        print("  pages through the handler", flush=True)
+        result.update(measure_pages(dsn, n_members, n_entries, reps, pages_budget_s))
+    result["measured"] = {"started": started, "ended": datetime.now(UTC).isoformat(timespec="seconds"),
+                          "load_average_before": load_before, "load_average_after": os.getloadavg()}  # fmt: skip
+    return result
+
+
+def run(dsn: str, n_members: int, n_entries: int, reps: int, only: str = "") -> dict:
     print(f"  loading {n_members:,} members and {n_entries:,} entries", flush=True)
     timings = load(dsn, n_members, n_entries, log=lambda m: print(m, flush=True))
-    result = measure(dsn, n_members, n_entries, reps, budget_s)
+    result = measure_all(dsn, n_members, n_entries, reps, only)
     return {"members": n_members, "entries": n_entries, "load": timings, **result}
 
 
@@ -515,7 +798,46 @@ def markdown(report: dict) -> str:
             )
     for name, plan in report["plans"].items():
         lines += ["", f"Plan, {name}:", "", "```", *plan, "```"]
+    if report.get("pages"):
+        lines += ["", "Whole pages through the admin site's handler (session cookie, routing, loader, template), "
+                  "in rounds; beside each, the read it was measured by before (same run) where there is one:", "",
+                  f"| page | n | p50 ms | p99 ms | p99 / goal ({GOAL_MS:g} ms) | the read before, p50 / p99 ms | "
+                  "page / read, p99 |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for name, row in report["pages"].items():
+            ref = lat.get(_PAGE_READS.get(name, ""))
+            before = f"{ref['p50_ms']:.2f} / {ref['p99_ms']:.2f}" if ref else "—"
+            ratio = f"{row['p99_ms'] / ref['p99_ms']:.2f}x" if ref else "—"
+            lines.append(f"| {name} | {row['n']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                         f"{row['p99_ms'] / GOAL_MS:.2f} | {before} | {ratio} |")  # fmt: skip
+    if report.get("measured"):
+        m = report["measured"]
+        lines += ["", f"Measured {m['started']} to {m['ended']}; load average (1, 5, 15 min) before "
+                  f"{', '.join(f'{x:.2f}' for x in m['load_average_before'])}, after "
+                  f"{', '.join(f'{x:.2f}' for x in m['load_average_after'])}."]  # fmt: skip
+    if report.get("load", {}).get("other_tables"):
+        lines += [
+            "",
+            "Other tables: "
+            + ", ".join(f"{k} {v:,}" for k, v in report["load"]["other_tables"].items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
+
+
+# Which read of the reads above each page was measured by before this bench measured pages.
+_PAGE_READS = {
+    **{f"dashboard, {d} days": f"dashboard {d} days (figures + 3 charts + top earners all time + recent)"
+       for d in (7, 30, 90)},
+    "members: search, no filter (page 1)": "search: no filter (top balances)",
+    "members: search, name prefix (random member)": "search: name prefix (random member)",
+    "members: page 1000 by number": "search: no filter, page 1000 by number",
+    "members: Next from a random page of the first 1000 (keyset)": "search: no filter, Next from a random page of the first 1000 (keyset)",
+    "member page (random member)": "member page (random member)",
+    "transactions: first page": "monitor: first page, no filter",
+    "transactions: deep page (keyset, random id in the middle half)": "monitor: half-way through the ledger (keyset)",
+    "transactions: one member (random)": "monitor: one member (random)",
+    "transactions: kind = set": "monitor: kind = set",
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -523,36 +845,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--entries", type=int, default=10_000_000)
     parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--only", choices=("reads", "pages"), default="",
+                        help="the reads (the references) or the pages through the handler; both by default")  # fmt: skip
     parser.add_argument("--embedded", action="store_true")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument(
         "--measure-only", metavar="DSN", help="measure a database loaded before (with --keep-db)"
     )
     args = parser.parse_args(argv)
-    if args.measure_only:
-        print(
-            markdown(
-                {
-                    "members": args.members,
-                    "entries": args.entries,
-                    "load": {"total_s": 0, "entries_s": 0, "indexes_s": 0},
-                    **measure(args.measure_only, args.members, args.entries, args.reps, 20.0),
-                }
-            )
-        )
-        return 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    with server(embedded=args.embedded) as target:
-        print(f"bench_admin: PostgreSQL {target.version} ({target.source})", flush=True)
-        with bench_database(target, keep=args.keep_db) as dsn:
-            report = run(dsn, args.members, args.entries, args.reps)
-    report["server"] = {"version": target.version, "source": target.source}
+    if args.measure_only:
+        report = {"members": args.members, "entries": args.entries, "load": {"total_s": 0, "entries_s": 0,
+                  "indexes_s": 0}, **measure_all(args.measure_only, args.members, args.entries, args.reps, args.only)}  # fmt: skip
+    else:
+        with server(embedded=args.embedded) as target:
+            print(f"bench_admin: PostgreSQL {target.version} ({target.source})", flush=True)
+            with bench_database(target, keep=args.keep_db) as dsn:
+                if args.keep_db:
+                    print(f"  database kept: {dsn}", flush=True)
+                report = run(dsn, args.members, args.entries, args.reps, args.only)
+        report["server"] = {"version": target.version, "source": target.source}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"admin-{stamp}.json").write_text(json.dumps(report, indent=2))
     text = markdown(report)
     (RESULTS / f"admin-{stamp}.md").write_text(text)
     print()
     print(text)
+    bad = {
+        name: row["statuses"]
+        for name, row in report.get("pages", {}).items()
+        if set(row["statuses"]) != {"200"}
+    }
+    if bad:
+        print(f"pages answered other than 200: {bad}", file=sys.stderr)
+        return 1
     return 0
 
 

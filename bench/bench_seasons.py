@@ -369,7 +369,9 @@ def _site_client(dsn: str, guild: int):
     runtime.set_database(Database(dsn))
     tasks.set_task_queue(_NoQueue())
     db = runtime.get_database()
-    db.run(auth.create_account, "bench-admin", "bench admin password", [guild])
+    if not db.run(lambda conn: conn.execute(
+            "SELECT 1 FROM admin_accounts WHERE lower(name) = 'bench-admin'").fetchone()):  # fmt: skip
+        db.run(auth.create_account, "bench-admin", "bench admin password", [guild])  # a kept database has it
     db.run(lambda conn: conn.execute(
         "UPDATE guilds SET settings = settings || '{\"public_leaderboard\": true}' WHERE guild_id = %s", (guild,)))  # fmt: skip
     cookie: dict[str, str] = {}
