@@ -630,6 +630,14 @@ def measure_pages(dsn: str, n_members: int, n_entries: int, reps: int, budget_s:
             "SELECT count(*) FROM email_submissions WHERE guild_id = %s AND status = 'pending'", GUILD
         )
         all_redemptions = one("SELECT count(*) FROM purchases WHERE guild_id = %s", GUILD)
+        purchase_ids = db.run(lambda conn: [r[0] for r in conn.execute(
+            "SELECT id FROM purchases WHERE guild_id = %s ORDER BY id DESC", (GUILD,)).fetchall()])  # fmt: skip
+
+        def redemptions_next() -> str:
+            """Next from a random page, as the pager's link carries it (the last id shown)."""
+            n = rng.randint(1, max(1, len(purchase_ids) // 25 - 1))
+            return f"{g}/redemptions?page={n + 1}&after={purchase_ids[min(n * 25, len(purchase_ids)) - 1]}"
+
         a_day = (datetime.now(UTC) - timedelta(days=180)).date().isoformat()
 
         def middle(table: str) -> int:
@@ -668,6 +676,7 @@ def measure_pages(dsn: str, n_members: int, n_entries: int, reps: int, budget_s:
             "redemptions: queue (first page)": lambda: f"{g}/redemptions",
             "redemptions: pending": lambda: f"{g}/redemptions?state=pending",
             f"redemptions: random page of {max(1, -(-all_redemptions // 25))}": lambda: f"{g}/redemptions?page={rng.randint(1, max(1, -(-all_redemptions // 25)))}",
+            f"redemptions: Next from a random one of its {max(1, -(-all_redemptions // 25))} pages (keyset)": redemptions_next,
             "seasons list": lambda: f"{g}/seasons",
             "leaderboard: random page": lambda: f"{g}/leaderboard?page={rng.randint(1, max(1, min(100_000, n_members // 25)))}",
             "settings": lambda: f"{g}/settings",

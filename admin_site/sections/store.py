@@ -188,7 +188,9 @@ def redemptions_page(req: web.AdminRequest, guild_id: int) -> Response:
     try:
         flt = _filters(req)
         page_no = opt_int(req.query("page"), "The page") or 1
-        page = req.db.run(store.list_redemptions, guild_id, **flt, page=page_no, page_size=PAGE_SIZE)
+        after, before = (int_param(req.query(k)) if req.query(k) else None for k in ("after", "before"))
+        page = req.db.run(store.list_redemptions, guild_id, **flt, page=page_no, page_size=PAGE_SIZE,
+                          after=after, before=None if after is not None else before)  # fmt: skip
     except InvalidInput as exc:
         error = exc.message
         page = req.db.run(store.list_redemptions, guild_id, page=1, page_size=PAGE_SIZE)

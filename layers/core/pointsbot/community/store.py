@@ -942,8 +942,16 @@ def list_redemptions(
     flagged: bool | None = None,
     page: int = 1,
     page_size: int = 25,
+    after: int | None = None,
+    before: int | None = None,
 ) -> PurchasePage:
-    """The guild's purchases, newest first, with filters (the queue: state='pending')."""
+    """The guild's purchases, newest first, with filters (the queue: state='pending').
+
+    The admin site's Next and Previous links carry the keyset (`after`: the last id shown,
+    `before`: the first; `page` is then only the number shown), so a deep page is one range of
+    purchases_guild_idx or purchases_guild_state_idx like page 1. A page number alone (a typed
+    link) finds its ids by OFFSET over that index alone (index-only) and fetches only the page's
+    rows, not every row it skips (EXPLAIN test in tests/integration/test_store_pages.py)."""
     where, params = ["p.guild_id = %(g)s"], {"g": guild_id}
     if state:
         if state not in STATES:
@@ -967,11 +975,27 @@ def list_redemptions(
     total = conn.execute(f"SELECT count(*) FROM purchases p WHERE {clause}", params).fetchone()[0]
     pages = max(1, -(-total // page_size))
     page = min(max(page, 1), pages)
-    rows = conn.execute(
-        f"SELECT {_PURCHASE_COLUMNS} FROM purchases p WHERE {clause} ORDER BY p.id DESC LIMIT %(n)s OFFSET %(o)s",
-        {**params, "n": page_size, "o": (page - 1) * page_size},
-    ).fetchall()
+    if after is not None or before is not None:
+        edge, order = ("<", "DESC") if after is not None else (">", "ASC")
+        rows = conn.execute(
+            f"SELECT {_PURCHASE_COLUMNS} FROM purchases p WHERE {clause} AND p.id {edge} %(edge)s "
+            f"ORDER BY p.id {order} LIMIT %(n)s",
+            {**params, "edge": after if after is not None else before, "n": page_size},
+        ).fetchall()
+        rows.sort(key=lambda r: r[0], reverse=True)
+    else:
+        rows = conn.execute(_PAGE_BY_NUMBER.format(columns=_PURCHASE_COLUMNS, clause=clause),
+                            {**params, "n": page_size, "o": (page - 1) * page_size}).fetchall()  # fmt: skip
     return PurchasePage(tuple(Purchase(*r) for r in rows), page, pages, total)
+
+
+# A page by number: the page's ids by OFFSET over the index alone (the subquery reads only id and
+# the filter's columns), then those rows; the rows skipped are never fetched from the table.
+_PAGE_BY_NUMBER = """
+SELECT {columns} FROM purchases p
+JOIN (SELECT p.id FROM purchases p WHERE {clause} ORDER BY p.id DESC LIMIT %(n)s OFFSET %(o)s) k ON k.id = p.id
+ORDER BY p.id DESC
+"""
 
 
 def member_purchases(
