@@ -495,14 +495,19 @@ def bench_season_end(dsn: str, members: int, season_id: int, log=print, kill_aft
     time is both runs')."""
     guild = GUILD + members
     db = Database(dsn, pooled=False, statement_timeout_ms=600_000)  # the checks below read 10M entries
+    # The reset's second lane runs on a connection of its own (seasons._reset_in_lanes); made
+    # here, not by run_end, so its server process's CPU can be read too.
+    second = Database(dsn, pooled=False, statement_timeout_ms=600_000)
     try:
         db.run(lambda conn: conn.execute("UPDATE seasons SET ends_at = now() WHERE id = %s", (season_id,)))
         nonzero_before = db.run(lambda conn: conn.execute(
             "SELECT count(*) FROM points WHERE guild_id = %s AND balance <> 0", (guild,)).fetchone()[0])  # fmt: skip
         steps: dict[int, float] = {}
         batches = {"n": 0}
-        backend = db.run(lambda conn: conn.execute("SELECT pg_backend_pid()").fetchone()[0])
-        cpu_before = _backend_cpu_s(backend)
+        backends = [
+            d.run(lambda conn: conn.execute("SELECT pg_backend_pid()").fetchone()[0]) for d in (db, second)
+        ]
+        cpu_before = [_backend_cpu_s(b) for b in backends]
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
 
@@ -516,16 +521,20 @@ def bench_season_end(dsn: str, members: int, season_id: int, log=print, kill_aft
 
         killed_at_s = None
         try:
-            report = seasons.run_end(db, season_id, client=object(), after_step=mark)
+            report = seasons.run_end(db, season_id, client=object(), after_step=mark, companion=second)
         except _Killed:
             killed_at_s = round(time.perf_counter() - started, 1)
             log(f"  killed after {kill_after_batches} reset batches at {killed_at_s} s; running again")
-            report = seasons.run_end(db, season_id, client=object(), after_step=mark)
+            report = seasons.run_end(db, season_id, client=object(), after_step=mark, companion=second)
         wall = time.perf_counter() - started
-        cpu_after = _backend_cpu_s(backend)
+        cpu_after = [_backend_cpu_s(b) for b in backends]
         server_cpu = (
-            round(cpu_after - cpu_before, 1) if cpu_before is not None and cpu_after is not None else None
+            round(sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True)), 1)
+            if None not in cpu_before and None not in cpu_after
+            else None
         )
+        lanes = db.run(lambda conn: conn.execute(
+            "SELECT count(*) FROM season_reset_lanes WHERE season_id = %s", (season_id,)).fetchone()[0])  # fmt: skip
         load_after = os.getloadavg()[0]
         reset_twice = db.run(lambda conn: conn.execute(
             "SELECT count(*) FROM (SELECT user_id FROM transactions WHERE guild_id = %s AND kind = 'season_reset' "
@@ -545,16 +554,18 @@ def bench_season_end(dsn: str, members: int, season_id: int, log=print, kill_aft
                "sum_entries_equals_sum_balances": total_entries == total_balance, "nonzero_balances_after": nonzero,
                "standings_rows": archived, "killed_at_s": killed_at_s, "nonzero_balances_before": nonzero_before,
                "reset_entries": resets_written, "members_reset_twice": reset_twice,
-               "wall_to_goal_60_s": round(wall / 60, 3), "server_cpu_s": server_cpu,
+               "wall_to_goal_60_s": round(wall / 60, 3), "server_cpu_s": server_cpu, "reset_lanes": lanes,
                "load_average_before_after": [round(load_before, 1), round(load_after, 1)]}  # fmt: skip
         log(f"  season end over {members:,} members: {out['wall_s']} s wall ({out['wall_to_goal_60_s']}x the 60 s goal; "
-            f"the server process's CPU {server_cpu} s; load average {out['load_average_before_after']}); "
+            f"the server processes' CPU {server_cpu} s; load average {out['load_average_before_after']}; "
+            f"reset lanes {lanes}); "
             f"steps done at {out['step_done_at_s']} s; archived {archived:,}, prizes {report.prizes}, "
             f"reset entries {resets_written:,} for {nonzero_before:,} non-zero balances, members reset twice "
             f"{reset_twice}; sum(entries) == sum(balances): {out['sum_entries_equals_sum_balances']}")  # fmt: skip
         return out
     finally:
         db.close()
+        second.close()
 
 
 def main(argv: list[str] | None = None) -> int:

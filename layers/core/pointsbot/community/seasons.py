@@ -13,7 +13,11 @@ once: each step locks the season's row) finds the work done:
   1. archive: every member with a score in the season, their score, place (competition rank,
      ties share it) and position, into season_standings; end_step 1.
   2. reset (if chosen): every balance to zero as `season_reset` entries, a batch of members per
-     transaction with the cursor in the season's row (end_step stays 1).
+     transaction with the cursor in the season's row (end_step stays 1). A guild of more than
+     two batches of members is cut once into two lanes by user id (sql/063), each with a
+     cursor of its own, reset at once on two connections (`_reset_in_lanes`: this run's and a
+     companion's, on a thread); a run with no time left, or killed, leaves each lane at its
+     last committed batch, and any later run carries both on.
   3. prizes, in the transaction that finds nobody left to reset (or right after the archive
      without a reset): each member placed 1..prize_places gets prize_points (a `season_prize`
      entry, keyed per season and member) and/or the prize role (roles.request_role_change,
@@ -30,7 +34,9 @@ already paid (`_prize_points_paid`), and pays nothing twice.
 
 from __future__ import annotations
 
+import contextvars
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -494,23 +500,155 @@ def _reset_then_prizes(conn: psycopg.Connection, season_id: int, batch: int, rep
     if season.reset_balances:
         conn.execute("SET LOCAL statement_timeout = '120s'")
         op = op or seasonal.reset_operation(conn, season.guild_id, season.id)
-        cursor = conn.execute("SELECT reset_cursor FROM seasons WHERE id = %s", (season.id,)).fetchone()[0]
-        last, written = seasonal.reset_batch(
-            conn, guild_id=season.guild_id, operation_id=op, after_user=cursor, limit=batch,
-            reason=f"Season {season.name} ended: balances reset", keep=_prize_points_paid(conn, season),
-        )  # fmt: skip
-        report.resets += written
-        if last is not None:
-            conn.execute(
-                "UPDATE seasons SET reset_cursor = %s, reset_operation_id = %s WHERE id = %s",
-                (last, op, season.id),
-            )
+        keep = _prize_points_paid(conn, season)
+        lanes = _lanes(conn, season.id)
+        # One lane at a time here (what the lanes left, or a reset in one lane: its cursor in
+        # the season's row).
+        for lane, cursor, upto in lanes or [(None, _reset_cursor(conn, season.id), None)]:
+            last, written = seasonal.reset_batch(
+                conn, guild_id=season.guild_id, operation_id=op, after_user=cursor, limit=batch,
+                reason=_reset_reason(season), keep=keep, upto_user=upto,
+            )  # fmt: skip
+            report.resets += written
+            if last is None:
+                continue
+            if lane is None:
+                conn.execute(
+                    "UPDATE seasons SET reset_cursor = %s, reset_operation_id = %s WHERE id = %s",
+                    (last, op, season.id),
+                )
+            else:
+                _move_lane(conn, season.id, lane, last)
             return False
     if season.end_step < 2:  # an end begun when the prizes came first paid them at its step 2
         _pay_prizes(conn, season, report)
     conn.execute("UPDATE seasons SET end_step = 3, reset_operation_id = %s WHERE id = %s", (op, season.id))
     report.step = 3
     return True
+
+
+def _reset_reason(season: Season) -> str:
+    return f"Season {season.name} ended: balances reset"
+
+
+def _reset_cursor(conn: psycopg.Connection, season_id: int) -> int:
+    return conn.execute("SELECT reset_cursor FROM seasons WHERE id = %s", (season_id,)).fetchone()[0]
+
+
+def _lanes(conn: psycopg.Connection, season_id: int) -> list[tuple[int, int, int | None]]:
+    """The reset's lanes (lane, cursor, last user id or None), none for a reset in one lane."""
+    rows = conn.execute(
+        "SELECT lane, cursor, upto_user FROM season_reset_lanes WHERE season_id = %s ORDER BY lane",
+        (season_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _move_lane(conn: psycopg.Connection, season_id: int, lane: int, last: int) -> None:
+    conn.execute(
+        "UPDATE season_reset_lanes SET cursor = %s WHERE season_id = %s AND lane = %s",
+        (last, season_id, lane),
+    )
+
+
+def _make_lanes(conn: psycopg.Connection, season_id: int, batch: int) -> list[int]:
+    """The reset's two lanes, cut once (sql/063) from where the reset stands when the guild has
+    more than two batches of members left; [] for a reset in one lane, or none to do."""
+    season = _lock_season(conn, season_id)
+    if season.end_step >= 3 or not season.reset_balances:
+        return []
+    lanes = _lanes(conn, season.id)
+    if lanes:
+        return [lane for lane, _cursor, _upto in lanes]
+    cursor = _reset_cursor(conn, season.id)
+    split = seasonal.split_point(conn, season.guild_id, cursor, 2 * batch)
+    if split is None:
+        return []
+    op = season.reset_operation_id or seasonal.reset_operation(conn, season.guild_id, season.id)
+    conn.execute(
+        "INSERT INTO season_reset_lanes (season_id, lane, cursor, upto_user) VALUES (%s, 0, %s, %s), (%s, 1, %s, NULL)",
+        (season.id, cursor, split, season.id, split),
+    )
+    conn.execute("UPDATE seasons SET reset_operation_id = %s WHERE id = %s", (op, season.id))
+    return [0, 1]
+
+
+def _lane_batch(conn: psycopg.Connection, season_id: int, lane: int, batch: int) -> tuple[bool, int, int]:
+    """One batch of one lane: (True when the lane is done, the entries written, the end's step:
+    1, or 2 for an end begun when the prizes came first). Shares the
+    season's row (the prizes' transaction locks it, so it waits for the batches in flight) and
+    locks the lane's (two runs on one lane take turns)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM seasons WHERE id = %s FOR SHARE", (season_id,)).fetchone()
+    season = _season(row)
+    if season.end_step >= 3:
+        return True, 0, season.end_step
+    conn.execute("SET LOCAL statement_timeout = '120s'")
+    cursor, upto = conn.execute(
+        "SELECT cursor, upto_user FROM season_reset_lanes WHERE season_id = %s AND lane = %s FOR UPDATE",
+        (season_id, lane),
+    ).fetchone()
+    last, written = seasonal.reset_batch(
+        conn, guild_id=season.guild_id, operation_id=season.reset_operation_id, after_user=cursor, limit=batch,
+        reason=_reset_reason(season), keep=_prize_points_paid(conn, season), upto_user=upto,
+    )  # fmt: skip
+    if last is None:
+        return True, 0, season.end_step
+    _move_lane(conn, season_id, lane, last)
+    return False, written, season.end_step
+
+
+def _reset_in_lanes(
+    database,
+    season_id: int,
+    batch: int,
+    report: EndReport,
+    tick: Callable[[int], None],
+    enough_time: Callable[[], bool],
+    companion=None,
+) -> bool:
+    """The reset's lanes at once: the first on `database` (this thread), the second on
+    `companion` (by default `database.companion()`, closed after) on a thread of its own, batch
+    by batch, each batch one transaction, until both are done (True) or time is short (False).
+    A failure on either side stops both after their batch in flight and is raised here."""
+    lanes = database.run(_make_lanes, season_id, batch)
+    if not lanes:
+        return True
+    other = companion or database.companion()
+    stop = threading.Event()
+    failed: list[BaseException] = []
+    done = dict.fromkeys(lanes, False)
+    turn = threading.Lock()
+
+    def work(db, lane: int) -> None:
+        try:
+            while not stop.is_set() and enough_time():
+                finished, written, step = db.run(_lane_batch, season_id, lane, batch)
+                if finished:
+                    done[lane] = True
+                    return
+                with turn:
+                    report.resets += written
+                    tick(step)  # a reset batch committed
+        except BaseException as exc:  # raised below, once the other side has stopped
+            failed.append(exc)
+            stop.set()
+
+    helper = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(work, other, lanes[1]),
+        name=f"season-{season_id}-lane",
+        daemon=True,
+    )
+    helper.start()
+    try:
+        work(database, lanes[0])
+    finally:
+        helper.join()
+        if companion is None and other is not database:
+            other.close()
+    if failed:
+        raise failed[0]
+    return all(done.values())
 
 
 def top_ten_body(conn: psycopg.Connection, season: Season) -> dict[str, Any]:
@@ -584,9 +722,12 @@ def run_end(
     batch: int = RESET_BATCH,
     client: Any = None,
     after_step: Callable[[int], None] | None = None,
+    companion=None,
 ) -> EndReport:
     """Carry a due season's end as far as time allows (see the module's doc); resumable.
-    `after_step(step)` is called after each committed transaction (tests stop a run there)."""
+    `after_step(step)` is called after each committed transaction (tests stop a run there; with
+    the reset in lanes, from either lane's thread). `companion`: the Database the reset's second
+    lane runs on (default: `database.companion()`)."""
     started = time.perf_counter()
     report = EndReport(season_id)
 
@@ -601,6 +742,10 @@ def run_end(
     if database.run(lambda c: get_season_by_id(c, season_id)).end_step < 1:
         database.run(_archive, season_id, report)
     tick(1)
+    if not _reset_in_lanes(database, season_id, batch, report, tick, enough_time, companion):
+        report.seconds = time.perf_counter() - started
+        _wake(report)
+        return report
     while not database.run(_reset_then_prizes, season_id, batch, report):
         tick(report.step)  # a reset batch committed (end_step still 1, or 2 in an end begun before)
         if not enough_time():

@@ -102,15 +102,32 @@ SELECT count(*) FROM ent
 """
 
 
-def _batch_end(conn: psycopg.Connection, guild_id: int, after_user: int, limit: int) -> int | None:
-    """The last user id of the next batch (by the primary key): the batch is then a key range,
-    which the UPDATE reads as one (a join to a list of ids can scan the guild's every member)."""
+def _batch_end(
+    conn: psycopg.Connection, guild_id: int, after_user: int, limit: int, upto_user: int | None = None
+) -> int | None:
+    """The last user id of the next batch (by the primary key), none past `upto_user`: the
+    batch is then a key range, which the UPDATE reads as one (a join to a list of ids can scan
+    the guild's every member)."""
     row = conn.execute(
         "SELECT max(user_id) FROM (SELECT user_id FROM points WHERE guild_id = %s AND user_id > %s "
-        "ORDER BY user_id LIMIT %s) b",
-        (guild_id, after_user, limit),
+        "AND user_id <= coalesce(%s::bigint, 9223372036854775807) ORDER BY user_id LIMIT %s) b",
+        (guild_id, after_user, upto_user, limit),
     ).fetchone()
     return row[0]
+
+
+def split_point(conn: psycopg.Connection, guild_id: int, after_user: int, min_members: int) -> int | None:
+    """The user id cutting the guild's members after `after_user` into two halves (the last of
+    the first), or None when there are at most `min_members` of them."""
+    (n,) = conn.execute(
+        "SELECT count(*) FROM points WHERE guild_id = %s AND user_id > %s", (guild_id, after_user)
+    ).fetchone()
+    if n <= min_members:
+        return None
+    return conn.execute(
+        "SELECT user_id FROM points WHERE guild_id = %s AND user_id > %s ORDER BY user_id OFFSET %s LIMIT 1",
+        (guild_id, after_user, n // 2 - 1),
+    ).fetchone()[0]
 
 
 def reset_batch(
@@ -122,14 +139,16 @@ def reset_batch(
     limit: int,
     reason: str,
     keep: dict[int, int] | None = None,
+    upto_user: int | None = None,
 ) -> tuple[int | None, int]:
-    """Reset the balances of the next `limit` members after `after_user` (by user id) to zero,
+    """Reset the balances of the next `limit` members after `after_user` (by user id, none past
+    `upto_user`) to zero,
     one `season_reset` entry each (none for a zero balance, which is neither locked nor
     written). `keep` (user id -> points) is what the reset leaves a member: it takes a balance
     down to that, never below zero nor up to it (an end begun before prizes came after the
     reset had paid them already; community.seasons passes them). Returns (the last user id of
     the batch's key range, None when there was nobody left; how many entries were written)."""
-    upto = _batch_end(conn, guild_id, after_user, limit)
+    upto = _batch_end(conn, guild_id, after_user, limit, upto_user)
     if upto is None:
         return None, 0
     kept = {user: amount for user, amount in (keep or {}).items() if after_user < user <= upto}

@@ -258,6 +258,8 @@ class Database:
         prepare_threshold: int = 5,
     ) -> None:
         self.dsn = dsn
+        self._options = {"statement_timeout_ms": statement_timeout_ms, "connect_timeout_s": connect_timeout_s,
+                         "prepare_threshold": prepare_threshold}  # fmt: skip
         self._kwargs = connection_kwargs(statement_timeout_ms, connect_timeout_s, prepare_threshold)
         # Through a transaction pooler the timeout cannot ride on the session: each transaction
         # sets its own (one more statement per transaction, only in that mode).
@@ -345,6 +347,14 @@ class Database:
                     yield conn
         finally:
             self._lock.release()
+
+    def companion(self) -> Database:
+        """Another connection's worth of this database, for work run beside it on another thread:
+        a pool is shared as it is; one reused connection (Lambda) gets a Database of its own
+        with the same settings, which the caller closes."""
+        if self._pool is not None:
+            return self
+        return Database(self.dsn, **self._options)
 
     def close(self) -> None:
         if self._pool is not None:
