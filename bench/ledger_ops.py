@@ -8,6 +8,8 @@ with the parameters `apply_params` builds), so the ratio shows what our Python, 
 any extra round trip cost; (2) the minimal shape of a ledger write (INSERT the operation,
 UPDATE the balance, INSERT the entry), the floor any design pays. Triggers on the tables
 (sql/002's member count, sql/036's balance-bucket counts, and any added later) fire for both.
+Also in turns: (3) the same statements sent from psycopg by client processes with none of our
+code around them (`_raw_client`), which splits what psycopg costs from what our Python costs.
 """
 
 from __future__ import annotations
@@ -175,15 +177,63 @@ def _client(dsn: str, index: int, clients: int, members: int, seconds: float, si
         db.close()
 
 
-def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bool = True) -> Throughput:
+def _raw_client(dsn: str, index: int, clients: int, members: int, seconds: float, silent: bool,
+                ready, results) -> None:  # fmt: skip
+    """The same four statements our award sends (BEGIN, `CLAIM`, `APPLY`, COMMIT), from psycopg on
+    a connection made as ours (`connection_kwargs`: prepared after 5 uses, `CheckedCursor`), with
+    none of our code around them: what any psycopg client of these statements pays."""
+    import random
+
+    from psycopg.rows import tuple_row
+
+    from pointsbot.platform.db import connection_kwargs
+
+    policy = policy_from(load_settings({}), {})
+    fingerprint = operations._fingerprint(op="award", user=0, amount=0)
+    rnd = random.Random(index)
+    latencies: list[float] = []
+    errors = 0
+    with psycopg.connect(dsn, row_factory=tuple_row, **connection_kwargs()) as conn:
+        ready.wait()
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        stop_at = started + seconds
+        n = 0
+        while time.perf_counter() < stop_at:
+            n += 1
+            begun = time.perf_counter()
+            try:
+                with conn.transaction():
+                    claim = {"guild_id": GUILD, "key": f"raw-{clients}-{index}-{n}-{time.time_ns()}",
+                             "fingerprint": fingerprint, "kind": "award"}  # fmt: skip
+                    op_id = conn.execute(operations.CLAIM, claim).fetchone()[3]
+                    params = statement.apply_params(
+                        policy, operation_id=op_id, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
+                        amount=rnd.randint(1, 100), kind="award", reason=REASON, actor_id=None, source="system",
+                        silent=True, floor=None, actor_name="system",
+                    )  # fmt: skip
+                    conn.execute(statement.APPLY, params).fetchone()
+            except Exception:  # counted and reported, never hidden
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - begun) * 1000)
+        results.put(
+            (index, latencies, errors, time.perf_counter() - started, time.process_time() - cpu_before)
+        )
+
+
+def run_ours(
+    dsn: str, clients: int, seconds: float, members: int, *, silent: bool = True, raw: bool = False
+) -> Throughput:
     """`clients` separate processes (forked before any connection is open), each connecting,
     then all starting together. silent=False: as an admin's award is, with the points DM
     queued in the outbox."""
     context = multiprocessing.get_context("fork")
     ready = context.Barrier(clients + 1)
     results = context.Queue()
+    target = _raw_client if raw else _client
     procs = [
-        context.Process(target=_client, args=(dsn, i, clients, members, seconds, silent, ready, results))
+        context.Process(target=target, args=(dsn, i, clients, members, seconds, silent, ready, results))
         for i in range(clients)
     ]
     for proc in procs:
@@ -195,7 +245,7 @@ def run_ours(dsn: str, clients: int, seconds: float, members: int, *, silent: bo
     samples = [x for _, lat, _, _, _ in gathered for x in lat]
     elapsed = max(took for _, _, _, took, _ in gathered)
     return Throughput(
-        "ours" if silent else "ours+dm", clients, len(samples), elapsed,
+        "psycopg" if raw else "ours" if silent else "ours+dm", clients, len(samples), elapsed,
         percentile(samples, 0.5) if samples else None, percentile(samples, 0.99) if samples else None,
         sum(errors for _, _, errors, _, _ in gathered), sum(cpu for *_, cpu in gathered),
     )  # fmt: skip
@@ -288,10 +338,14 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
     rows = []
     for clients in client_levels:
         rounds = []
+        raws: list[Throughput] = []
         for _ in range(reps):
             ours = run_ours(dsn, clients, seconds, members)
             log(f"  ours             {clients:>3} clients: {ours.ops_per_s:8.0f} ops/s (p50 {ours.p50_ms:.1f} ms, "
                 f"p99 {ours.p99_ms:.1f} ms, client CPU {ours.client_cpu_ms_per_op:.3f} ms/op)")  # fmt: skip
+            raw = run_ours(dsn, clients, seconds, members, raw=True)
+            log(f"  psycopg (same)   {clients:>3} clients: {raw.ops_per_s:8.0f} ops/s (p50 {raw.p50_ms:.1f} ms, "
+                f"client CPU {raw.client_cpu_ms_per_op:.3f} ms/op)")  # fmt: skip
             theirs = mini = None
             if pgbench:
                 theirs = run_pgbench(pgbench, same, dsn, clients, seconds, members, "pgbench")
@@ -303,6 +357,7 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
                     f"  pgbench (minimal){clients:>3} clients: {mini.ops_per_s:8.0f} tps   (avg {mini.p50_ms:.1f} ms)"
                 )
             rounds.append((ours, theirs, mini))
+            raws.append(raw)
 
         def median(values: list[float]) -> float:
             return round(statistics.median(values), 3)
@@ -334,6 +389,18 @@ def run(dsn: str, client_levels: list[int], seconds: float, members: int, log=pr
                 "ratios_each_round": [round(o.ops_per_s / t.ops_per_s, 3) for o, t, _ in rounds]
                 if have
                 else [],
+                # The same statements from psycopg with none of our code: our Python's share.
+                "psycopg_ops_per_s": median([r.ops_per_s for r in raws]),
+                "psycopg_client_cpu_ms_per_op": median([r.client_cpu_ms_per_op or 0 for r in raws]),
+                "psycopg_errors": sum(r.errors for r in raws),
+                "ratio_ours_to_psycopg": median(
+                    [o.ops_per_s / r.ops_per_s for (o, _, _), r in zip(rounds, raws, strict=True)]
+                ),
+                "ratio_psycopg_to_pgbench": median(
+                    [r.ops_per_s / t.ops_per_s for (_, t, _), r in zip(rounds, raws, strict=True)]
+                )
+                if have
+                else None,
             }
         )
     # The same writes as an admin makes them: not silent, so each also queues the points DM.
