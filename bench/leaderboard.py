@@ -313,3 +313,31 @@ def markdown(board: dict) -> list[str]:
     lines.append("| load s | " + " | ".join(str(s["load_seconds"]) for s in sizes) + " |")
     lines.append("")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.leaderboard [--size 1000000] [--reps 400] [--budget 8]`: one guild size
+    only (its load, then every row above), a short run for the bench lock; `python -m bench
+    --only leaderboard` runs the growth table."""
+    import argparse
+    import json
+    import sys
+
+    from .target import bench_database, server
+
+    parser = argparse.ArgumentParser(prog="python -m bench.leaderboard", description=main.__doc__)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=400)
+    parser.add_argument("--budget", type=float, default=8.0, help="seconds per interleaved measurement")
+    args = parser.parse_args(argv)
+    with server() as target, bench_database(target) as dsn:
+        print(f"bench: PostgreSQL {target.version} ({target.source})", flush=True)
+        board = {"members": args.size, "sizes": [_one_size(dsn, args.size, args.reps, args.budget, print)]}
+    print("\n".join(markdown(board)))
+    json.dump(board, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
