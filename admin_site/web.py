@@ -124,6 +124,7 @@ def render_template(name: str, **context: Any) -> str:
 # the CSRF check like any POST, and reloading it re-posts a form that changed nothing.
 FORM_NAME = "_form"
 NOT_KEPT = frozenset({"csrf_token", "form_token", "password", FORM_NAME})  # never echoed back
+SECRET_WORDS = ("password", "secret", "token")  # nor any field so named (a new password, a key)
 WHOLE_FORM = ""  # the error key of a refusal about no one field
 
 
@@ -142,9 +143,24 @@ class RefusedForm:
     errors: dict[str, str]
 
 
+class FieldProblems(InvalidInput):
+    """A refusal about several fields of one form at once ({field: message}, each shown next to
+    its field): a form checked as a whole, such as Settings, says everything wrong in one answer.
+    Raised before anything is written."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(next(iter(problems.values()), "The form needs another look."))
+        self.problems = dict(problems)
+
+
 def refusal_message(exc: DomainError, field_name: str | None) -> str:
     """The refusal in words: an internal field name in it ("max_change") becomes its label."""
-    message = exc.message
+    return in_words(exc.message, field_name)
+
+
+def in_words(message: str, field_name: str | None) -> str:
+    """A refusal's message with an internal field name in it ("max_change") replaced by the
+    field's label."""
     if field_name and "_" in field_name:  # "reason" is a word already; "max_change" is not
         label = labels.field(field_name)
         message = re.sub(rf"['\"]?\b{re.escape(field_name)}\b['\"]?", label, message)
@@ -177,7 +193,7 @@ class FormView:
         whole = self.message(WHOLE_FORM)
         if whole:
             self.shown.add(WHOLE_FORM)
-            html += Markup('<p class="flash flash-error form-error" id="{}" role="alert">{}</p>').format(
+            html += Markup('<p class="flash flash-error form-error" id="{}">{}</p>').format(
                 self.error_id(WHOLE_FORM), whole
             )
         return html
@@ -326,7 +342,9 @@ class AdminRequest:
     def refusal(self, exc: DomainError) -> RefusedForm:
         """This POST's form as the page shows it again after `exc`."""
         name = getattr(exc, "field", None)
-        if name is None and callable(self.fields_by_error):
+        if name == WHOLE_FORM:
+            name = None
+        elif name is None and callable(self.fields_by_error):
             name = self.fields_by_error(exc.message)
         elif name is None:
             text = exc.message.lower()
@@ -340,8 +358,14 @@ class AdminRequest:
             )
         self._parse_form()
         assert self._form is not None
-        kept = {k: v for k, v in self._form.items() if k not in NOT_KEPT}
-        return RefusedForm(self.form(FORM_NAME), kept, {name or WHOLE_FORM: refusal_message(exc, name)})
+        kept = {k: v for k, v in self._form.items()
+                if k not in NOT_KEPT and not any(w in k.lower() for w in SECRET_WORDS)}  # fmt: skip
+        problems = getattr(exc, "problems", None)
+        if problems:  # several fields at once (FieldProblems)
+            errors = {key or WHOLE_FORM: in_words(message, key) for key, message in problems.items()}
+        else:
+            errors = {name or WHOLE_FORM: refusal_message(exc, name)}
+        return RefusedForm(self.form(FORM_NAME), kept, errors)
 
     # who and where
     @property
@@ -417,6 +441,12 @@ class AdminRequest:
         self._parse_form()
         assert self._form is not None
         return list(self._form.get(name, []))
+
+    def form_lists(self) -> dict[str, list[str]]:
+        """Every field of the form, each with all its values (as RefusedForm keeps them)."""
+        self._parse_form()
+        assert self._form is not None
+        return {k: list(v) for k, v in self._form.items()}
 
     def form_dict(self) -> dict[str, str]:
         self._parse_form()
@@ -621,16 +651,30 @@ class _PageForms:
         return FormView(name, self.refused, self.csrf_token, self.shown)
 
     def fill(self, html: str) -> str:
-        left = (
-            ""
-            if self.refused is None
-            else "".join(
-                str(Markup('<p class="flash flash-error" role="alert">{}</p>').format(message))
-                for key, message in self.refused.errors.items()
-                if key not in self.shown
+        return html.replace(str(self.marker), str(self.summary()))
+
+    def summary(self) -> Markup:
+        """The refusal at the top of the page, announced by a screen reader (role=alert): that
+        nothing was changed and every message, each linked to where it stands next to its field
+        (a message no field shows is only here)."""
+        if self.refused is None or not self.refused.errors:
+            return Markup("")
+        items = Markup("").join(
+            Markup('<li><a href="#{}">{}</a></li>').format(
+                FormView(self.refused.name, None, "").error_id(key), message
             )
+            if key in self.shown
+            else Markup("<li>{}</li>").format(message)
+            for key, message in self.refused.errors.items()
         )
-        return html.replace(str(self.marker), left)
+        n = len(self.refused.errors)
+        head = "Nothing was changed: " + (
+            "this needs another look." if n == 1 else f"{n} things need another look."
+        )
+        return Markup(
+            '<div class="flash flash-error form-summary" id="form-summary" role="alert">'
+            '<p class="form-summary-head">{}</p><ul>{}</ul></div>'
+        ).format(head, items)
 
 
 class People:

@@ -38,7 +38,8 @@ def preferences_save(req: web.AdminRequest, guild_id: int) -> Response:
     req.back_to(f"/g/{guild_id}/preferences")
     chosen = req.form("time_zone").strip()
     if not chosen:
-        raise InvalidInput("Choose a time zone from the list.")
-    zone = req.db.run(preferences.set_time_zone, req.identity, None if chosen == FOLLOW_GUILD else chosen)
+        raise InvalidInput("Choose a time zone from the list.", field="time_zone")
+    with req.about("time_zone"):  # a refusal: the page again, the choice kept, the message beside it
+        zone = req.db.run(preferences.set_time_zone, req.identity, None if chosen == FOLLOW_GUILD else chosen)
     req.flash("ok", f"Times are now shown in {zone}." if zone else "Times now follow the server's time zone.")
     return web.redirect(req, web.url(f"/g/{guild_id}/preferences"))

@@ -34,8 +34,9 @@ STANDINGS_PAGE_SIZE = 25
 REVERT_BATCH = 5_000
 
 
-def field_of(message: str) -> str:
-    """Which field of the start form a refusal is about, from its words (shown next to it)."""
+def field_of(message: str) -> str | None:
+    """Which field of the start form a refusal is about, from its words (shown next to it; None:
+    above the form)."""
     text = message.lower()
     for words, field in (
         (("prize role", "role id"), "prize_role_id"),
@@ -49,25 +50,25 @@ def field_of(message: str) -> str:
     ):
         if any(w in text for w in words):
             return field
-    return "form"
+    return None
 
 
 def _zone(req: web.AdminRequest, guild_id: int) -> str:
     return req.db.run(lambda conn: windows.counting_rules(conn, guild_id).time_zone)
 
 
-def _list_page(req: web.AdminRequest, guild_id: int, *, values=None, error=None, status=200,
-               zone_value=None, zone_error=None) -> Response:  # fmt: skip
+def _list_page(req: web.AdminRequest, guild_id: int) -> Response:
+    """The seasons page. After a refused start or time zone, its form holds what was typed with
+    the message next to its field (web.FormView in the template)."""
     listed = req.db.run(seasons.list_seasons, guild_id, 100)
     zone = _zone(req, guild_id)
     found = _lookups(req, guild_id)
     return web.page(
-        req, "seasons.html", status=status, zone=zone, values=values or {}, error=error,
+        req, "seasons.html", zone=zone,
         running=[s for s in listed if s.status == "running"],
         scheduled=sorted((s for s in listed if s.status == "scheduled"), key=lambda s: s.starts_at),
         past=[s for s in listed if s.status in ("ending", "ended")],
-        role_choices=found.roles, zone_value=zone if zone_value is None else zone_value,
-        zone_error=zone_error, role_names=found.role_names, zone_names=windows.time_zone_names(),
+        role_choices=found.roles, role_names=found.role_names, zone_names=windows.time_zone_names(),
         channel_choices=found.channels,
     )  # fmt: skip
 
@@ -213,17 +214,13 @@ class FieldError(InvalidInput):
 
 @routes.route("POST", "/g/<guild_id>/seasons")
 def season_start(req: web.AdminRequest, guild_id: int) -> Response:
+    # A refusal shows the seasons page again (422) with the form as typed, the message by its field.
+    req.back_to(f"/g/{guild_id}/seasons", field_of)
     values = _values(req)
-    try:
-        args = _start_args(req, guild_id, values)
-        who = req.identity
-        season = req.db.run(seasons.start_season, guild_id, actor_id=who.user_id, actor_name=who.actor_name,
-                            grant_check=_grant_check(req, guild_id), **args)  # fmt: skip
-    except InvalidInput as exc:
-        field = exc.field if isinstance(exc, FieldError) else field_of(exc.message)
-        return _list_page(
-            req, guild_id, values=values, status=400, error={"field": field, "message": exc.message}
-        )
+    args = _start_args(req, guild_id, values)
+    who = req.identity
+    season = req.db.run(seasons.start_season, guild_id, actor_id=who.user_id, actor_name=who.actor_name,
+                        grant_check=_grant_check(req, guild_id), **args)  # fmt: skip
     when = "now" if season.status == "running" else "as scheduled"
     req.flash("ok", f"Season “{season.name}” created; it starts {when}.")
     return web.redirect(req, web.url(f"/g/{guild_id}/seasons/{season.id}"))
@@ -231,13 +228,12 @@ def season_start(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/seasons/time-zone")
 def season_time_zone(req: web.AdminRequest, guild_id: int) -> Response:
+    req.back_to(f"/g/{guild_id}/seasons")
     typed = req.form("time_zone")
-    try:
+    with req.about("time_zone"):
         # The same action as the Settings page's time zone: checked first, audited as a settings change.
         req.db.run(admin_actions.save_guild_settings, req.identity, guild_id, {"time_zone": typed})
-        zone = _zone(req, guild_id)
-    except InvalidInput as exc:
-        return _list_page(req, guild_id, status=400, zone_value=typed, zone_error=exc.message)
+    zone = _zone(req, guild_id)
     req.flash("ok", f"Weeks, months and season dates now follow {zone} (for points earned from now on).")
     return web.redirect(req, web.url(f"/g/{guild_id}/seasons"))
 
@@ -263,18 +259,18 @@ def season_page(req: web.AdminRequest, guild_id: int, season_id: str) -> Respons
     found = _lookups(req, guild_id) if season.prize_role_id or season.post_channel_id else Lookups(None, None)
     role_names, channel_names = found.role_names, found.channel_names
     return web.page(req, "season.html", season=season, board=board, zone=_zone(req, guild_id),
-                    role_names=role_names, channel_names=channel_names,
-                    rename_value=req.query("name") or season.name)  # fmt: skip
+                    role_names=role_names, channel_names=channel_names)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/seasons/<season_id>/rename")
 def season_rename(req: web.AdminRequest, guild_id: int, season_id: str) -> Response:
     sid = int_param(season_id)
-    req.back = web.url(f"/g/{guild_id}/seasons/{sid}", name=req.form("name")[:200])  # the typed name stays
+    req.back_to(f"/g/{guild_id}/seasons/{sid}")  # a refusal: the page again, the typed name kept
     who = req.identity
     before = req.db.run(seasons.get_season, guild_id, sid)
-    renamed = req.db.run(seasons.rename_season, guild_id, sid, req.form("name"), actor_id=who.user_id,
-                         actor_name=who.actor_name)  # fmt: skip
+    with req.about("name"):
+        renamed = req.db.run(seasons.rename_season, guild_id, sid, req.form("name"), actor_id=who.user_id,
+                             actor_name=who.actor_name)  # fmt: skip
     req.flash("ok", f"Season “{before.name}” is now “{renamed.name}”.")
     return web.redirect(req, web.url(f"/g/{guild_id}/seasons/{sid}"))
 

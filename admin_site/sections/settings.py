@@ -24,6 +24,11 @@ SWITCHES = ("allow_negative", "transfers_enabled", "dm_notifications", "public_l
 # What the weekly, monthly and season boards may count (a season reset never counts).
 COUNTABLE_SOURCES = tuple(s for s in SOURCES if s not in windows.NEVER_COUNTED)
 COUNTABLE_KINDS = tuple(k for k in KINDS if k not in windows.NEVER_COUNTED)
+FORM = "settings"  # the form's name (web.FormView)
+# The fields in the page's order: the summary at the top lists the problems so.
+FIELD_ORDER = ("currency_name", "currency_singular", "accent_color", "max_change", "daily_cap", "allow_negative",
+               "transfers_enabled", "dm_notifications", "public_leaderboard", "admin_role_ids", "time_zone",
+               "window_excluded_sources", "window_excluded_kinds")  # fmt: skip
 
 
 def _current(req: web.AdminRequest, guild_id: int) -> dict[str, Any]:
@@ -49,22 +54,26 @@ def _current(req: web.AdminRequest, guild_id: int) -> dict[str, Any]:
     }
 
 
-def _typed(req: web.AdminRequest, current: dict[str, Any]) -> dict[str, Any]:
+def _typed(form: dict[str, list[str]], current: dict[str, Any]) -> dict[str, Any]:
     """What the form sent, as typed (shown again when a value is refused). A group the form did
     not show (the role list while Discord was away) keeps the guild's current value."""
+
+    def one(key: str, default: str = "") -> str:
+        return (form.get(key) or [default])[0]
+
     values = dict(current)
     for key in (*TEXT_FIELDS, *NUMBER_FIELDS, "accent_color"):
-        values[key] = req.form(key, current[key])  # a field the form lacks keeps its value
+        values[key] = one(key, current[key])  # a field the form lacks keeps its value
     for key in SWITCHES:
-        values[key] = req.checkbox(key)
-    if req.form("admin_roles_shown") == "list":
-        values["admin_role_ids"] = req.form_list("admin_role_ids")
-    elif req.form("admin_roles_shown") == "text":
-        values["admin_role_ids_text"] = req.form("admin_role_ids_text")
-        values["admin_role_ids"] = [p for p in req.form("admin_role_ids_text").replace(",", " ").split() if p]
-    if req.form("counting_shown"):
-        values["counted_sources"] = req.form_list("counted_sources")
-        values["counted_kinds"] = req.form_list("counted_kinds")
+        values[key] = one(key) in ("on", "true", "1", "yes")
+    if one("admin_roles_shown") == "list":
+        values["admin_role_ids"] = list(form.get("admin_role_ids", []))
+    elif one("admin_roles_shown") == "text":
+        values["admin_role_ids_text"] = one("admin_role_ids_text")
+        values["admin_role_ids"] = [p for p in one("admin_role_ids_text").replace(",", " ").split() if p]
+    if one("counting_shown"):
+        values["counted_sources"] = list(form.get("counted_sources", []))
+        values["counted_kinds"] = list(form.get("counted_kinds", []))
     return values
 
 
@@ -96,13 +105,12 @@ def _changes(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     return changes, problems
 
 
-def _page(req: web.AdminRequest, guild_id: int, values: dict[str, Any], errors: dict[str, str],
-          status: int = 200) -> Response:  # fmt: skip
+def _page(req: web.AdminRequest, guild_id: int, values: dict[str, Any]) -> Response:
     roles = guild_roles(req, guild_id, refresh=req.query("roles") == "refresh")
     chosen = {str(r) for r in values["admin_role_ids"]}
     known = {str(r.id) for r in roles.choosable}
     return web.page(
-        req, "settings.html", status=status, values=values, errors=errors, roles=roles,
+        req, "settings.html", values=values, roles=roles,
         gone_roles=sorted(chosen - known) if roles.roles is not None else [],
         sources=[(s, labels.source(s)) for s in COUNTABLE_SOURCES],
         kinds=[(k, labels.kind(k)) for k in COUNTABLE_KINDS],
@@ -120,14 +128,19 @@ def _same(a: Any, b: Any) -> bool:
 
 @routes.route("GET", "/g/<guild_id>/settings")
 def settings_page(req: web.AdminRequest, guild_id: int) -> Response:
-    return _page(req, guild_id, _current(req, guild_id), {})
+    values = _current(req, guild_id)
+    if req.refused is not None and req.refused.name == FORM:  # shown again after a refusal: as typed
+        values = _typed(req.refused.values, values)
+    return _page(req, guild_id, values)
 
 
 @routes.route("POST", "/g/<guild_id>/settings")
 def settings_save(req: web.AdminRequest, guild_id: int) -> Response:
+    # A refusal shows this page again (web.RefusedForm, status 422): every field as typed, each
+    # problem next to its own field, nothing stored.
     req.back_to(f"/g/{guild_id}/settings")
     current = _current(req, guild_id)
-    values = _typed(req, current)
+    values = _typed(req.form_lists(), current)
     changes, problems = _changes(values)
     # Only what the form changes is stored: a value left as it was keeps following the deployment's
     # configuration (or the default) when the guild never set it.
@@ -136,7 +149,8 @@ def settings_save(req: web.AdminRequest, guild_id: int) -> Response:
     # Every field is checked (each refusal beside its own field), and nothing is stored unless all pass.
     problems = {**req.db.run(admin_actions.guild_settings_problems, changes), **problems}
     if problems:
-        return _page(req, guild_id, values, problems, status=400)
+        raise web.FieldProblems({k: problems[k] for k in FIELD_ORDER if k in problems}
+                                | problems)  # fmt: skip
     changed = req.db.run(admin_actions.save_guild_settings, req.identity, guild_id, changes)
     req.flash("ok", "Settings saved." if changed else "Nothing to change: the settings were already so.")
     return web.redirect(req, web.url(f"/g/{guild_id}/settings"))

@@ -10,21 +10,25 @@ from aws_lambda_powertools.event_handler import Response
 from admin_site import web
 from admin_site.sections import Section, int_param
 from pointsbot.community import webhooks
-from pointsbot.platform.errors import DomainError
+from pointsbot.delivery.webhook_http import UnsafeURL
+from pointsbot.platform.errors import InvalidInput
 
 routes = Section()
 LOG_PAGE = 50
+# Which field of a webhook form a refusal is about (web.AdminRequest.back_to): the URL's checks,
+# then by words; the limit on webhooks is about the form as a whole.
+WEBHOOK_FIELDS = {UnsafeURL: "url", "event": "event", "description": "description"}
+NEW_EVENTS = ("entry.created", "entry.reverted")  # ticked on the form for a new webhook
 
 
 def _values(req: web.AdminRequest) -> dict[str, object]:
     return {"url": req.form("url"), "description": req.form("description"), "events": req.form_list("event")}
 
 
-def _list_page(req: web.AdminRequest, guild_id: int, *, values=None, error=None, new_secret=None, made=None,
-               status=200) -> Response:  # fmt: skip
+def _list_page(req: web.AdminRequest, guild_id: int, *, new_secret=None, made=None) -> Response:
     hooks = req.db.run(webhooks.list_webhooks, guild_id)
-    form = values or {"url": "", "description": "", "events": ["entry.created", "entry.reverted"]}
-    return web.page(req, "webhooks.html", status=status, hooks=hooks, values=form, error=error, events=webhooks.EVENTS,
+    form = {"url": "", "description": "", "events": list(NEW_EVENTS)}
+    return web.page(req, "webhooks.html", hooks=hooks, values=form, events=webhooks.EVENTS,
                     new_secret=new_secret, made=made, max_webhooks=webhooks.MAX_WEBHOOKS)  # fmt: skip
 
 
@@ -35,20 +39,18 @@ def webhooks_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 @routes.route("POST", "/g/<guild_id>/webhooks")
 def webhook_create(req: web.AdminRequest, guild_id: int) -> Response:
+    # A refusal: this page again (422), the form as typed, the message next to its field.
+    req.back_to(f"/g/{guild_id}/webhooks", WEBHOOK_FIELDS)
     who = req.identity
     values = _values(req)
-    try:
-        made, secret = req.db.run(webhooks.create_webhook, guild_id=guild_id, url=values["url"],
-                                  events=values["events"], description=values["description"],
-                                  actor_id=who.user_id, actor_name=who.actor_name)  # fmt: skip
-    except DomainError as refused:  # shown next to the form, what was typed kept
-        return _list_page(req, guild_id, values=values, error=refused.message, status=400)
+    made, secret = req.db.run(webhooks.create_webhook, guild_id=guild_id, url=values["url"],
+                              events=values["events"], description=values["description"],
+                              actor_id=who.user_id, actor_name=who.actor_name)  # fmt: skip
     # The secret is on this answer (no redirect: a flash would store it); "Reveal" shows it again.
     return _list_page(req, guild_id, new_secret=secret, made=made)
 
 
-def _hook_page(req: web.AdminRequest, guild_id: int, webhook_id: int, *, values=None, error=None, secret=None,
-               status=200) -> Response:  # fmt: skip
+def _hook_page(req: web.AdminRequest, guild_id: int, webhook_id: int, *, secret=None) -> Response:
     before = req.query("before")
     before_id = int_param(before) if before else None
 
@@ -59,10 +61,10 @@ def _hook_page(req: web.AdminRequest, guild_id: int, webhook_id: int, *, values=
         return hook, log, bodies
 
     hook, log, bodies = req.db.run(load)
-    form = values or {"url": hook.url, "description": hook.description, "events": list(hook.events)}
+    form = {"url": hook.url, "description": hook.description, "events": list(hook.events)}
     more = log[LOG_PAGE - 1].id if len(log) > LOG_PAGE else None
-    return web.page(req, "webhook.html", status=status, hook=hook, log=log[:LOG_PAGE], bodies=bodies, values=form,
-                    error=error, events=webhooks.EVENTS, secret=secret, more=more, paged=before_id is not None)  # fmt: skip
+    return web.page(req, "webhook.html", hook=hook, log=log[:LOG_PAGE], bodies=bodies, values=form,
+                    events=webhooks.EVENTS, secret=secret, more=more, paged=before_id is not None)  # fmt: skip
 
 
 @routes.route("GET", "/g/<guild_id>/webhooks/<webhook_id>")
@@ -73,17 +75,14 @@ def webhook_page(req: web.AdminRequest, guild_id: int, webhook_id: str) -> Respo
 @routes.route("POST", "/g/<guild_id>/webhooks/<webhook_id>")
 def webhook_edit(req: web.AdminRequest, guild_id: int, webhook_id: str) -> Response:
     hook_id = int_param(webhook_id)
-    req.back_to(f"/g/{guild_id}/webhooks")
+    req.db.run(webhooks.get_webhook, guild_id, hook_id)  # none such: the site's page for a NotFound
+    # A refusal: the webhook's page again (422), the form as typed, the message next to its field.
+    req.back_to(f"/g/{guild_id}/webhooks/{hook_id}", WEBHOOK_FIELDS)
     who = req.identity
     values = _values(req)
-    try:
-        req.db.run(webhooks.edit_webhook, guild_id=guild_id, webhook_id=hook_id, url=values["url"],
-                   events=values["events"], description=values["description"], actor_id=who.user_id,
-                   actor_name=who.actor_name)  # fmt: skip
-    except DomainError as refused:
-        if refused.code == "not_found":
-            raise
-        return _hook_page(req, guild_id, hook_id, values=values, error=refused.message, status=400)
+    req.db.run(webhooks.edit_webhook, guild_id=guild_id, webhook_id=hook_id, url=values["url"],
+               events=values["events"], description=values["description"], actor_id=who.user_id,
+               actor_name=who.actor_name)  # fmt: skip
     req.flash("ok", "Webhook saved.")
     return web.redirect(req, web.url(f"/g/{guild_id}/webhooks/{hook_id}"))
 
@@ -112,12 +111,13 @@ def _switch(req: web.AdminRequest, guild_id: int, hook_id: int, enabled: bool) -
 
 @routes.route("POST", "/g/<guild_id>/webhooks/<webhook_id>/delete")
 def webhook_delete(req: web.AdminRequest, guild_id: int, webhook_id: str) -> Response:
-    req.back_to(f"/g/{guild_id}/webhooks")
     who = req.identity
     hook_id = int_param(webhook_id)
+    req.back_to(f"/g/{guild_id}/webhooks/{hook_id}")
     if req.form("confirm") != "yes":
-        req.flash("error", "Tick “Yes, delete it” to delete the webhook and its delivery log.")
-        return web.redirect(req, web.url(f"/g/{guild_id}/webhooks/{hook_id}"))
+        raise InvalidInput(
+            "Tick “Yes, delete it” to delete the webhook and its delivery log.", field="confirm"
+        )
     req.db.run(webhooks.delete_webhook, guild_id=guild_id, webhook_id=hook_id, actor_id=who.user_id,
                actor_name=who.actor_name)  # fmt: skip
     req.flash("ok", "Webhook deleted, with its delivery log.")

@@ -379,7 +379,7 @@ def test_hostile_input_to_the_season_form_is_a_plain_message_and_writes_nothing(
         **fields,
     }
     result = admin.request("POST", f"/admin/g/{GUILD}/seasons", form)
-    assert result["statusCode"] == 400, result["body"][:300]
+    assert result["statusCode"] == 422, result["body"][:300]  # the page again, the form as typed
     assert message in result["body"] and "Something went wrong" not in result["body"]
     assert _season_counts(site) == before
 
@@ -393,7 +393,7 @@ def test_a_hostile_time_zone_is_a_plain_message_and_writes_nothing(admin, site, 
     result = admin.request(
         "POST", f"/admin/g/{GUILD}/seasons/time-zone", {"csrf_token": csrf, "time_zone": zone}
     )
-    assert result["statusCode"] == 400, result["body"][:300]
+    assert result["statusCode"] == 422, result["body"][:300]
     assert "is not a time zone I know" in result["body"]
     assert _season_counts(site) == before
 

@@ -137,4 +137,6 @@ def test_a_refusal_whose_form_is_not_on_the_page_is_shown_at_the_top(admin, site
     result = admin.request("POST", f"/admin/g/{GUILD}/points", {"csrf_token": csrf, "member": "not-an-id",
                                                                 "amount": "5", "reason": "x", "operation": "award"})  # fmt: skip
     assert result["statusCode"] == 422
-    assert re.search(r'<p class="flash flash-error" role="alert">[^<]*Member', result["body"])
+    summary = re.search(r'<div class="flash flash-error form-summary" id="form-summary" role="alert">(.*?)</div>',
+                        result["body"], flags=re.S)  # fmt: skip
+    assert summary and re.search(r"<li>[^<]*Member", summary.group(1))

@@ -461,7 +461,10 @@ def test_audit_log_and_settings(site, admin_page):
     page.fill("#settings-form input[name=max_change]", "0")
     _submit(page, "#settings-form button[type=submit]")
     # the refusal in words beside its field (never the internal "max_change"), the input kept
-    assert page.locator("#error-max_change").inner_text() == "The largest single change must be above zero."
+    assert (
+        page.locator("#error-settings-max_change").inner_text()
+        == "The largest single change must be above zero."
+    )
     assert page.input_value("#settings-form input[name=max_change]") == "0"
     # Every kind of action so far is in the audit log, with who did it
     recorded = {

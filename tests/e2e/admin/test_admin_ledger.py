@@ -61,13 +61,17 @@ def test_settings_refuse_limits_beyond_the_range_with_the_plain_message(site, fi
     client = HttpClient(site)
     csrf = client.sign_in()
     before = _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,))
-    form = {"csrf_token": csrf, "currency_name": "points", "max_change": "1000", "daily_cap": "0"}
+    form = {
+        "csrf_token": csrf,
+        "_form": "settings",
+        "currency_name": "points",
+        "max_change": "1000",
+        "daily_cap": "0",
+    }
     form[field] = str(MAX_BALANCE + 1)
     status, _, body = client.request("POST", f"/g/{GUILD_A}/settings", form)
     # the page again, the plain message beside the field (issue 12: forms keep what was typed)
-    assert (
-        status == 400 and f'<span class="field-error" id="error-{field}" role="alert">{OUT_OF_RANGE}' in body
-    )
+    assert status == 422 and f'<span class="field-error" id="error-settings-{field}">{OUT_OF_RANGE}' in body
     assert _count(site, "SELECT settings::text FROM guilds WHERE guild_id = %s", (GUILD_A,)) == before
 
 

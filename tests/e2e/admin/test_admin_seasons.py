@@ -95,7 +95,7 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     # When they give an unknown time zone: a plain message next to it, what they typed stays
     page.fill("#zone-form input[name=time_zone]", "Moon/Tranquility")
     _submit(page, "#zone-form")
-    assert "not a time zone" in page.locator("#error-time_zone").inner_text()
+    assert "not a time zone" in page.locator("#error-season-zone-time_zone").inner_text()
     assert page.input_value("#zone-form input[name=time_zone]") == "Moon/Tranquility"
     assert _counts(site) == before
     # And a real one is saved, audited as a settings change (the Settings page's action)
@@ -118,7 +118,7 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     page.check(f"{form} input[name=reset_balances]")
     _submit(page, form)
     # Then the message is next to the end, everything typed stays, nothing is written
-    assert "end after it starts" in page.locator("#error-ends_at").inner_text()
+    assert "end after it starts" in page.locator("#error-season-ends_at").inner_text()
     assert page.input_value(f"{form} input[name=name]") == f"Spring {width}"
     assert page.input_value(f"{form} input[name=starts_at]") == typed_start
     assert page.input_value(f"{form} input[name=prize_points]") == "100"
@@ -131,7 +131,7 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     page.fill(f"{form} input[name=ends_at]", _local(30))
     page.select_option(f"{form} select[name=prize_role_id]", label="Admins")
     _submit(page, form)
-    assert "cannot give that prize role" in page.locator("#error-prize_role_id").inner_text()
+    assert "cannot give that prize role" in page.locator("#error-season-prize_role_id").inner_text()
     assert page.locator(f"{form} select[name=prize_role_id] option:checked").inner_text() == "Admins"
     assert page.input_value(f"{form} input[name=name]") == f"Spring {width}"
     assert _counts(site) == before
@@ -142,7 +142,7 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     page.evaluate("() => { const s = document.querySelector('#season-form select[name=post_channel_id]'); "
                   "s.add(new Option('#forged', '123456789012345678')); s.value = '123456789012345678'; }")  # fmt: skip
     _submit(page, form)
-    assert "not one of this server's text" in page.locator("#error-post_channel_id").inner_text()
+    assert "not one of this server's text" in page.locator("#error-season-post_channel_id").inner_text()
     assert _counts(site) == before
 
     # When they start it with a role the bot can give and a channel for the final top 10
@@ -162,7 +162,7 @@ def test_start_list_end_standings_and_revert(site, browser, channels, width):
     page.fill(f"{form} input[name=starts_at]", _local(10))
     page.fill(f"{form} input[name=ends_at]", _local(40))
     _submit(page, form)
-    assert f"overlap the season 'Spring {width}'" in page.locator("#error-ends_at").inner_text()
+    assert f"overlap the season 'Spring {width}'" in page.locator("#error-season-ends_at").inner_text()
     assert page.input_value(f"{form} input[name=name]") == f"Overlap {width}"
     assert _counts(site) == before
     # And a later one is scheduled: listed under Scheduled, the running one under Running, in the zone
@@ -286,7 +286,7 @@ def test_rename_keeps_a_refused_name_and_a_season_of_another_server_is_not_found
     before = _counts(site)
     page.fill("#rename-form input[name=name]", second.name.upper())
     _submit(page, "#rename-form")
-    assert "already a season called" in page.locator(".flash-error").inner_text()
+    assert "already a season called" in page.locator("#error-season-rename-name").inner_text()
     assert page.input_value("#rename-form input[name=name]") == second.name.upper()
     assert _counts(site) == before
     # And to a free name: renamed, audited

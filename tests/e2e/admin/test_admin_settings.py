@@ -83,11 +83,14 @@ def test_settings_by_name_refusals_keep_input_and_are_audited(site, roles, phone
     page.check("#settings-admins label:has-text('Moderators') input")
     page.fill("#settings-form input[name=currency_name]", f"stars{width}")
     page.click("#settings-form button[type=submit]")
-    page.wait_for_selector("#error-max_change")
+    page.wait_for_selector("#error-settings-max_change")
     # Then nothing is stored, each reason sits beside its field in words, and what was typed stays
     assert _settings(site) == before and _audits(site) == audits
-    assert page.locator("#error-max_change").inner_text() == "The largest single change must be above zero."
-    assert "is not a time zone I know" in page.locator("#error-time_zone").inner_text()
+    assert (
+        page.locator("#error-settings-max_change").inner_text()
+        == "The largest single change must be above zero."
+    )
+    assert "is not a time zone I know" in page.locator("#error-settings-time_zone").inner_text()
     assert "max_change" not in page.locator("main").inner_text()
     assert page.input_value("#settings-form input[name=max_change]") == "0"
     assert page.input_value("#settings-form input[name=time_zone]") == "Mars/Olympus_Mons"
@@ -154,8 +157,8 @@ def test_discord_away_shows_a_message_and_the_role_ids(site, roles, admin_page):
         # When the admin types a bad id, it is refused beside the field and kept
         page.fill("#settings-form input[name=admin_role_ids_text]", f"{roles['Event team']} mods")
         page.click("#settings-form button[type=submit]")
-        page.wait_for_selector("#error-admin_role_ids")
-        assert "must be a Discord id" in page.locator("#error-admin_role_ids").inner_text()
+        page.wait_for_selector("#error-settings-admin_role_ids")
+        assert "must be a Discord id" in page.locator("#error-settings-admin_role_ids").inner_text()
         assert (
             page.input_value("#settings-form input[name=admin_role_ids_text]")
             == f"{roles['Event team']} mods"

@@ -166,7 +166,7 @@ def test_unsafe_urls_are_refused_next_to_the_form_and_nothing_is_written(site, a
     page.fill("#webhook-form input[name=url]", url)
     with page.expect_navigation():
         page.click("#webhook-form button[type=submit]")
-    assert words in page.locator("#webhook-error").inner_text()
+    assert words in page.locator("#error-webhook-url").inner_text()
     assert page.locator("#webhook-form input[name=url]").input_value() == url  # what was typed is kept
     assert _sql(site, "SELECT count(*) FROM webhooks")[0][0] == before
 
