@@ -514,6 +514,9 @@ def measure(dsn: str, n_members: int, n_entries: int, reps: int, budget_s: float
                 lambda: db.run(ledger.leaderboard_page, GUILD, 1, 10), reps, budget_s
             ),
             "today's totals and active members (index only)": _timed(today_totals(True), reps, budget_s),
+            "today's totals and active members: kept part + entries since (stats.live_today, sql/064)": _timed(
+                lambda: db.run(lambda conn: stats.live_today(conn, GUILD, datetime.now(UTC))), reps, budget_s
+            ),
             "today's totals and active members, reference (before: entries from the heap)": _timed(
                 today_totals(False), reps, budget_s
             ),
@@ -789,6 +792,8 @@ def markdown(report: dict) -> str:
          "dashboard 30 days, reference (before the speed-up: top by position, today's members from the heap)"),
         ("top earners all time (first rows of the index)",
          "top earners all time, reference (before: page one by position)"),
+        ("today's totals and active members: kept part + entries since (stats.live_today, sql/064)",
+         "today's totals and active members (index only)"),
         ("today's totals and active members (index only)",
          "today's totals and active members, reference (before: entries from the heap)"),
         ("search: email pending", "search: email pending, reference (before: members joined per row)"),

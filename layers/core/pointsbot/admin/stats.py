@@ -96,6 +96,65 @@ def _sum_days(
     return {r[0]: DayTotal(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
 
 
+# Today's totals over [s, e) in one pass of transactions_daily_idx (index only); `active`
+# counts only members with no entry in [d, s), so a total kept up to s plus this is the day's:
+# each of those members is one probe of transactions_member_idx.
+_LIVE_SINCE = """
+SELECT coalesce(sum(amount) FILTER (WHERE amount > 0), 0), coalesce(-sum(amount) FILTER (WHERE amount < 0), 0),
+       count(*),
+       count(DISTINCT user_id) FILTER (WHERE %(s)s <= %(d)s OR NOT EXISTS (
+           SELECT 1 FROM transactions x WHERE x.guild_id = %(g)s AND x.user_id = t.user_id
+           AND x.created_at >= %(d)s AND x.created_at < %(s)s))
+FROM transactions t WHERE guild_id = %(g)s AND created_at >= %(s)s AND created_at < %(e)s
+"""
+# How stale the kept part of today may get before a load moves it forward (the entries read
+# live are those since it).
+LIVE_KEPT_MAX_AGE = timedelta(minutes=10)
+
+
+def _live_since(conn: psycopg.Connection, guild_id: int, day: datetime, start: datetime,
+                end: datetime) -> tuple[int, int, int, int]:  # fmt: skip
+    row = conn.execute(_LIVE_SINCE, {"g": guild_id, "d": day, "s": start, "e": end}).fetchone()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def live_today(conn: psycopg.Connection, guild_id: int, now: datetime) -> DayTotal:
+    """Today's totals (UTC day), exact: the part kept in admin_live_day (sql/064) up to a moment
+    at least _FINAL_AFTER before it was written, plus the entries since, read live. The kept part
+    is made on the day's first load and moved forward once it is LIVE_KEPT_MAX_AGE old, so a
+    load reads the last few minutes of entries, not the whole day (same numbers as _sum_days:
+    tests/integration/test_admin_live_day.py)."""
+    today = now.astimezone(UTC).date()
+    start, end = _day_start(today), _day_start(today + timedelta(days=1))
+    settled = max(start, now - _FINAL_AFTER)
+    row = conn.execute(
+        "SELECT upto, issued, removed, entries, active FROM admin_live_day WHERE guild_id = %s AND day = %s",
+        (guild_id, today),
+    ).fetchone()
+    if row is None:
+        upto, kept = start, (0, 0, 0, 0)
+    else:
+        upto, kept = row[0], (int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+    if settled - upto >= LIVE_KEPT_MAX_AGE or (row is None and settled > start):
+        more = _live_since(conn, guild_id, start, upto, settled)
+        upto, kept = settled, tuple(a + b for a, b in zip(kept, more, strict=True))
+        conn.execute(
+            "INSERT INTO admin_live_day (guild_id, day, upto, issued, removed, entries, active) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (guild_id) DO UPDATE SET day = EXCLUDED.day, "
+            "upto = EXCLUDED.upto, issued = EXCLUDED.issued, removed = EXCLUDED.removed, "
+            "entries = EXCLUDED.entries, active = EXCLUDED.active "
+            "WHERE admin_live_day.day < EXCLUDED.day OR admin_live_day.upto < EXCLUDED.upto",
+            (guild_id, today, upto, *kept),
+        )  # exact for its range whoever writes it: a later one wins
+    tail = _live_since(conn, guild_id, start, upto, end)
+    issued, removed, entries, active = (a + b for a, b in zip(kept, tail, strict=True))
+    (joined,) = conn.execute(
+        "SELECT count(*) FROM members WHERE guild_id = %s AND joined_at >= %s AND joined_at < %s",
+        (guild_id, start, end),
+    ).fetchone()
+    return DayTotal(today, issued, removed, entries, int(joined), active)
+
+
 def _final_days_end(now: datetime) -> date:
     """The first day that is not final yet (today, or yesterday just after midnight)."""
     return (now - _FINAL_AFTER).astimezone(UTC).date()
@@ -234,13 +293,15 @@ def daily_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS
     }
     missing = [d for d in (first + timedelta(days=i) for i in range(days)) if d not in cached]
     cached.update(_keep(conn, guild_id, [d for d in missing if d < final_end]))
-    open_days = [d for d in missing if d >= final_end]
+    open_days = [d for d in missing if d >= final_end and d != today]  # yesterday, just after midnight
     if open_days:
         live = _sum_days(
             conn, guild_id, _day_start(min(open_days)), _day_start(max(open_days) + timedelta(days=1))
         )
         for day in open_days:
             cached[day] = live.get(day, DayTotal(day, 0, 0, 0, 0))
+    if today in missing:
+        cached[today] = live_today(conn, guild_id, now)
     return [cached[first + timedelta(days=i)] for i in range(days)]
 
 
