@@ -45,12 +45,60 @@ def _spoiler(state: StateInline, silent: bool) -> bool:
     return True
 
 
+# A bare web address, as Discord links one: the scheme (http or https, not glued to a word before
+# it), "//", then anything but space and "<"; the sentence's punctuation after it is not the link's
+# (Discord's own rule ends a link on a character other than . , : ; " ' ) ] and space), and
+# neither is markdown's (* _ ~ |) closing around it; a ")" stays when the address opened one
+# (Wikipedia's "Foo_(bar)").
+_SCHEME_BEFORE = re.compile(r"(?<![A-Za-z0-9+.-])(https?)$", re.IGNORECASE)
+_URL_REST = re.compile(r"//[^\s<]+")
+_NOT_LAST = ".,:;\"')]*_~|!?"
+
+
+def _trimmed(url: str) -> str:
+    while url and url[-1] in _NOT_LAST:
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return url
+
+
+def _bare_url(state: StateInline, silent: bool) -> bool:
+    """`https://example.org` without brackets: a link, as Discord makes one. A hand-written rule
+    rather than markdown-it's linkify (linkify-it-py): that one also links "example.org" and
+    "www.example.org", which Discord leaves as text, and it is one more package. Runs at the ":"
+    (a character the text rule stops at), with the scheme in the text just before it."""
+    pos = state.pos
+    if state.linkLevel > 0 or state.src[pos] != ":":
+        return False
+    scheme = _SCHEME_BEFORE.search(state.pending)
+    if scheme is None:
+        return False
+    rest = _URL_REST.match(state.src, pos + 1, state.posMax)
+    if rest is None:
+        return False
+    url = _trimmed(scheme.group(1) + ":" + rest.group(0))
+    if len(url) <= len(scheme.group(1)) + 3:  # "https://" and nothing after it
+        return False
+    href = state.md.normalizeLink(url)  # percent-encodes quotes and the rest; escaped again when rendered
+    if not state.md.validateLink(href):
+        return False
+    if not silent:
+        state.pending = state.pending[: -len(scheme.group(1))]
+        state.push("link_open", "a", 1).attrs = {"href": href}
+        state.push("text", "", 0).content = state.md.normalizeLinkText(url)
+        state.push("link_close", "a", -1)
+    state.pos += len(url) - len(scheme.group(1))
+    return True
+
+
 def _parser() -> MarkdownIt:
     md = MarkdownIt("zero", {"html": False, "breaks": True, "linkify": False, "typographer": False})
     md.enable(["newline", "escape", "backticks", "strikethrough", "emphasis", "link", "autolink",
                "fence", "blockquote", "list", "heading"])  # fmt: skip
     md.inline.ruler.before("emphasis", "spoiler", _spoiler)
     md.inline.add_terminator_char("|")  # the text rule stops at "|", so the spoiler rule sees it
+    md.inline.ruler.before("emphasis", "bare_url", _bare_url)
     # Only web links: javascript:, data:, a relative path and the rest stay text as typed.
     md.validateLink = lambda link: link.strip().lower().startswith(_SCHEMES)
 

@@ -100,3 +100,64 @@ def test_hostile_text_is_text(text):
 
 def test_nothing_renders_as_nothing():
     assert str(render("")) == "" and str(render(None)) == ""
+
+
+# -- bare URLs, linked as Discord links them (issue 12) --------------------------------------------
+A = '<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>'
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("see https://example.org", "<p>see " + A.format("https://example.org", "https://example.org") + "</p>"),
+        ("http://example.org/a?b=1&c=2", "<p>" + A.format("http://example.org/a?b=1&amp;c=2",
+                                                          "http://example.org/a?b=1&amp;c=2") + "</p>"),
+        # the sentence's punctuation is not the link's
+        ("go to https://example.org/x.", "<p>go to " + A.format("https://example.org/x", "https://example.org/x")
+         + ".</p>"),
+        ("(https://example.org/x), then", "<p>(" + A.format("https://example.org/x", "https://example.org/x")
+         + "), then</p>"),
+        ("https://en.wikipedia.org/wiki/Foo_(bar)", "<p>" + A.format("https://en.wikipedia.org/wiki/Foo_(bar)",
+                                                                    "https://en.wikipedia.org/wiki/Foo_(bar)") + "</p>"),
+        ("https://example.org/snake_case_path", "<p>" + A.format("https://example.org/snake_case_path",
+                                                                "https://example.org/snake_case_path") + "</p>"),
+        # markdown around it stays markdown
+        ("**https://example.org**", "<p><strong>" + A.format("https://example.org", "https://example.org")
+         + "</strong></p>"),
+        ("||https://example.org||", '<p><span class="spoiler" tabindex="0">'
+         + A.format("https://example.org", "https://example.org") + "</span></p>"),
+        ("`https://example.org`", "<p><code>https://example.org</code></p>"),
+        # a masked link is one link, not two
+        ("[site](https://example.org)", "<p>" + A.format("https://example.org", "site") + "</p>"),
+        # no scheme, another scheme, or a scheme glued to a word: text, as in Discord
+        ("example.org www.example.org", "<p>example.org www.example.org</p>"),
+        ("ftp://example.org mailto:a@example.org", "<p>ftp://example.org mailto:a@example.org</p>"),
+        ("xhttps://example.org", "<p>xhttps://example.org</p>"),
+        ("https://", "<p>https://</p>"),
+    ],
+)  # fmt: skip
+def test_a_bare_web_address_is_a_link_as_in_discord(text, html):
+    assert _inner(text) == html
+
+
+BARE_HOSTILE = [
+    "javascript:alert(1)",
+    "JavaScript://%0aalert(1)",
+    "javascript:https://example.org",
+    'https://ok.example/"onmouseover="alert(1)',
+    "https://ok.example/'onmouseover='alert(1)'",
+    "https://ok.example/<script>alert(1)</script>",
+    "https://ok.example/><img src=x onerror=alert(1)>",
+    "https://ok.example/\x00\u202e",
+    "data:text/html,https://x",
+    "https://" + "a" * 5000,
+]
+
+
+@pytest.mark.parametrize("text", BARE_HOSTILE)
+def test_a_hostile_bare_address_is_text_or_a_harmless_link(text):
+    test_hostile_text_is_text(text)
+    html = str(render(text))
+    for href in re.findall(r'href="([^"]*)"', html):
+        # in double quotes, with no '"', '<', '>' or space in it: nothing leaves the attribute
+        assert not re.search(r'["<>\s]', href), href
