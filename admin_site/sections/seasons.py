@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,9 +74,9 @@ def _list_page(req: web.AdminRequest, guild_id: int) -> Response:
 
 # Channels a message can be posted in: text (0) and announcement (5).
 POSTABLE_CHANNEL_TYPES = (0, 5)
-# What a page waits for Discord's roles and channels (asked at once, side by side), and for each
-# call of a prize role's check: a page is never held long by a slow Discord (the request has
-# 8 s in all, app.REQUEST_DEADLINE_S); without an answer the form takes ids instead.
+# What a page waits for Discord's channels (the roles are kept in Postgres: store.guild_roles), and
+# for each call of a prize role's check: a page is never held long by a slow Discord (the request
+# has 8 s in all, app.REQUEST_DEADLINE_S); without an answer the form takes ids instead.
 LOOKUP_TIMEOUT_S = 2.0
 
 
@@ -121,20 +120,19 @@ class Lookups:
 
 
 def _lookups(req: web.AdminRequest, guild_id: int) -> Lookups:
-    """The guild's roles and channels, asked of Discord side by side, once per request (a refused
-    form that re-renders its page does not ask again)."""
+    """The guild's roles (as kept in Postgres, store.guild_roles: Discord is asked only when they
+    are stale) and its channels (asked of Discord), once per request (a refused form that
+    re-renders its page does not ask again)."""
     cached = getattr(req, "_season_lookups", None)
     if cached is not None:
         return cached
     try:
         client = _page_client()
     except Exception:  # not configured
-        found = Lookups(None, None)
+        channels = None
     else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            roles_asked = pool.submit(guild_roles, guild_id, client)
-            channels_asked = pool.submit(guild_channels, guild_id, client)
-            found = Lookups(roles_asked.result(), channels_asked.result())
+        channels = guild_channels(guild_id, client)
+    found = Lookups(guild_roles(req, guild_id), channels)
     req._season_lookups = found  # type: ignore[attr-defined]  # this request's answer
     return found
 

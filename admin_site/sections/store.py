@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from admin_site import web
 from admin_site.sections import Section, int_param, opt_int
 from admin_site.sections.roles import check_grantable
+from admin_site.sections.roles import guild_roles as kept_roles
 from pointsbot.community import roles, store
 from pointsbot.delivery import outbox
 from pointsbot.platform.errors import InvalidInput
@@ -45,18 +46,17 @@ def field_of(message: str) -> str | None:
     return None
 
 
-def guild_roles(guild_id: int, client=None) -> list[tuple[str, str]] | None:
-    """(id, name) of the guild's roles a reward may grant, highest first, or None when Discord
-    cannot be asked (then the form takes a role id). `client`: the container's by default."""
-    try:
-        from pointsbot.discord.rest import get_client
-
-        listed = (client or get_client()).guild_roles(guild_id)
-    except Exception:  # Discord unreachable or not configured: the id field instead
+def guild_roles(req: web.AdminRequest, guild_id: int) -> list[tuple[str, str]] | None:
+    """(id, name) of the guild's roles a reward or a prize may grant, highest first, or None when
+    Discord never listed them (then the form takes a role id). The roles kept in Postgres (sql/055,
+    as the Settings page reads them: roles.guild_roles): a page view asks Discord only when they
+    are older than profiles.ROLES_MAX_AGE, once for the page, and shows what was kept when Discord
+    cannot be reached."""
+    found = kept_roles(req, guild_id)
+    if found.roles is None:
         return None
-    picked = [r for r in listed if str(r.get("id")) != str(guild_id) and not r.get("managed")]
-    picked.sort(key=lambda r: -int(r.get("position") or 0))
-    return [(str(r["id"]), str(r.get("name") or r["id"])) for r in picked]
+    picked = sorted((r for r in found.choosable if r.id != guild_id), key=lambda r: (-r.position, r.id))
+    return [(str(r.id), r.name) for r in picked]
 
 
 def _values(req: web.AdminRequest) -> dict[str, object]:
@@ -69,7 +69,7 @@ def _values(req: web.AdminRequest) -> dict[str, object]:
 def rewards_page(req: web.AdminRequest, guild_id: int) -> Response:
     rewards = req.db.run(store.list_rewards, guild_id)
     return web.page(
-        req, "rewards.html", rewards=rewards, kinds=store.KINDS, role_choices=guild_roles(guild_id)
+        req, "rewards.html", rewards=rewards, kinds=store.KINDS, role_choices=guild_roles(req, guild_id)
     )
 
 
@@ -105,7 +105,7 @@ def reward_page(req: web.AdminRequest, guild_id: int, reward_id: str) -> Respons
     for key in ("starts_at", "ends_at"):
         values[key] = values[key][:16] if values[key] else ""
     return web.page(req, "reward.html", reward=reward, values=values,
-                    role_choices=guild_roles(guild_id) if reward.kind == "role" else None)  # fmt: skip
+                    role_choices=guild_roles(req, guild_id) if reward.kind == "role" else None)  # fmt: skip
 
 
 @routes.route("POST", "/g/<guild_id>/rewards/<reward_id>")
