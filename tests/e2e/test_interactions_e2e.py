@@ -20,6 +20,7 @@ import pytest
 
 from pointsbot.commands import endpoint
 from pointsbot.commands.deferred import TRY_AGAIN
+from pointsbot.commands.menus import AWARD_MESSAGE
 from pointsbot.delivery import tasks
 from pointsbot.discord import cards
 from pointsbot.discord import rest as discord_rest
@@ -27,7 +28,16 @@ from pointsbot.platform import runtime
 from pointsbot.platform.config import reset_settings
 from pointsbot_local import discord_standin_rest, keys, simulate
 from pointsbot_local.keys import KeyPair
-from pointsbot_local.simulate import command_payload, component_payload, follow, message_text, post, signed
+from pointsbot_local.simulate import (
+    command_payload,
+    component_payload,
+    follow,
+    menu_payload,
+    message_text,
+    modal_payload,
+    post,
+    signed,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.through_pgbouncer]
 
@@ -306,3 +316,90 @@ def test_the_simulator_follows_a_deferred_answer(stack):
     assert codes == [0], printed
     assert "[200] type 5: thinking... (only you can see this)" in printed
     assert "final answer:\n### 📈 Points added\nAdded **2 points**" in printed
+
+
+def _field(modal: dict[str, Any], custom_id: str) -> dict[str, Any]:
+    """A modal's input by its custom_id (each input sits in a Label, as Discord draws them)."""
+    for item in modal["data"]["components"]:
+        inner = item.get("component") or {}
+        if inner.get("custom_id") == custom_id:
+            return inner
+    raise AssertionError(f"no field {custom_id} in {modal}")
+
+
+def test_context_menus_and_their_modals_over_signed_http(stack):
+    member, helper = "840000000000000080", "840000000000000081"
+
+    def entries(user: str) -> list[tuple]:
+        return stack.sql(
+            "SELECT amount, kind, reason, silent FROM transactions WHERE guild_id = %s AND user_id = %s ORDER BY id",
+            (int(GUILD), int(user)),
+        )
+
+    # "Points profile" on a member: a card, at once
+    status, card = stack.send(menu_payload("Points profile", member, user_id=helper, guild_id=GUILD))
+    assert status == 200 and card["type"] == 4 and card["data"]["flags"] & cards.IS_COMPONENTS_V2
+    # "Award points" opens a modal without the database (type 9), for that member
+    status, modal = stack.send(
+        menu_payload("Award points", member, user_id=ADMIN, admin=True, guild_id=GUILD)
+    )
+    assert status == 200 and modal["type"] == 9 and modal["data"]["custom_id"] == f"award:{member}"
+    assert {"amount", "reason", "silent"} <= {
+        (item.get("component") or {}).get("custom_id") for item in modal["data"]["components"]
+    }
+    # Its submit, signed like any interaction: a forged signature is refused and writes nothing
+    submit = modal_payload(
+        f"award:{member}", {"amount": "1,000", "reason": "great help", "silent": True},
+        user_id=ADMIN, admin=True, guild_id=GUILD,
+    )  # fmt: skip
+    body, headers = signed(submit, stack.keys)
+    headers["x-signature-ed25519"] = "11" * 64
+    assert post(stack.url + "/interactions", body, headers)[0] == 401
+    assert entries(member) == []
+    # a member who is not an admin submitting the same modal is refused, nothing written
+    forged = modal_payload(f"award:{member}", {"amount": "5", "reason": "x"}, user_id=helper, guild_id=GUILD)
+    status, denied = stack.send(forged)
+    assert status == 200 and denied["data"]["flags"] & 64 and "Only admins" in _content(denied)
+    assert entries(member) == []
+    # the admin's submit credits once, even when Discord delivers it twice
+    first, again = stack.send(submit), stack.send(submit)
+    assert first == again and first[0] == 200 and "1,000" in _content(first[1])
+    assert entries(member) == [(1000, "award", "great help", True)]
+    assert stack.sql(
+        "SELECT count(*) FROM direct_messages WHERE guild_id = %s AND user_id = %s", (int(GUILD), int(member))
+    ) == [(0,)]  # silent
+    # "Award points for this message": the reason comes filled with a link to the message, and
+    # the message's author is credited
+    message = {"id": simulate.snowflake(), "channel_id": "950000000000000001", "author_id": helper}
+    status, modal = stack.send(
+        menu_payload(AWARD_MESSAGE, message["id"], message=message, user_id=ADMIN, admin=True, guild_id=GUILD)
+    )
+    link = f"https://discord.com/channels/{GUILD}/{message['channel_id']}/{message['id']}"
+    assert status == 200 and modal["type"] == 9 and link in _field(modal, "reason")["value"]
+    reason = _field(modal, "reason")["value"]
+    status, answer = stack.send(
+        modal_payload(
+            modal["data"]["custom_id"],
+            {"amount": "5", "reason": reason, "silent": False},
+            user_id=ADMIN,
+            admin=True,
+            guild_id=GUILD,
+        )
+    )
+    assert status == 200, answer
+    assert entries(helper) == [(5, "award", reason, False)]
+    # "Give points": the member gives from their own balance through the modal
+    status, modal = stack.send(menu_payload("Give points", helper, user_id=member, guild_id=GUILD))
+    assert status == 200 and modal["type"] == 9 and modal["data"]["custom_id"] == f"give:{helper}"
+    status, answer = stack.send(
+        modal_payload(f"give:{helper}", {"amount": "30", "reason": "thanks"}, user_id=member, guild_id=GUILD)
+    )
+    assert status == 200, answer
+    assert [row[:2] for row in entries(member)] == [(1000, "award"), (-30, "transfer_out")]
+    assert [row[:2] for row in entries(helper)] == [(5, "award"), (30, "transfer_in")]
+    # an amount that is not a number: a plain private message, nothing written
+    status, answer = stack.send(
+        modal_payload(f"give:{helper}", {"amount": "lots"}, user_id=member, guild_id=GUILD)
+    )
+    assert status == 200 and answer["data"]["flags"] & 64 and "whole number" in _content(answer)
+    assert len(entries(member)) == 2
