@@ -101,6 +101,7 @@ max_db_connections = {pool_size}
 listen_backlog = 4096
 server_login_retry = 1
 query_wait_timeout = 60
+server_idle_timeout = 5
 log_connections = 0
 log_disconnections = 0
 """
@@ -110,7 +111,11 @@ def start(
     upstream_dsn: str, *, pool_size: int = 20, max_clients: int = 1000, timeout: float = 15.0
 ) -> PgBouncer:
     """Start pgbouncer in transaction mode in front of `upstream_dsn`'s server, at most
-    `pool_size` server connections, on a free port of 127.0.0.1. The caller stops it."""
+    `pool_size` server connections per database, on a free port of 127.0.0.1. The caller stops it.
+
+    A server connection idle for 5 s is closed (PgBouncer's default keeps it 10 minutes): the
+    tests make a database per module, and each finished module's pool would otherwise hold up
+    to `pool_size` idle connections of the server's `max_connections` long after its tests."""
     program = binary()
     if program is None:
         raise PgBouncerError("pgbouncer is not installed (scripts/setup.d/30-pgbouncer installs it)")

@@ -127,3 +127,38 @@ def test_the_admin_accounts_command_works_through_the_pooler(pooled_empty, pg_ad
     finally:
         reset_settings()
     assert "pooled-admin: 940000000000000001" in capsys.readouterr().out
+
+
+def test_the_pooler_lets_an_idle_database_s_server_connections_go(pooled_empty):
+    # Each test module makes a database of its own; with PgBouncer's default (server connections
+    # kept 10 minutes) every finished module's pool held up to 20 of the server's 100
+    # connections, and a whole-suite run beside a bench hit "too many clients already".
+    direct, through = pooled_empty
+    database = Database(through, pooled=True, pool_max=6, prepare_threshold=-1)
+    held = threading.Barrier(6)
+
+    def client() -> None:  # six transactions at once: six server connections
+        database.run(lambda conn: (conn.execute("SELECT 1"), held.wait(timeout=10)))
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        database.close()
+
+    def server_connections() -> int:
+        with psycopg.connect(direct, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            return row[0] if row else 0
+
+    assert server_connections() >= 6  # the pooler keeps them for its next clients...
+    for _ in range(300):  # ...and closes them once idle (5 s; waited for up to 30 s)
+        if server_connections() == 0:
+            break
+        threading.Event().wait(0.1)
+    assert server_connections() == 0
