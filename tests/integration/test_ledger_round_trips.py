@@ -155,7 +155,7 @@ def task_queue():
     yield from use_queue()
 
 
-def test_points_add_through_dispatch_is_eight_statements(
+def test_points_add_through_dispatch_is_six_statements(
     database_url, prepare_threshold, settings, sql, task_queue
 ):
     # Given the interactions function's path: a Database whose statements are recorded
@@ -188,17 +188,26 @@ def test_points_add_through_dispatch_is_eight_statements(
     finally:
         db.close()
     # Then one statement each: the guild row with the interaction's claim, the admin's and the
-    # member's first contact, the ledger's claim (guild row again, with the key) and apply, the
-    # DM, the audit row, the stored answer (with whether a DM or role change was queued)
+    # member's first contact (one statement for both), the ledger's claim (guild row again, with
+    # the key) and apply, the DM, and the stored answer with the audit row (and whether a DM or
+    # role change was queued)
     assert outcome.status == "ok", outcome.reply.content
-    assert len(sent) == 8, sent
+    assert len(sent) == 6, sent
     assert "INSERT INTO interaction_replies" in sent[0] and "FROM guilds" in sent[0]
-    assert sent[1].startswith("WITH g AS ( INSERT INTO guilds") and sent[2].startswith(
-        "WITH g AS ( INSERT INTO guilds"
-    )
-    assert "INSERT INTO operations" in sent[3] and sent[4].startswith("WITH upd AS")
-    assert "INSERT INTO direct_messages" in sent[5] and "INSERT INTO admin_audit" in sent[6]
-    assert sent[7].startswith("UPDATE interaction_replies")
+    assert sent[1].startswith("WITH i AS ( SELECT * FROM unnest(") and "INSERT INTO guilds" in sent[1]
+    assert "INSERT INTO operations" in sent[2] and sent[3].startswith("WITH upd AS")
+    assert "INSERT INTO direct_messages" in sent[4]
+    assert "INSERT INTO admin_audit" in sent[5] and "UPDATE interaction_replies" in sent[5]
+    # both people are known with their names, and the change is audited once, naming the interaction
+    assert sql(
+        "SELECT user_id FROM members WHERE guild_id = %s AND user_id IN (%s, %s) ORDER BY user_id",
+        (int(GUILD_A), int(ADMIN), int(target)),
+    ) == sorted([(int(ADMIN),), (int(target),)])
+    assert sql(
+        "SELECT action, target, after->>'via', after->>'interaction', after->>'amount' FROM admin_audit "
+        "WHERE guild_id = %s AND target = %s",
+        (int(GUILD_A), f"member:{target}"),
+    ) == [("points.add", f"member:{target}", "slash", payload["id"], "7")]
     assert not any("member_achievements" in s for s in sent)  # no achievement defined here
     assert not any("jsonb_build_object('locale'" in s for s in sent)  # the language is known now
     assert task_queue.sent  # delivery of the DM was asked for
@@ -208,3 +217,33 @@ def test_points_add_through_dispatch_is_eight_statements(
     assert sql(
         "SELECT count(*) FROM transactions WHERE guild_id = %s AND user_id = %s", (int(GUILD_A), int(target))
     ) == [(1,)]
+
+
+def test_the_caller_and_the_member_a_write_names_are_remembered_in_one_statement(
+    db, database_url, prepare_threshold, sql
+):
+    guild = 900_000_000_000_003_705
+    db.run(members.remember, guild, 31, "old", "Old Name")
+    sql("UPDATE members SET erased_at = now(), username = NULL, display_name = NULL "
+        "WHERE guild_id = %s AND user_id = 31", (guild,))  # fmt: skip
+    db.run(members.remember, guild, 32, "bea", None)
+    # Given a new member, a known one with a new display name, an erased one, and one named twice
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        members.remember_people(conn, guild, [
+            (33, "cy", "Cy", "avatars/33/a.png"), (32, None, "Bea B", None), (31, "back", "Back", None),
+            (34, "dee", None, None), (34, None, "Dee D", None),
+        ])  # fmt: skip
+    # Then one statement made and named them all, in user id order, each once
+    assert len(sent) == 1
+    assert sql(
+        "SELECT user_id, username, display_name, avatar FROM members WHERE guild_id = %s ORDER BY user_id",
+        (guild,),
+    ) == [(31, None, None, None), (32, "bea", "Bea B", None), (33, "cy", "Cy", "avatars/33/a.png"),
+          (34, "dee", "Dee D", None)]  # fmt: skip
+    assert sql("SELECT member_count FROM guilds WHERE guild_id = %s", (guild,)) == [(4,)]
+    assert sql("SELECT count(*) FROM points WHERE guild_id = %s", (guild,)) == [(4,)]
+    assert sql("SELECT count(*) FROM user_stats WHERE guild_id = %s", (guild,)) == [(4,)]
+    # and nobody at all sends nothing
+    with counted(database_url, prepare_threshold) as (conn, sent):
+        members.remember_people(conn, guild, [])
+    assert sent == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import psycopg
 
 from .. import ledger
-from ..community import audit, emails, points
+from ..community import emails, points
 from ..discord.interactions import Reply
 from ..platform.errors import InvalidInput
 from .context import Context, command
@@ -36,8 +36,7 @@ def _confirmation(ctx: Context, title: str, target: int | None, *lines: str) -> 
 
 
 def _audit(ctx: Context, conn: psycopg.Connection, action: str, target: str, after: dict) -> None:
-    audit.record(conn, guild_id=ctx.guild_id, actor_id=ctx.user_id, actor_name=ctx.actor_name,
-                 action=action, target=target, after={**after, "via": "slash", "interaction": ctx.interaction.id})  # fmt: skip
+    ctx.audit_later(action, target, after)  # written with the stored answer, same transaction
 
 
 def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
@@ -80,17 +79,17 @@ def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
     return _confirmation(ctx, title, target, line, ("> " + reason) if reason else "")
 
 
-@command("points add", writes=True)
+@command("points add", writes=True, remembers="member")
 def points_add(ctx: Context, conn: psycopg.Connection) -> Reply:
     return _change(ctx, conn, "add")
 
 
-@command("points remove", writes=True)
+@command("points remove", writes=True, remembers="member")
 def points_remove(ctx: Context, conn: psycopg.Connection) -> Reply:
     return _change(ctx, conn, "remove")
 
 
-@command("points set", writes=True)
+@command("points set", writes=True, remembers="member")
 def points_set(ctx: Context, conn: psycopg.Connection) -> Reply:
     return _change(ctx, conn, "set")
 

@@ -7,12 +7,12 @@ Kept apart from dispatch so the commands and their dispatcher do not import each
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
-from ..community import members
+from ..community import audit, members
 from ..discord import cards
 from ..discord.interactions import MANAGE_GUILD, Interaction, Reply, picture_of
 from ..ledger.guilds import GuildPolicy
@@ -30,6 +30,8 @@ class CommandSpec:
     path: str
     fn: CommandFn
     writes: bool
+    # the option naming a member the command writes for, remembered with the caller (one round trip)
+    remembers: str | None = None
 
 
 _REGISTRY: dict[str, CommandSpec] = {}
@@ -49,11 +51,15 @@ def autocomplete(path: str) -> Callable[[AutocompleteFn], AutocompleteFn]:
     return register
 
 
-def command(path: str, *, writes: bool = False) -> Callable[[CommandFn], CommandFn]:
-    """Register the function that answers `/path` ("balance", "points add", ...)."""
+def command(
+    path: str, *, writes: bool = False, remembers: str | None = None
+) -> Callable[[CommandFn], CommandFn]:
+    """Register the function that answers `/path` ("balance", "points add", ...). `remembers`
+    names the option of a member the command writes for: dispatch records them on contact in the
+    caller's statement, and `Context.remember_option_member` then has nothing left to send."""
 
     def register(fn: CommandFn) -> CommandFn:
-        _REGISTRY[path] = CommandSpec(path, fn, writes)
+        _REGISTRY[path] = CommandSpec(path, fn, writes, remembers)
         return fn
 
     return register
@@ -79,6 +85,9 @@ class Context:
     settings: Settings
     policy: GuildPolicy
     update: bool = False  # a button asked: the answer replaces the message it was on
+    remembered: frozenset[int] = frozenset()  # recorded on contact in this transaction already
+    # audit rows dispatch writes with the stored answer, in this transaction (`audit_later`)
+    audit_rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:
@@ -149,12 +158,25 @@ class Context:
         return Reply(text, ephemeral=self.private if ephemeral is None else ephemeral,
                      components=components, v2=True)  # fmt: skip
 
-    def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
-        """Keep the names Discord resolved for a member named in an option."""
+    def audit_later(self, action: str, target: str, after: dict[str, Any]) -> None:
+        """An audit row of this command (via slash, naming the interaction), written by dispatch
+        in the statement that stores the answer: in this transaction, one round trip fewer."""
+        self.audit_rows.append(audit.pending(
+            guild_id=self.guild_id, actor_id=self.user_id, actor_name=self.actor_name, action=action,
+            target=target, after={**after, "via": "slash", "interaction": self.interaction.id},
+        ))  # fmt: skip
+
+    def person(self, user_id: int) -> members.Person:
+        """A member named in an option, with the names and picture Discord resolved for them."""
         resolved = self.interaction.users.get(str(user_id))
-        members.remember(conn, self.guild_id, user_id,
-                         resolved.username if resolved else None, resolved.display_name if resolved else None,
-                         picture_of(resolved, self.guild_id))  # fmt: skip
+        return (user_id, resolved.username if resolved else None, resolved.display_name if resolved else None,
+                picture_of(resolved, self.guild_id))  # fmt: skip
+
+    def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
+        """Keep the names Discord resolved for a member named in an option (nothing to send
+        when dispatch recorded them with the caller)."""
+        if user_id not in self.remembered:
+            members.remember_people(conn, self.guild_id, [self.person(user_id)])
 
     def is_bot(self, user_id: int) -> bool:
         raw = ((self.interaction.raw.get("data") or {}).get("resolved") or {}).get("users") or {}

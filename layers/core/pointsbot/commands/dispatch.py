@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..community import members
+from ..community import audit, members
 from ..discord.interactions import CHAT_INPUT, Interaction, Reply, picture_of
 from ..ledger.guilds import GUILD_ROW, GuildPolicy, policy_from, remember_locale
 from ..platform.config import Settings, get_settings
@@ -157,15 +157,18 @@ def _first_answer(conn: psycopg.Connection, ctx: Context) -> Reply:
     return Reply.from_json(row[0])
 
 
-# The answer stored for a replay, and whether this transaction queued a DM or asked for a role
-# change (rows made in it carry its start time, now()), in one round trip.
-_STORE_REPLY = """
+# The answer stored for a replay, the command's audit rows, and whether this transaction queued
+# a DM or asked for a role change (rows made in it carry its start time, now()), in one round trip.
+_STORE_REPLY = (
+    "WITH audited AS (" + audit.INSERT_PENDING + ")"
+    + """
 UPDATE interaction_replies SET reply = %(reply)s WHERE interaction_id = %(id)s
 RETURNING EXISTS (SELECT 1 FROM direct_messages WHERE guild_id = %(guild_id)s AND status = 'queued'
                   AND created_at = now()),
           EXISTS (SELECT 1 FROM role_changes WHERE guild_id = %(guild_id)s AND state = 'pending'
                   AND created_at = now())
 """
+)  # fmt: skip
 
 
 def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
@@ -187,14 +190,13 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
         )  # fmt: skip
     if spec.writes and not claimed:
         return Outcome(_first_answer(conn, ctx), ctx.path, "replayed")
-    members.remember(
-        conn,
-        ctx.guild_id,
-        ctx.user_id,
-        ctx.interaction.username,
-        ctx.interaction.display_name,
-        picture_of(ctx.interaction.me, ctx.guild_id),
-    )
+    people = [(ctx.user_id, ctx.interaction.username, ctx.interaction.display_name,
+               picture_of(ctx.interaction.me, ctx.guild_id))]  # fmt: skip
+    named = ctx.member(spec.remembers) if spec.remembers else None  # a bad id: the command's own refusal
+    if named is not None:
+        people.append(ctx.person(named))
+    members.remember_people(conn, ctx.guild_id, people)
+    ctx.remembered = frozenset(p[0] for p in people)
     server_locale = ctx.interaction.guild_locale
     if server_locale and server_locale != ctx.policy.locale:  # DMs speak the server's language
         remember_locale(conn, ctx.guild_id, server_locale)
@@ -204,9 +206,12 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
     if spec.writes:
         row = conn.execute(
             _STORE_REPLY,
-            {"reply": Jsonb(reply.to_json()), "id": int(ctx.interaction.id), "guild_id": ctx.guild_id},
-        ).fetchone()
+            {"reply": Jsonb(reply.to_json()), "id": int(ctx.interaction.id), "guild_id": ctx.guild_id,
+             "audit": audit.pending_param(ctx.audit_rows)},
+        ).fetchone()  # fmt: skip
         return Outcome(reply, ctx.path, "ok", bool(row and row[0]), bool(row and row[1]))
+    for pending in ctx.audit_rows:  # a command that stores no answer writes its rows itself
+        audit.record(conn, **pending)
     return Outcome(reply, ctx.path, "ok")
 
 

@@ -337,7 +337,7 @@ def email_submit(ctx: Context, conn: psycopg.Connection) -> Reply:
     return ctx.answer(card)
 
 
-@command("give", writes=True)
+@command("give", writes=True, remembers="member")
 def give(ctx: Context, conn: psycopg.Connection) -> Reply:
     target = ctx.member()
     amount = ctx.integer("amount")

@@ -5,6 +5,7 @@ Recorded on contact (`remember`); searched, edited, created, exported and erased
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -29,36 +30,66 @@ def remember(
     avatar: str | None = None,
 ) -> None:
     """Record a member on contact, keeping the names and picture (`avatar`, a CDN path, see
-    community.profiles) Discord last showed us.
+    community.profiles) Discord last showed us. One statement; see `remember_people`."""
+    remember_people(conn, guild_id, [(user_id, username, display_name, avatar)])
 
-    One statement (one round trip on every command): the guild row and the member's rows on
-    first contact (as `ensure_guild` and `ensure_member` make them), the names of a new member
-    with its row, and those of a known one by the UPDATE, which changes nothing when they are
-    the same (the sub-statements see the same snapshot, so the UPDATE never sees a row the
-    INSERT has just made).
+
+Person = tuple[int, str | None, str | None, str | None]  # user id, username, display name, avatar
+
+
+def remember_people(conn: psycopg.Connection, guild_id: int, people: Sequence[Person]) -> None:
+    """Record the members of one interaction on contact (the caller, and the member a write
+    names), each with the names and picture Discord last showed us.
+
+    One statement (one round trip on every command, however many people): the guild row and the
+    members' rows on first contact (as `ensure_guild` and `ensure_member` make them), the names
+    of a new member with its row, and those of a known one by the UPDATE, which changes nothing
+    when they are the same (the sub-statements see the same snapshot, so the UPDATE never sees a
+    row the INSERT has just made). Rows are made in user id order, so two interactions meeting
+    the same two new members cannot wait on each other crosswise. A person named twice counts
+    once, with the names given last (or earlier ones where those are missing).
     """
+    merged: dict[int, Person] = {}
+    for user_id, username, display_name, avatar in people:
+        seen = merged.get(user_id)
+        if seen is not None:
+            username, display_name, avatar = (username or seen[1], display_name or seen[2], avatar or seen[3])
+        merged[user_id] = (user_id, username, display_name, avatar)
+    rows = [merged[u] for u in sorted(merged)]
+    if not rows:
+        return
     conn.execute(
         """
-        WITH g AS (
+        WITH i AS (
+            SELECT * FROM unnest(%(u)s::bigint[], %(username)s::text[], %(display)s::text[], %(avatar)s::text[])
+                AS i (u, username, display, avatar)
+        ), g AS (
             INSERT INTO guilds (guild_id) VALUES (%(g)s) ON CONFLICT (guild_id) DO NOTHING
         ), m AS (
             INSERT INTO members (guild_id, user_id, username, display_name, avatar)
-            VALUES (%(g)s, %(u)s, %(username)s, %(display)s, %(avatar)s) ON CONFLICT DO NOTHING
+            SELECT %(g)s, u, username, display, avatar FROM i ORDER BY u ON CONFLICT DO NOTHING
         ), p AS (
-            INSERT INTO points (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
+            INSERT INTO points (guild_id, user_id) SELECT %(g)s, u FROM i ORDER BY u ON CONFLICT DO NOTHING
         ), s AS (
-            INSERT INTO user_stats (guild_id, user_id) VALUES (%(g)s, %(u)s) ON CONFLICT DO NOTHING
+            INSERT INTO user_stats (guild_id, user_id) SELECT %(g)s, u FROM i ORDER BY u ON CONFLICT DO NOTHING
         )
-        UPDATE members SET username = coalesce(%(username)s, username),
-               display_name = coalesce(%(display)s, display_name), avatar = coalesce(%(avatar)s, avatar),
-               updated_at = now()
-        WHERE guild_id = %(g)s AND user_id = %(u)s
-          AND (username IS DISTINCT FROM coalesce(%(username)s, username)
-               OR display_name IS DISTINCT FROM coalesce(%(display)s, display_name)
-               OR avatar IS DISTINCT FROM coalesce(%(avatar)s, avatar))
-          AND erased_at IS NULL
+        UPDATE members SET username = coalesce(i.username, members.username),
+               display_name = coalesce(i.display, members.display_name),
+               avatar = coalesce(i.avatar, members.avatar), updated_at = now()
+        FROM i
+        WHERE members.guild_id = %(g)s AND members.user_id = i.u
+          AND (members.username IS DISTINCT FROM coalesce(i.username, members.username)
+               OR members.display_name IS DISTINCT FROM coalesce(i.display, members.display_name)
+               OR members.avatar IS DISTINCT FROM coalesce(i.avatar, members.avatar))
+          AND members.erased_at IS NULL
         """,
-        {"g": guild_id, "u": user_id, "username": username, "display": display_name, "avatar": avatar},
+        {
+            "g": guild_id,
+            "u": [r[0] for r in rows],
+            "username": [r[1] for r in rows],
+            "display": [r[2] for r in rows],
+            "avatar": [r[3] for r in rows],
+        },
     )
 
 
