@@ -788,3 +788,64 @@ def test_the_sweep_pays_members_the_ledger_has_never_seen(fresh_db: Database, se
     ) == [(31, 2, 9), (32, 1, 4)]
     assert one(db, "SELECT count(*) FROM member_achievements WHERE achievement_id = %s", (veteran.id,)) == 2
     assert_ledger_consistent(db, guild)
+
+
+def test_a_sweep_and_changes_of_the_same_members_at_once_pay_each_achievement_once(
+    fresh_db: Database, settings
+) -> None:
+    """The sweep writes the member_achievements row after the bonus (grant_many); changes of the
+    batch's members racing it (each checking the same achievement right after it) still pay it
+    once per member, with no deadlock and the ledger in step."""
+    db = fresh_db
+    guild = new_guild(db)
+    members = list(range(500, 560))
+    for user in members:
+        award(db, guild, user, 20, settings, silent=True)
+    rich = define(db, guild, name="Rich", criterion="balance_at_least", threshold=10, bonus_points=3)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+    reports = []
+
+    def sweep() -> None:
+        try:
+            barrier.wait()
+            reports.append(achievements.run_sweep(db, batch_size=4, settings=settings))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def changes(order: list[int]) -> None:
+        try:
+            barrier.wait()
+            for user in order:
+                award(db, guild, user, 1, settings, silent=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=sweep),
+        threading.Thread(target=changes, args=(members,)),
+        threading.Thread(target=changes, args=(members[::-1],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert reports[0].finished
+    held = db.fetchall(
+        "SELECT user_id, count(*) FROM member_achievements WHERE achievement_id = %s GROUP BY user_id",
+        (rich.id,),
+    )
+    assert sorted(held) == [(u, 1) for u in members]
+    paid = db.fetchall(
+        "SELECT user_id, count(*), sum(amount) FROM transactions WHERE guild_id = %s AND kind = 'achievement' "
+        "GROUP BY user_id",
+        (guild,),
+    )
+    assert sorted(paid) == [(u, 1, 3) for u in members]
+    assert db.fetchall(
+        "SELECT count(*) FROM member_achievements ma JOIN transactions t ON t.id = ma.transaction_id "
+        "WHERE ma.achievement_id = %s",
+        (rich.id,),
+    ) == [(len(members),)]
+    assert_ledger_consistent(db, guild)
