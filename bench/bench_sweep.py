@@ -244,7 +244,7 @@ def run(
     dsn: str,
     members: int,
     timeout_s: float = 120.0,
-    batch: int = 1000,
+    batch: int = 5000,
     kill_at_batch: int = 0,
     reference: bool = False,
     before: bool = False,
@@ -376,10 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100,000 members")
     parser.add_argument("--members", type=int, help="members in the guild (default 1,000,000)")
     parser.add_argument("--timeout-s", type=float, default=120.0, help="simulated Lambda timeout")
-    parser.add_argument("--batch", type=int, default=1000, help="members per batch")
+    parser.add_argument("--batch", type=int, default=5000, help="members per batch (the template's 5,000)")
     parser.add_argument("--embedded", action="store_true", help="measure an embedded PostgreSQL 18")
     parser.add_argument(
-        "--kill-at-batch", type=int, default=300, help="the first sweep dies in this batch (0: never)"
+        "--kill-at-batch",
+        type=int,
+        help="the first sweep dies in this batch (0: never; default: 30%% of the way, batch 60 of 200 at 1M)",
     )
     parser.add_argument("--reference", action="store_true", help="also the first sweep granting one by one")
     parser.add_argument(
@@ -390,8 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with server(embedded=args.embedded) as target, bench_database(target) as dsn:
         print(f"bench_sweep: PostgreSQL {target.version} ({target.source})", flush=True)
-        report = run(dsn, members, args.timeout_s, args.batch, args.kill_at_batch)
-        report["kill_at_batch"] = args.kill_at_batch
+        kill_at = (
+            args.kill_at_batch
+            if args.kill_at_batch is not None
+            else max(1, (3 * members) // (10 * args.batch))
+        )
+        report = run(dsn, members, args.timeout_s, args.batch, kill_at)
+        report["kill_at_batch"] = kill_at
     if args.reference:
         with server(embedded=args.embedded) as target, bench_database(target) as dsn:
             print("  reference: a fresh load, the first sweep granting one by one ...", flush=True)

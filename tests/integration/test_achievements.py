@@ -717,3 +717,135 @@ def test_grant_many_writes_exactly_what_grant_writes_one_by_one(
     assert [b for u, _, b, *_ in answers[1] if u == 12] == [7, 2, 0]  # clamped at the range's top
     assert len(states[1]["dms"]) == 9  # member 13 opted out
     assert len(states[1]["thresholds reached"]) == 3 and len(states[1]["role changes"]) == 3 + 4
+
+
+def test_grant_many_skips_a_pair_held_already_and_pays_nobody_for_it(db: Database, settings) -> None:
+    """grant_many writes the member_achievements row last, with its entry. A pair found held by
+    then is granted as grant() would: not again, and its bonus not paid (here it was earned
+    with a bonus of 0, and the bonus raised since, so no key of it exists to stop the payment:
+    only the row does)."""
+    from pointsbot.ledger.guilds import guild_policy
+
+    guild = new_guild(db)
+    for user in (21, 22):
+        award(db, guild, user, 10, settings, silent=True)
+    free = define(db, guild, name="Free", criterion="balance_at_least", threshold=1, bonus_points=0)
+    paid = define(db, guild, name="Paid", criterion="balance_at_least", threshold=1, bonus_points=4)
+
+    def grant_one(conn: psycopg.Connection) -> None:
+        policy = guild_policy(conn, settings, guild)
+        assert achievements.grant(conn, guild, 21, free.id, free.name, 0, policy=policy, settings=settings)
+
+    db.run(grant_one)
+    db.run(achievements.update_definition, guild, free.id, bonus_points=6)
+    due = [(guild, u, d.id, d.name, b) for u in (21, 22) for d, b in ((free, 6), (paid, 4))]
+
+    def run(conn: psycopg.Connection) -> list:
+        policy = guild_policy(conn, settings, guild)
+        return achievements.grant_many(conn, due, policies={guild: (policy, "G")}, settings=settings)
+
+    granted = db.run(run)
+    assert sorted((g.user_id, g.achievement_id, g.bonus_points) for g in granted) == [
+        (21, paid.id, 4),
+        (22, free.id, 6),
+        (22, paid.id, 4),
+    ]
+    assert db.fetchall(
+        "SELECT user_id, balance FROM points WHERE guild_id = %s ORDER BY user_id", (guild,)
+    ) == [(21, 14), (22, 20)]
+    held = db.fetchall(
+        "SELECT ma.user_id, ma.achievement_id, t.amount FROM member_achievements ma "
+        "LEFT JOIN transactions t ON t.id = ma.transaction_id WHERE ma.guild_id = %s ORDER BY 1, 2",
+        (guild,),
+    )
+    assert held == [(21, free.id, None), (21, paid.id, 4), (22, free.id, 6), (22, paid.id, 4)]
+    assert_ledger_consistent(db, guild)
+
+
+def test_the_sweep_pays_members_the_ledger_has_never_seen(fresh_db: Database, settings) -> None:
+    """A member with no points or user_stats row yet (only a members row) who qualifies gets
+    both rows with the bonus, beside a member who has them (the batch writes first contact only
+    for the members who need it)."""
+    db = fresh_db
+    guild = new_guild(db)
+    award(db, guild, 31, 5, settings, silent=True)
+    db.run(lambda c: c.execute("INSERT INTO members (guild_id, user_id) VALUES (%s, 32)", (guild,)))
+    db.run(
+        lambda c: c.execute(
+            "UPDATE members SET joined_at = now() - interval '3 days' WHERE guild_id = %s", (guild,)
+        )
+    )
+    assert one(db, "SELECT count(*) FROM points WHERE guild_id = %s AND user_id = 32", (guild,)) == 0
+    veteran = define(db, guild, name="Veteran", criterion="member_days", window_days=2, bonus_points=4)
+    report = achievements.run_sweep(db, batch_size=10, settings=settings)
+    assert report.finished and report.awards == 2
+    assert db.fetchall(
+        "SELECT user_id, balance FROM points WHERE guild_id = %s ORDER BY user_id", (guild,)
+    ) == [(31, 9), (32, 4)]
+    assert db.fetchall(
+        "SELECT user_id, transaction_count, total_earned FROM user_stats WHERE guild_id = %s ORDER BY user_id",
+        (guild,),
+    ) == [(31, 2, 9), (32, 1, 4)]
+    assert one(db, "SELECT count(*) FROM member_achievements WHERE achievement_id = %s", (veteran.id,)) == 2
+    assert_ledger_consistent(db, guild)
+
+
+def test_a_sweep_and_changes_of_the_same_members_at_once_pay_each_achievement_once(
+    fresh_db: Database, settings
+) -> None:
+    """The sweep writes the member_achievements row after the bonus (grant_many); changes of the
+    batch's members racing it (each checking the same achievement right after it) still pay it
+    once per member, with no deadlock and the ledger in step."""
+    db = fresh_db
+    guild = new_guild(db)
+    members = list(range(500, 560))
+    for user in members:
+        award(db, guild, user, 20, settings, silent=True)
+    rich = define(db, guild, name="Rich", criterion="balance_at_least", threshold=10, bonus_points=3)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+    reports = []
+
+    def sweep() -> None:
+        try:
+            barrier.wait()
+            reports.append(achievements.run_sweep(db, batch_size=4, settings=settings))
+        except BaseException as exc:
+            errors.append(exc)
+
+    def changes(order: list[int]) -> None:
+        try:
+            barrier.wait()
+            for user in order:
+                award(db, guild, user, 1, settings, silent=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=sweep),
+        threading.Thread(target=changes, args=(members,)),
+        threading.Thread(target=changes, args=(members[::-1],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert reports[0].finished
+    held = db.fetchall(
+        "SELECT user_id, count(*) FROM member_achievements WHERE achievement_id = %s GROUP BY user_id",
+        (rich.id,),
+    )
+    assert sorted(held) == [(u, 1) for u in members]
+    paid = db.fetchall(
+        "SELECT user_id, count(*), sum(amount) FROM transactions WHERE guild_id = %s AND kind = 'achievement' "
+        "GROUP BY user_id",
+        (guild,),
+    )
+    assert sorted(paid) == [(u, 1, 3) for u in members]
+    assert db.fetchall(
+        "SELECT count(*) FROM member_achievements ma JOIN transactions t ON t.id = ma.transaction_id "
+        "WHERE ma.achievement_id = %s",
+        (rich.id,),
+    ) == [(len(members),)]
+    assert_ledger_consistent(db, guild)

@@ -42,25 +42,42 @@ ALL_KINDS: tuple[str, ...] = tuple(CRITERIA)
 # `a.cutoff` is the balance of the K-th place for top_k (NULL: fewer than K members), so
 # "rank <= K" (competition rank: 1 + how many have strictly more) is "balance >= cutoff".
 # The arms are ANDed with the criterion first so only the matching arm's subquery runs.
-def qualifies(now: str) -> str:
-    return f"""
-(
-    (a.criterion = 'balance_at_least' AND coalesce(p.balance, 0) >= a.threshold)
- OR (a.criterion = 'earned_at_least' AND coalesce(s.total_earned, 0) >= a.threshold)
- OR (a.criterion = 'transactions_at_least' AND coalesce(s.transaction_count, 0) >= a.threshold)
- OR (a.criterion = 'top_k' AND coalesce(p.balance, 0) > 0
-     AND (a.cutoff IS NULL OR p.balance >= a.cutoff))
- OR (a.criterion = 'member_days' AND m.joined_at <= {now} - make_interval(days => a.window_days))
- OR (a.criterion = 'email_approved' AND EXISTS (
+# `balance`, `earned`, `count`, `email_approved` and `earned_within` say where the member's
+# balance, counters, approved email and earnings of the window are read (the sweep reads them
+# once per member, or per member and window, over its batch's keys).
+_EMAIL_APPROVED = """EXISTS (
         SELECT 1 FROM email_submissions e
-        WHERE e.guild_id = m.guild_id AND e.user_id = m.user_id AND e.status = 'approved'))
- OR (a.criterion = 'earned_within_days' AND (
-        -- "earned" as user_stats counts it: credits, less reverted credits.
-        SELECT coalesce(sum(CASE WHEN t.kind = 'revert' THEN least(t.amount, 0)
-                                 ELSE greatest(t.amount, 0) END), 0)
+        WHERE e.guild_id = m.guild_id AND e.user_id = m.user_id AND e.status = 'approved')"""
+# What an entry t adds to "earned", as user_stats counts it: credits, less reverted credits.
+WINDOW_EARNED = "CASE WHEN t.kind = 'revert' THEN least(t.amount, 0) ELSE greatest(t.amount, 0) END"
+
+
+def _earned_within(now: str) -> str:
+    return f"""(
+        SELECT coalesce(sum({WINDOW_EARNED}), 0)
         FROM transactions t
         WHERE t.guild_id = m.guild_id AND t.user_id = m.user_id
-          AND t.created_at >= {now} - make_interval(days => a.window_days)) >= a.threshold)
+          AND t.created_at >= {now} - make_interval(days => a.window_days))"""
+
+
+def qualifies(
+    now: str,
+    balance: str = "p.balance",
+    earned: str = "s.total_earned",
+    count: str = "s.transaction_count",
+    email_approved: str = _EMAIL_APPROVED,
+    earned_within: str | None = None,
+) -> str:
+    return f"""
+(
+    (a.criterion = 'balance_at_least' AND coalesce({balance}, 0) >= a.threshold)
+ OR (a.criterion = 'earned_at_least' AND coalesce({earned}, 0) >= a.threshold)
+ OR (a.criterion = 'transactions_at_least' AND coalesce({count}, 0) >= a.threshold)
+ OR (a.criterion = 'top_k' AND coalesce({balance}, 0) > 0
+     AND (a.cutoff IS NULL OR {balance} >= a.cutoff))
+ OR (a.criterion = 'member_days' AND m.joined_at <= {now} - make_interval(days => a.window_days))
+ OR (a.criterion = 'email_approved' AND {email_approved})
+ OR (a.criterion = 'earned_within_days' AND {earned_within or _earned_within(now)} >= a.threshold)
 )
 """
 

@@ -23,8 +23,17 @@ import psycopg
 from ..ledger.guilds import GuildPolicy, guild_policy
 from ..platform.config import Settings, get_settings
 from ..platform.errors import DomainError, InvalidInput
+from ..platform.keyset import member_key_range
 from . import role_rewards
-from .achievement_criteria import ALL_KINDS, CHANGE_KINDS, CRITERIA, CUTOFF, Criterion, qualifies
+from .achievement_criteria import (
+    ALL_KINDS,
+    CHANGE_KINDS,
+    CRITERIA,
+    CUTOFF,
+    WINDOW_EARNED,
+    Criterion,
+    qualifies,
+)
 from .achievement_definitions import (
     MAX_BONUS,
     MAX_DESCRIPTION,
@@ -103,12 +112,36 @@ class SweepSnapshot:
     cutoffs: dict[int, tuple[int, int | None]]
 
 
+# {range_m}, {range_p}, {range_s}, {range_e}, {range_t}: the batch's keys in members, points,
+# user_stats, email_submissions and transactions (platform.keyset: scans that stop at the
+# batch's last key). Steps materialized so the planner cannot reorder them: the batch's members
+# with their balance, counters and approved email (one row each; points, user_stats and
+# sql/070's index of approved emails read over the same key range), what each member earned in
+# each earned_within_days window (one read of the batch's entries per such achievement), the
+# pairs of member and achievement that qualify, and of those the pairs not held yet. The
+# anti-join is last, so member_achievements is probed once per qualifying pair. Before (issue
+# 14, goal 6), at 5 achievements, member_achievements, points and user_stats were probed 5
+# times per member, the entries once per member, and every approved email of the table read
+# per batch. tests/integration/test_sweep_reads.py checks the plan.
+_BATCH_MEMBER_QUALIFIES = qualifies(
+    "%(as_of)s::timestamptz",
+    balance="m.balance",
+    earned="m.total_earned",
+    count="m.transaction_count",
+    email_approved="m.email_approved",
+    earned_within="coalesce(w.earned, 0)",
+)
 _BATCH_QUALIFIES = f"""
-WITH batch AS (
-    SELECT m.guild_id, m.user_id, m.joined_at
+WITH batch AS MATERIALIZED (
+    SELECT m.guild_id, m.user_id, m.joined_at, p.balance, s.total_earned, s.transaction_count,
+           e.user_id IS NOT NULL AS email_approved
     FROM members m
-    WHERE (m.guild_id, m.user_id) > (%(after_g)s, %(after_u)s)
-      AND (m.guild_id, m.user_id) <= (%(upto_g)s, %(upto_u)s)
+    LEFT JOIN points p ON p.guild_id = m.guild_id AND p.user_id = m.user_id AND {{range_p}}
+    LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id AND {{range_s}}
+    LEFT JOIN (SELECT DISTINCT e.guild_id, e.user_id FROM email_submissions e
+               WHERE e.status = 'approved' AND {{range_e}}) e
+           ON e.guild_id = m.guild_id AND e.user_id = m.user_id
+    WHERE {{range_m}}
       AND m.erased_at IS NULL
 ), a AS MATERIALIZED (
     SELECT a.id, a.guild_id, a.name, a.bonus_points, a.criterion, a.threshold, a.window_days, c.cutoff
@@ -121,16 +154,28 @@ WITH batch AS (
       -- A top-K achievement is only judged against the snapshot's cutoff (one defined or
       -- edited a moment ago is picked up by the next batch).
       AND (a.criterion <> 'top_k' OR c.achievement_id IS NOT NULL)
+), windows AS MATERIALIZED (
+    -- Per member and earned_within_days achievement, what the member earned in its window,
+    -- from one read of the batch's entries per such achievement.
+    SELECT t.guild_id, t.user_id, a.id AS achievement_id, sum({WINDOW_EARNED}) AS earned
+    FROM a
+    JOIN transactions t ON t.guild_id = a.guild_id AND {{range_t}}
+     AND t.created_at >= %(as_of)s::timestamptz - make_interval(days => a.window_days)
+    WHERE a.criterion = 'earned_within_days'
+    GROUP BY t.guild_id, t.user_id, a.id
+), qualifying AS MATERIALIZED (
+    SELECT m.guild_id, m.user_id, a.id, a.name, a.bonus_points,
+           m.balance IS NULL OR m.total_earned IS NULL AS first_contact
+    FROM batch m
+    JOIN a ON a.guild_id = m.guild_id
+    LEFT JOIN windows w ON w.guild_id = m.guild_id AND w.user_id = m.user_id AND w.achievement_id = a.id
+    WHERE {_BATCH_MEMBER_QUALIFIES}
 )
-SELECT m.guild_id, m.user_id, a.id, a.name, a.bonus_points
-FROM batch m
-JOIN a ON a.guild_id = m.guild_id
-LEFT JOIN points p ON p.guild_id = m.guild_id AND p.user_id = m.user_id
-LEFT JOIN user_stats s ON s.guild_id = m.guild_id AND s.user_id = m.user_id
+SELECT q.guild_id, q.user_id, q.id, q.name, q.bonus_points, q.first_contact
+FROM qualifying q
 WHERE NOT EXISTS (SELECT 1 FROM member_achievements ma
-                  WHERE ma.guild_id = m.guild_id AND ma.user_id = m.user_id AND ma.achievement_id = a.id)
-  AND {qualifies("%(as_of)s::timestamptz")}
-ORDER BY m.guild_id, m.user_id, a.id
+                  WHERE ma.guild_id = q.guild_id AND ma.user_id = q.user_id AND ma.achievement_id = q.id)
+ORDER BY q.guild_id, q.user_id, q.id
 """
 
 # Top-K achievements of the given guilds (NULL: all guilds) the snapshot has no cutoff for yet,
@@ -240,18 +285,16 @@ def _sweep_range(
     """Check the next `batch_size` members after key `after` (up to key `limit`) against every
     active achievement, as of `snapshot`, and grant what they meet. Returns (last key, reached
     the limit, members checked, grants, cutoffs added to the snapshot)."""
-    end = conn.execute(
-        "SELECT guild_id, user_id FROM members WHERE (guild_id, user_id) > (%s, %s) "
-        "AND (guild_id, user_id) <= (%s, %s) ORDER BY guild_id, user_id OFFSET %s LIMIT 1",
-        (*after, *limit, batch_size - 1),
+    where, params = member_key_range("m", after, limit)
+    members, guilds, last = conn.execute(
+        f"WITH k AS MATERIALIZED (SELECT m.guild_id, m.user_id FROM members m WHERE {where} "
+        "ORDER BY m.guild_id, m.user_id LIMIT %(n)s) "
+        "SELECT count(*), array_agg(DISTINCT guild_id), max(ARRAY[guild_id, user_id]) FROM k",
+        {**params, "n": batch_size},
     ).fetchone()
-    finished = end is None
-    upto = limit if end is None else (end[0], end[1])
-    members, guilds = conn.execute(
-        "SELECT count(*), array_agg(DISTINCT guild_id) FROM members "
-        "WHERE (guild_id, user_id) > (%s, %s) AND (guild_id, user_id) <= (%s, %s)",
-        (*after, *upto),
-    ).fetchone()
+    # Fewer than a batch left: this batch reaches the limit.
+    finished = members < batch_size
+    upto = limit if finished else (last[0], last[1])
     # Top-K achievements defined (or given a new K) since the snapshot was taken: their
     # leaderboard as of now, kept for the rest of the sweep.
     added = _add_missing_cutoffs(conn, snapshot, guilds or []) if members else []
@@ -265,17 +308,17 @@ def _sweep_range(
 
 def _due(
     conn: psycopg.Connection, after: tuple[int, int], upto: tuple[int, int], snapshot: SweepSnapshot
-) -> list[tuple[int, int, int, str, int]]:
-    """(guild, user, achievement id, name, bonus) of every active achievement the members after
-    key `after` up to `upto` meet and do not hold, as of `snapshot`, in key order."""
+) -> list[tuple[int, int, int, str, int, bool]]:
+    """(guild, user, achievement id, name, bonus, first contact) of every active achievement the
+    members after key `after` up to `upto` meet and do not hold, as of `snapshot`, in key order;
+    first contact: the member has no points or user_stats row yet."""
     cutoffs = list(snapshot.cutoffs.items())
+    where = {f"range_{alias}": member_key_range(alias, after, upto)[0] for alias in "mpset"}
+    params = member_key_range("m", after, upto)[1]
     return conn.execute(
-        _BATCH_QUALIFIES,
+        _BATCH_QUALIFIES.format(**where),
         {
-            "after_g": after[0],
-            "after_u": after[1],
-            "upto_g": upto[0],
-            "upto_u": upto[1],
+            **params,
             "kinds": list(ALL_KINDS),
             "as_of": snapshot.as_of,
             "cut_ids": [i for i, _ in cutoffs],
@@ -291,20 +334,24 @@ def _grant_due(conn: psycopg.Connection, due: list, settings: Settings) -> list[
     if due:
         members_due = sorted({(g, u) for g, u, *_ in due})
         keys = ([g for g, _ in members_due], [u for _, u in members_due])
-        # First contact for members the ledger has not seen (their points and counters rows),
-        # as ledger.ensure_member does one by one.
-        conn.execute(
-            "WITH p AS (INSERT INTO points (guild_id, user_id) SELECT * FROM unnest(%(g)s::bigint[], %(u)s::bigint[]) "
-            "ORDER BY 1, 2 ON CONFLICT DO NOTHING) "
-            "INSERT INTO user_stats (guild_id, user_id) SELECT * FROM unnest(%(g)s::bigint[], %(u)s::bigint[]) "
-            "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
-            {"g": keys[0], "u": keys[1]},
-        )
+        strangers = sorted({(g, u) for g, u, *_, first_contact in due if first_contact})
+        if strangers:
+            # First contact for members the ledger has not seen (their points and counters
+            # rows), as ledger.ensure_member does one by one. Only when there are some: the
+            # statement triggers on points run even for no rows (2-3 ms a batch). Rows are
+            # never deleted, so one seen by _due is still there.
+            conn.execute(
+                "WITH p AS (INSERT INTO points (guild_id, user_id) SELECT * FROM unnest(%(g)b::bigint[], %(u)b::bigint[]) "
+                "ORDER BY 1, 2 ON CONFLICT DO NOTHING) "
+                "INSERT INTO user_stats (guild_id, user_id) SELECT * FROM unnest(%(g)b::bigint[], %(u)b::bigint[]) "
+                "ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+                {"g": [g for g, _ in strangers], "u": [u for _, u in strangers]},
+            )
         # Lock the balances first, in key order, as a change does before it checks
         # achievements: the sweep and a concurrent change then queue on the same lock instead
         # of deadlocking on member_achievements.
         conn.execute(
-            "SELECT 1 FROM points p JOIN unnest(%s::bigint[], %s::bigint[]) AS k(g, u) "
+            "SELECT 1 FROM points p JOIN unnest(%b::bigint[], %b::bigint[]) AS k(g, u) "
             "ON p.guild_id = k.g AND p.user_id = k.u ORDER BY p.guild_id, p.user_id FOR UPDATE OF p",
             keys,
         )
@@ -312,7 +359,7 @@ def _grant_due(conn: psycopg.Connection, due: list, settings: Settings) -> list[
         for guild_id in sorted({g for g, *_ in due}):
             policies[guild_id] = (guild_policy(conn, settings, guild_id), _guild_name(conn, guild_id))
         # Every pair of the batch in a fixed number of statements, each as grant() would.
-        granted = grant_many(conn, due, policies=policies, settings=settings)
+        granted = grant_many(conn, [row[:5] for row in due], policies=policies, settings=settings)
     return granted
 
 
@@ -347,7 +394,7 @@ def _preview(guild_id: int, due: list) -> CheckPreview:
     digest = hashlib.sha256(f"achievement-check:{guild_id}".encode())
     by_achievement: dict[int, list] = {}
     users: list[int] = []
-    for _, user_id, achievement_id, name, bonus in due:
+    for _, user_id, achievement_id, name, bonus, _ in due:
         digest.update(f"\n{user_id}:{achievement_id}:{bonus}".encode())
         by_achievement.setdefault(achievement_id, [achievement_id, name, bonus, 0])[3] += 1
         if not users or users[-1] != user_id:

@@ -25,6 +25,7 @@ from ..platform.amounts import MAX_BALANCE
 from ..platform.config import Settings
 from ..platform.errors import InvalidInput, NotFound
 from ..platform.ids import parse_snowflake
+from ..platform.keyset import member_key_range
 from . import audit, roles
 
 ON_DROP = {"keep": "keep the role", "remove": "remove the role"}
@@ -171,14 +172,14 @@ def after_balance_change(
 
 # Members of a key range whose threshold state disagrees with their balance: above a threshold
 # they do not hold (never crossed since it was made, or a change that bypassed the check), or
-# below a 'remove' threshold they hold.
+# below a 'remove' threshold they hold. {range}: the keys (platform.keyset).
 _OUT_OF_STEP = """
 SELECT p.guild_id, p.user_id, t.id, t.points, t.role_id, p.balance >= t.points
 FROM points p
 JOIN role_thresholds t ON t.guild_id = p.guild_id AND t.active
 LEFT JOIN member_role_thresholds h
        ON h.guild_id = p.guild_id AND h.user_id = p.user_id AND h.threshold_id = t.id
-WHERE (p.guild_id, p.user_id) > (%(after_g)s, %(after_u)s) AND (p.guild_id, p.user_id) <= (%(upto_g)s, %(upto_u)s)
+WHERE {range}
   AND ((p.balance >= t.points AND NOT coalesce(h.held, FALSE))
        OR (t.on_drop = 'remove' AND h.held AND p.balance < t.points))
 ORDER BY p.guild_id, p.user_id, t.points, t.id
@@ -193,9 +194,8 @@ def reconcile_range(
     made after they passed it, or a balance changed without `after_balance_change`. The
     achievement sweep calls this for each of its batches; returns the role changes asked for.
     The members' points rows are locked (key order) first, as a change would."""
-    rows = conn.execute(
-        _OUT_OF_STEP, {"after_g": after[0], "after_u": after[1], "upto_g": upto[0], "upto_u": upto[1]}
-    ).fetchall()
+    where, params = member_key_range("p", after, upto)
+    rows = conn.execute(_OUT_OF_STEP.format(range=where), params).fetchall()
     asked = 0
     policies: dict[int, GuildPolicy] = {}
     for guild_id, user_id, threshold_id, points, role_id, above in rows:

@@ -209,7 +209,7 @@ SETTINGS_TABLE: tuple[Setting, ...] = (
         "ACHIEVEMENT_SWEEP_BATCH",
         "achievement_sweep_batch",
         int,
-        1000,
+        5000,
         "Members per batch (one transaction) of the achievement sweep.",
     ),
     # Operations
