@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from aws_lambda_powertools.event_handler import Response
+from markupsafe import Markup
 
 from admin_site import charts, timefmt, web
 from admin_site.sections import Section
@@ -30,7 +31,8 @@ def _board(req: web.AdminRequest) -> str:
     return text
 
 
-def _charts(series: list[stats.DayTotal], dms: list[stats.DayDms]) -> dict[str, charts.BarChart]:
+def _charts(series: list[stats.DayTotal], dms: list[stats.DayDms]) -> dict[str, Markup]:
+    """The three charts, each as its finished <figure> (charts.figure), by name: points, active, dms."""
     days = [t.day for t in series]
     points = charts.bar_chart(
         "Points issued and removed per day",
@@ -54,7 +56,8 @@ def _charts(series: list[stats.DayTotal], dms: list[stats.DayDms]) -> dict[str, 
         stacked=True,
         describe=lambda d, v: f"{timefmt.day(d)} (UTC day): {v[0]:,} sent, {v[1]:,} failed, {v[2]:,} on their way",
     )  # fmt: skip
-    return {"points": points, "active": active, "dms": delivery}
+    drawn = {"points": points, "active": active, "dms": delivery}
+    return {name: charts.figure(f"chart-{name}", chart) for name, chart in drawn.items()}
 
 
 @routes.route("GET", "/g/<guild_id>/")
