@@ -596,10 +596,10 @@ def page(req: AdminRequest, template: str, status: int = 200, **context: Any) ->
         guilds = auth.guild_names(conn, list(identity.guild_ids)) if identity and identity.guild_ids else []
         profile = profiles.guild_profile(conn, req.guild_id) if req.guild_id else None
         pending = (
-            reward_store.list_redemptions(conn, req.guild_id, state="pending", page_size=1).total
+            reward_store.count_redemptions(conn, req.guild_id, state="pending")
             if req.guild_id and identity
             else 0
-        )  # the menu shows the purchases to hand over
+        )  # the menu shows the purchases to hand over (and the dashboard's figure is this count)
         # and the webhooks the worker switched off after failures
         off = webhooks.disabled_by_failures(conn, req.guild_id) if req.guild_id and identity else 0
         zone = preferences.time_zone(conn, identity, req.guild_id)

@@ -89,6 +89,9 @@ def test_each_days_points_and_active_members_are_the_ledgers_sums(db, sql, histo
         # Then every day is the ledger's exact sum for that UTC day
         assert [(t.day, t.issued, t.removed, t.active_members) for t in series] == expected
     assert sum(t.active_members for t in series) > 0 and series[-1].removed == 3
+    # And read as the dashboard reads it (one now() for all its reads), it is the same
+    paged = db.run(lambda conn: stats.daily_series(conn, GUILD, days, stats.transaction_now(conn)))
+    assert [(t.day, t.issued, t.removed, t.active_members) for t in paged] == expected
     # And the closed days are kept, today is not
     kept = sql("SELECT count(*), max(day) FROM admin_daily_totals WHERE guild_id = %s AND day >= %s",
                (GUILD, expected[0][0]))[0]  # fmt: skip
@@ -102,6 +105,8 @@ def test_each_days_dm_outcomes_are_the_dm_tables_counts(db, sql, history, days):
         dms = db.run(stats.dm_series, GUILD, days)
         assert [(d.day, d.sent, d.failed, d.waiting) for d in dms] == expected
     assert sum(d.failed for d in dms) > 0
+    paged = db.run(lambda conn: stats.dm_series(conn, GUILD, days, stats.transaction_now(conn)))
+    assert [(d.day, d.sent, d.failed, d.waiting) for d in paged] == expected
 
 
 def test_a_day_with_a_dm_on_its_way_is_not_kept_until_it_ends(db, sql, history):

@@ -103,3 +103,17 @@ def test_a_page_by_number_reads_the_skipped_rows_from_the_index_alone(store_db, 
     assert "Seq Scan" not in plan, plan
     # The rows themselves: 25 probes of the primary key, not one per row skipped.
     assert "Index Scan using purchases_pkey on purchases p (actual rows=1 loops=25)" in plan, plan
+
+
+def test_the_count_of_purchases_to_hand_over_is_the_queues_total(store_db):
+    """The menu's and the dashboard's count (store.count_redemptions) is list_redemptions' total
+    for that state, and a state the store does not know is refused, not counted."""
+    from pointsbot.platform.errors import InvalidInput
+
+    with psycopg.connect(store_db, autocommit=True) as conn:
+        for state in ("pending", "fulfilled", "refunded"):
+            total = store.list_redemptions(conn, GUILD, state=state, page_size=1).total
+            assert store.count_redemptions(conn, GUILD, state=state) == total
+        assert store.count_redemptions(conn, GUILD, state="pending") == N // 10
+        with pytest.raises(InvalidInput):
+            store.count_redemptions(conn, GUILD, state="lost")

@@ -51,3 +51,103 @@ def test_the_day_axis_labels_a_few_days_always_today_and_the_columns_fill_the_pl
 def test_meters_are_shares_of_the_top_score():
     assert [m.width for m in charts.meters([200, 100, 0, -5])] == [100.0, 50.0, 0.0, 0.0]
     assert charts.meters([]) == []
+
+
+# The template macro that wrote each chart before charts.figure (issue 12, the 90-day dashboard):
+# the reference the figure's markup is compared with, element by element.
+_MACRO = """{% macro bar_chart(id, chart) %}
+<figure class="chart-box" id="{{ id }}">
+  <div class="chart-scroll">
+  <svg class="chart" viewBox="0 0 {{ chart.width }} {{ chart.height }}" role="img" aria-labelledby="{{ id }}-title" preserveAspectRatio="xMidYMid meet">
+    <title id="{{ id }}-title">{{ chart.title }}, {{ chart.table|length }} days (UTC days), peak {{ chart.peak|money }}</title>
+    <g class="grid">
+      {% for t in chart.ticks %}
+      <line x1="{{ chart.left }}" y1="{{ t.y }}" x2="{{ chart.right }}" y2="{{ t.y }}"/>
+      {% endfor %}
+    </g>
+    <g class="y-axis">
+      {% for t in chart.ticks %}
+      <text x="{{ chart.left - 6 }}" y="{{ t.y }}" dy="0.32em" text-anchor="end">{{ t.label }}</text>
+      {% endfor %}
+    </g>
+    <g class="bars">
+      {% for c in chart.columns %}
+      <g class="day">
+        <title>{{ c.title }}</title>
+        <rect class="hit" x="{{ c.x }}" y="{{ chart.top }}" width="{{ c.width }}" height="{{ chart.baseline - chart.top }}"/>
+        {% for b in c.bars %}<rect class="{{ b.css }}" x="{{ b.x }}" y="{{ b.y }}" width="{{ b.width }}" height="{{ b.height }}"/>{% endfor %}
+      </g>
+      {% endfor %}
+    </g>
+    <line class="axis" x1="{{ chart.left }}" y1="{{ chart.baseline }}" x2="{{ chart.right }}" y2="{{ chart.baseline }}"/>
+    <line class="axis" x1="{{ chart.left }}" y1="{{ chart.top }}" x2="{{ chart.left }}" y2="{{ chart.baseline }}"/>
+    <g class="x-axis">
+      {% for d in chart.days %}
+      <line x1="{{ d.x }}" y1="{{ chart.baseline }}" x2="{{ d.x }}" y2="{{ chart.baseline + 4 }}"/>
+      <text x="{{ d.x }}" y="{{ chart.baseline + 6 }}" dy="1em" text-anchor="middle">{{ d.label }}</text>
+      {% endfor %}
+    </g>
+  </svg>
+  </div>
+  <figcaption class="legend">{% for s in chart.series %}<span class="key {{ s.css }}" aria-hidden="true"></span> {{ s.name }} {% endfor %}· peak {{ chart.peak|money }} a day</figcaption>
+  <details class="chart-numbers">
+    <summary>The numbers</summary>
+    <table class="data">
+      <thead><tr><th scope="col">Day (UTC)</th>{% for s in chart.series %}<th scope="col" class="num">{{ s.name }}</th>{% endfor %}</tr></thead>
+      <tbody>
+      {% for day, values in chart.table|reverse %}
+      <tr><td>{{ day }}</td>{% for v in values %}<td class="num">{{ v|money }}</td>{% endfor %}</tr>
+      {% endfor %}
+      </tbody>
+    </table>
+  </details>
+</figure>
+{% endmacro %}{{ bar_chart(id, chart) }}"""
+
+
+def _elements(markup: str) -> list[tuple]:
+    """The markup as a list of start tags (attributes in order), texts and end tags; whitespace
+    between elements dropped, as a browser lays it out."""
+    from html.parser import HTMLParser
+
+    seen: list[tuple] = []
+
+    class Walk(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            seen.append(("start", tag, tuple(attrs)))
+
+        def handle_startendtag(self, tag, attrs):
+            seen.append(("start", tag, tuple(attrs)))
+            seen.append(("end", tag))
+
+        def handle_endtag(self, tag):
+            seen.append(("end", tag))
+
+        def handle_data(self, data):
+            if data.strip():
+                seen.append(("text", " ".join(data.split())))
+
+    Walk(convert_charrefs=True).feed(markup)
+    return seen
+
+
+@pytest.mark.parametrize("n", [7, 30, 90])
+@pytest.mark.parametrize("stacked", [False, True])
+def test_a_chart_figure_is_the_markup_the_template_macro_wrote(n, stacked):
+    from jinja2 import Environment
+
+    from admin_site import web
+
+    days = [date(2026, 12, 5) - timedelta(days=n - 1 - i) for i in range(n)]
+    series = [charts.Series("issued <&> \"x\"", "s-in", [(i * 7919) % 1013 * 1000 for i in range(n)]),
+              charts.Series("removed", "s-out", [0 if i % 5 == 0 else i * 3 for i in range(n)])]  # fmt: skip
+    chart = charts.bar_chart("Points <issued> & 'removed'", days, series, stacked=stacked,
+                             describe=lambda d, v: f"{d}: {v[0]:,} <in> & {v[1]:,} out")  # fmt: skip
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["money"] = web._money
+    before = env.from_string(_MACRO).render(id="chart-x", chart=chart)
+    after = str(charts.figure("chart-x", chart))
+    # Then the same elements, attributes and texts, in the same order (every value escaped once)
+    assert _elements(after) == _elements(before)
+    assert len([e for e in _elements(after) if e[:2] == ("start", "g")]) == n + 4
+    assert "<in>" not in after and "&lt;in&gt; &amp;" in after

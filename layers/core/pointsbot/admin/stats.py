@@ -155,6 +155,11 @@ def live_today(conn: psycopg.Connection, guild_id: int, now: datetime) -> DayTot
     return DayTotal(today, issued, removed, entries, int(joined), active)
 
 
+def transaction_now(conn: psycopg.Connection) -> datetime:
+    """Postgres' now(): the transaction's start, the same for every statement in it."""
+    return conn.execute("SELECT now()").fetchone()[0]
+
+
 def _final_days_end(now: datetime) -> date:
     """The first day that is not final yet (today, or yesterday just after midnight)."""
     return (now - _FINAL_AFTER).astimezone(UTC).date()
@@ -183,17 +188,26 @@ def _keep(conn: psycopg.Connection, guild_id: int, days: list[date]) -> dict[dat
 FILL_DAYS_PER_CALL = 62
 
 
-def _history_start(conn: psycopg.Connection, guild_id: int) -> date:
+def _history(conn: psycopg.Connection, guild_id: int, final_end: date) -> tuple[date, int]:
+    """The guild's first day (its creation, first entry or first join, whichever is first) and
+    how many closed days before `final_end` are kept, in one statement."""
     row = conn.execute(
         """
-        SELECT least(
-            (SELECT created_at FROM guilds WHERE guild_id = %(g)s),
-            (SELECT min(created_at) FROM transactions WHERE guild_id = %(g)s),
-            (SELECT min(joined_at) FROM members WHERE guild_id = %(g)s))
+        WITH h AS (
+            SELECT (least(
+                (SELECT created_at FROM guilds WHERE guild_id = %(g)s),
+                (SELECT min(created_at) FROM transactions WHERE guild_id = %(g)s),
+                (SELECT min(joined_at) FROM members WHERE guild_id = %(g)s)) AT TIME ZONE 'UTC')::date AS first
+        )
+        SELECT h.first, (SELECT count(*) FROM admin_daily_totals
+                         WHERE guild_id = %(g)s AND day >= h.first AND day < %(end)s)
+        FROM h
         """,
-        {"g": guild_id},
+        {"g": guild_id, "end": final_end},
     ).fetchone()
-    return (row[0] or datetime.now(UTC)).astimezone(UTC).date()
+    if row[0] is None:  # nothing yet: today
+        return datetime.now(UTC).date(), 0
+    return row[0], int(row[1])
 
 
 # Failed DMs without a retry: the failed ones (a range of direct_messages_guild_idx) less the
@@ -208,19 +222,22 @@ _FAILED_NOT_RETRIED = """(
        AND d.guild_id = %(g)s AND d.status = 'failed'))"""
 
 
-def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
+def figures(conn: psycopg.Connection, guild_id: int, now: datetime | None = None) -> DashboardFigures:
     """The dashboard's numbers, exact. Members and circulation come from the kept closed days
-    plus the entries since (the ledger is the balances' sum), once every day is kept."""
-    now = conn.execute("SELECT now()").fetchone()[0]
+    plus the entries since (the ledger is the balances' sum), once every day is kept. `now`: the
+    transaction's (transaction_now), read once for all of a page's reads."""
+    now = now or transaction_now(conn)
     final_end = _final_days_end(now)
-    start = _history_start(conn, guild_id)
-    kept = conn.execute(
-        "SELECT day FROM admin_daily_totals WHERE guild_id = %s AND day >= %s AND day < %s",
-        (guild_id, start, final_end),
-    ).fetchall()
-    have = {r[0] for r in kept}
+    start, kept_days = _history(conn, guild_id, final_end)
     wanted = (final_end - start).days
-    if len(have) < wanted:
+    if kept_days < wanted:
+        have = {
+            r[0]
+            for r in conn.execute(
+                "SELECT day FROM admin_daily_totals WHERE guild_id = %s AND day >= %s AND day < %s",
+                (guild_id, start, final_end),
+            ).fetchall()
+        }
         missing = [d for d in (start + timedelta(days=i) for i in range(wanted)) if d not in have]
         _keep(conn, guild_id, missing[:FILL_DAYS_PER_CALL])
         complete = len(missing) <= FILL_DAYS_PER_CALL
@@ -273,13 +290,15 @@ def figures(conn: psycopg.Connection, guild_id: int) -> DashboardFigures:
     return DashboardFigures(int(members_n), int(circulation), *(int(v) for v in row))
 
 
-def daily_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS) -> list[DayTotal]:
+def daily_series(
+    conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS, now: datetime | None = None
+) -> list[DayTotal]:
     """Points issued and removed, entries and active members per UTC day for the last `days`
     days, today included: the kept closed days (one index range of admin_daily_totals), the
     missing closed days summed once and kept, and today summed live."""
     if days not in CHART_PERIODS:
         raise InvalidInput(PERIOD_REFUSAL)
-    now = conn.execute("SELECT now()").fetchone()[0]
+    now = now or transaction_now(conn)
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     final_end = _final_days_end(now)
@@ -341,13 +360,15 @@ def _count_dms(conn: psycopg.Connection, guild_id: int, first: date, last: date)
     return {r[0]: DayDms(r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
 
-def dm_series(conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS) -> list[DayDms]:
+def dm_series(
+    conn: psycopg.Connection, guild_id: int, days: int = CHART_DAYS, now: datetime | None = None
+) -> list[DayDms]:
     """DM delivery outcomes per UTC day for the last `days` days. A closed day whose DMs have
     all ended (sent or failed: final, a retry is a new DM) is kept in admin_daily_dms; the
     others, today's and any with a DM still on its way, are counted live."""
     if days not in CHART_PERIODS:
         raise InvalidInput(PERIOD_REFUSAL)
-    now = conn.execute("SELECT now()").fetchone()[0]
+    now = now or transaction_now(conn)
     today = now.astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     final_end = _final_days_end(now)

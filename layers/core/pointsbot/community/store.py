@@ -998,6 +998,16 @@ ORDER BY p.id DESC
 """
 
 
+def count_redemptions(conn: psycopg.Connection, guild_id: int, *, state: str) -> int:
+    """How many of the guild's purchases are in `state` (the menu's and the dashboard's count of
+    purchases to hand over): list_redemptions' total without fetching a page."""
+    if state not in STATES:
+        raise InvalidInput("The state must be one of " + ", ".join(STATES) + ".")
+    return conn.execute(
+        "SELECT count(*) FROM purchases p WHERE p.guild_id = %s AND p.state = %s", (guild_id, state)
+    ).fetchone()[0]
+
+
 def member_purchases(
     conn: psycopg.Connection, guild_id: int, user_id: int, page: int, page_size: int
 ) -> PurchasePage:
