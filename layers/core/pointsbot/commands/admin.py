@@ -45,7 +45,6 @@ def _change(ctx: Context, conn: psycopg.Connection, operation: str) -> Reply:
     if amount is None:
         raise InvalidInput(ctx.tr._("Say how many."))
     silent = ctx.flag("silent")
-    ctx.remember_option_member(conn, target)
     common = dict(
         guild_id=ctx.guild_id, user_id=target, reason=ctx.text("reason"), actor_id=ctx.user_id,
         actor_name=ctx.actor_name, source="slash",

@@ -55,8 +55,8 @@ def command(
     path: str, *, writes: bool = False, remembers: str | None = None
 ) -> Callable[[CommandFn], CommandFn]:
     """Register the function that answers `/path` ("balance", "points add", ...). `remembers`
-    names the option of a member the command writes for: dispatch records them on contact in the
-    caller's statement, and `Context.remember_option_member` then has nothing left to send."""
+    names the option of a member the command writes for: dispatch records them on contact (with
+    the names Discord resolved) in the caller's statement."""
 
     def register(fn: CommandFn) -> CommandFn:
         _REGISTRY[path] = CommandSpec(path, fn, writes, remembers)
@@ -85,7 +85,6 @@ class Context:
     settings: Settings
     policy: GuildPolicy
     update: bool = False  # a button asked: the answer replaces the message it was on
-    remembered: frozenset[int] = frozenset()  # recorded on contact in this transaction already
     # audit rows dispatch writes with the stored answer, in this transaction (`audit_later`)
     audit_rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -171,12 +170,6 @@ class Context:
         resolved = self.interaction.users.get(str(user_id))
         return (user_id, resolved.username if resolved else None, resolved.display_name if resolved else None,
                 picture_of(resolved, self.guild_id))  # fmt: skip
-
-    def remember_option_member(self, conn: psycopg.Connection, user_id: int) -> None:
-        """Keep the names Discord resolved for a member named in an option (nothing to send
-        when dispatch recorded them with the caller)."""
-        if user_id not in self.remembered:
-            members.remember_people(conn, self.guild_id, [self.person(user_id)])
 
     def is_bot(self, user_id: int) -> bool:
         raw = ((self.interaction.raw.get("data") or {}).get("resolved") or {}).get("users") or {}

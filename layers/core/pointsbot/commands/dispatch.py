@@ -196,7 +196,6 @@ def _run(conn: psycopg.Connection, spec: CommandSpec, ctx: Context) -> Outcome:
     if named is not None:
         people.append(ctx.person(named))
     members.remember_people(conn, ctx.guild_id, people)
-    ctx.remembered = frozenset(p[0] for p in people)
     server_locale = ctx.interaction.guild_locale
     if server_locale and server_locale != ctx.policy.locale:  # DMs speak the server's language
         remember_locale(conn, ctx.guild_id, server_locale)

@@ -345,7 +345,6 @@ def give(ctx: Context, conn: psycopg.Connection) -> Reply:
         raise InvalidInput(ctx.tr._("Say who gets the points and how many."))
     if ctx.is_bot(target):
         raise InvalidInput(ctx.tr._("Bots cannot hold points."))
-    ctx.remember_option_member(conn, target)
     result = points.transfer(
         conn, guild_id=ctx.guild_id, from_user_id=ctx.user_id, to_user_id=target, amount=amount,
         reason=ctx.text("reason"), idempotency_key=ctx.idempotency_key, source="slash", settings=ctx.settings,
