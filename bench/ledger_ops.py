@@ -3,8 +3,8 @@
 Ours: `points.award` (silent, as the system makes it) through `Database.run`, each client a
 separate process with a connection of its own, as each Lambda container is. pgbench, in the
 same run and in turns with ours: (1) the statements our code sends for that award, rendered
-from the very SQL constants the code runs (`ledger.operations.CLAIM`, `ledger.statement.APPLY`
-with the parameters `apply_params` builds), so the ratio shows what our Python, psycopg and
+from the very SQL constant the code runs (`ledger.operations.CLAIM_APPLY`, with the parameters
+`apply_params` builds), so the ratio shows what our Python, psycopg and
 any extra round trip cost; (2) the minimal shape of a ledger write (INSERT the operation,
 UPDATE the balance, INSERT the entry), the floor any design pays. Triggers on the tables
 (sql/002's member count, sql/036's balance-bucket counts, and any added later) fire for both.
@@ -32,7 +32,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pointsbot.community import points
 from pointsbot.ledger import operations, statement
-from pointsbot.ledger.guilds import policy_from
 from pointsbot.platform.config import load_settings
 from pointsbot.platform.db import Database
 
@@ -69,19 +68,23 @@ def _render(query: str, params: dict, conn: psycopg.Connection) -> str:
 
 def same_statements_script(dsn: str) -> str:
     """pgbench's copy of what `points.award` sends for the bench's writes, from the code's own
-    SQL: BEGIN; the claim (guild row and operation, one statement); the guarded APPLY; COMMIT.
-    The bench guild defines no achievement, so the code skips that check (sql/037), as here."""
-    policy = policy_from(load_settings({}), {})
-    claim = {"guild_id": GUILD, "key": "k", "fingerprint": operations._fingerprint(op="award", user=0, amount=0),
-             "kind": "award"}  # fmt: skip
-    apply = statement.apply_params(
-        policy, operation_id=0, guild_id=GUILD, user_id=0, amount=1, kind="award", reason=REASON, actor_id=None,
-        source="system", silent=True, floor=None, actor_name="system",
-    )  # fmt: skip
+    SQL: BEGIN; the guild row, the claim and the apply in one statement (`CLAIM_APPLY`, with no
+    policy known beforehand, as `points.award` sends it); COMMIT. The bench guild defines no
+    achievement and no cap, so the code checks nothing more (sql/037), as here."""
+    params = _claim_apply_params(0, 1, "k")
     with psycopg.connect(dsn) as conn:
-        claim_sql = _render(" ".join(operations.CLAIM.split()), claim, conn)
-        apply_sql = _render(" ".join(statement.APPLY.split()), apply, conn)
-    return f"{_HEADER}BEGIN;\n{claim_sql} \\gset\n{apply_sql};\nEND;\n"
+        one = _render(" ".join(operations.CLAIM_APPLY.split()), params, conn)
+    return f"{_HEADER}BEGIN;\n{one};\nEND;\n"
+
+
+def _claim_apply_params(user_id: int, amount: int, key: str) -> dict:
+    """`CLAIM_APPLY`'s parameters for the bench's silent award, as `ledger.award` builds them."""
+    params = statement.apply_params(
+        None, operation_id=0, guild_id=GUILD, user_id=user_id, amount=amount, kind="award", reason=REASON,
+        actor_id=None, source="system", silent=True, floor=None, actor_name="system",
+    )  # fmt: skip
+    params.update(key=key, fingerprint=operations._fingerprint(op="award", user=user_id, amount=amount))
+    return params
 
 
 # The minimal shape of a ledger write: claim the operation, move the balance, append the entry.
@@ -179,7 +182,7 @@ def _client(dsn: str, index: int, clients: int, members: int, seconds: float, si
 
 def _raw_client(dsn: str, index: int, clients: int, members: int, seconds: float, silent: bool,
                 ready, results) -> None:  # fmt: skip
-    """The same four statements our award sends (BEGIN, `CLAIM`, `APPLY`, COMMIT), from psycopg on
+    """The same three statements our award sends (BEGIN, `CLAIM_APPLY`, COMMIT), from psycopg on
     a connection made as ours (`connection_kwargs`: prepared after 5 uses, `CheckedCursor`), with
     none of our code around them: what any psycopg client of these statements pays."""
     import random
@@ -188,8 +191,6 @@ def _raw_client(dsn: str, index: int, clients: int, members: int, seconds: float
 
     from pointsbot.platform.db import connection_kwargs
 
-    policy = policy_from(load_settings({}), {})
-    fingerprint = operations._fingerprint(op="award", user=0, amount=0)
     rnd = random.Random(index)
     latencies: list[float] = []
     errors = 0
@@ -204,15 +205,9 @@ def _raw_client(dsn: str, index: int, clients: int, members: int, seconds: float
             begun = time.perf_counter()
             try:
                 with conn.transaction():
-                    claim = {"guild_id": GUILD, "key": f"raw-{clients}-{index}-{n}-{time.time_ns()}",
-                             "fingerprint": fingerprint, "kind": "award"}  # fmt: skip
-                    op_id = conn.execute(operations.CLAIM, claim).fetchone()[3]
-                    params = statement.apply_params(
-                        policy, operation_id=op_id, guild_id=GUILD, user_id=BASE_USER + rnd.randint(1, members),
-                        amount=rnd.randint(1, 100), kind="award", reason=REASON, actor_id=None, source="system",
-                        silent=True, floor=None, actor_name="system",
-                    )  # fmt: skip
-                    conn.execute(statement.APPLY, params).fetchone()
+                    params = _claim_apply_params(BASE_USER + rnd.randint(1, members), rnd.randint(1, 100),
+                                                 f"raw-{clients}-{index}-{n}-{time.time_ns()}")  # fmt: skip
+                    conn.execute(operations.CLAIM_APPLY, params).fetchone()
             except Exception:  # counted and reported, never hidden
                 errors += 1
                 continue

@@ -110,3 +110,37 @@ def test_leaderboard_ties_and_rank(db, settings):
     assert db.run(ledger.rank_of, guild, 3).rank == 2
     second = db.run(ledger.leaderboard_page, guild, 2, 2)
     assert [(r.rank, r.user_id) for r in second.rows] == [(2, 3), (4, 4)]
+
+
+@pytest.mark.parametrize("policy_known", [False, True], ids=["checked-after", "guarded-in-statement"])
+def test_a_refused_change_says_the_same_and_leaves_nothing_whether_the_policy_was_known(
+    db, settings, sql, policy_known
+):
+    # Given a guild with a daily cap of 100 and no negative balances, and members who have some
+    from pointsbot.ledger.guilds import guild_policy
+
+    capped = settings.with_overrides(daily_cap=100)
+    user_cap, user_floor = 150 + policy_known, 160 + policy_known
+    _award(db, capped, user_cap, 70, f"cap-{policy_known}")
+    _award(db, capped, user_floor, 30, f"floor-{policy_known}")
+    extra = {"policy": db.run(guild_policy, capped, GUILD)} if policy_known else {}
+    counted = (
+        "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM operations), "
+        "(SELECT count(*) FROM window_scores), (SELECT sum(balance) FROM points)"
+    )
+    before = sql(counted)
+    # When a credit would pass the cap, and a debit would go below zero
+    with pytest.raises(DailyCapReached) as over_cap:
+        _award(db, capped, user_cap, 31, f"cap-{policy_known}-b", **extra)
+    with pytest.raises(InsufficientBalance) as below:
+        db.run(
+            ledger.deduct, guild_id=GUILD, user_id=user_floor, amount=31, reason="too much", actor_id=1,
+            source="admin_site", idempotency_key=f"floor-{policy_known}-b", settings=capped, **extra,
+        )  # fmt: skip
+    # Then each names its guard with the state before it, the same whichever way it was checked
+    assert over_cap.value.message.endswith("(30 left today).")
+    assert "the balance is 30 and this would take it below 0" in below.value.message
+    # and nothing was written: no entry, no claim, no window score, no balance moved
+    assert sql(counted) == before
+    # and the key was not spent: the same key takes a change within the guards
+    assert _award(db, capped, user_cap, 30, f"cap-{policy_known}-b", **extra).balance == 100

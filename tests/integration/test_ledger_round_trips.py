@@ -60,16 +60,15 @@ def test_a_change_reads_the_guild_once_and_skips_the_check_without_achievements(
     # When a silent credit is made
     with counted(database_url, prepare_threshold) as (conn, sent):
         result = _award(conn, settings, GUILD, 11)
-    # Then it took two statements: the claim (with the guild row) and the guarded apply
+    # Then it took one statement: the guild row, the claim of the key and the guarded apply
     assert result.balance == 5
-    assert len(sent) == 2, sent
-    assert "FROM guilds" in sent[0] and "INSERT INTO operations" in sent[0]
-    assert sent[1].startswith("WITH upd AS")
+    assert len(sent) == 1, sent
+    assert "FROM guilds" in sent[0] and "INSERT INTO operations" in sent[0] and "UPDATE points" in sent[0]
     # and with the DM (not silent) one more: the DM itself, the guild's name read with the claim
     with counted(database_url, prepare_threshold) as (conn, sent):
         _award(conn, settings, GUILD, 11, silent=False)
-    assert len(sent) == 3, sent
-    assert "INSERT INTO direct_messages" in sent[2]
+    assert len(sent) == 2, sent
+    assert "INSERT INTO direct_messages" in sent[1]
     assert sql("SELECT count(*) FROM direct_messages WHERE guild_id = %s AND user_id = 11", (GUILD,)) == [
         (1,)
     ]
@@ -155,7 +154,7 @@ def task_queue():
     yield from use_queue()
 
 
-def test_points_add_through_dispatch_is_six_statements(
+def test_points_add_through_dispatch_is_five_statements(
     database_url, prepare_threshold, settings, sql, task_queue
 ):
     # Given the interactions function's path: a Database whose statements are recorded
@@ -188,16 +187,16 @@ def test_points_add_through_dispatch_is_six_statements(
     finally:
         db.close()
     # Then one statement each: the guild row with the interaction's claim, the admin's and the
-    # member's first contact (one statement for both), the ledger's claim (guild row again, with
-    # the key) and apply, the DM, and the stored answer with the audit row (and whether a DM or
+    # member's first contact (one statement for both), the ledger's claim and apply (guild row
+    # again, with the key), the DM, and the stored answer with the audit row (and whether a DM or
     # role change was queued)
     assert outcome.status == "ok", outcome.reply.content
-    assert len(sent) == 6, sent
+    assert len(sent) == 5, sent
     assert "INSERT INTO interaction_replies" in sent[0] and "FROM guilds" in sent[0]
     assert sent[1].startswith("WITH i AS ( SELECT * FROM unnest(") and "INSERT INTO guilds" in sent[1]
-    assert "INSERT INTO operations" in sent[2] and sent[3].startswith("WITH upd AS")
-    assert "INSERT INTO direct_messages" in sent[4]
-    assert "INSERT INTO admin_audit" in sent[5] and "UPDATE interaction_replies" in sent[5]
+    assert "INSERT INTO operations" in sent[2] and "UPDATE points" in sent[2]
+    assert "INSERT INTO direct_messages" in sent[3]
+    assert "INSERT INTO admin_audit" in sent[4] and "UPDATE interaction_replies" in sent[4]
     # both people are known with their names, and the change is audited once, naming the interaction
     assert sql(
         "SELECT user_id FROM members WHERE guild_id = %s AND user_id IN (%s, %s) ORDER BY user_id",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 
-from ..platform.amounts import MAX_BALANCE, check_in_range
+from ..platform.amounts import MAX_BALANCE, OUT_OF_RANGE, check_in_range
 from ..platform.config import Settings, get_settings
 from ..platform.errors import (
     AlreadyReverted,
@@ -24,13 +25,14 @@ from ..platform.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    OutOfRange,
     ReasonRequired,
     TransfersDisabled,
 )
 from ..platform.storable import check_text
 from .entries import _ENTRY_COLUMNS, SOURCES, LedgerEntry, OperationResult, _entry
 from .guilds import GUILD_ROW, GuildPolicy, guild_policy, policy_from
-from .statement import apply_entry, ensure_member
+from .statement import apply_ctes, apply_entry, apply_params, check_applied, daily_cap_of, ensure_member
 
 MAX_REASON = 500
 
@@ -143,6 +145,77 @@ def _claim(
     return policy, (begun if isinstance(begun, int) else None)
 
 
+# The guild row, the claim of the key and the change of one member in one statement: one round
+# trip where CLAIM and then APPLY took two. The balance moves only if this statement claimed the
+# key. The row back: the guild row (no row: first contact with the guild, nothing written), the
+# operation id (NULL: a key used before, nothing moved), the member's credits of the day after
+# the change, and the entry (NULLs: the member is new, or a guard passed in refused).
+CLAIM_APPLY = f"""
+WITH g AS ({GUILD_ROW}), op AS (
+    INSERT INTO operations (guild_id, idempotency_key, fingerprint, kind)
+    SELECT %(guild_id)s, %(key)s, %(fingerprint)s, %(kind)s WHERE EXISTS (SELECT 1 FROM g)
+    ON CONFLICT (guild_id, idempotency_key) DO NOTHING RETURNING id
+), {apply_ctes("(SELECT id FROM op)", "EXISTS (SELECT 1 FROM op)")}
+SELECT g.settings, g.name, g.active_achievements, (SELECT id FROM op), (SELECT daily_credited FROM upd), entry.*
+FROM g LEFT JOIN entry ON true
+"""
+
+
+def _change_one(
+    conn: psycopg.Connection,
+    *,
+    guild_id: int,
+    user_id: int,
+    amount: int,
+    kind: str,
+    key: str,
+    fingerprint: str,
+    policy: GuildPolicy | None,
+    settings: Settings | None,
+    floor_of: Callable[[GuildPolicy], int | None],
+    limited: bool,
+    **entry: Any,
+) -> OperationResult:
+    """Claim `key` and move one member's balance by `amount` as an entry of `kind`, in one
+    statement (`CLAIM_APPLY`) where it can, as `_claim` and `apply_entry` would in two.
+
+    The guards that depend on the guild's policy (the daily cap, the floor) go into the
+    statement when the caller passed the policy; otherwise the statement reads the policy with
+    the claim, applies under the balance range alone, and the entry is held to those guards
+    right after (`check_applied`), while the UPDATE still locks the member's row: a refusal
+    raises and the caller's transaction rolls the entry back with its claim. So does the single
+    change limit (`limited`), checked before a replay as `_claim`'s callers check it.
+    """
+    _check_key(key)
+    params = apply_params(
+        policy, operation_id=0, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
+        floor=None if policy is None else floor_of(policy), **entry,
+    )  # fmt: skip
+    params.update(key=key, fingerprint=fingerprint)
+    try:
+        row = conn.execute(CLAIM_APPLY, params).fetchone()
+    except (pg_errors.NumericValueOutOfRange, pg_errors.CheckViolation) as exc:
+        raise OutOfRange(OUT_OF_RANGE) from exc  # past the range (sql/003): nothing is written
+    if row is None:  # first contact with the guild: the long way creates its row
+        policy, begun = _claim(conn, guild_id, key, kind, fingerprint, None, settings)
+        op_id, credited, applied = begun, None, None
+    else:
+        policy = policy or policy_from(settings or get_settings(), row[0], row[1], row[2])
+        op_id, credited, applied = row[3], row[4], (None if row[5] is None else _entry(row[5:]))
+    if limited:
+        _check_limit(policy, amount)
+    if op_id is None:
+        return _replay(conn, guild_id, key, fingerprint)
+    floor = floor_of(policy)
+    if applied is None:  # a new member, or a guard refused: apply_entry makes the member or says which
+        applied = apply_entry(conn, policy, operation_id=op_id, guild_id=guild_id, user_id=user_id,
+                              amount=amount, kind=kind, floor=floor, **entry)  # fmt: skip
+    else:
+        check_applied(policy, applied, credited_today=credited or 0, floor=floor,
+                      cap=daily_cap_of(policy, kind, amount))  # fmt: skip
+    return OperationResult(op_id, (applied,), replayed=False, policy=policy)
+
+
 def _replay(conn: psycopg.Connection, guild_id: int, key: str, fingerprint: str) -> OperationResult:
     """The earlier result of a key used before; a different request under it is a conflict."""
     op_id, stored = conn.execute(
@@ -177,6 +250,10 @@ def _admin_floor(policy: GuildPolicy) -> int | None:
     return None if policy.allow_negative else 0
 
 
+def _no_floor(policy: GuildPolicy) -> None:
+    return None
+
+
 # -- write operations ------------------------------------------------------------------------
 def award(
     conn: psycopg.Connection,
@@ -200,18 +277,12 @@ def award(
     amount = _check_amount(amount)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    fingerprint = _fingerprint(op=kind, user=user_id, amount=amount)
-    policy, begun = _claim(conn, guild_id, idempotency_key, kind, fingerprint, policy, settings)
-    if kind == "award":
-        _check_limit(policy, amount)
-    if begun is None:
-        return _replay(conn, guild_id, idempotency_key, fingerprint)
-    entry = apply_entry(
-        conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind,
-        reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent, floor=None,
-        actor_name=actor_name,
+    return _change_one(
+        conn, guild_id=guild_id, user_id=user_id, amount=amount, kind=kind, key=idempotency_key,
+        fingerprint=_fingerprint(op=kind, user=user_id, amount=amount), policy=policy, settings=settings,
+        floor_of=_no_floor, limited=kind == "award", reason=reason, actor_id=actor_id,
+        source=_check_source(source), silent=silent, actor_name=actor_name,
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def deduct(
@@ -233,17 +304,12 @@ def deduct(
     amount = _check_amount(amount)
     actor_name = _check_actor(actor_id, actor_name, source)
     reason = _check_reason(reason, required=source in ("slash", "admin_site"))
-    fingerprint = _fingerprint(op="deduct", user=user_id, amount=amount)
-    policy, begun = _claim(conn, guild_id, idempotency_key, "deduct", fingerprint, policy, settings)
-    _check_limit(policy, amount)
-    if begun is None:
-        return _replay(conn, guild_id, idempotency_key, fingerprint)
-    entry = apply_entry(
-        conn, policy, operation_id=begun, guild_id=guild_id, user_id=user_id, amount=-amount, kind="deduct",
-        reason=reason, actor_id=actor_id, source=_check_source(source), silent=silent,
-        floor=_admin_floor(policy), actor_name=actor_name,
+    return _change_one(
+        conn, guild_id=guild_id, user_id=user_id, amount=-amount, kind="deduct", key=idempotency_key,
+        fingerprint=_fingerprint(op="deduct", user=user_id, amount=amount), policy=policy, settings=settings,
+        floor_of=_admin_floor, limited=True, reason=reason, actor_id=actor_id,
+        source=_check_source(source), silent=silent, actor_name=actor_name,
     )  # fmt: skip
-    return OperationResult(begun, (entry,), replayed=False, policy=policy)
 
 
 def _locked_balance(conn: psycopg.Connection, guild_id: int, user_id: int) -> int | None:

@@ -38,8 +38,12 @@ def ensure_member(conn: psycopg.Connection, guild_id: int, user_id: int) -> None
 # fails, no row comes back and nothing was changed. The guards: the balance range (always),
 # the floor, the daily cap. Counters that only grow stop at COUNTER_CEILING (written so the
 # sum itself cannot overflow) instead of failing every later change of the member.
-APPLY = f"""
-WITH upd AS (
+def apply_ctes(operation_id: str, claimed: str) -> str:
+    """APPLY's three steps as WITH items (`upd`, `entry`, `stats`): `operation_id` is the SQL of
+    the entry's operation, `claimed` a condition the balance moves under (the claim of
+    ledger.operations.CLAIM_APPLY, which runs them in its own statement)."""
+    return f"""
+upd AS (
     UPDATE points SET
         balance = balance + %(amount)s,
         daily_credited = CASE WHEN %(capped)s
@@ -48,17 +52,17 @@ WITH upd AS (
             ELSE daily_credited END,
         daily_date = CASE WHEN %(capped)s THEN (now() AT TIME ZONE 'UTC')::date ELSE daily_date END,
         updated_at = now()
-    WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s
+    WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s AND {claimed}
       AND balance + %(amount)s BETWEEN -%(bound)s::bigint AND %(bound)s::bigint
       AND (%(floor)s::bigint IS NULL OR balance + %(amount)s >= %(floor)s::bigint)
       AND (NOT %(capped)s OR %(cap)s::bigint IS NULL
            OR (CASE WHEN daily_date = (now() AT TIME ZONE 'UTC')::date THEN daily_credited ELSE 0 END)
               + %(amount)s <= %(cap)s::bigint)
-    RETURNING balance
+    RETURNING balance, daily_credited
 ), entry AS (
     INSERT INTO transactions (operation_id, guild_id, user_id, amount, balance_after, kind, reason,
                               actor_id, source, silent, counterparty_id, reverts_id, actor_name)
-    SELECT %(operation_id)s, %(guild_id)s, %(user_id)s, %(amount)s, upd.balance, %(kind)s, %(reason)s,
+    SELECT {operation_id}, %(guild_id)s, %(user_id)s, %(amount)s, upd.balance, %(kind)s, %(reason)s,
            %(actor_id)s, %(source)s, %(silent)s, %(counterparty_id)s, %(reverts_id)s, %(actor_name)s
     FROM upd
     RETURNING {_ENTRY_COLUMNS}
@@ -69,13 +73,20 @@ WITH upd AS (
         total_spent = LEAST(total_spent, %(ceiling)s::bigint - %(spent)s) + %(spent)s,
         last_transaction_at = now()
     WHERE guild_id = %(guild_id)s AND user_id = %(user_id)s AND EXISTS (SELECT 1 FROM upd)
-)
-SELECT * FROM entry
-"""
+)"""
+
+
+APPLY = f"WITH {apply_ctes('%(operation_id)s', 'TRUE')}\nSELECT * FROM entry\n"
+
+
+def daily_cap_of(policy: GuildPolicy | None, kind: str, amount: int) -> int | None:
+    """The daily cap a change of `kind` by `amount` is held to; None: none (or no policy known)."""
+    capped = kind in CAPPED_KINDS and amount > 0
+    return policy.daily_cap if policy is not None and capped and policy.daily_cap > 0 else None
 
 
 def apply_params(
-    policy: GuildPolicy,
+    policy: GuildPolicy | None,
     *,
     operation_id: int,
     guild_id: int,
@@ -91,11 +102,13 @@ def apply_params(
     counterparty_id: int | None = None,
     reverts_id: int | None = None,
 ) -> dict:
-    """APPLY's parameters for one entry (bench/ledger_ops.py renders pgbench's copy from them)."""
+    """APPLY's parameters for one entry (bench/ledger_ops.py renders pgbench's copy from them).
+    No policy (CLAIM_APPLY before the guild row is read): no daily cap in the statement; the
+    caller holds the entry to it afterwards (`check_applied`)."""
     # Credits of the capped kinds are always counted, so a cap switched on during the day
     # (a guild override) still sees what was credited earlier that day.
     capped = kind in CAPPED_KINDS and amount > 0
-    cap = policy.daily_cap if capped and policy.daily_cap > 0 else None
+    cap = daily_cap_of(policy, kind, amount)
     if kind in ("revert", "purchase_refund"):
         # Undoing a credit takes it back out of "earned"; undoing a debit (a purchase
         # refunded is one) out of "spent".
@@ -170,18 +183,40 @@ def apply_entry(
         # with a floor: the floor (the range's lower end is below every floor), unless the
         # balance was above the range before the range existed. Anything else: the range.
         if cap is not None and credited_today + amount > policy.daily_cap:
-            left = max(policy.daily_cap - credited_today, 0)
-            raise DailyCapReached(
-                f"That would pass the daily limit of {policy.points(policy.daily_cap)} "
-                f"for this member ({left:,} left today)."
-            )
+            raise _over_cap(policy, credited_today)
         if floor is not None and amount < 0 and balance + amount <= MAX_BALANCE:
-            raise InsufficientBalance(
-                f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it "
-                f"below {floor:,}."
-            )
+            raise _below_floor(policy, balance, floor)
         raise OutOfRange(OUT_OF_RANGE)
     return _entry(row)
+
+
+def _over_cap(policy: GuildPolicy, credited_today: int) -> DailyCapReached:
+    left = max(policy.daily_cap - credited_today, 0)
+    return DailyCapReached(
+        f"That would pass the daily limit of {policy.points(policy.daily_cap)} "
+        f"for this member ({left:,} left today)."
+    )
+
+
+def _below_floor(policy: GuildPolicy, balance: int, floor: int) -> InsufficientBalance:
+    return InsufficientBalance(
+        f"Not enough {policy.currency_name}: the balance is {balance:,} and this would take it below {floor:,}."
+    )
+
+
+def check_applied(
+    policy: GuildPolicy, entry: LedgerEntry, *, credited_today: int, floor: int | None, cap: int | None
+) -> None:
+    """Hold an entry applied without the policy's guards (ledger.operations.CLAIM_APPLY, run
+    before the policy was known) to them, from the state it left: the floor against the balance
+    after it, the daily cap against the day's credits after it (`credited_today`, what the
+    statement's UPDATE returned). The member's row is still locked by that UPDATE, so these are
+    the very values the guards would have seen. Raises the guard's error; the caller's
+    transaction then rolls the entry back with its claim, as for any ledger error."""
+    if cap is not None and credited_today > cap:
+        raise _over_cap(policy, credited_today - entry.amount)
+    if floor is not None and entry.balance_after < floor:
+        raise _below_floor(policy, entry.balance_after - entry.amount, floor)
 
 
 def points_state(conn: psycopg.Connection, guild_id: int, user_id: int) -> tuple[int, int] | None:
