@@ -8,6 +8,7 @@ second delivery replays the first answer and changes nothing.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +40,29 @@ class Outcome:
     queued_roles: bool = False
 
 
-def _load_commands() -> None:
-    # Importing them registers every command (a repeated import costs a dict lookup). Not at
-    # module import: a PING should not pay for the command code on a cold start.
+# The module of this package that registers each command, by the command's first word, so an
+# interaction imports its own command's code and no other (a cold first /balance does not load
+# the admin, store or season code). tests/unit/test_command_modules.py holds it to what each
+# module registers.
+_MODULE_OF = {
+    "points": "admin", "emails": "admin", "member": "admin",
+    "balance": "member", "leaderboard": "member", "rank": "member", "history": "member",
+    "achievements": "member", "email": "member", "give": "member",
+    "profile": "menus", "help": "menus",
+    "season": "seasons", "seasons": "seasons",
+    "shop": "store", "buy": "store", "purchases": "store", "redemptions": "store",
+}  # fmt: skip
+
+
+def _load_commands(path: str | None = None) -> None:
+    """Register the command `path` (its module), or every command (no path, or one not known).
+
+    Importing registers (a repeated import costs a dict lookup). Not at module import: a PING
+    should not pay for the command code on a cold start, nor a /balance for the admin's."""
+    module = _MODULE_OF.get(path.partition(" ")[0]) if path else None
+    if module is not None:
+        importlib.import_module(f".{module}", __package__)
+        return
     from . import admin, member, menus, seasons, store  # noqa: F401
 
 
@@ -100,7 +121,7 @@ def updates_message(interaction: Interaction) -> bool:
 def autocomplete(database: Database, interaction: Interaction) -> list[tuple[str, str]]:
     """The choices for an autocomplete interaction: read-only, no claim, nothing written.
     An option without autocomplete, or outside a server, gets no choices."""
-    _load_commands()
+    _load_commands(interaction.command)
     fn = _AUTOCOMPLETE.get(interaction.command)
     if fn is None or interaction.guild_id is None or interaction.focused is None:
         return []
@@ -219,13 +240,13 @@ def execute(database: Database, interaction: Interaction, settings: Settings | N
 
     A rule that says no (DomainError) rolls the transaction back and becomes a private answer.
     """
-    _load_commands()
     settings = settings or get_settings()
     tr = translator(interaction.locale)
     try:
         path, options, update = _route(interaction)
     except DomainError as refusal:  # a modal's field that is no number: nothing read or written
         return Outcome(Reply(refusal.message, ephemeral=True), "modal", "refused")
+    _load_commands(path)
     if interaction.guild_id is None:
         return Outcome(Reply(tr._("Use this command in a server."), ephemeral=True), path, "refused")
     from .menus import opens_modal
