@@ -196,8 +196,8 @@ def _change_one(
         row = conn.execute(CLAIM_APPLY, params).fetchone()
     except (pg_errors.NumericValueOutOfRange, pg_errors.CheckViolation) as exc:
         raise OutOfRange(OUT_OF_RANGE) from exc  # past the range (sql/003): nothing is written
-    if row is None:  # first contact with the guild: the long way creates its row
-        policy, begun = _claim(conn, guild_id, key, kind, fingerprint, None, settings)
+    if row is None:  # first contact with the guild: the long way, as before CLAIM_APPLY
+        policy, begun = _claim(conn, guild_id, key, kind, fingerprint, policy, settings)
         op_id, credited, applied = begun, None, None
     else:
         policy = policy or policy_from(settings or get_settings(), row[0], row[1], row[2])
