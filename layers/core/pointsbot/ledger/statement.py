@@ -81,8 +81,12 @@ APPLY = f"WITH {apply_ctes('%(operation_id)s', 'TRUE')}\nSELECT * FROM entry\n"
 
 def daily_cap_of(policy: GuildPolicy | None, kind: str, amount: int) -> int | None:
     """The daily cap a change of `kind` by `amount` is held to; None: none (or no policy known)."""
-    capped = kind in CAPPED_KINDS and amount > 0
-    return policy.daily_cap if policy is not None and capped and policy.daily_cap > 0 else None
+    return policy.daily_cap if policy is not None and _capped(kind, amount) and policy.daily_cap > 0 else None
+
+
+def _capped(kind: str, amount: int) -> bool:
+    """Whether a change counts against the day's credits (a credit of a capped kind)."""
+    return kind in CAPPED_KINDS and amount > 0
 
 
 def apply_params(
@@ -107,7 +111,7 @@ def apply_params(
     caller holds the entry to it afterwards (`check_applied`)."""
     # Credits of the capped kinds are always counted, so a cap switched on during the day
     # (a guild override) still sees what was credited earlier that day.
-    capped = kind in CAPPED_KINDS and amount > 0
+    capped = _capped(kind, amount)
     cap = daily_cap_of(policy, kind, amount)
     if kind in ("revert", "purchase_refund"):
         # Undoing a credit takes it back out of "earned"; undoing a debit (a purchase
